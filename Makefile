@@ -1,0 +1,206 @@
+# migd - plain Makefile. Dependencies are found through pkg-config only.
+#
+#   make            build/migd build/migctl build/libmig.{so,a} build/libmig-agent.so
+#   make check      install what is missing, build, run every test suite
+#   make demo       run the main job on the embedded default configuration
+#   make bench      benchmarks that print figures
+#   make install PREFIX=/usr DESTDIR=/tmp/x
+#   SANITIZE=1      build with ASan + UBSan; CI=1 adds -Werror
+#
+# Targets that build first run scripts/deps.sh (missing packages only),
+# then re-enter make, so pkg-config is there before it is asked anything.
+
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+SBINDIR   ?= $(PREFIX)/sbin
+LIBDIR    ?= $(PREFIX)/lib
+INCDIR    ?= $(PREFIX)/include
+MANDIR    ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR   ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+DESTDIR   ?=
+
+B := build
+
+# Targets that need the build dependencies installed first.
+DEP_TARGETS := all check check-unit check-integration check-vm demo demo-vm bench lint format install sanitize
+DEPS_GROUPS_check := build test lint
+DEPS_GROUPS_lint := build lint
+DEPS_GROUPS_format := lint
+
+ifeq ($(MIG_DEPS_DONE),)
+
+.DEFAULT_GOAL := all
+$(DEP_TARGETS):
+	@scripts/deps.sh $(or $(DEPS_GROUPS_$@),build test)
+	@$(MAKE) --no-print-directory MIG_DEPS_DONE=1 $@
+
+clean:
+	rm -rf $(B)
+
+.PHONY: $(DEP_TARGETS) clean
+
+else
+
+PKGS := libuv numa inih libsystemd json-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+CHECK_CFLAGS := $(shell pkg-config --cflags check)
+CHECK_LIBS := $(shell pkg-config --libs check)
+
+CC ?= cc
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+	-Wno-unused-parameter
+ifneq ($(CI),)
+WARN += -Werror
+endif
+OPT ?= -O2 -g
+CFLAGS ?=
+CFLAGS += $(OPT) $(WARN) -std=gnu11 -pthread -fPIC -fvisibility=hidden \
+	-D_GNU_SOURCE -Ilibmig/include -Ilibmig -Idaemon $(PKG_CFLAGS)
+LDFLAGS ?=
+LDFLAGS += -pthread
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# libmig: every libmig/*.c. The agent is separate and small: it lives in
+# the tenant's address space and must not drag libmig's dependencies in.
+LIBMIG_SRCS := $(sort $(wildcard libmig/*.c))
+LIBMIG_OBJS := $(LIBMIG_SRCS:%.c=$(B)/obj/%.o)
+AGENT_SRCS  := $(sort $(wildcard libmig/agent/*.c))
+AGENT_OBJS  := $(AGENT_SRCS:%.c=$(B)/obj/%.o)
+
+# daemon: migd is every daemon/*.c but migctl.c; migctl is migctl.c plus
+# the modules both sides of the control protocol share (MIGCTL_SHARED).
+MIGCTL_MAIN   := daemon/migctl.c
+MIGCTL_SHARED ?= $(filter daemon/proto.c,$(wildcard daemon/*.c))
+DAEMON_SRCS   := $(filter-out $(MIGCTL_MAIN),$(sort $(wildcard daemon/*.c)))
+DAEMON_OBJS   := $(DAEMON_SRCS:%.c=$(B)/obj/%.o)
+DAEMON_LIBOBJS := $(filter-out $(B)/obj/daemon/main.o,$(DAEMON_OBJS))
+MIGCTL_OBJS   := $(patsubst %.c,$(B)/obj/%.o,$(wildcard $(MIGCTL_MAIN)) $(MIGCTL_SHARED))
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(B)/obj/%.o)
+
+# Test programs: every tests/{integration,tenants,bench}/*.c is one
+# executable in build/tests/<dir>/, linked with libmig.a.
+TESTPROG_SRCS := $(sort $(wildcard tests/integration/*.c tests/tenants/*.c tests/bench/*.c))
+TESTPROGS := $(TESTPROG_SRCS:tests/%.c=$(B)/tests/%)
+
+BINS := $(if $(DAEMON_SRCS),$(B)/migd) $(if $(wildcard $(MIGCTL_MAIN)),$(B)/migctl)
+LIBS := $(B)/libmig.a $(B)/libmig.so $(if $(AGENT_SRCS),$(B)/libmig-agent.so)
+
+all: $(LIBS) $(BINS) $(B)/libmig.pc $(TESTPROGS)
+
+# Rebuild everything when the flags change (e.g. SANITIZE=1 after a plain build).
+$(B)/.flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+
+FORCE:
+
+$(B)/obj/%.o: %.c $(B)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/obj/tests/unit/%.o: tests/unit/%.c $(B)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/libmig.a: $(LIBMIG_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libmig.so: $(LIBMIG_OBJS)
+	$(CC) -shared -Wl,-soname,libmig.so.0 $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/libmig-agent.so: $(AGENT_OBJS)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ -ldl
+
+$(B)/migd: $(DAEMON_OBJS) $(B)/libmig.a
+	$(CC) $(LDFLAGS) -o $@ $(DAEMON_OBJS) $(B)/libmig.a $(PKG_LIBS)
+
+$(B)/migctl: $(MIGCTL_OBJS) $(B)/libmig.a
+	$(CC) $(LDFLAGS) -o $@ $(MIGCTL_OBJS) $(B)/libmig.a $(PKG_LIBS)
+
+$(B)/tests/unit-tests: $(UNIT_OBJS) $(DAEMON_LIBOBJS) $(B)/libmig.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(DAEMON_LIBOBJS) $(B)/libmig.a $(PKG_LIBS) $(CHECK_LIBS)
+
+$(B)/tests/%: tests/%.c $(B)/libmig.a $(B)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -MMD -MP -o $@ $< $(B)/libmig.a $(PKG_LIBS) -lm
+
+$(B)/libmig.pc: libmig/libmig.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(shell sed -n 's/^#define MIG_VERSION "\(.*\)"/\1/p' libmig/include/mig.h)|' $< > $@
+
+# ---- tests ----------------------------------------------------------------
+
+check: all
+	@$(MAKE) --no-print-directory check-unit
+	@$(MAKE) --no-print-directory check-integration
+	@$(MAKE) --no-print-directory check-vm
+
+check-unit: $(B)/tests/unit-tests
+	$(B)/tests/unit-tests
+
+check-integration: all
+	tests/run-suite integration
+
+check-vm: all
+	tests/vm/check
+
+bench: all
+	tests/run-suite bench
+
+demo: all
+	scripts/demo
+
+demo-vm: all
+	scripts/demo --vm
+
+# ---- quality ---------------------------------------------------------------
+
+C_SRCS = $(sort $(wildcard libmig/*.c libmig/*.h libmig/include/*.h libmig/agent/*.c \
+	daemon/*.c daemon/*.h tests/unit/*.c tests/unit/*.h tests/*/*.c))
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
+	  --enable=warning,portability,performance \
+	  --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE \
+	  -Ilibmig/include -Ilibmig -Idaemon $(filter %.c,$(C_SRCS))
+	clang-format --dry-run --Werror $(C_SRCS)
+
+format:
+	clang-format -i $(C_SRCS)
+
+# ---- install ---------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(INCDIR) $(DESTDIR)$(SYSCONFDIR)/migd/policies.d $(DESTDIR)$(UNITDIR)
+	$(if $(wildcard $(B)/migd),install -m 0755 $(B)/migd $(DESTDIR)$(SBINDIR)/migd)
+	$(if $(wildcard $(B)/migctl),install -m 0755 $(B)/migctl $(DESTDIR)$(BINDIR)/migctl)
+	install -m 0644 $(B)/libmig.a $(DESTDIR)$(LIBDIR)/libmig.a
+	install -m 0755 $(B)/libmig.so $(DESTDIR)$(LIBDIR)/libmig.so.0
+	ln -sf libmig.so.0 $(DESTDIR)$(LIBDIR)/libmig.so
+	$(if $(wildcard $(B)/libmig-agent.so),install -m 0755 $(B)/libmig-agent.so $(DESTDIR)$(LIBDIR)/libmig-agent.so)
+	install -m 0644 libmig/include/mig.h $(DESTDIR)$(INCDIR)/mig.h
+	install -m 0644 $(B)/libmig.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libmig.pc
+	for f in $(wildcard conf/*.ini); do install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/migd/; done
+	for f in $(wildcard conf/policies.d/*.ini); do install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/migd/policies.d/; done
+	for f in $(wildcard systemd/*.service systemd/*.socket); do install -m 0644 $$f $(DESTDIR)$(UNITDIR)/; done
+	for f in $(wildcard docs/*.[1-8]); do s=$${f##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
+		install -m 0644 $$f $(DESTDIR)$(MANDIR)/man$$s/; done
+
+sanitize:
+	$(MAKE) --no-print-directory SANITIZE=1 check
+
+.PHONY: FORCE all check check-unit check-integration check-vm bench demo demo-vm lint format install sanitize clean
+
+-include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)
+
+endif

@@ -1,0 +1,234 @@
+/*
+ * mig.h - public interface of libmig, the engine behind migd.
+ *
+ * libmig moves the anonymous memory of running processes ("tenants")
+ * between NUMA nodes from user space with userfaultfd. It is usable
+ * without the daemon. Every fallible call returns an int: >= 0 on
+ * success, -errno on failure. Output parameters are named ret_* and are
+ * left untouched on failure. The library never logs above debug level.
+ *
+ * Sections: helpers (parsing, errno names) - tenants (attach, in-tenant
+ * operations, detach) - placement and /proc readers - migration.
+ * Each section is declared as the code behind it lands.
+ */
+#ifndef MIG_H
+#define MIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MIG_API __attribute__((visibility("default")))
+#define MIG_WUR __attribute__((warn_unused_result))
+
+#define MIG_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------- */
+
+/* Highest NUMA node number + 1 that libmig handles. */
+#define MIG_MAX_NODES 1024
+
+/* A half-open address range [start, end). */
+struct mig_range {
+	uint64_t start;
+	uint64_t end;
+};
+
+/* A set of NUMA nodes. */
+struct mig_nodes {
+	uint64_t bits[MIG_MAX_NODES / 64];
+};
+
+/*
+ * Parse a size: decimal or 0x-hex bytes with an optional binary suffix
+ * K, M, G, T (also KiB/MiB/GiB/TiB and KB/MB/...; all powers of 1024).
+ * Returns 0, -EINVAL on malformed input, -ERANGE on overflow.
+ */
+MIG_API MIG_WUR int mig_parse_size(const char *s, uint64_t *ret_size);
+
+/*
+ * Parse an address range "START-END" (END exclusive) or "START+LEN", each
+ * number decimal or 0x-hex, LEN may carry a size suffix. Returns 0,
+ * -EINVAL when malformed or empty (END <= START), -ERANGE on overflow.
+ */
+MIG_API MIG_WUR int mig_parse_range(const char *s, struct mig_range *ret_range);
+
+/*
+ * Parse a node list in numactl syntax: "0", "0-3", "0-1,3", "all" is not
+ * accepted (the caller knows which nodes exist). Returns 0, -EINVAL when
+ * malformed or empty, -ERANGE when a node is >= MIG_MAX_NODES.
+ */
+MIG_API MIG_WUR int mig_parse_nodes(const char *s, struct mig_nodes *ret_nodes);
+
+/*
+ * Format a node set back into numactl syntax ("0-1,3"). Writes at most
+ * size bytes including the NUL. Returns the length it needed (like
+ * snprintf), or -EINVAL.
+ */
+MIG_API int mig_format_nodes(const struct mig_nodes *nodes, char *buf, size_t size);
+
+static inline void mig_nodes_set(struct mig_nodes *n, unsigned node)
+{
+	n->bits[node / 64] |= UINT64_C(1) << (node % 64);
+}
+
+static inline bool mig_nodes_test(const struct mig_nodes *n, unsigned node)
+{
+	return node < MIG_MAX_NODES && (n->bits[node / 64] >> (node % 64)) & 1;
+}
+
+/* Number of nodes in the set. */
+MIG_API unsigned mig_nodes_count(const struct mig_nodes *nodes);
+
+/* Lowest node in the set, or -ENOENT when empty. */
+MIG_API int mig_nodes_first(const struct mig_nodes *nodes);
+
+/*
+ * The symbolic name of an errno value, "ENOMEM" for ENOMEM (sign ignored).
+ * Never NULL: unknown values give "E?".
+ */
+MIG_API const char *mig_errno_name(int err);
+
+
+/* ---------------------------------------------------------------------
+ * /proc readers and placement (libmig/maps.c, pagemap.c, placement.c)
+ * ------------------------------------------------------------------- */
+
+/* VMA flags, from /proc/PID/maps. */
+#define MIG_VMA_READ    (1u << 0)
+#define MIG_VMA_WRITE   (1u << 1)
+#define MIG_VMA_EXEC    (1u << 2)
+#define MIG_VMA_PRIVATE (1u << 3) /* 'p', not 's' */
+#define MIG_VMA_ANON    (1u << 4) /* no backing file (inode 0) */
+#define MIG_VMA_HEAP    (1u << 5) /* [heap] */
+#define MIG_VMA_STACK   (1u << 6) /* [stack] or [stack:TID] */
+#define MIG_VMA_SPECIAL (1u << 7) /* [vdso], [vvar], [vsyscall], ... never migratable */
+
+struct mig_vma {
+	uint64_t start, end; /* [start, end) */
+	uint64_t offset;     /* file offset / pgoff * page size */
+	unsigned flags;      /* MIG_VMA_* */
+	char name[64];       /* "[heap]", "[anon:foo]", file path (truncated), "" */
+};
+
+/* True for a VMA migd may migrate: anonymous, private, not special. */
+static inline bool mig_vma_is_anon_private(const struct mig_vma *v)
+{
+	return (v->flags & (MIG_VMA_ANON | MIG_VMA_PRIVATE)) == (MIG_VMA_ANON | MIG_VMA_PRIVATE) &&
+	       !(v->flags & MIG_VMA_SPECIAL);
+}
+
+/*
+ * Read /proc/PID/maps. *ret_vmas is malloc'd (free() it). Returns 0,
+ * -ESRCH if the process is gone, -EACCES/-EPERM, -ENOMEM.
+ */
+MIG_API MIG_WUR int mig_read_vmas(pid_t pid, struct mig_vma **ret_vmas, size_t *ret_n);
+
+/* Per-page flags. */
+#define MIG_PAGE_PRESENT (1u << 0)
+#define MIG_PAGE_SWAPPED (1u << 1)
+#define MIG_PAGE_THP     (1u << 2) /* part of a PMD-mapped THP (KPF_THP) */
+#define MIG_PAGE_LARGE   (1u << 3) /* part of any large folio: PMD THP or mTHP */
+#define MIG_PAGE_HEAD    (1u << 4) /* head page of a large folio */
+#define MIG_PAGE_ZERO    (1u << 5) /* the shared zero page */
+#define MIG_PAGE_EXCLUSIVE (1u << 6) /* pagemap "exclusively mapped" */
+
+struct mig_pageinfo {
+	uint64_t pfn;   /* 0 when unknown (no CAP_SYS_ADMIN) or not present */
+	uint32_t flags; /* MIG_PAGE_* */
+	int32_t node;   /* NUMA node, or -errno from move_pages (-ENOENT absent) */
+};
+
+#define MIG_QUERY_PAGEMAP (1u << 0) /* present/swapped/pfn (+ kpageflags when readable) */
+#define MIG_QUERY_NODE    (1u << 1) /* node of each page via move_pages(2) */
+
+/*
+ * Describe npages pages of pid starting at start (page aligned) into
+ * out[npages]. Nothing is faulted in. Returns 0, -ESRCH, -EINVAL, -EPERM.
+ */
+MIG_API MIG_WUR int mig_query_pages(pid_t pid, uint64_t start, size_t npages, unsigned what,
+				    struct mig_pageinfo *out);
+
+struct mig_placement {
+	uint64_t node_pages[MIG_MAX_NODES]; /* present pages per node */
+	uint64_t absent;                    /* pages of the ranges not present */
+	uint64_t huge;                      /* present pages that belong to a large folio */
+	uint64_t total;                     /* pages looked at */
+};
+
+/*
+ * Placement of the anonymous private memory of pid inside the given ranges
+ * (n == 0: every anonymous private VMA). Returns 0, -ESRCH, -EPERM, -EINVAL.
+ */
+MIG_API MIG_WUR int mig_placement(pid_t pid, const struct mig_range *ranges, size_t n,
+				  struct mig_placement *ret);
+
+/* ---------------------------------------------------------------------
+ * Tenants (libmig/tenant.c, inject.c, agent.c, uffd.c)
+ * ------------------------------------------------------------------- */
+
+typedef struct mig_tenant mig_tenant;
+
+enum mig_attach_method {
+	MIG_ATTACH_AUTO = 0, /* agent if one is connected, else ptrace */
+	MIG_ATTACH_PTRACE,
+	MIG_ATTACH_AGENT,
+};
+
+struct mig_attach_opts {
+	enum mig_attach_method method;
+	int agent_fd; /* MIG_ATTACH_AGENT/AUTO: connected agent socket, or -1 */
+};
+
+/*
+ * Attach to a running process: create a full-mode userfaultfd inside it
+ * (never UFFD_USER_MODE_ONLY), keep the tenant's copy at a high
+ * close-on-exec fd, copy it here with pidfd_getfd, UFFDIO_API with the
+ * features migd needs. Returns 0; -ESRCH (no such process / exited),
+ * -EPERM/-EACCES (not allowed), -EBUSY (already traced), -EOPNOTSUPP
+ * (architecture or kernel lacks what is needed), -ENOMEM.
+ */
+MIG_API MIG_WUR int mig_tenant_attach(pid_t pid, const struct mig_attach_opts *opts,
+				      mig_tenant **ret_tenant);
+
+/*
+ * Unregister every range migd registered, close the tenant's fd, free t.
+ * Afterwards the tenant's maps and fd table are as before attach.
+ * Returns 0 or the first -errno met (t is freed in every case; NULL is ok).
+ */
+MIG_API int mig_tenant_detach(mig_tenant *t);
+
+MIG_API pid_t mig_tenant_pid(const mig_tenant *t);
+MIG_API int mig_tenant_pidfd(const mig_tenant *t);
+/* migd's copy of the tenant's userfaultfd. */
+MIG_API int mig_tenant_uffd(const mig_tenant *t);
+/* UFFD_FEATURE_* the kernel granted at UFFDIO_API. */
+MIG_API uint64_t mig_tenant_features(const mig_tenant *t);
+MIG_API enum mig_attach_method mig_tenant_method(const mig_tenant *t);
+
+/* In-tenant operations (ptrace injection or agent, same semantics). */
+/* madvise(MADV_DONTNEED) each run inside the tenant. Returns 0 or -errno. */
+MIG_API MIG_WUR int mig_tenant_zap(mig_tenant *t, const struct mig_range *runs, size_t n);
+/* mmap an anonymous private read-write area inside the tenant. */
+MIG_API MIG_WUR int mig_tenant_map_scratch(mig_tenant *t, size_t len, uint64_t *ret_addr);
+MIG_API MIG_WUR int mig_tenant_unmap(mig_tenant *t, uint64_t addr, size_t len);
+/*
+ * UFFDIO_MOVE inside the tenant (the kernel refuses it from another mm).
+ * *ret_moved gets the bytes moved, also on partial failure. Returns 0,
+ * -EOPNOTSUPP (no UFFD_FEATURE_MOVE), or the ioctl's -errno.
+ */
+MIG_API MIG_WUR int mig_tenant_move(mig_tenant *t, uint64_t dst, uint64_t src, uint64_t len,
+				    uint64_t mode, uint64_t *ret_moved);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIG_H */

@@ -1,0 +1,43 @@
+/*
+ * tenant.h - internal view of a tenant: the state libmig keeps per
+ * attached process and the small interface behind which the two backends
+ * (ptrace injection, agent) execute operations inside the tenant.
+ */
+#ifndef MIG_TENANT_H
+#define MIG_TENANT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "mig.h"
+
+struct mig__tenant_ops {
+	const char *name; /* "ptrace", "agent" */
+	/* madvise(MADV_DONTNEED) on each run inside the tenant. */
+	int (*zap)(struct mig_tenant *t, const struct mig_range *runs, size_t n);
+	/* mmap(NULL, len, RW, MAP_PRIVATE|MAP_ANONYMOUS) inside the tenant. */
+	int (*map_scratch)(struct mig_tenant *t, size_t len, uint64_t *ret_addr);
+	int (*unmap)(struct mig_tenant *t, uint64_t addr, size_t len);
+	/* ioctl(tenant_fd, UFFDIO_MOVE) inside the tenant. */
+	int (*move)(struct mig_tenant *t, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
+		    uint64_t *ret_moved);
+	/* close(fd) inside the tenant. */
+	int (*close_fd)(struct mig_tenant *t, int fd);
+	/* Free backend state (after the tenant fd was closed). */
+	void (*release)(struct mig_tenant *t);
+};
+
+struct mig_tenant {
+	pid_t pid;
+	int pidfd;          /* held from attach to detach: no pid reuse */
+	int uffd;           /* migd's copy of the tenant's userfaultfd */
+	int tenant_fd;      /* the same uffd's fd number inside the tenant */
+	uint64_t features;  /* granted by UFFDIO_API */
+	uint64_t ioctls;    /* UFFDIO_API ioctls */
+	enum mig_attach_method method;
+	const struct mig__tenant_ops *ops;
+	void *priv;             /* backend state */
+	pthread_mutex_t op_lock; /* one in-tenant operation at a time */
+};
+
+#endif /* MIG_TENANT_H */
