@@ -11,7 +11,7 @@ declare -A GROUPS_PKGS=(
 	[build]="build-essential pkg-config libuv1-dev libnuma-dev libinih-dev libsystemd-dev libjson-c-dev check"
 	[test]="numactl python3 procps"
 	[lint]="cppcheck clang-format clang-tidy"
-	[vm]=""
+	[vm]="qemu-system-x86 busybox-static cpio debootstrap numactl util-linux dpkg"
 )
 
 groups=("$@")

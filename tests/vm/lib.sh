@@ -9,6 +9,7 @@
 # Sourced, never executed. Callers have `set -euo pipefail`.
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this file
 REPO_ROOT=$(cd "$VM_DIR/../.." && pwd)
 VM_CACHE=${MIGD_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/migd-vm}
 
@@ -150,7 +151,7 @@ vm_kernel() {
 		# The metapackage of the suite depends on the versioned image.
 		pkg=$(vm_apt_cache show "linux-image-amd64/$suite" 2>/dev/null |
 			awk -F': ' '$1 == "Depends" { print; exit }' |
-			grep -oE "linux-image-$series[.0-9+a-z-]*-amd64" | head -n1) ||
+			grep -oE "linux-image-${series}[.0-9+a-z-]*-amd64" | head -n1) ||
 			true
 		[[ -n $pkg ]] || vm_die "no linux-image-$series* in $suite"
 		ver=$(vm_apt_cache show "$pkg/$suite" 2>/dev/null |
@@ -182,12 +183,12 @@ VM_IMAGE_FORMAT=1
 # libraries' canonical directories (so /lib -> usr/lib symlinks in the
 # image keep working).
 vm_copy_closure() {
-	local stage=$1 f lib dir
+	local stage=$1 lib dir
 	shift
 	find "$@" -type f -print0 2>/dev/null |
-		while IFS= read -r -d '' f; do
-			if [[ $(head -c4 "$f" 2>/dev/null | od -An -c | tr -d ' ') == 177ELF ]]; then
-				LC_ALL=C ldd "$f" 2>/dev/null || true
+		while IFS= read -r -d '' elf; do
+			if [[ $(head -c4 "$elf" 2>/dev/null | od -An -c | tr -d ' ') == 177ELF ]]; then
+				LC_ALL=C ldd "$elf" 2>/dev/null || true
 			fi
 		done |
 		{ grep -oE '/[^ ]+' || true; } | LC_ALL=C sort -u |
