@@ -210,13 +210,11 @@ int mig_format_nodes(const struct mig_nodes *nodes, char *buf, size_t size)
 		while (j + 1 < MIG_MAX_NODES && mig_nodes_test(nodes, j + 1))
 			j++;
 		if (j == i)
-			w = snprintf(buf ? buf + MIN(len, size) : NULL,
-				     len < size ? size - len : 0, "%s%u",
-				     len ? "," : "", i);
+			w = snprintf(buf ? buf + MIN(len, size) : NULL, len < size ? size - len : 0,
+				     "%s%u", len ? "," : "", i);
 		else
-			w = snprintf(buf ? buf + MIN(len, size) : NULL,
-				     len < size ? size - len : 0, "%s%u-%u",
-				     len ? "," : "", i, j);
+			w = snprintf(buf ? buf + MIN(len, size) : NULL, len < size ? size - len : 0,
+				     "%s%u-%u", len ? "," : "", i, j);
 		len += (size_t)w;
 		i = j;
 	}

@@ -29,14 +29,14 @@ struct mig__tenant_ops {
 
 struct mig_tenant {
 	pid_t pid;
-	int pidfd;          /* held from attach to detach: no pid reuse */
-	int uffd;           /* migd's copy of the tenant's userfaultfd */
-	int tenant_fd;      /* the same uffd's fd number inside the tenant */
-	uint64_t features;  /* granted by UFFDIO_API */
-	uint64_t ioctls;    /* UFFDIO_API ioctls */
+	int pidfd;	   /* held from attach to detach: no pid reuse */
+	int uffd;	   /* migd's copy of the tenant's userfaultfd */
+	int tenant_fd;	   /* the same uffd's fd number inside the tenant */
+	uint64_t features; /* granted by UFFDIO_API */
+	uint64_t ioctls;   /* UFFDIO_API ioctls */
 	enum mig_attach_method method;
 	const struct mig__tenant_ops *ops;
-	void *priv;             /* backend state */
+	void *priv;		 /* backend state */
 	pthread_mutex_t op_lock; /* one in-tenant operation at a time */
 };
 

@@ -11,17 +11,17 @@
 #include <unistd.h>
 
 /* Turn libc's -1/errno into -errno right at the call. */
-#define RET_NERRNO(expr)                                                   \
-	({                                                                     \
-		long _r = (long)(expr);                                            \
-		_r < 0 ? -errno : (int)_r;                                         \
+#define RET_NERRNO(expr)                   \
+	({                                 \
+		long _r = (long)(expr);    \
+		_r < 0 ? -errno : (int)_r; \
 	})
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define ARRAY_SIZE(a)	 (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b)	 ((a) < (b) ? (a) : (b))
+#define MAX(a, b)	 ((a) > (b) ? (a) : (b))
 #define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a)-1))
-#define ALIGN_UP(x, a) ALIGN_DOWN((x) + (a)-1, a)
+#define ALIGN_UP(x, a)	 ALIGN_DOWN((x) + (a)-1, a)
 
 /* Close an fd if it is valid, keep errno, return -EBADF for reassignment. */
 static inline int safe_close(int fd)
@@ -44,22 +44,22 @@ static inline void closep(int *fd)
 	safe_close(*fd);
 }
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_(f)	__attribute__((cleanup(f)))
+#define _cleanup_free_	_cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 
 /* Take ownership out of a cleanup variable. */
-#define TAKE_PTR(p)                                                        \
-	({                                                                     \
-		__typeof__(p) _p = (p);                                            \
-		(p) = NULL;                                                        \
-		_p;                                                                \
+#define TAKE_PTR(p)                     \
+	({                              \
+		__typeof__(p) _p = (p); \
+		(p) = NULL;             \
+		_p;                     \
 	})
-#define TAKE_FD(fd)                                                        \
-	({                                                                     \
-		int _fd = (fd);                                                    \
-		(fd) = -EBADF;                                                     \
-		_fd;                                                               \
+#define TAKE_FD(fd)             \
+	({                      \
+		int _fd = (fd); \
+		(fd) = -EBADF;  \
+		_fd;            \
 	})
 
 /* Internal, non-static names carry the mig__ prefix. */

@@ -96,26 +96,25 @@ MIG_API int mig_nodes_first(const struct mig_nodes *nodes);
  */
 MIG_API const char *mig_errno_name(int err);
 
-
 /* ---------------------------------------------------------------------
  * /proc readers and placement (libmig/maps.c, pagemap.c, placement.c)
  * ------------------------------------------------------------------- */
 
 /* VMA flags, from /proc/PID/maps. */
-#define MIG_VMA_READ    (1u << 0)
-#define MIG_VMA_WRITE   (1u << 1)
-#define MIG_VMA_EXEC    (1u << 2)
+#define MIG_VMA_READ	(1u << 0)
+#define MIG_VMA_WRITE	(1u << 1)
+#define MIG_VMA_EXEC	(1u << 2)
 #define MIG_VMA_PRIVATE (1u << 3) /* 'p', not 's' */
-#define MIG_VMA_ANON    (1u << 4) /* no backing file (inode 0) */
-#define MIG_VMA_HEAP    (1u << 5) /* [heap] */
-#define MIG_VMA_STACK   (1u << 6) /* [stack] or [stack:TID] */
+#define MIG_VMA_ANON	(1u << 4) /* no backing file (inode 0) */
+#define MIG_VMA_HEAP	(1u << 5) /* [heap] */
+#define MIG_VMA_STACK	(1u << 6) /* [stack] or [stack:TID] */
 #define MIG_VMA_SPECIAL (1u << 7) /* [vdso], [vvar], [vsyscall], ... never migratable */
 
 struct mig_vma {
 	uint64_t start, end; /* [start, end) */
 	uint64_t offset;     /* file offset / pgoff * page size */
-	unsigned flags;      /* MIG_VMA_* */
-	char name[64];       /* "[heap]", "[anon:foo]", file path (truncated), "" */
+	unsigned flags;	     /* MIG_VMA_* */
+	char name[64];	     /* "[heap]", "[anon:foo]", file path (truncated), "" */
 };
 
 /* True for a VMA migd may migrate: anonymous, private, not special. */
@@ -132,22 +131,22 @@ static inline bool mig_vma_is_anon_private(const struct mig_vma *v)
 MIG_API MIG_WUR int mig_read_vmas(pid_t pid, struct mig_vma **ret_vmas, size_t *ret_n);
 
 /* Per-page flags. */
-#define MIG_PAGE_PRESENT (1u << 0)
-#define MIG_PAGE_SWAPPED (1u << 1)
-#define MIG_PAGE_THP     (1u << 2) /* part of a PMD-mapped THP (KPF_THP) */
-#define MIG_PAGE_LARGE   (1u << 3) /* part of any large folio: PMD THP or mTHP */
-#define MIG_PAGE_HEAD    (1u << 4) /* head page of a large folio */
-#define MIG_PAGE_ZERO    (1u << 5) /* the shared zero page */
+#define MIG_PAGE_PRESENT   (1u << 0)
+#define MIG_PAGE_SWAPPED   (1u << 1)
+#define MIG_PAGE_THP	   (1u << 2) /* part of a PMD-mapped THP (KPF_THP) */
+#define MIG_PAGE_LARGE	   (1u << 3) /* part of any large folio: PMD THP or mTHP */
+#define MIG_PAGE_HEAD	   (1u << 4) /* head page of a large folio */
+#define MIG_PAGE_ZERO	   (1u << 5) /* the shared zero page */
 #define MIG_PAGE_EXCLUSIVE (1u << 6) /* pagemap "exclusively mapped" */
 
 struct mig_pageinfo {
-	uint64_t pfn;   /* 0 when unknown (no CAP_SYS_ADMIN) or not present */
+	uint64_t pfn;	/* 0 when unknown (no CAP_SYS_ADMIN) or not present */
 	uint32_t flags; /* MIG_PAGE_* */
-	int32_t node;   /* NUMA node, or -errno from move_pages (-ENOENT absent) */
+	int32_t node;	/* NUMA node, or -errno from move_pages (-ENOENT absent) */
 };
 
 #define MIG_QUERY_PAGEMAP (1u << 0) /* present/swapped/pfn (+ kpageflags when readable) */
-#define MIG_QUERY_NODE    (1u << 1) /* node of each page via move_pages(2) */
+#define MIG_QUERY_NODE	  (1u << 1) /* node of each page via move_pages(2) */
 
 /*
  * Describe npages pages of pid starting at start (page aligned) into
@@ -158,9 +157,9 @@ MIG_API MIG_WUR int mig_query_pages(pid_t pid, uint64_t start, size_t npages, un
 
 struct mig_placement {
 	uint64_t node_pages[MIG_MAX_NODES]; /* present pages per node */
-	uint64_t absent;                    /* pages of the ranges not present */
-	uint64_t huge;                      /* present pages that belong to a large folio */
-	uint64_t total;                     /* pages looked at */
+	uint64_t absent;		    /* pages of the ranges not present */
+	uint64_t huge;			    /* present pages that belong to a large folio */
+	uint64_t total;			    /* pages looked at */
 };
 
 /*

@@ -45,8 +45,8 @@ START_TEST(test_size)
 	uint64_t v = 12345;
 	int r = mig_parse_size(size_cases[_i].in, &v);
 
-	ck_assert_msg(r == size_cases[_i].ret, "'%s': got %d want %d",
-		      size_cases[_i].in, r, size_cases[_i].ret);
+	ck_assert_msg(r == size_cases[_i].ret, "'%s': got %d want %d", size_cases[_i].in, r,
+		      size_cases[_i].ret);
 	if (r == 0)
 		ck_assert_uint_eq(v, size_cases[_i].val);
 	else
@@ -78,8 +78,8 @@ START_TEST(test_range)
 	struct mig_range rg = { 1, 2 };
 	int r = mig_parse_range(range_cases[_i].in, &rg);
 
-	ck_assert_msg(r == range_cases[_i].ret, "'%s': got %d want %d",
-		      range_cases[_i].in, r, range_cases[_i].ret);
+	ck_assert_msg(r == range_cases[_i].ret, "'%s': got %d want %d", range_cases[_i].in, r,
+		      range_cases[_i].ret);
 	if (r == 0) {
 		ck_assert_uint_eq(rg.start, range_cases[_i].start);
 		ck_assert_uint_eq(rg.end, range_cases[_i].end);
@@ -95,24 +95,12 @@ static const struct {
 	const char *canon; /* mig_format_nodes of the result */
 	unsigned count;
 } node_cases[] = {
-	{ "0", 0, "0", 1 },
-	{ "1", 0, "1", 1 },
-	{ "0-1,3", 0, "0-1,3", 3 },
-	{ "3,0-1", 0, "0-1,3", 3 },
-	{ "0,1,2,3", 0, "0-3", 4 },
-	{ "0-0", 0, "0", 1 },
-	{ "1023", 0, "1023", 1 },
-	{ "0-2,2-4", 0, "0-4", 5 },
-	{ "1024", -ERANGE, NULL, 0 },
-	{ "", -EINVAL, NULL, 0 },
-	{ "3-1", -EINVAL, NULL, 0 },
-	{ "0,", -EINVAL, NULL, 0 },
-	{ ",0", -EINVAL, NULL, 0 },
-	{ "0-", -EINVAL, NULL, 0 },
-	{ "a", -EINVAL, NULL, 0 },
-	{ "all", -EINVAL, NULL, 0 },
-	{ "0 1", -EINVAL, NULL, 0 },
-	{ "-1", -EINVAL, NULL, 0 },
+	{ "0", 0, "0", 1 },	     { "1", 0, "1", 1 },	  { "0-1,3", 0, "0-1,3", 3 },
+	{ "3,0-1", 0, "0-1,3", 3 },  { "0,1,2,3", 0, "0-3", 4 },  { "0-0", 0, "0", 1 },
+	{ "1023", 0, "1023", 1 },    { "0-2,2-4", 0, "0-4", 5 },  { "1024", -ERANGE, NULL, 0 },
+	{ "", -EINVAL, NULL, 0 },    { "3-1", -EINVAL, NULL, 0 }, { "0,", -EINVAL, NULL, 0 },
+	{ ",0", -EINVAL, NULL, 0 },  { "0-", -EINVAL, NULL, 0 },  { "a", -EINVAL, NULL, 0 },
+	{ "all", -EINVAL, NULL, 0 }, { "0 1", -EINVAL, NULL, 0 }, { "-1", -EINVAL, NULL, 0 },
 };
 
 START_TEST(test_nodes)
@@ -121,8 +109,8 @@ START_TEST(test_nodes)
 	char buf[64];
 	int r = mig_parse_nodes(node_cases[_i].in, &n);
 
-	ck_assert_msg(r == node_cases[_i].ret, "'%s': got %d want %d",
-		      node_cases[_i].in, r, node_cases[_i].ret);
+	ck_assert_msg(r == node_cases[_i].ret, "'%s': got %d want %d", node_cases[_i].in, r,
+		      node_cases[_i].ret);
 	if (r != 0)
 		return;
 	ck_assert_uint_eq(mig_nodes_count(&n), node_cases[_i].count);

@@ -17,19 +17,19 @@ typedef Suite *(*unit_suite_fn)(void);
 
 void unit_register(unit_suite_fn fn);
 
-#define UNIT_SUITE(fn)                                                     \
-	static void __attribute__((constructor)) unit_reg_##fn(void)          \
-	{                                                                      \
-		unit_register(fn);                                                 \
+#define UNIT_SUITE(fn)                                               \
+	static void __attribute__((constructor)) unit_reg_##fn(void) \
+	{                                                            \
+		unit_register(fn);                                   \
 	}
 
-#define UNIT_SKIP(...)                                                     \
-	do {                                                                   \
-		printf("SKIP %s: ", __func__);                                     \
-		printf(__VA_ARGS__);                                               \
-		printf("\n");                                                      \
-		fflush(stdout);                                                    \
-		return;                                                            \
+#define UNIT_SKIP(...)                         \
+	do {                                   \
+		printf("SKIP %s: ", __func__); \
+		printf(__VA_ARGS__);           \
+		printf("\n");                  \
+		fflush(stdout);                \
+		return;                        \
 	} while (0)
 
 #endif /* MIG_UNIT_H */
