@@ -226,6 +226,123 @@ MIG_API MIG_WUR int mig_tenant_unmap(mig_tenant *t, uint64_t addr, size_t len);
 MIG_API MIG_WUR int mig_tenant_move(mig_tenant *t, uint64_t dst, uint64_t src, uint64_t len,
 				    uint64_t mode, uint64_t *ret_moved);
 
+/* ---------------------------------------------------------------------
+ * Migration (libmig/migrate.c, window.c, faults.c, workers.c, copy.c,
+ * staging.c; see docs/engine.md)
+ * ------------------------------------------------------------------- */
+
+/* How staged content is put back into the tenant. */
+enum mig_fill_method {
+	MIG_FILL_AUTO = 0, /* COPY (MOVE is not used automatically yet) */
+	MIG_FILL_COPY,     /* UFFDIO_COPY by workers bound to the target node */
+	MIG_FILL_MOVE,     /* UFFDIO_MOVE from an in-tenant scratch area (6.8+) */
+};
+
+/*
+ * The copy-engine seam. An engine copies npages tenant pages (src[i], page
+ * aligned, in the tenant pid) into staging (dst[i]) and sets bit i of
+ * copied[] for exactly the pages it copied intact; for a page it could not
+ * copy it may store a positive errno in err[i] (err may be NULL). It
+ * returns 0 or -errno for a failure of the engine as a whole; pages
+ * without their bit are in every case left where they are and copied
+ * again page by page by the default engine, so an engine never needs to
+ * be complete. Engines run on worker threads bound to the target node.
+ */
+struct mig_copy_req {
+	pid_t pid;
+	size_t npages;
+	const uint64_t *src;
+	void *const *dst;
+	uint64_t *copied; /* bitmap, (npages + 63) / 64 words */
+	int *err;         /* per page, or NULL */
+	void *pool;       /* the target node's worker pool (opaque), for engines that split */
+};
+
+struct mig_copy_engine {
+	const char *name;
+	int (*copy)(const struct mig_copy_engine *e, const struct mig_copy_req *req);
+	void *userdata;
+};
+
+/* process_vm_readv with many iovecs (the default). */
+MIG_API const struct mig_copy_engine *mig_copy_engine_default(void);
+/* Splits a batch across the target node's worker threads. */
+MIG_API const struct mig_copy_engine *mig_copy_engine_threaded(void);
+
+struct mig_migrate_opts {
+	uint64_t window;          /* bytes, 0: 2 MiB; rounded up to a multiple of 2 MiB */
+	bool force;               /* also move pages already on a target node */
+	bool no_collapse;         /* do not re-form THPs after a COPY fill */
+	unsigned max_passes;      /* 0: 10; dirty pages left after that are -EAGAIN */
+	unsigned threads;         /* worker threads per target node, 0: 1 */
+	enum mig_fill_method fill;
+	const volatile int *cancel; /* non-NULL and nonzero: stop after the current window */
+	uint64_t rate_limit;      /* bytes/s copied, 0: unlimited */
+	const struct mig_copy_engine *engine; /* NULL: mig_copy_engine_default() */
+};
+
+struct mig_migrate_progress {
+	uint64_t bytes_done;  /* of the ranges, windows finished */
+	uint64_t bytes_total; /* of the ranges */
+	uint64_t pages_moved;
+	uint64_t windows;
+};
+
+/* Return nonzero to cancel the job after the current window. */
+typedef int (*mig_progress_fn)(const struct mig_migrate_progress *p, void *userdata);
+
+#define MIG_MIGRATE_MAX_ERRNOS 16
+
+struct mig_migrate_result {
+	uint64_t pages_total;   /* pages in the ranges */
+	uint64_t pages_present; /* present when their window was scanned */
+	uint64_t pages_moved;   /* now on a target node, put there by this job */
+	uint64_t pages_skipped; /* already on a target node (not forced) */
+	uint64_t pages_failed;  /* present, not moved: see errnos[] */
+	uint64_t pages_gone;    /* unmapped or removed by the tenant meanwhile */
+	uint64_t pages_retried; /* copied again because written during their window */
+	uint64_t pages_copied;  /* page copies into staging, all passes */
+	uint64_t huge_kept;     /* 2 MiB THPs present on a target node afterwards */
+	uint64_t windows;
+	uint64_t passes;        /* highest pass any window needed */
+	uint64_t faults;        /* tenant faults served by the fault thread */
+	uint64_t max_stall_us;  /* longest a tenant fault waited for migd */
+	uint64_t elapsed_ns;
+	double bytes_per_sec;   /* bytes moved / elapsed */
+	struct {
+		int err; /* positive errno */
+		uint64_t pages;
+	} errnos[MIG_MIGRATE_MAX_ERRNOS];
+	unsigned nerrnos;
+	/*
+	 * Per page of the ranges, in order (like move_pages(2) status): the
+	 * node the page is on afterwards, or -errno: -ENOENT not present,
+	 * -EFAULT unmapped, -EAGAIN still being written after max_passes,
+	 * -ENOMEM target full, or the copy's errno. malloc'd.
+	 */
+	int32_t *status;
+	size_t nstatus;
+};
+
+/* Free what mig_migrate put into *r (not r itself). NULL is fine. */
+MIG_API void mig_migrate_result_free(struct mig_migrate_result *r);
+
+/*
+ * Move the anonymous private memory of t inside ranges[n] (page aligned;
+ * non-anonymous parts are reported -EFAULT) to the target nodes, while
+ * the tenant keeps running. opts and progress may be NULL. On success
+ * *ret_result is filled (free with mig_migrate_result_free); pages that
+ * could not be moved are not an error of the call, they are counted in
+ * the result. Returns 0; -EINVAL (bad ranges, nodes or options), -ENODEV
+ * (a target node has no memory), -ESRCH (the tenant exited; its pages
+ * are then of no concern), -ECANCELED (cancelled: *ret_result still
+ * filled), -EOPNOTSUPP (the uffd lacks WP or a needed event), -ENOMEM.
+ */
+MIG_API MIG_WUR int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
+				const struct mig_nodes *targets, const struct mig_migrate_opts *opts,
+				mig_progress_fn progress, void *userdata,
+				struct mig_migrate_result *ret_result);
+
 #ifdef __cplusplus
 }
 #endif
