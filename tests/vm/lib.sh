@@ -176,7 +176,7 @@ vm_kernel() {
 }
 
 # Bump when the layout of the base images changes.
-VM_IMAGE_FORMAT=1
+VM_IMAGE_FORMAT=2
 
 # vm_copy_closure STAGE DIR...: copy the shared-library closure of every
 # ELF file under each DIR (as seen by the host's ldd) into STAGE, at the
@@ -256,7 +256,87 @@ vm_busybox_image() {
 		(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) \
 			>"$out.tmp" || { rm -rf "$stage" "$out.tmp"; vm_die "packing the busybox image failed"; }
 		rm -rf "$stage"
+		find "$VM_CACHE/images" -maxdepth 1 -name 'busybox-*.cpio' -delete
 		mv "$out.tmp" "$out"
 	fi
 	printf '%s\n' "$out"
+}
+
+# Packages of the --systemd guest, on top of debootstrap's minbase.
+VM_SYSTEMD_PACKAGES=systemd-sysv,libnuma1,numactl,procps
+# Units that only slow the guest's boot down or print on its console.
+VM_SYSTEMD_MASK=(serial-getty@ttyS0.service getty@tty1.service systemd-logind.service
+	apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer
+	fstrim.timer man-db.timer systemd-tmpfiles-clean.timer)
+
+# vm_systemd_image: a debootstrap'd minimal bookworm with systemd, as a
+# cpio whose /init is systemd. Cached by package list and image format;
+# the file name tells the systemd version inside.
+vm_systemd_image() {
+	local key out stage mirror u ver
+	vm_need debootstrap:debootstrap
+	key=$(printf '%s\n' "$VM_IMAGE_FORMAT" "$VM_SYSTEMD_PACKAGES" "${VM_SYSTEMD_MASK[@]}" |
+		sha256sum | cut -c1-16)
+	out=$(find "$VM_CACHE/images" -maxdepth 1 -name "systemd-*-$key.cpio" -size +1M | head -n 1)
+	if [[ -z $out ]]; then
+		mirror=$(vm_mirror)
+		stage=$VM_CACHE/images/.stage-systemd
+		rm -rf "$stage"
+		vm_log "debootstrap'ing a minimal bookworm with systemd (about a minute)"
+		if ! debootstrap --variant=minbase --include="$VM_SYSTEMD_PACKAGES" \
+			bookworm "$stage" "$mirror" >"$VM_CACHE/images/debootstrap.log" 2>&1; then
+			tail -n 20 "$VM_CACHE/images/debootstrap.log" >&2
+			rm -rf "$stage"
+			vm_die "debootstrap failed (log: $VM_CACHE/images/debootstrap.log)"
+		fi
+		rm -rf "$stage"/usr/share/{doc,man,info,locale}/* "$stage"/var/cache/apt/archives/*.deb \
+			"$stage"/var/lib/apt/lists/*_Packages "$stage"/var/cache/apt/*.bin
+		echo migd-vm >"$stage/etc/hostname"
+		: >"$stage/etc/fstab"
+		for u in "${VM_SYSTEMD_MASK[@]}"; do
+			ln -sf /dev/null "$stage/etc/systemd/system/$u"
+		done
+		ln -sf /lib/systemd/system/multi-user.target "$stage/etc/systemd/system/default.target"
+		ln -sf /lib/systemd/systemd "$stage/init"
+		# shellcheck disable=SC2016 # a dpkg-query format, not a variable
+		ver=$(chroot "$stage" dpkg-query -W -f='${Version}' systemd | tr -c '0-9a-zA-Z.+~\n' _)
+		out=$VM_CACHE/images/systemd-${ver}-$key.cpio
+		(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) \
+			>"$out.tmp" || { rm -rf "$stage" "$out.tmp"; vm_die "packing the systemd image failed"; }
+		rm -rf "$stage"
+		find "$VM_CACHE/images" -maxdepth 1 -name 'systemd-*.cpio' -delete
+		mv "$out.tmp" "$out"
+		vm_log "built $(basename "$out") ($(du -m "$out" | cut -f1) MiB)"
+	fi
+	printf '%s\n' "$out"
+}
+
+# vm_systemd_run_layer STAGE: the unit that runs the command in the
+# --systemd guest, added to the per-run initramfs layer.
+vm_systemd_run_layer() {
+	local stage=$1 sd=$1/etc/systemd/system
+	mkdir -p "$sd/multi-user.target.wants"
+	install -m 755 "$VM_DIR/guest-run-systemd" "$stage/etc/migd-vm/run"
+	cat >"$sd/migd-vm-run.service" <<-'EOF'
+		[Unit]
+		Description=migd test harness: run the guest command
+		After=multi-user.target
+
+		[Service]
+		# exec, not oneshot: the boot completes (is-system-running says
+		# "running") while the command runs.
+		Type=exec
+		ExecStart=/etc/migd-vm/run
+		StandardInput=null
+		StandardOutput=tty
+		StandardError=inherit
+		TTYPath=/dev/console
+		TTYReset=no
+		TTYVHangup=no
+		TimeoutStartSec=infinity
+
+		[Install]
+		WantedBy=multi-user.target
+	EOF
+	ln -sf ../migd-vm-run.service "$sd/multi-user.target.wants/migd-vm-run.service"
 }
