@@ -130,19 +130,30 @@ static inline bool mig_vma_is_anon_private(const struct mig_vma *v)
  */
 MIG_API MIG_WUR int mig_read_vmas(pid_t pid, struct mig_vma **ret_vmas, size_t *ret_n);
 
-/* Per-page flags. */
-#define MIG_PAGE_PRESENT   (1u << 0)
-#define MIG_PAGE_SWAPPED   (1u << 1)
-#define MIG_PAGE_THP	   (1u << 2) /* part of a PMD-mapped THP (KPF_THP) */
-#define MIG_PAGE_LARGE	   (1u << 3) /* part of any large folio: PMD THP or mTHP */
+/*
+ * Per-page flags. Which large folio a page belongs to comes from
+ * /proc/kpageflags and needs CAP_SYS_ADMIN (without it pagemap gives no
+ * PFN, and only PRESENT, SWAPPED and EXCLUSIVE are known). The kernel's
+ * KPF_THP is set for any anonymous large folio - PMD-sized THPs and mTHPs
+ * alike (6.8+ "we indicate any THPs here, not just PMD-sized ones"; 6.1
+ * has no mTHP) - so libmig tells the two apart by the folio's order, which
+ * it reads from the compound head/tail flags of the neighbouring PFNs.
+ */
+#define MIG_PAGE_PRESENT (1u << 0)
+#define MIG_PAGE_SWAPPED (1u << 1)
+/* Part of a PMD-sized THP (order == PMD order); it may be PTE-mapped. */
+#define MIG_PAGE_THP	   (1u << 2)
+#define MIG_PAGE_LARGE	   (1u << 3) /* part of any large anon folio: PMD THP or mTHP */
 #define MIG_PAGE_HEAD	   (1u << 4) /* head page of a large folio */
-#define MIG_PAGE_ZERO	   (1u << 5) /* the shared zero page */
+#define MIG_PAGE_ZERO	   (1u << 5) /* the shared zero page (or huge zero page) */
 #define MIG_PAGE_EXCLUSIVE (1u << 6) /* pagemap "exclusively mapped" */
 
 struct mig_pageinfo {
 	uint64_t pfn;	/* 0 when unknown (no CAP_SYS_ADMIN) or not present */
 	uint32_t flags; /* MIG_PAGE_* */
 	int32_t node;	/* NUMA node, or -errno from move_pages (-ENOENT absent) */
+	/* Folio order of a LARGE page (4 = 64 KiB, 9 = 2 MiB); 0 small or unknown. */
+	uint8_t order;
 };
 
 #define MIG_QUERY_PAGEMAP (1u << 0) /* present/swapped/pfn (+ kpageflags when readable) */
@@ -150,7 +161,12 @@ struct mig_pageinfo {
 
 /*
  * Describe npages pages of pid starting at start (page aligned) into
- * out[npages]. Nothing is faulted in. Returns 0, -ESRCH, -EINVAL, -EPERM.
+ * out[npages]. what is a mask of MIG_QUERY_*; without MIG_QUERY_NODE node
+ * is -ENODATA, without MIG_QUERY_PAGEMAP pfn, flags and order are 0.
+ * Nothing is faulted in: pages reported absent stay absent. Returns 0,
+ * -ESRCH (no such process), -EINVAL (unaligned start, npages 0, overflow,
+ * unknown what bits), -EPERM/-EACCES (not allowed to read its pagemap or
+ * ask move_pages), -ENOMEM. out may be partly written on failure.
  */
 MIG_API MIG_WUR int mig_query_pages(pid_t pid, uint64_t start, size_t npages, unsigned what,
 				    struct mig_pageinfo *out);
@@ -168,6 +184,31 @@ struct mig_placement {
  */
 MIG_API MIG_WUR int mig_placement(pid_t pid, const struct mig_range *ranges, size_t n,
 				  struct mig_placement *ret);
+
+/*
+ * Split the large folio (PMD THP or mTHP) that straddles the page boundary
+ * at addr - the folio holding both the page before addr and the page at
+ * addr - so that a range starting or ending at addr cuts no large folio.
+ * It uses a remote process_madvise(pidfd, one page, MADV_COLD), which
+ * splits a partly covered large folio and leaves content and node as they
+ * are (docs/large-folios.md), then checks through kpageflags that the
+ * boundary is clean. A folio that does not straddle addr is left alone, so
+ * fully covered THPs stay huge. Needs CAP_SYS_ADMIN (PFNs, kpageflags).
+ * Returns 1 when a folio was split, 0 when there was nothing to split;
+ * -EINVAL (addr not page aligned, bad pidfd), -ESRCH, -EPERM (no PFNs),
+ * -EBUSY (the kernel left the folio whole: shared after fork, locked, or
+ * the VMA is mlocked), or process_madvise's -errno.
+ */
+MIG_API MIG_WUR int mig_split_large_at(pid_t pid, int pidfd, uint64_t addr);
+
+/*
+ * Re-form THPs in range with a remote process_madvise(MADV_COLLAPSE), e.g.
+ * after a UFFDIO_COPY fill that left 4 KiB pages. The range should cover
+ * whole PMD-aligned blocks. Returns 0; -EINVAL (bad range, or the kernel
+ * has no MADV_COLLAPSE), -EAGAIN, -ENOMEM (no huge page to collapse into),
+ * -ESRCH, or another -errno from process_madvise.
+ */
+MIG_API MIG_WUR int mig_collapse(int pidfd, const struct mig_range *range);
 
 /* ---------------------------------------------------------------------
  * Tenants (libmig/tenant.c, inject.c, agent.c, uffd.c)

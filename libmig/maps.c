@@ -1,0 +1,195 @@
+/*
+ * maps.c - read a process's VMAs from /proc/PID/maps.
+ *
+ * The line format is "START-END PERMS OFFSET MAJ:MIN INODE [NAME]", with
+ * NAME being whatever follows the padding to the end of the line: a path
+ * (which may hold spaces and end in " (deleted)"), or a pseudo name such as
+ * [heap], [stack], [anon:NAME], [vdso]. The parser is strict about the
+ * fixed fields and takes NAME verbatim, so that odd paths never shift a
+ * field. Anonymous memory is recognised by inode 0 together with an empty
+ * or bracketed name; special kernel mappings are flagged so that they are
+ * never taken for tenant memory.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mig.h"
+#include "procfs.h"
+#include "util.h"
+
+static int parse_hex(const char **p, uint64_t *ret)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	int digits = 0;
+
+	for (; isxdigit((unsigned char)*s); s++, digits++) {
+		unsigned d = isdigit((unsigned char)*s)
+				     ? (unsigned)(*s - '0')
+				     : (unsigned)(tolower((unsigned char)*s) - 'a' + 10);
+
+		if (digits >= 16)
+			return -EINVAL;
+		v = v << 4 | d;
+	}
+	if (digits == 0)
+		return -EINVAL;
+	*p = s;
+	*ret = v;
+	return 0;
+}
+
+static int parse_dec(const char **p, uint64_t *ret)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	int digits = 0;
+
+	for (; isdigit((unsigned char)*s); s++, digits++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (digits == 0)
+		return -EINVAL;
+	*p = s;
+	*ret = v;
+	return 0;
+}
+
+static int expect(const char **p, char c)
+{
+	if (**p != c)
+		return -EINVAL;
+	(*p)++;
+	return 0;
+}
+
+/* Pseudo names of kernel-provided mappings that are never tenant memory. */
+static bool is_special_name(const char *name)
+{
+	static const char *const special[] = {
+		"[vdso]",    "[vvar]",	  "[vvar_vclock]", "[vsyscall]",
+		"[vectors]", "[sigpage]", "[uprobes]",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(special); i++)
+		if (strcmp(name, special[i]) == 0)
+			return true;
+	return false;
+}
+
+int mig__parse_maps_line(const char *line, struct mig_vma *ret)
+{
+	struct mig_vma v = { 0 };
+	const char *p = line;
+	uint64_t major, minor, inode;
+	size_t len;
+
+	if (parse_hex(&p, &v.start) < 0 || expect(&p, '-') < 0 || parse_hex(&p, &v.end) < 0 ||
+	    expect(&p, ' ') < 0)
+		return -EINVAL;
+	if (v.end <= v.start)
+		return -EINVAL;
+
+	/* Permissions: exactly four characters, "rwxp" with '-' for absent. */
+	if (strlen(p) < 5 || p[4] != ' ')
+		return -EINVAL;
+	if ((p[0] != 'r' && p[0] != '-') || (p[1] != 'w' && p[1] != '-') ||
+	    (p[2] != 'x' && p[2] != '-') || (p[3] != 'p' && p[3] != 's'))
+		return -EINVAL;
+	v.flags |= p[0] == 'r' ? MIG_VMA_READ : 0;
+	v.flags |= p[1] == 'w' ? MIG_VMA_WRITE : 0;
+	v.flags |= p[2] == 'x' ? MIG_VMA_EXEC : 0;
+	v.flags |= p[3] == 'p' ? MIG_VMA_PRIVATE : 0;
+	p += 5;
+
+	if (parse_hex(&p, &v.offset) < 0 || expect(&p, ' ') < 0 || parse_hex(&p, &major) < 0 ||
+	    expect(&p, ':') < 0 || parse_hex(&p, &minor) < 0 || expect(&p, ' ') < 0 ||
+	    parse_dec(&p, &inode) < 0)
+		return -EINVAL;
+	if (*p != '\0' && *p != '\n' && *p != ' ')
+		return -EINVAL;
+
+	/* The name starts after the padding and runs to the end of the line. */
+	while (*p == ' ')
+		p++;
+	len = strcspn(p, "\n");
+	if (p[len] == '\n' && p[len + 1] != '\0')
+		return -EINVAL;
+	/* Truncated names keep their start: the path prefix is what identifies a mapping. */
+	memcpy(v.name, p, MIN(len, sizeof(v.name) - 1));
+	v.name[MIN(len, sizeof(v.name) - 1)] = '\0';
+
+	if (inode == 0 && (len == 0 || p[0] == '['))
+		v.flags |= MIG_VMA_ANON;
+	if (strcmp(v.name, "[heap]") == 0)
+		v.flags |= MIG_VMA_HEAP;
+	else if (strcmp(v.name, "[stack]") == 0 || strncmp(v.name, "[stack:", 7) == 0)
+		v.flags |= MIG_VMA_STACK;
+	else if (is_special_name(v.name))
+		v.flags |= MIG_VMA_SPECIAL;
+
+	*ret = v;
+	return 0;
+}
+
+int mig_read_vmas(pid_t pid, struct mig_vma **ret_vmas, size_t *ret_n)
+{
+	_cleanup_free_ struct mig_vma *vmas = NULL;
+	_cleanup_free_ char *line = NULL;
+	size_t n = 0, cap = 0, linecap = 0;
+	char path[64];
+	FILE *f;
+	int r = 0;
+
+	if (pid <= 0 || !ret_vmas || !ret_n)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+
+	for (;;) {
+		ssize_t l;
+
+		errno = 0;
+		l = getline(&line, &linecap, f);
+		if (l < 0) {
+			/* A process that exits while we read makes the read fail with ESRCH. */
+			r = errno ? -errno : 0;
+			break;
+		}
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct mig_vma *nv = reallocarray(vmas, ncap, sizeof(*vmas));
+
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
+			vmas = nv;
+			cap = ncap;
+		}
+		if (mig__parse_maps_line(line, &vmas[n]) < 0) {
+			/* The kernel printed something we do not understand: say so, do not guess.
+			 */
+			r = -EBADMSG;
+			break;
+		}
+		n++;
+	}
+	fclose(f);
+	if (r < 0)
+		return r;
+	/* An empty maps file belongs to a zombie or a kernel thread: no memory to manage. */
+	if (n == 0 && kill(pid, 0) < 0 && errno == ESRCH)
+		return -ESRCH;
+
+	*ret_vmas = TAKE_PTR(vmas);
+	*ret_n = n;
+	return 0;
+}

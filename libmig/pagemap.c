@@ -1,0 +1,346 @@
+/*
+ * pagemap.c - what backs each page of a tenant, seen from outside:
+ * /proc/PID/pagemap (present, swapped, exclusive, PFN), /proc/kpageflags
+ * (large folio, head/tail, zero page) and move_pages(2) with nodes == NULL
+ * (the NUMA node of each page). None of these faults anything in.
+ *
+ * Speed matters: the daemon reads the placement of whole tenants, so
+ * pagemap is read in large preads, kpageflags once per run of contiguous
+ * PFNs, and move_pages is asked in large batches and only about pages
+ * pagemap says are present.
+ *
+ * Folio order. KPF_THP is set for every anonymous large folio on recent
+ * kernels (fs/proc/page.c stable_page_flags(): folio_test_large() &&
+ * folio_test_large_rmappable(), "any THPs here, not just PMD-sized ones");
+ * 6.1 sets it for PageTransCompound pages that are on the LRU or anon, and
+ * 6.1 has no mTHP, so there it always means a PMD-sized THP. To tell a PMD
+ * THP from an mTHP we read the kpageflags of the PMD-aligned PFN block that
+ * holds the page: folios are naturally aligned in PFN space, so the head
+ * is found walking back over tail pages and the end walking forward.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "mig.h"
+#include "procfs.h"
+#include "util.h"
+
+/* Entries per pagemap pread: 256 KiB of entries describe 128 MiB. */
+#define PAGEMAP_CHUNK 32768
+/* Pages per move_pages(2) call. */
+#define MOVE_PAGES_BATCH 16384
+/* Largest run of PFNs read from kpageflags at once. */
+#define KPF_RUN_MAX 4096
+
+unsigned mig__pmd_order(void)
+{
+	static unsigned order;
+	unsigned o = __atomic_load_n(&order, __ATOMIC_RELAXED);
+
+	if (o == 0) {
+		unsigned long pmd = 0;
+		long ps = sysconf(_SC_PAGESIZE);
+		FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "re");
+
+		if (f) {
+			if (fscanf(f, "%lu", &pmd) != 1)
+				pmd = 0;
+			fclose(f);
+		}
+		/* Without THP support in the kernel there is no file: assume x86_64's 2 MiB. */
+		if (pmd == 0 || ps <= 0 || pmd < (unsigned long)ps)
+			pmd = 2UL << 20;
+		for (o = 0; ((unsigned long)ps << o) < pmd; o++)
+			;
+		__atomic_store_n(&order, o, __ATOMIC_RELAXED);
+	}
+	return o;
+}
+
+uint32_t mig__page_flags(uint64_t pm, uint64_t kpf, int kpf_known)
+{
+	uint32_t f = 0;
+
+	if (pm & MIG__PM_PRESENT)
+		f |= MIG_PAGE_PRESENT;
+	if (pm & MIG__PM_SWAPPED)
+		f |= MIG_PAGE_SWAPPED;
+	if (pm & MIG__PM_EXCLUSIVE)
+		f |= MIG_PAGE_EXCLUSIVE;
+	if (!kpf_known || !(f & MIG_PAGE_PRESENT) || (kpf & MIG__KPF(MIG__KPF_NOPAGE)))
+		return f;
+	if (kpf & MIG__KPF(MIG__KPF_ZERO_PAGE))
+		f |= MIG_PAGE_ZERO;
+	/* KPF_THP without compound bits cannot happen; hugetlb (KPF_HUGE) is not THP. */
+	if ((kpf & MIG__KPF(MIG__KPF_THP)) &&
+	    (kpf & (MIG__KPF(MIG__KPF_COMPOUND_HEAD) | MIG__KPF(MIG__KPF_COMPOUND_TAIL)))) {
+		f |= MIG_PAGE_LARGE;
+		if (kpf & MIG__KPF(MIG__KPF_COMPOUND_HEAD))
+			f |= MIG_PAGE_HEAD;
+	}
+	return f;
+}
+
+static int pread_all(int fd, void *buf, size_t len, off_t off, size_t *ret_got)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	*ret_got = got;
+	return 0;
+}
+
+int mig__kpageflags(int fd, uint64_t pfn, uint64_t *ret_flags)
+{
+	uint64_t v;
+	size_t got;
+	int r = pread_all(fd, &v, sizeof(v), (off_t)(pfn * sizeof(v)), &got);
+
+	if (r < 0)
+		return r;
+	if (got != sizeof(v))
+		return -ENXIO;
+	*ret_flags = v;
+	return 0;
+}
+
+/* A one-block cache of kpageflags for the folio-order walk. */
+struct kpf_block {
+	uint64_t base; /* first PFN, or UINT64_MAX when empty */
+	size_t n;      /* entries read */
+	uint64_t *flags;
+};
+
+static int kpf_block_load(int fd, struct kpf_block *b, uint64_t pfn, size_t block_pages)
+{
+	uint64_t base = pfn - pfn % block_pages;
+	size_t got;
+	int r;
+
+	if (b->base == base)
+		return 0;
+	r = pread_all(fd, b->flags, block_pages * sizeof(uint64_t),
+		      (off_t)(base * sizeof(uint64_t)), &got);
+	if (r < 0)
+		return r;
+	b->base = base;
+	b->n = got / sizeof(uint64_t);
+	return 0;
+}
+
+/*
+ * Order of the large folio holding pfn, from the head/tail flags of the
+ * PMD block around it; 0 when it cannot be told (a folio larger than the
+ * block, or a block cut short at the end of memory).
+ */
+static int folio_span(int fd, struct kpf_block *b, uint64_t pfn, size_t block_pages,
+		      uint64_t *ret_head, uint64_t *ret_npages)
+{
+	const uint64_t head_bit = MIG__KPF(MIG__KPF_COMPOUND_HEAD);
+	const uint64_t tail_bit = MIG__KPF(MIG__KPF_COMPOUND_TAIL);
+	size_t i, h, e;
+	int r;
+
+	r = kpf_block_load(fd, b, pfn, block_pages);
+	if (r < 0)
+		return r;
+	i = (size_t)(pfn - b->base);
+	if (i >= b->n)
+		return -ENXIO;
+	for (h = i; h > 0 && (b->flags[h] & tail_bit); h--)
+		;
+	if (!(b->flags[h] & head_bit))
+		return -ERANGE;
+	for (e = h + 1; e < b->n && (b->flags[e] & tail_bit); e++)
+		;
+	if (e == b->n && e < block_pages)
+		return -ERANGE;
+	*ret_head = b->base + h;
+	*ret_npages = e - h;
+	return 0;
+}
+
+static uint8_t order_of(uint64_t npages)
+{
+	uint8_t o = 0;
+
+	while ((UINT64_C(1) << o) < npages)
+		o++;
+	return o;
+}
+
+/* Fill flags, pfn and order of out[0..n) from pagemap entries pm[0..n). */
+static int decode_chunk(int kpf_fd, const uint64_t *pm, size_t n, struct mig_pageinfo *out,
+			uint64_t *kbuf, struct kpf_block *blk, uint64_t *span_head,
+			uint64_t *span_n)
+{
+	size_t block_pages = (size_t)1 << mig__pmd_order();
+
+	for (size_t i = 0; i < n;) {
+		uint64_t pfn = pm[i] & MIG__PM_PFN_MASK;
+		size_t run = 1, got = 0;
+		int r;
+
+		out[i].pfn = (pm[i] & MIG__PM_PRESENT) ? pfn : 0;
+		out[i].order = 0;
+		if (kpf_fd < 0 || !(pm[i] & MIG__PM_PRESENT) || pfn == 0) {
+			out[i].flags = mig__page_flags(pm[i], 0, 0);
+			i++;
+			continue;
+		}
+		/* One pread for each run of pages whose PFNs follow each other. */
+		while (i + run < n && run < KPF_RUN_MAX && (pm[i + run] & MIG__PM_PRESENT) &&
+		       (pm[i + run] & MIG__PM_PFN_MASK) == pfn + run)
+			run++;
+		r = pread_all(kpf_fd, kbuf, run * sizeof(uint64_t), (off_t)(pfn * sizeof(uint64_t)),
+			      &got);
+		if (r < 0)
+			return r;
+		for (size_t j = 0; j < run; j++) {
+			struct mig_pageinfo *o = &out[i + j];
+			uint64_t p = pfn + j;
+
+			o->pfn = p;
+			o->flags =
+				mig__page_flags(pm[i + j], j < got / sizeof(uint64_t) ? kbuf[j] : 0,
+						j < got / sizeof(uint64_t));
+			if (!(o->flags & MIG_PAGE_LARGE))
+				continue;
+			if (p < *span_head || p >= *span_head + *span_n) {
+				if (folio_span(kpf_fd, blk, p, block_pages, span_head, span_n) <
+				    0) {
+					*span_head = *span_n = 0;
+					continue;
+				}
+			}
+			o->order = order_of(*span_n);
+			if (o->order == mig__pmd_order())
+				o->flags |= MIG_PAGE_THP;
+		}
+		i += run;
+	}
+	return 0;
+}
+
+static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pageinfo *out)
+{
+	_cleanup_close_ int fd = -EBADF, kpf_fd = -EBADF;
+	_cleanup_free_ uint64_t *pm = NULL, *kbuf = NULL, *blkbuf = NULL;
+	struct kpf_block blk = { .base = UINT64_MAX };
+	uint64_t span_head = 0, span_n = 0;
+	long ps = sysconf(_SC_PAGESIZE);
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	/* kpageflags needs CAP_SYS_ADMIN; without it the PFNs read as 0 anyway. */
+	kpf_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+
+	pm = malloc(MIN(npages, (size_t)PAGEMAP_CHUNK) * sizeof(uint64_t));
+	kbuf = malloc(KPF_RUN_MAX * sizeof(uint64_t));
+	blkbuf = malloc(((size_t)1 << mig__pmd_order()) * sizeof(uint64_t));
+	if (!pm || !kbuf || !blkbuf)
+		return -ENOMEM;
+	blk.flags = blkbuf;
+
+	for (size_t done = 0; done < npages;) {
+		size_t n = MIN(npages - done, (size_t)PAGEMAP_CHUNK), got = 0;
+		off_t off = (off_t)((start / (uint64_t)ps + done) * sizeof(uint64_t));
+		int r = pread_all(fd, pm, n * sizeof(uint64_t), off, &got);
+
+		/* A process that has exited leaves a pagemap that reads as ESRCH or nothing. */
+		if (r < 0)
+			return r == -ESRCH ? -ESRCH : r;
+		/* Past the top of user space pagemap ends: those pages exist for no one. */
+		if (got < n * sizeof(uint64_t))
+			memset((char *)pm + got, 0, n * sizeof(uint64_t) - got);
+		r = decode_chunk(kpf_fd, pm, n, out + done, kbuf, &blk, &span_head, &span_n);
+		if (r < 0)
+			return r;
+		done += n;
+	}
+	return 0;
+}
+
+static int query_nodes(pid_t pid, uint64_t start, size_t npages, bool pagemap_known,
+		       struct mig_pageinfo *out)
+{
+	_cleanup_free_ void **pages = NULL;
+	_cleanup_free_ int *status = NULL;
+	_cleanup_free_ size_t *index = NULL;
+	long ps = sysconf(_SC_PAGESIZE);
+	size_t batch = MIN(npages, (size_t)MOVE_PAGES_BATCH);
+
+	pages = malloc(batch * sizeof(*pages));
+	status = malloc(batch * sizeof(*status));
+	index = malloc(batch * sizeof(*index));
+	if (!pages || !status || !index)
+		return -ENOMEM;
+
+	for (size_t i = 0; i < npages;) {
+		size_t n = 0;
+		long r;
+
+		/* Pages pagemap says are absent need no question: the answer is -ENOENT. */
+		for (; i < npages && n < batch; i++) {
+			if (pagemap_known && !(out[i].flags & MIG_PAGE_PRESENT)) {
+				out[i].node = -ENOENT;
+				continue;
+			}
+			pages[n] = (void *)(uintptr_t)(start + (uint64_t)i * (uint64_t)ps);
+			index[n++] = i;
+		}
+		if (n == 0)
+			continue;
+		r = syscall(SYS_move_pages, pid, (unsigned long)n, pages, NULL, status, 0);
+		if (r < 0)
+			return -errno;
+		for (size_t j = 0; j < n; j++)
+			out[index[j]].node = status[j];
+	}
+	return 0;
+}
+
+int mig_query_pages(pid_t pid, uint64_t start, size_t npages, unsigned what,
+		    struct mig_pageinfo *out)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	int r;
+
+	if (pid <= 0 || !out || npages == 0 || what == 0 ||
+	    (what & ~(MIG_QUERY_PAGEMAP | MIG_QUERY_NODE)))
+		return -EINVAL;
+	if (start % (uint64_t)ps || npages > (UINT64_MAX - start) / (uint64_t)ps)
+		return -EINVAL;
+
+	if (what & MIG_QUERY_PAGEMAP) {
+		r = query_pagemap(pid, start, npages, out);
+		if (r < 0)
+			return r;
+	} else {
+		for (size_t i = 0; i < npages; i++)
+			out[i] = (struct mig_pageinfo){ 0 };
+	}
+	if (what & MIG_QUERY_NODE)
+		return query_nodes(pid, start, npages, what & MIG_QUERY_PAGEMAP, out);
+	for (size_t i = 0; i < npages; i++)
+		out[i].node = -ENODATA;
+	return 0;
+}
