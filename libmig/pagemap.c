@@ -175,6 +175,32 @@ static int folio_span(int fd, struct kpf_block *b, uint64_t pfn, size_t block_pa
 	return 0;
 }
 
+/*
+ * The folio of run entry j when the run just read holds all of it, which
+ * saves reading its PMD block a second time (the common case for THPs).
+ */
+static bool run_span(const uint64_t *kbuf, size_t n, size_t j, uint64_t pfn0, uint64_t *ret_head,
+		     uint64_t *ret_npages)
+{
+	const uint64_t head_bit = MIG__KPF(MIG__KPF_COMPOUND_HEAD);
+	const uint64_t tail_bit = MIG__KPF(MIG__KPF_COMPOUND_TAIL);
+	size_t h, e;
+
+	if (j >= n)
+		return false;
+	for (h = j; h > 0 && (kbuf[h] & tail_bit); h--)
+		;
+	if (!(kbuf[h] & head_bit))
+		return false;
+	for (e = h + 1; e < n && (kbuf[e] & tail_bit); e++)
+		;
+	if (e == n)
+		return false;
+	*ret_head = pfn0 + h;
+	*ret_npages = e - h;
+	return true;
+}
+
 static uint8_t order_of(uint64_t npages)
 {
 	uint8_t o = 0;
@@ -221,7 +247,8 @@ static int decode_chunk(int kpf_fd, const uint64_t *pm, size_t n, struct mig_pag
 						j < got / sizeof(uint64_t));
 			if (!(o->flags & MIG_PAGE_LARGE))
 				continue;
-			if (p < *span_head || p >= *span_head + *span_n) {
+			if ((p < *span_head || p >= *span_head + *span_n) &&
+			    !run_span(kbuf, got / sizeof(uint64_t), j, pfn, span_head, span_n)) {
 				if (folio_span(kpf_fd, blk, p, block_pages, span_head, span_n) <
 				    0) {
 					*span_head = *span_n = 0;
@@ -279,6 +306,12 @@ static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pa
 	return 0;
 }
 
+static bool same_folio(const struct mig_pageinfo *prev, const struct mig_pageinfo *p)
+{
+	return (p->flags & MIG_PAGE_LARGE) && !(p->flags & MIG_PAGE_HEAD) &&
+	       (prev->flags & MIG_PAGE_LARGE) && p->pfn != 0 && p->pfn == prev->pfn + 1;
+}
+
 static int query_nodes(pid_t pid, uint64_t start, size_t npages, bool pagemap_known,
 		       struct mig_pageinfo *out)
 {
@@ -295,25 +328,35 @@ static int query_nodes(pid_t pid, uint64_t start, size_t npages, bool pagemap_kn
 		return -ENOMEM;
 
 	for (size_t i = 0; i < npages;) {
-		size_t n = 0;
+		size_t n = 0, first = i;
 		long r;
 
-		/* Pages pagemap says are absent need no question: the answer is -ENOENT. */
+		/*
+		 * Pages pagemap says are absent need no question: the answer is
+		 * -ENOENT. A tail page that follows the previous page of its
+		 * folio shares its node: one question per folio is enough.
+		 */
 		for (; i < npages && n < batch; i++) {
 			if (pagemap_known && !(out[i].flags & MIG_PAGE_PRESENT)) {
 				out[i].node = -ENOENT;
 				continue;
 			}
+			if (pagemap_known && i > 0 && same_folio(&out[i - 1], &out[i]))
+				continue;
 			pages[n] = (void *)(uintptr_t)(start + (uint64_t)i * (uint64_t)ps);
 			index[n++] = i;
 		}
-		if (n == 0)
-			continue;
-		r = syscall(SYS_move_pages, pid, (unsigned long)n, pages, NULL, status, 0);
-		if (r < 0)
-			return -errno;
-		for (size_t j = 0; j < n; j++)
-			out[index[j]].node = status[j];
+		if (n > 0) {
+			r = syscall(SYS_move_pages, pid, (unsigned long)n, pages, NULL, status, 0);
+			if (r < 0)
+				return -errno;
+			for (size_t j = 0; j < n; j++)
+				out[index[j]].node = status[j];
+		}
+		/* The skipped tail pages, in order, from their predecessors. */
+		for (size_t k = MAX(first, (size_t)1); pagemap_known && k < i; k++)
+			if ((out[k].flags & MIG_PAGE_PRESENT) && same_folio(&out[k - 1], &out[k]))
+				out[k].node = out[k - 1].node;
 	}
 	return 0;
 }

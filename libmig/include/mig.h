@@ -180,7 +180,12 @@ struct mig_placement {
 
 /*
  * Placement of the anonymous private memory of pid inside the given ranges
- * (n == 0: every anonymous private VMA). Returns 0, -ESRCH, -EPERM, -EINVAL.
+ * (n == 0: every anonymous private VMA). The ranges (page aligned, not
+ * overlapping) are intersected with the anonymous private VMAs; pages that
+ * are not present, swapped out or the zero page count as absent. Reading
+ * 1 GiB takes about 0.1 s (tests/bench/placement). Returns 0, -ESRCH,
+ * -EPERM/-EACCES, -EINVAL (unaligned or empty range), -ENOMEM; *ret is
+ * untouched on failure.
  */
 MIG_API MIG_WUR int mig_placement(pid_t pid, const struct mig_range *ranges, size_t n,
 				  struct mig_placement *ret);
