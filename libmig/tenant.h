@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "mig.h"
+#include "uffd.h"
 
 struct mig__tenant_ops {
 	const char *name; /* "ptrace", "agent" */
@@ -32,12 +33,25 @@ struct mig_tenant {
 	int pidfd;	   /* held from attach to detach: no pid reuse */
 	int uffd;	   /* migd's copy of the tenant's userfaultfd */
 	int tenant_fd;	   /* the same uffd's fd number inside the tenant */
-	uint64_t features; /* granted by UFFDIO_API */
+	uint64_t features; /* requested and granted at UFFDIO_API */
+	uint64_t offered;  /* every feature the kernel offers */
 	uint64_t ioctls;   /* UFFDIO_API ioctls */
 	enum mig_attach_method method;
 	const struct mig__tenant_ops *ops;
-	void *priv;		 /* backend state */
-	pthread_mutex_t op_lock; /* one in-tenant operation at a time */
+	void *priv;		    /* backend state */
+	pthread_mutex_t op_lock;    /* one in-tenant operation at a time */
+	struct mig__uffd_regs regs; /* ranges registered through mig_tenant_register */
+	uint64_t stop_ns;	    /* total time the tenant thread was stopped by us */
+	uint64_t stop_max_ns;	    /* longest single stop */
 };
+
+/* Backends. attach fills t->tenant_fd and t->uffd (migd's copy). */
+MIG_INTERNAL extern const struct mig__tenant_ops mig__ptrace_ops;
+MIG_INTERNAL extern const struct mig__tenant_ops mig__agent_ops;
+MIG_INTERNAL int mig__ptrace_attach(struct mig_tenant *t);
+MIG_INTERNAL int mig__agent_attach(struct mig_tenant *t, int agent_fd);
+
+/* Set the calling thread's last error message (mig_tenant_last_error). */
+MIG_INTERNAL void mig__tenant_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* MIG_TENANT_H */

@@ -1,0 +1,330 @@
+/*
+ * agentconn.c - libmig's side of the agent: the listening socket, taking
+ * an agent's connection, and the agent backend of the in-tenant operations
+ * (each one a request the agent's helper thread runs inside the tenant).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agentproto.h"
+#include "compat.h"
+#include "tenant.h"
+#include "util.h"
+
+/* How long CREATE may take before we call the agent unresponsive. */
+#define CREATE_TIMEOUT_MS 5000
+
+struct agent_priv {
+	int conn; /* our dup of the caller's connection */
+	uint64_t seq;
+};
+
+int mig_agent_listen(const char *path, int *ret_fd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -EBADF;
+	struct stat st;
+
+	if (!path || !ret_fd || !*path || strlen(path) >= sizeof(sa.sun_path))
+		return -EINVAL;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Replace a stale socket from an earlier run, never another kind of file. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return -EEXIST;
+		if (unlink(path) < 0)
+			return -errno;
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	/* Tenants of every user may connect; each can only hand over its own uffd. */
+	if (chmod(path, 0666) < 0 || listen(fd, 128) < 0)
+		return -errno;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static int wait_readable(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+static int peer_pid(int fd, pid_t *ret_pid)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+		return -errno;
+	if (uc.pid <= 0)
+		return -EPROTO;
+	*ret_pid = uc.pid;
+	return 0;
+}
+
+int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid, int *ret_conn_fd)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct mig_agent_hello h;
+	pid_t pid = 0;
+	ssize_t n;
+	int r;
+
+	if (listen_fd < 0 || !ret_pid || !ret_conn_fd)
+		return -EINVAL;
+	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = wait_readable(fd, timeout_ms);
+	if (r < 0)
+		return r;
+	n = recv(fd, &h, sizeof(h), MSG_DONTWAIT);
+	if (n < 0)
+		return -errno;
+	if (n != sizeof(h) || h.magic != MIG_AGENT_MAGIC || h.version != MIG_AGENT_VERSION)
+		return -EPROTO;
+	r = peer_pid(fd, &pid);
+	if (r < 0)
+		return r;
+	*ret_pid = pid;
+	*ret_conn_fd = TAKE_FD(fd);
+	return 0;
+}
+
+/* Send one request and wait for its answer; *ret_fd gets an SCM_RIGHTS fd. */
+static int agent_call(struct mig_tenant *t, struct mig_agent_req *req, int timeout_ms,
+		      struct mig_agent_resp *ret_resp, int *ret_fd)
+{
+	struct agent_priv *p = t->priv;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct mig_agent_resp resp;
+	struct iovec iov = { .iov_base = &resp, .iov_len = sizeof(resp) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	size_t len = offsetof(struct mig_agent_req, runs) + req->nruns * sizeof(req->runs[0]);
+	ssize_t n;
+	int r;
+
+	req->magic = MIG_AGENT_MAGIC;
+	req->seq = ++p->seq;
+	n = send(p->conn, req, len, MSG_NOSIGNAL);
+	if (n < 0)
+		return errno == EPIPE || errno == ECONNRESET ? -ESRCH : -errno;
+	for (;;) {
+		if (timeout_ms >= 0) {
+			r = wait_readable(p->conn, timeout_ms);
+			if (r < 0)
+				return r;
+		}
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof(cm.buf);
+		n = recvmsg(p->conn, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == ECONNRESET ? -ESRCH : -errno;
+		if (n == 0)
+			return -ESRCH; /* the agent (or its process) is gone */
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+				if (ret_fd && *ret_fd < 0)
+					*ret_fd = fd;
+				else
+					safe_close(fd);
+			}
+		if (n != sizeof(resp) || resp.magic != MIG_AGENT_MAGIC)
+			return -EPROTO;
+		if (resp.seq == req->seq)
+			break;
+		/* An answer to an earlier request that timed out: drop it. */
+	}
+	*ret_resp = resp;
+	return 0;
+}
+
+/* Check that fd is the very file the tenant holds at tenant_fd. */
+static int verify_same_file(struct mig_tenant *t, int fd, int tenant_fd)
+{
+	_cleanup_close_ int theirs = -EBADF;
+	struct stat a, b;
+
+	theirs = (int)syscall(SYS_pidfd_getfd, t->pidfd, tenant_fd, 0);
+	if (theirs < 0)
+		return errno == EPERM ? 0 : -errno; /* not allowed to look: trust SCM_RIGHTS */
+	if (fstat(fd, &a) < 0 || fstat(theirs, &b) < 0)
+		return -errno;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : -EPROTO;
+}
+
+int mig__agent_attach(struct mig_tenant *t, int agent_fd)
+{
+	struct mig_agent_req req = { .op = MIG_AGENT_CREATE };
+	struct mig_agent_resp resp;
+	struct agent_priv *p;
+	pid_t pid = 0;
+	int r, fd = -1;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->conn = fcntl(agent_fd, F_DUPFD_CLOEXEC, 3);
+	if (p->conn < 0) {
+		r = -errno;
+		free(p);
+		mig__tenant_set_error("agent fd %d: %s", agent_fd, strerror(-r));
+		return r;
+	}
+	t->priv = p;
+	t->ops = &mig__agent_ops;
+	r = peer_pid(p->conn, &pid);
+	if (r < 0) {
+		mig__tenant_set_error("agent fd %d is not a connected agent socket", agent_fd);
+		return r;
+	}
+	if (pid != t->pid) {
+		mig__tenant_set_error("the agent connection belongs to pid %d, not %d", (int)pid,
+				      (int)t->pid);
+		return -EPERM;
+	}
+	r = agent_call(t, &req, CREATE_TIMEOUT_MS, &resp, &fd);
+	if (r < 0) {
+		mig__tenant_set_error("agent of pid %d did not answer: %s", (int)t->pid,
+				      strerror(-r));
+		return r;
+	}
+	if (resp.ret < 0) {
+		safe_close(fd);
+		mig__tenant_set_error("the agent in pid %d cannot create a full-mode userfaultfd: "
+				      "%s. UFFD_USER_MODE_ONLY is never used",
+				      (int)t->pid, strerror((int)-resp.ret));
+		return (int)resp.ret;
+	}
+	t->tenant_fd = resp.fd;
+	if (fd < 0) {
+		mig__tenant_set_error("the agent of pid %d sent no fd", (int)t->pid);
+		return -EPROTO;
+	}
+	t->uffd = fd;
+	r = verify_same_file(t, fd, resp.fd);
+	if (r < 0) {
+		mig__tenant_set_error("the fd the agent of pid %d sent is not its fd %d",
+				      (int)t->pid, resp.fd);
+		return r;
+	}
+	return 0;
+}
+
+static int op_zap(struct mig_tenant *t, const struct mig_range *runs, size_t n)
+{
+	struct mig_agent_req req = { .op = MIG_AGENT_ZAP };
+	struct mig_agent_resp resp;
+	int first = 0;
+
+	for (size_t i = 0; i < n;) {
+		int r;
+
+		req.nruns = 0;
+		for (; i < n && req.nruns < MIG_AGENT_MAX_RUNS; i++, req.nruns++) {
+			req.runs[req.nruns].start = runs[i].start;
+			req.runs[req.nruns].end = runs[i].end;
+		}
+		r = agent_call(t, &req, -1, &resp, NULL);
+		if (r < 0)
+			return r;
+		if (resp.ret < 0 && first == 0)
+			first = (int)resp.ret;
+	}
+	return first;
+}
+
+static int op_map_scratch(struct mig_tenant *t, size_t len, uint64_t *ret_addr)
+{
+	struct mig_agent_req req = { .op = MIG_AGENT_MAP, .arg = { len } };
+	struct mig_agent_resp resp;
+	int r = agent_call(t, &req, -1, &resp, NULL);
+
+	if (r < 0)
+		return r;
+	if (resp.ret < 0)
+		return (int)resp.ret;
+	*ret_addr = resp.val;
+	return 0;
+}
+
+static int op_unmap(struct mig_tenant *t, uint64_t addr, size_t len)
+{
+	struct mig_agent_req req = { .op = MIG_AGENT_UNMAP, .arg = { addr, len } };
+	struct mig_agent_resp resp;
+	int r = agent_call(t, &req, -1, &resp, NULL);
+
+	return r < 0 ? r : (int)resp.ret;
+}
+
+static int op_move(struct mig_tenant *t, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
+		   uint64_t *ret_moved)
+{
+	struct mig_agent_req req = { .op = MIG_AGENT_MOVE, .arg = { dst, src, len, mode } };
+	struct mig_agent_resp resp;
+	int r = agent_call(t, &req, -1, &resp, NULL);
+
+	if (r < 0)
+		return r;
+	if (ret_moved)
+		*ret_moved = resp.val;
+	return (int)resp.ret;
+}
+
+static int op_close_fd(struct mig_tenant *t, int fd)
+{
+	struct mig_agent_req req = { .op = MIG_AGENT_CLOSE, .arg = { (uint64_t)fd } };
+	struct mig_agent_resp resp;
+	int r = agent_call(t, &req, CREATE_TIMEOUT_MS, &resp, NULL);
+
+	return r < 0 ? r : (int)resp.ret;
+}
+
+static void op_release(struct mig_tenant *t)
+{
+	struct agent_priv *p = t->priv;
+
+	if (!p)
+		return;
+	safe_close(p->conn);
+	free(p);
+	t->priv = NULL;
+}
+
+const struct mig__tenant_ops mig__agent_ops = {
+	.name = "agent",
+	.zap = op_zap,
+	.map_scratch = op_map_scratch,
+	.unmap = op_unmap,
+	.move = op_move,
+	.close_fd = op_close_fd,
+	.release = op_release,
+};

@@ -1,0 +1,65 @@
+/*
+ * agentproto.h - the wire protocol between libmig-agent.so (inside a
+ * tenant) and libmig (in migd), over a unix SOCK_SEQPACKET socket: one
+ * message per datagram, fixed little structs in host byte order (both ends
+ * run on the same machine).
+ *
+ *   agent -> migd   HELLO once after connecting.
+ *   migd  -> agent  REQ; the agent's helper thread runs it and answers RESP
+ *                   with the same seq. CREATE's answer carries the new uffd
+ *                   with SCM_RIGHTS.
+ *
+ * The agent only closes fds it created itself (CLOSE of another fd gives
+ * -EBADF), so a confused daemon cannot close the host's own files.
+ */
+#ifndef MIG_AGENTPROTO_H
+#define MIG_AGENTPROTO_H
+
+#include <stdint.h>
+
+#define MIG_AGENT_MAGIC	     0x4147494du /* "MIGA" */
+#define MIG_AGENT_VERSION    1
+#define MIG_AGENT_MAX_RUNS   64
+#define MIG_AGENT_SOCKET_ENV "MIGD_AGENT_SOCKET"
+
+enum mig_agent_op {
+	MIG_AGENT_CREATE = 1, /* create a full-mode uffd; resp.fd, SCM_RIGHTS */
+	MIG_AGENT_ZAP,	      /* madvise(DONTNEED) runs[0..nruns) */
+	MIG_AGENT_MAP,	      /* mmap(NULL, arg[0], RW, PRIVATE|ANON); resp.val = addr */
+	MIG_AGENT_UNMAP,      /* munmap(arg[0], arg[1]) */
+	MIG_AGENT_MOVE,	      /* UFFDIO_MOVE dst=arg[0] src=arg[1] len=arg[2] mode=arg[3] */
+	MIG_AGENT_CLOSE,      /* close(arg[0]) if the agent created it */
+};
+
+struct mig_agent_hello {
+	uint32_t magic;
+	uint32_t version;
+	int32_t pid;	 /* in the agent's pid namespace; migd trusts SO_PEERCRED */
+	int32_t uffd_fd; /* a uffd the agent still holds (after a daemon restart), or -1 */
+};
+
+struct mig_agent_run {
+	uint64_t start, end;
+};
+
+struct mig_agent_req {
+	uint32_t magic;
+	uint32_t op;
+	uint64_t seq;
+	uint64_t arg[4];
+	uint32_t nruns;
+	uint32_t pad;
+	struct mig_agent_run runs[MIG_AGENT_MAX_RUNS]; /* only nruns are sent */
+};
+
+struct mig_agent_resp {
+	uint32_t magic;
+	uint32_t op;
+	uint64_t seq;
+	int64_t ret; /* 0 or -errno */
+	uint64_t val;
+	int32_t fd; /* CREATE: the uffd's number in the tenant */
+	int32_t pad;
+};
+
+#endif /* MIG_AGENTPROTO_H */

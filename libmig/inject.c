@@ -1,0 +1,662 @@
+/*
+ * inject.c - the ptrace backend: syscall injection into an unmodified
+ * tenant (x86_64), and the in-tenant operations built on it (create the
+ * uffd, zap, map/unmap, UFFDIO_MOVE, close).
+ *
+ * Recipe (DESIGN.md section 1): PTRACE_SEIZE + PTRACE_INTERRUPT one thread,
+ * save its registers, point rip at an existing `syscall` instruction found
+ * through /proc/PID/mem (no code is patched), set the syscall registers with
+ * orig_rax = -1 so the kernel's restart logic leaves our call alone,
+ * PTRACE_SINGLESTEP over it, read rax, restore, detach. A thread stopped in
+ * a restartable syscall resumes correctly because the saved registers still
+ * carry its -ERESTART* and orig_rax. Arguments that need memory go through
+ * a scratch page mapped and unmapped inside the same session.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "inject.h"
+#include "util.h"
+
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
+#endif
+
+/* How often a signal storm may push us off the thread before we give up. */
+#define MAX_RETRIES 64
+
+struct ptrace_priv {
+	int memfd;	  /* /proc/PID/mem, read-only: finding `syscall` */
+	uint64_t sysaddr; /* cached address of 0f 05 */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* TracerPid of pid from /proc, 0 when untraced, -errno. */
+static int tracer_pid(pid_t pid)
+{
+	char path[64], line[256];
+	FILE *f;
+	int r = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "TracerPid: %d", &r) == 1)
+			break;
+	fclose(f);
+	return r;
+}
+
+/* Parent pid of pid from /proc/PID/stat, or -errno. */
+static int parent_pid(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = -1;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	safe_close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	/* The command name may hold spaces and parentheses: skip to the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return -EIO;
+	return ppid;
+}
+
+#ifdef __x86_64__
+
+/*
+ * Find a `syscall` instruction (0f 05) in an executable mapping of the
+ * tenant. The bytes need not be an instruction boundary of the code they
+ * sit in: we jump straight to them. [vsyscall] is emulated, never used.
+ */
+static int find_syscall_insn(pid_t pid, int memfd, uint64_t *ret_addr)
+{
+	char path[64], line[512];
+	static const size_t chunk = 64 * 1024;
+	_cleanup_free_ uint8_t *buf = NULL;
+	FILE *f;
+	int r = -ENOEXEC;
+
+	buf = malloc(chunk);
+	if (!buf)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (r == -ENOEXEC && fgets(line, sizeof(line), f)) {
+		unsigned long long start, end;
+		char perms[8];
+
+		if (sscanf(line, "%llx-%llx %7s", &start, &end, perms) != 3)
+			continue;
+		if (perms[2] != 'x' || strstr(line, "[vsyscall]"))
+			continue;
+		for (uint64_t a = start; a < end && r == -ENOEXEC; a += chunk - 1) {
+			size_t len = MIN(chunk, end - a);
+			ssize_t n = pread(memfd, buf, len, (off_t)a);
+
+			if (n < 2)
+				break;
+			for (ssize_t i = 0; i + 1 < n; i++)
+				if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
+					*ret_addr = a + (uint64_t)i;
+					r = 0;
+					break;
+				}
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+static bool insn_still_there(int memfd, uint64_t addr)
+{
+	uint8_t b[2];
+
+	return pread(memfd, b, 2, (off_t)addr) == 2 && b[0] == 0x0f && b[1] == 0x05;
+}
+
+/*
+ * Wait for the next ptrace stop of the thread. An exit is peeked at with
+ * WNOWAIT first: when the tenant is our own child its status belongs to
+ * our caller, otherwise we reap the ptrace side so the real parent gets it.
+ */
+static int wait_stop(struct mig__inject *s, int *ret_status)
+{
+	for (;;) {
+		siginfo_t si = { 0 };
+		int st = 0;
+
+		if (waitid(P_PID, (id_t)s->tid, &si, WSTOPPED | WEXITED | __WALL | WNOWAIT) < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == ECHILD ? -ESRCH : -errno;
+		}
+		if (si.si_code == CLD_TRAPPED || si.si_code == CLD_STOPPED) {
+			if (waitpid(s->tid, &st, __WALL | WNOHANG) < 0)
+				return errno == ECHILD ? -ESRCH : -errno;
+			*ret_status = st;
+			return 0;
+		}
+		if (!s->child)
+			(void)waitpid(s->tid, &st, __WALL | WNOHANG);
+		return -ESRCH;
+	}
+}
+
+static int ptrace_err(void)
+{
+	return errno == ESRCH ? -ESRCH : -errno;
+}
+
+/*
+ * Wait until the thread sits in our interrupt stop and save its registers.
+ * A signal-delivery-stop met on the way is let through with the thread's
+ * own registers (it is delivered exactly as without us), then we interrupt
+ * again. drop_trap drops one single-step SIGTRAP that is ours.
+ */
+static int acquire_stop(struct mig__inject *s, bool drop_trap)
+{
+	for (int i = 0; i < MAX_RETRIES; i++) {
+		int st, sig, r;
+
+		r = wait_stop(s, &st);
+		if (r < 0)
+			return r;
+		if (!WIFSTOPPED(st))
+			return -ESRCH;
+		if ((st >> 16) == PTRACE_EVENT_STOP) {
+			if (ptrace(PTRACE_GETREGS, s->tid, NULL, &s->saved) < 0)
+				return ptrace_err();
+			return 0;
+		}
+		sig = WSTOPSIG(st);
+		if (sig == SIGTRAP && drop_trap) {
+			siginfo_t si = { 0 };
+
+			if (ptrace(PTRACE_GETSIGINFO, s->tid, NULL, &si) == 0 &&
+			    si.si_code == TRAP_BRKPT) {
+				sig = 0;
+				drop_trap = false;
+			}
+		}
+		if (ptrace(PTRACE_CONT, s->tid, NULL, (void *)(uintptr_t)sig) < 0)
+			return ptrace_err();
+		if (ptrace(PTRACE_INTERRUPT, s->tid, NULL, NULL) < 0)
+			return ptrace_err();
+	}
+	return -EAGAIN;
+}
+
+int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s)
+{
+	struct ptrace_priv *p = t->priv;
+	int r, tp;
+
+	memset(s, 0, sizeof(*s));
+	s->t = t;
+	s->tid = t->pid;
+	/* The pidfd pins the process: while it is alive its pid is not reused. */
+	if (syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) < 0) {
+		mig__tenant_set_error("pid %d has exited", t->pid);
+		return -ESRCH;
+	}
+	if (!p->sysaddr || !insn_still_there(p->memfd, p->sysaddr)) {
+		r = find_syscall_insn(t->pid, p->memfd, &p->sysaddr);
+		if (r < 0) {
+			mig__tenant_set_error("no syscall instruction found in pid %d: %s", t->pid,
+					      strerror(-r));
+			return r == -ENOEXEC ? -EOPNOTSUPP : r;
+		}
+	}
+	s->sysaddr = p->sysaddr;
+	s->child = parent_pid(t->pid) == getpid();
+
+	if (ptrace(PTRACE_SEIZE, s->tid, NULL, NULL) < 0) {
+		r = -errno;
+		if (r == -EPERM && (tp = tracer_pid(t->pid)) > 0) {
+			mig__tenant_set_error("pid %d is already traced by pid %d (a debugger or "
+					      "strace?); detach it first",
+					      t->pid, tp);
+			return -EBUSY;
+		}
+		mig__tenant_set_error("cannot ptrace pid %d: %s", t->pid, strerror(-r));
+		return r;
+	}
+	if (ptrace(PTRACE_INTERRUPT, s->tid, NULL, NULL) < 0) {
+		r = ptrace_err();
+		goto fail;
+	}
+	r = acquire_stop(s, false);
+	if (r < 0)
+		goto fail;
+	s->t0 = now_ns();
+	s->stopped = true;
+	/* Seized after the pid was checked: make sure it is still the same process. */
+	if (syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) < 0) {
+		r = -ESRCH;
+		goto fail;
+	}
+	if (s->saved.cs != 0x33) {
+		mig__tenant_set_error("pid %d runs in 32-bit mode: not supported", t->pid);
+		r = -EOPNOTSUPP;
+		goto fail;
+	}
+	return 0;
+fail:
+	if (r == -ESRCH)
+		mig__tenant_set_error("pid %d exited while being attached", t->pid);
+	(void)mig__inject_end(s);
+	return r;
+}
+
+int mig__inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6], int64_t *ret_result)
+{
+	for (int i = 0; i < MAX_RETRIES; i++) {
+		struct user_regs_struct regs = s->saved;
+		int st, r;
+
+		regs.rip = s->sysaddr;
+		regs.rax = (unsigned long long)nr;
+		regs.orig_rax = (unsigned long long)-1;
+		regs.rdi = args[0];
+		regs.rsi = args[1];
+		regs.rdx = args[2];
+		regs.r10 = args[3];
+		regs.r8 = args[4];
+		regs.r9 = args[5];
+		regs.eflags &= ~(0x100ULL | 0x400ULL); /* TF, DF */
+		if (ptrace(PTRACE_SETREGS, s->tid, NULL, &regs) < 0)
+			return ptrace_err();
+		if (ptrace(PTRACE_SINGLESTEP, s->tid, NULL, NULL) < 0)
+			return ptrace_err();
+		r = wait_stop(s, &st);
+		if (r < 0)
+			return r;
+		if (ptrace(PTRACE_GETREGS, s->tid, NULL, &regs) < 0)
+			return ptrace_err();
+		if (regs.rip == s->sysaddr + 2) {
+			*ret_result = (int64_t)regs.rax;
+			if (WSTOPSIG(st) == SIGTRAP || (st >> 16) == PTRACE_EVENT_STOP)
+				return 0;
+			/*
+			 * Another signal stopped the thread after our syscall ran:
+			 * deliver it with the thread's own registers, drop our trap.
+			 */
+			if (ptrace(PTRACE_SETREGS, s->tid, NULL, &s->saved) < 0 ||
+			    ptrace(PTRACE_CONT, s->tid, NULL, (void *)(uintptr_t)WSTOPSIG(st)) <
+				    0 ||
+			    ptrace(PTRACE_INTERRUPT, s->tid, NULL, NULL) < 0)
+				return ptrace_err();
+			return acquire_stop(s, true);
+		}
+		if ((st >> 16) == PTRACE_EVENT_STOP)
+			continue;
+		/*
+		 * A signal arrived before our syscall ran. Deliver it as if we
+		 * were not there, stop the thread again and retry.
+		 */
+		if (ptrace(PTRACE_SETREGS, s->tid, NULL, &s->saved) < 0 ||
+		    ptrace(PTRACE_CONT, s->tid, NULL, (void *)(uintptr_t)WSTOPSIG(st)) < 0 ||
+		    ptrace(PTRACE_INTERRUPT, s->tid, NULL, NULL) < 0)
+			return ptrace_err();
+		r = acquire_stop(s, false);
+		if (r < 0)
+			return r;
+	}
+	return -EAGAIN;
+}
+
+int mig__inject_end(struct mig__inject *s)
+{
+	int r = 0;
+
+	if (s->stopped) {
+		uint64_t dt;
+
+		if (ptrace(PTRACE_SETREGS, s->tid, NULL, &s->saved) < 0)
+			r = ptrace_err();
+		s->stopped = false;
+		dt = now_ns() - s->t0;
+		s->t->stop_ns += dt;
+		s->t->stop_max_ns = MAX(s->t->stop_max_ns, dt);
+	}
+	if (ptrace(PTRACE_DETACH, s->tid, NULL, NULL) < 0 && r == 0)
+		r = ptrace_err();
+	return r;
+}
+
+#else /* !__x86_64__ */
+
+int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s)
+{
+	mig__tenant_set_error("ptrace injection is implemented for x86_64 only; use the agent "
+			      "(libmig-agent.so) on this architecture");
+	return -EOPNOTSUPP;
+}
+
+int mig__inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6], int64_t *ret_result)
+{
+	return -EOPNOTSUPP;
+}
+
+int mig__inject_end(struct mig__inject *s)
+{
+	return -EOPNOTSUPP;
+}
+
+#endif /* __x86_64__ */
+
+/* One syscall; result < 0 is the syscall's -errno. */
+static int sys(struct mig__inject *s, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+	       uint64_t a4, uint64_t a5, int64_t *ret)
+{
+	const uint64_t args[6] = { a0, a1, a2, a3, a4, a5 };
+
+	return mig__inject_syscall(s, nr, args, ret);
+}
+
+/* Map one scratch page in the tenant for syscall arguments. */
+static int scratch_map(struct mig__inject *s, uint64_t *ret_addr)
+{
+	int64_t a;
+	int r = sys(s, SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, (uint64_t)-1, 0, &a);
+
+	if (r < 0)
+		return r;
+	if (a < 0 && a > -4096)
+		return (int)a;
+	*ret_addr = (uint64_t)a;
+	return 0;
+}
+
+static int scratch_unmap(struct mig__inject *s, uint64_t addr)
+{
+	int64_t x;
+
+	return sys(s, SYS_munmap, addr, 4096, 0, 0, 0, 0, &x);
+}
+
+static int tenant_io(pid_t pid, uint64_t addr, void *buf, size_t len, bool write)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	ssize_t n = write ? process_vm_writev(pid, &local, 1, &remote, 1, 0)
+			  : process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+/*
+ * The fd number the tenant's uffd moves to: high, so it stays out of the
+ * way of the tenant's own numbering, but below the soft RLIMIT_NOFILE and
+ * not so high that the tenant's fd table grows large.
+ */
+static int high_fd_base(pid_t pid)
+{
+	struct rlimit rl;
+
+	if (prlimit(pid, RLIMIT_NOFILE, NULL, &rl) < 0)
+		return 0;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1024)
+		rl.rlim_cur = 1024;
+	return rl.rlim_cur > 64 ? (int)rl.rlim_cur - 32 : 0;
+}
+
+/* Create the uffd in the tenant; returns the tenant's fd number or -errno. */
+static int create_uffd(struct mig__inject *s, int high)
+{
+	static const char dev[] = "/dev/userfaultfd";
+	int64_t fd, dfd, h, x;
+	uint64_t page = 0;
+	int r;
+
+	r = sys(s, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0, &fd);
+	if (r < 0)
+		return r;
+	if (fd < 0) {
+		int e1 = (int)fd;
+
+		r = scratch_map(s, &page);
+		if (r < 0)
+			return r;
+		r = tenant_io(s->tid, page, (void *)dev, sizeof(dev), true);
+		if (r == 0)
+			r = sys(s, SYS_openat, (uint64_t)AT_FDCWD, page, O_RDWR | O_CLOEXEC, 0, 0,
+				0, &dfd);
+		if (r == 0 && dfd >= 0) {
+			r = sys(s, SYS_ioctl, (uint64_t)dfd, USERFAULTFD_IOC_NEW,
+				O_CLOEXEC | O_NONBLOCK, 0, 0, 0, &fd);
+			if (sys(s, SYS_close, (uint64_t)dfd, 0, 0, 0, 0, 0, &x) < 0 && r == 0)
+				r = -ESRCH;
+		} else if (r == 0) {
+			fd = dfd;
+		}
+		if (scratch_unmap(s, page) < 0 && r == 0)
+			r = -ESRCH;
+		if (r < 0)
+			return r;
+		if (fd < 0) {
+			mig__tenant_set_error(
+				"pid %d cannot create a full-mode userfaultfd: userfaultfd(2): %s; "
+				"/dev/userfaultfd: %s. UFFD_USER_MODE_ONLY is never used "
+				"(kernel-mode "
+				"faults would fail with EFAULT in the tenant)",
+				s->tid, strerror((int)-e1), strerror((int)-fd));
+			return -EPERM;
+		}
+	}
+	if (high > fd) {
+		r = sys(s, SYS_fcntl, (uint64_t)fd, F_DUPFD_CLOEXEC, (uint64_t)high, 0, 0, 0, &h);
+		if (r < 0)
+			return r;
+		if (h >= 0) {
+			r = sys(s, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &x);
+			if (r < 0)
+				return r;
+			fd = h;
+		}
+	}
+	return (int)fd;
+}
+
+int mig__ptrace_attach(struct mig_tenant *t)
+{
+	struct ptrace_priv *p;
+	struct mig__inject s;
+	char path[64];
+	int r, fd, high;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/proc/%d/mem", t->pid);
+	p->memfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (p->memfd < 0) {
+		r = errno == ENOENT ? -ESRCH : -errno;
+		mig__tenant_set_error("cannot open %s: %s", path, strerror(-r));
+		free(p);
+		return r;
+	}
+	t->priv = p;
+	t->ops = &mig__ptrace_ops;
+	high = high_fd_base(t->pid);
+
+	r = mig__inject_begin(t, &s);
+	if (r < 0)
+		return r;
+	fd = create_uffd(&s, high);
+	r = mig__inject_end(&s);
+	if (fd < 0)
+		return fd == -ESRCH ? (mig__tenant_set_error("pid %d exited during attach", t->pid),
+				       -ESRCH)
+				    : fd;
+	t->tenant_fd = fd;
+	if (r < 0)
+		return r;
+	t->uffd = (int)syscall(SYS_pidfd_getfd, t->pidfd, fd, 0);
+	if (t->uffd < 0) {
+		r = -errno;
+		mig__tenant_set_error("pidfd_getfd(pid %d, fd %d): %s", t->pid, fd, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+static int op_zap(struct mig_tenant *t, const struct mig_range *runs, size_t n)
+{
+	struct mig__inject s;
+	int r, first = 0;
+
+	r = mig__inject_begin(t, &s);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		int64_t x;
+
+		r = sys(&s, SYS_madvise, runs[i].start, runs[i].end - runs[i].start, MADV_DONTNEED,
+			0, 0, 0, &x);
+		if (r < 0)
+			break;
+		if (x < 0 && first == 0)
+			first = (int)x;
+	}
+	if (mig__inject_end(&s) < 0 && r == 0)
+		r = -ESRCH;
+	return r < 0 ? r : first;
+}
+
+/* One syscall in its own session; *ret gets its result. */
+static int single(struct mig_tenant *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+		  uint64_t a4, int64_t *ret)
+{
+	struct mig__inject s;
+	int r;
+
+	r = mig__inject_begin(t, &s);
+	if (r < 0)
+		return r;
+	r = sys(&s, nr, a0, a1, a2, a3, a4, 0, ret);
+	if (mig__inject_end(&s) < 0 && r == 0)
+		r = -ESRCH;
+	return r;
+}
+
+static int op_map_scratch(struct mig_tenant *t, size_t len, uint64_t *ret_addr)
+{
+	int64_t a = 0;
+	int r = single(t, SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       (uint64_t)-1, &a);
+
+	if (r < 0)
+		return r;
+	if (a < 0 && a > -4096)
+		return (int)a;
+	*ret_addr = (uint64_t)a;
+	return 0;
+}
+
+static int op_unmap(struct mig_tenant *t, uint64_t addr, size_t len)
+{
+	int64_t x = 0;
+	int r = single(t, SYS_munmap, addr, len, 0, 0, 0, &x);
+
+	return r < 0 ? r : (int)x;
+}
+
+static int op_move(struct mig_tenant *t, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
+		   uint64_t *ret_moved)
+{
+	struct uffdio_move m = { .dst = dst, .src = src, .len = len, .mode = mode };
+	struct mig__inject s;
+	uint64_t page = 0;
+	int64_t x = 0;
+	int r;
+
+	r = mig__inject_begin(t, &s);
+	if (r < 0)
+		return r;
+	r = scratch_map(&s, &page);
+	if (r == 0) {
+		r = tenant_io(t->pid, page, &m, sizeof(m), true);
+		if (r == 0)
+			r = sys(&s, SYS_ioctl, (uint64_t)t->tenant_fd, UFFDIO_MOVE, page, 0, 0, 0,
+				&x);
+		if (r == 0)
+			r = tenant_io(t->pid, page, &m, sizeof(m), false);
+		if (scratch_unmap(&s, page) < 0 && r == 0)
+			r = -ESRCH;
+	}
+	if (mig__inject_end(&s) < 0 && r == 0)
+		r = -ESRCH;
+	if (r < 0)
+		return r;
+	if (ret_moved)
+		*ret_moved = m.move > 0 ? (uint64_t)m.move : 0;
+	return (int)x;
+}
+
+static int op_close_fd(struct mig_tenant *t, int fd)
+{
+	int64_t x = 0;
+	int r = single(t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, &x);
+
+	return r < 0 ? r : (int)x;
+}
+
+static void op_release(struct mig_tenant *t)
+{
+	struct ptrace_priv *p = t->priv;
+
+	if (!p)
+		return;
+	safe_close(p->memfd);
+	free(p);
+	t->priv = NULL;
+}
+
+const struct mig__tenant_ops mig__ptrace_ops = {
+	.name = "ptrace",
+	.zap = op_zap,
+	.map_scratch = op_map_scratch,
+	.unmap = op_unmap,
+	.move = op_move,
+	.close_fd = op_close_fd,
+	.release = op_release,
+};

@@ -1,0 +1,61 @@
+/*
+ * inject.h - ptrace syscall injection: run syscalls inside a tenant thread
+ * that was not written to cooperate (x86_64; elsewhere -EOPNOTSUPP).
+ *
+ * A session seizes one thread, stops it, saves its registers, runs any
+ * number of syscalls through an existing `syscall` instruction, restores
+ * the registers and detaches. Only that thread stops; the others run on.
+ * The sigmask is never touched: a signal that arrives while we hold the
+ * thread is delivered at once with the thread's own registers (exactly as
+ * if we were not there), then the thread is stopped again and the syscall
+ * retried. Changing the mask with PTRACE_SETSIGMASK would clear
+ * TIF_RESTORE_SIGMASK and make a ppoll/pselect/epoll_pwait/sigsuspend
+ * temporary mask permanent, so the design's "block all but SIGTRAP" was
+ * dropped for this.
+ *
+ * A syscall that raises a userfaultfd event (madvise/munmap on a range
+ * registered with EVENT_REMOVE/UNMAP) does not return until someone reads
+ * the event from the uffd: the caller must have a reader on another thread.
+ */
+#ifndef MIG_INJECT_H
+#define MIG_INJECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "tenant.h"
+
+struct mig__inject {
+	struct mig_tenant *t;
+	pid_t tid;
+	bool child;	  /* the tenant is our child: leave its exit status alone */
+	bool stopped;	  /* between begin and end */
+	uint64_t sysaddr; /* address of a `syscall` instruction in the tenant */
+	uint64_t t0;	  /* CLOCK_MONOTONIC ns when the thread stopped */
+#ifdef __x86_64__
+	struct user_regs_struct saved;
+#endif
+};
+
+/*
+ * Seize and stop the tenant's main thread. Returns 0; -ESRCH (gone),
+ * -EBUSY (already traced), -EPERM, -EOPNOTSUPP (not x86_64, or a 32-bit
+ * tenant). On failure nothing is left attached.
+ */
+MIG_INTERNAL int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s);
+
+/*
+ * Run syscall nr with up to six arguments in the stopped thread.
+ * *ret_result gets the syscall's return value (negative: -errno of the
+ * syscall in the tenant). Returns 0, or -ESRCH etc. when the session broke
+ * (then call mig__inject_end anyway).
+ */
+MIG_INTERNAL int mig__inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6],
+				     int64_t *ret_result);
+
+/* Restore registers, detach, account the stop time. Returns 0 or -errno. */
+MIG_INTERNAL int mig__inject_end(struct mig__inject *s);
+
+#endif /* MIG_INJECT_H */

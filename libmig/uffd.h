@@ -1,0 +1,87 @@
+/*
+ * uffd.h - thin userfaultfd wrappers and the record of registered ranges.
+ *
+ * Every wrapper returns >= 0 on success or -errno. The expected outcomes of
+ * fills are passed through unchanged so callers can switch on them:
+ * -EEXIST (page already there), -EAGAIN (the mm is changing: read events
+ * and retry), -ENOENT (range gone, e.g. after an UNMAP event). Partial
+ * progress of COPY/ZEROPAGE is stored in *ret_done also on failure.
+ *
+ * All of these work on any fd of the uffd: the kernel binds a uffd to the
+ * mm that created it, so migd's copy acts on the tenant's memory. The one
+ * exception, UFFDIO_MOVE, lives in the tenant backends (tenant.h).
+ */
+#ifndef MIG_UFFD_H
+#define MIG_UFFD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compat.h"
+#include "mig.h"
+#include "util.h"
+
+/* The features migd must get, and the ones it takes when offered. */
+#define MIG__UFFD_FEATURES_REQUIRED                                                       \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
+	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+#define MIG__UFFD_FEATURES_OPTIONAL (UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MOVE)
+
+/*
+ * The features and ioctls the running kernel offers, probed once on a
+ * throwaway uffd created in this process (UFFDIO_API with features 0
+ * reports everything). Returns 0 or -errno (-EOPNOTSUPP: no userfaultfd).
+ */
+MIG_INTERNAL int mig__uffd_probe(uint64_t *ret_features, uint64_t *ret_ioctls);
+
+/* UFFDIO_API with exactly these features. Returns 0 or -errno. */
+MIG_INTERNAL int mig__uffd_api(int uffd, uint64_t features, uint64_t *ret_features,
+			       uint64_t *ret_ioctls);
+
+/*
+ * UFFDIO_REGISTER [start, start+len) with mode UFFDIO_REGISTER_MODE_*.
+ * *ret_ioctls (may be NULL) gets the ioctls allowed on the range.
+ */
+MIG_INTERNAL int mig__uffd_register(int uffd, uint64_t start, uint64_t len, uint64_t mode,
+				    uint64_t *ret_ioctls);
+MIG_INTERNAL int mig__uffd_unregister(int uffd, uint64_t start, uint64_t len);
+
+/* UFFDIO_COPY len bytes from our src to the tenant's dst. */
+MIG_INTERNAL int mig__uffd_copy(int uffd, uint64_t dst, const void *src, uint64_t len,
+				uint64_t mode, uint64_t *ret_done);
+MIG_INTERNAL int mig__uffd_zeropage(int uffd, uint64_t dst, uint64_t len, uint64_t mode,
+				    uint64_t *ret_done);
+/* Set (wp = true) or clear write protection; dontwake only when clearing. */
+MIG_INTERNAL int mig__uffd_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp,
+					bool dontwake);
+MIG_INTERNAL int mig__uffd_wake(int uffd, uint64_t start, uint64_t len);
+
+/*
+ * Read up to n messages without blocking (the uffd is O_NONBLOCK).
+ * Returns the number read (>= 1), -EAGAIN when none is pending, or -errno.
+ */
+MIG_INTERNAL int mig__uffd_read(int uffd, struct uffd_msg *msgs, size_t n);
+
+/*
+ * The ranges migd registered on one uffd, so detach can unregister them
+ * all. Registering an overlapping range merges; unregistering trims or
+ * splits. Protected by its own lock: engine threads register while the
+ * fault thread reads.
+ */
+struct mig__uffd_regs {
+	pthread_mutex_t lock;
+	struct mig_range *v;
+	size_t n, cap;
+};
+
+MIG_INTERNAL void mig__uffd_regs_init(struct mig__uffd_regs *r);
+MIG_INTERNAL void mig__uffd_regs_free(struct mig__uffd_regs *r);
+MIG_INTERNAL int mig__uffd_regs_add(struct mig__uffd_regs *r, uint64_t start, uint64_t end);
+MIG_INTERNAL int mig__uffd_regs_remove(struct mig__uffd_regs *r, uint64_t start, uint64_t end);
+/* Copy of the current set (malloc'd; free it). */
+MIG_INTERNAL int mig__uffd_regs_snapshot(struct mig__uffd_regs *r, struct mig_range **ret_v,
+					 size_t *ret_n);
+
+#endif /* MIG_UFFD_H */

@@ -1,0 +1,156 @@
+/*
+ * tenant_data.c - an unmodified tenant for the attach tests. It fills an
+ * anonymous area with a known pattern, prints "READY <addr> <len>", then
+ * its main thread blocks in one syscall chosen by --block (read, sleep,
+ * futex, epoll) so a test can attach while it sits there; it reports
+ * whether that syscall came back the way it should ("BLOCK ok|bad ...").
+ * Then it serves commands on stdin, one per line:
+ *   check  verify the pattern, answer "CHECK ok" or "CHECK bad <page>"
+ *   sigs   answer "SIGS <number of SIGUSR1 received>"
+ *   exit   exit 0
+ * It knows nothing about migd.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t nsigs;
+static uint32_t futex_word;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	nsigs++;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void fill(uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = (i * 0x9e3779b97f4a7c15ull) ^ 0x5a5a5a5a5a5a5a5aull;
+
+		memcpy(p + i, &v, 8);
+	}
+}
+
+static long check(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = (i * 0x9e3779b97f4a7c15ull) ^ 0x5a5a5a5a5a5a5a5aull, w;
+
+		memcpy(&w, p + i, 8);
+		if (v != w)
+			return (long)(i / 4096);
+	}
+	return -1;
+}
+
+static void *futex_waker(void *arg)
+{
+	(void)arg;
+	usleep(1500 * 1000);
+	__atomic_store_n(&futex_word, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	return NULL;
+}
+
+/* Block once in the chosen syscall; print how it came back. */
+static void block(const char *how)
+{
+	uint64_t t0 = now_ms(), dt;
+
+	if (!strcmp(how, "sleep")) {
+		struct timespec ts = { 1, 500 * 1000 * 1000 };
+		int r = nanosleep(&ts, NULL);
+
+		dt = now_ms() - t0;
+		printf("BLOCK %s sleep r=%d errno=%d %" PRIu64 "ms\n",
+		       r == 0 && dt >= 1500 && dt < 3000 ? "ok" : "bad", r, r ? errno : 0, dt);
+	} else if (!strcmp(how, "futex")) {
+		pthread_t th;
+		long r;
+
+		pthread_create(&th, NULL, futex_waker, NULL);
+		r = syscall(SYS_futex, &futex_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+		dt = now_ms() - t0;
+		/* 0: woken; EAGAIN: the word changed first. Never EINTR. */
+		printf("BLOCK %s futex r=%ld errno=%d word=%u %" PRIu64 "ms\n",
+		       (r == 0 || errno == EAGAIN) && futex_word == 1 ? "ok" : "bad", r,
+		       r ? errno : 0, futex_word, dt);
+		pthread_join(th, NULL);
+	} else if (!strcmp(how, "epoll")) {
+		struct epoll_event ev = { .events = EPOLLIN }, out;
+		int ep = epoll_create1(EPOLL_CLOEXEC), r;
+
+		epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev);
+		do
+			r = epoll_wait(ep, &out, 1, 10000);
+		while (r < 0 && errno == EINTR && (printf("EINTR epoll\n"), 1));
+		dt = now_ms() - t0;
+		printf("BLOCK %s epoll r=%d %" PRIu64 "ms\n", r == 1 ? "ok" : "bad", r, dt);
+		close(ep);
+	}
+	/* read: the command loop below blocks in read(0) by itself. */
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	size_t len = 8 << 20;
+	const char *how = "read";
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
+	char line[64];
+	uint8_t *p;
+
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--mb"))
+			len = strtoul(argv[i + 1], NULL, 0) << 20;
+		else if (!strcmp(argv[i], "--block"))
+			how = argv[i + 1];
+	}
+	sigaction(SIGUSR1, &sa, NULL);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 2;
+	fill(p, len);
+	printf("READY %p %zu\n", (void *)p, len);
+	fflush(stdout);
+	block(how);
+
+	while (fgets(line, sizeof(line), stdin)) {
+		if (!strncmp(line, "check", 5)) {
+			long bad = check(p, len);
+
+			if (bad < 0)
+				printf("CHECK ok\n");
+			else
+				printf("CHECK bad %ld\n", bad);
+		} else if (!strncmp(line, "sigs", 4)) {
+			printf("SIGS %d\n", (int)nsigs);
+		} else if (!strncmp(line, "exit", 4)) {
+			return 0;
+		} else {
+			printf("ERR %s", line);
+		}
+		fflush(stdout);
+	}
+	return 0;
+}
