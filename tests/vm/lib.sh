@@ -132,8 +132,11 @@ vm_apt_update() {
 		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror bookworm-backports main
 	EOF
 	vm_log "updating private apt lists (bookworm, bookworm-backports) from the host's mirror"
-	vm_apt update -qq >"$VM_APT_DIR/update.log" 2>&1 ||
-		{ cat "$VM_APT_DIR/update.log" >&2; vm_die "apt-get update (private lists) failed"; }
+	if ! vm_apt update -qq >"$VM_APT_DIR/update.log" 2>&1; then
+		cat "$VM_APT_DIR/update.log" >&2
+		vm_log "apt-get update (private lists) failed"
+		return 1
+	fi
 	touch "$stamp"
 }
 
@@ -147,7 +150,15 @@ vm_kernel() {
 	mkdir -p "$VM_CACHE/kernels"
 	(
 		flock 9
-		vm_apt_update
+		if ! vm_apt_update; then
+			# Offline with a warm cache: use the newest kernel we have.
+			dir=$(find "$VM_CACHE/kernels" -mindepth 1 -maxdepth 1 \
+				-name "linux-image-${series}[.-]*" | LC_ALL=C sort -V | tail -n 1)
+			[[ -n $dir && -s $dir/vmlinuz ]] || vm_die "cannot fetch a $series kernel"
+			vm_log "using the cached $(cat "$dir/version")"
+			printf '%s\n' "$dir/vmlinuz"
+			exit 0
+		fi
 		# The metapackage of the suite depends on the versioned image.
 		pkg=$(vm_apt_cache show "linux-image-amd64/$suite" 2>/dev/null |
 			awk -F': ' '$1 == "Depends" { print; exit }' |
