@@ -180,7 +180,12 @@ struct mig_placement {
 
 /*
  * Placement of the anonymous private memory of pid inside the given ranges
- * (n == 0: every anonymous private VMA). Returns 0, -ESRCH, -EPERM, -EINVAL.
+ * (n == 0: every anonymous private VMA). The ranges (page aligned, not
+ * overlapping) are intersected with the anonymous private VMAs; pages that
+ * are not present, swapped out or the zero page count as absent. Reading
+ * 1 GiB takes about 0.1 s (tests/bench/placement). Returns 0, -ESRCH,
+ * -EPERM/-EACCES, -EINVAL (unaligned or empty range), -ENOMEM; *ret is
+ * untouched on failure.
  */
 MIG_API MIG_WUR int mig_placement(pid_t pid, const struct mig_range *ranges, size_t n,
 				  struct mig_placement *ret);
@@ -266,64 +271,6 @@ MIG_API MIG_WUR int mig_tenant_unmap(mig_tenant *t, uint64_t addr, size_t len);
  */
 MIG_API MIG_WUR int mig_tenant_move(mig_tenant *t, uint64_t dst, uint64_t src, uint64_t len,
 				    uint64_t mode, uint64_t *ret_moved);
-
-/*
- * Register [start, start+len) (page aligned) on the tenant's uffd with
- * UFFDIO_REGISTER_MODE_* and record it, so detach unregisters it.
- * *ret_ioctls (may be NULL) gets the ioctls allowed on it. Returns 0 or
- * the ioctl's -errno (-EINVAL: not a whole VMA range / unaligned, -EBUSY).
- */
-MIG_API MIG_WUR int mig_tenant_register(mig_tenant *t, uint64_t start, uint64_t len,
-					uint64_t mode, uint64_t *ret_ioctls);
-/* Unregister and forget [start, start+len). Returns 0 or -errno. */
-MIG_API MIG_WUR int mig_tenant_unregister(mig_tenant *t, uint64_t start, uint64_t len);
-
-/* The uffd's fd number inside the tenant (high, close-on-exec). */
-MIG_API int mig_tenant_fd_in_tenant(const mig_tenant *t);
-/* UFFDIO_API ioctls mask. */
-MIG_API uint64_t mig_tenant_ioctls(const mig_tenant *t);
-/*
- * Total nanoseconds the tenant's thread was held stopped by ptrace
- * injection since attach (0 with the agent); *ret_max_ns (may be NULL)
- * gets the longest single stop.
- */
-MIG_API uint64_t mig_tenant_stop_ns(const mig_tenant *t, uint64_t *ret_max_ns);
-
-/*
- * A sentence saying why the calling thread's last mig_tenant_* call
- * failed ("pid 42 is already traced by pid 40 ..."), or "" . Thread-local;
- * valid until the next call on this thread.
- */
-MIG_API const char *mig_tenant_last_error(void);
-
-/*
- * Threads: in-tenant operations are serialised per tenant and may be
- * called from any thread, while another thread reads the uffd. They MUST
- * be: a zap or unmap of a range registered on this uffd raises a REMOVE or
- * UNMAP event, and the tenant (and so the call) blocks until that event
- * is read from mig_tenant_uffd().
- */
-
-/*
- * The agent (libmig-agent.so, LD_PRELOAD or linked into the tenant)
- * connects to a unix socket (env MIGD_AGENT_SOCKET, default
- * MIG_AGENT_SOCKET_DEFAULT). mig_agent_listen creates that socket
- * (SOCK_SEQPACKET, mode 0666, a stale socket file is replaced) and
- * returns its listening fd. Returns 0 or -errno.
- */
-#define MIG_AGENT_SOCKET_DEFAULT "/run/migd/agent.sock"
-MIG_API MIG_WUR int mig_agent_listen(const char *path, int *ret_fd);
-
-/*
- * Accept one agent connection and read its hello (waits up to timeout_ms
- * for it). *ret_pid gets the agent's process (from SO_PEERCRED, in our pid
- * namespace), *ret_conn_fd the connection to put in
- * mig_attach_opts.agent_fd. Attach borrows that fd (it keeps its own dup):
- * close it when done. Returns 0, -EAGAIN (no connection pending on a
- * non-blocking listen fd), -ETIMEDOUT, -EPROTO (not an agent), -errno.
- */
-MIG_API MIG_WUR int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid,
-				     int *ret_conn_fd);
 
 /*
  * Register [start, start+len) (page aligned) on the tenant's uffd with
