@@ -278,8 +278,8 @@ MIG_API MIG_WUR int mig_tenant_move(mig_tenant *t, uint64_t dst, uint64_t src, u
  * *ret_ioctls (may be NULL) gets the ioctls allowed on it. Returns 0 or
  * the ioctl's -errno (-EINVAL: not a whole VMA range / unaligned, -EBUSY).
  */
-MIG_API MIG_WUR int mig_tenant_register(mig_tenant *t, uint64_t start, uint64_t len,
-					uint64_t mode, uint64_t *ret_ioctls);
+MIG_API MIG_WUR int mig_tenant_register(mig_tenant *t, uint64_t start, uint64_t len, uint64_t mode,
+					uint64_t *ret_ioctls);
 /* Unregister and forget [start, start+len). Returns 0 or -errno. */
 MIG_API MIG_WUR int mig_tenant_unregister(mig_tenant *t, uint64_t start, uint64_t len);
 
@@ -338,8 +338,8 @@ MIG_API MIG_WUR int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_p
 /* How staged content is put back into the tenant. */
 enum mig_fill_method {
 	MIG_FILL_AUTO = 0, /* COPY (MOVE is not used automatically yet) */
-	MIG_FILL_COPY,     /* UFFDIO_COPY by workers bound to the target node */
-	MIG_FILL_MOVE,     /* UFFDIO_MOVE from an in-tenant scratch area (6.8+) */
+	MIG_FILL_COPY,	   /* UFFDIO_COPY by workers bound to the target node */
+	MIG_FILL_MOVE,	   /* UFFDIO_MOVE from an in-tenant scratch area (6.8+) */
 };
 
 /*
@@ -347,10 +347,12 @@ enum mig_fill_method {
  * aligned, in the tenant pid) into staging (dst[i]) and sets bit i of
  * copied[] for exactly the pages it copied intact; for a page it could not
  * copy it may store a positive errno in err[i] (err may be NULL). It
- * returns 0 or -errno for a failure of the engine as a whole; pages
- * without their bit are in every case left where they are and copied
- * again page by page by the default engine, so an engine never needs to
- * be complete. Engines run on worker threads bound to the target node.
+ * returns 0 or -errno for a failure of the engine as a whole. Pages a
+ * batch left without their bit are asked for again one at a time from the
+ * same engine; a page still unmarked then stays where it is, so an engine
+ * never needs to be complete and a failed copy never loses data. Engines
+ * run on the job's thread (staging prefers the target node); an engine
+ * may split a batch across req->pool, the target node's workers.
  */
 struct mig_copy_req {
 	pid_t pid;
@@ -358,8 +360,8 @@ struct mig_copy_req {
 	const uint64_t *src;
 	void *const *dst;
 	uint64_t *copied; /* bitmap, (npages + 63) / 64 words */
-	int *err;         /* per page, or NULL */
-	void *pool;       /* the target node's worker pool (opaque), for engines that split */
+	int *err;	  /* per page, or NULL */
+	void *pool;	  /* the target node's worker pool (opaque), for engines that split */
 };
 
 struct mig_copy_engine {
@@ -374,16 +376,27 @@ MIG_API const struct mig_copy_engine *mig_copy_engine_default(void);
 MIG_API const struct mig_copy_engine *mig_copy_engine_threaded(void);
 
 struct mig_migrate_opts {
-	uint64_t window;          /* bytes, 0: 2 MiB; rounded up to a multiple of 2 MiB */
-	bool force;               /* also move pages already on a target node */
-	bool no_collapse;         /* do not re-form THPs after a COPY fill */
-	unsigned max_passes;      /* 0: 10; dirty pages left after that are -EAGAIN */
-	unsigned threads;         /* worker threads per target node, 0: 1 */
+	uint64_t window;     /* bytes, 0: 2 MiB; rounded up to a multiple of 2 MiB */
+	bool force;	     /* also move pages already on a target node */
+	bool no_collapse;    /* do not re-form THPs after a COPY fill */
+	unsigned max_passes; /* 0: 10; dirty pages left after that are -EAGAIN */
+	unsigned threads;    /* worker threads per target node, 0: 1 */
 	enum mig_fill_method fill;
 	const volatile int *cancel; /* non-NULL and nonzero: stop after the current window */
-	uint64_t rate_limit;      /* bytes/s copied, 0: unlimited */
+	uint64_t rate_limit;	    /* bytes/s copied, 0: unlimited */
 	const struct mig_copy_engine *engine; /* NULL: mig_copy_engine_default() */
+	/*
+	 * For tests: called on the job's thread inside each window, at
+	 * MIG_PHASE_STAGED (content staged, nothing zapped yet) and
+	 * MIG_PHASE_ZAPPED (zapped, not yet filled: the tenant's faults are
+	 * being served from staging). May block; the fault thread runs on.
+	 */
+	void (*phase_hook)(int phase, const struct mig_range *window, void *userdata);
+	void *hook_userdata;
 };
+
+#define MIG_PHASE_STAGED 1
+#define MIG_PHASE_ZAPPED 2
 
 struct mig_migrate_progress {
 	uint64_t bytes_done;  /* of the ranges, windows finished */
@@ -398,21 +411,22 @@ typedef int (*mig_progress_fn)(const struct mig_migrate_progress *p, void *userd
 #define MIG_MIGRATE_MAX_ERRNOS 16
 
 struct mig_migrate_result {
-	uint64_t pages_total;   /* pages in the ranges */
+	uint64_t pages_total;	/* pages in the ranges */
 	uint64_t pages_present; /* present when their window was scanned */
-	uint64_t pages_moved;   /* now on a target node, put there by this job */
+	uint64_t pages_moved;	/* now on a target node, put there by this job */
 	uint64_t pages_skipped; /* already on a target node (not forced) */
-	uint64_t pages_failed;  /* present, not moved: see errnos[] */
-	uint64_t pages_gone;    /* unmapped or removed by the tenant meanwhile */
+	uint64_t pages_failed;	/* present, not moved: see errnos[] */
+	uint64_t pages_gone;	/* unmapped or removed by the tenant meanwhile */
 	uint64_t pages_retried; /* copied again because written during their window */
-	uint64_t pages_copied;  /* page copies into staging, all passes */
-	uint64_t huge_kept;     /* 2 MiB THPs present on a target node afterwards */
+	uint64_t pages_copied;	/* page copies into staging, all passes */
+	uint64_t huge_kept;	/* 2 MiB THPs present on a target node afterwards */
 	uint64_t windows;
-	uint64_t passes;        /* highest pass any window needed */
-	uint64_t faults;        /* tenant faults served by the fault thread */
-	uint64_t max_stall_us;  /* longest a tenant fault waited for migd */
+	uint64_t passes;       /* highest pass any window needed */
+	uint64_t faults;       /* tenant faults served by the fault thread */
+	uint64_t events;       /* UNMAP, REMOVE, REMAP, FORK events read */
+	uint64_t max_stall_us; /* longest a tenant fault waited for migd */
 	uint64_t elapsed_ns;
-	double bytes_per_sec;   /* bytes moved / elapsed */
+	double bytes_per_sec; /* bytes moved / elapsed */
 	struct {
 		int err; /* positive errno */
 		uint64_t pages;
@@ -443,9 +457,9 @@ MIG_API void mig_migrate_result_free(struct mig_migrate_result *r);
  * filled), -EOPNOTSUPP (the uffd lacks WP or a needed event), -ENOMEM.
  */
 MIG_API MIG_WUR int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
-				const struct mig_nodes *targets, const struct mig_migrate_opts *opts,
-				mig_progress_fn progress, void *userdata,
-				struct mig_migrate_result *ret_result);
+				const struct mig_nodes *targets,
+				const struct mig_migrate_opts *opts, mig_progress_fn progress,
+				void *userdata, struct mig_migrate_result *ret_result);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,150 @@
+/*
+ * engine.h - internal pieces of the migration engine shared by migrate.c
+ * (the job), window.c (one window's state machine), faults.c (the fault
+ * thread), workers.c (node-bound pools), staging.c and copy.c. See
+ * docs/engine.md for how they fit together.
+ */
+#ifndef MIG_ENGINE_H
+#define MIG_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mig.h"
+#include "util.h"
+
+#define MIG__PAGE 4096UL
+#define MIG__PMD  (2UL << 20)
+
+/* ---- workers.c: a pool of threads bound to one node ---------------- */
+
+struct mig__pool;
+
+/* Start nthreads threads with MPOL_BIND to node and CPU affinity to it. */
+MIG_INTERNAL int mig__pool_new(int node, unsigned nthreads, struct mig__pool **ret);
+MIG_INTERNAL void mig__pool_free(struct mig__pool *p);
+MIG_INTERNAL unsigned mig__pool_size(const struct mig__pool *p);
+MIG_INTERNAL int mig__pool_node(const struct mig__pool *p);
+/*
+ * Run fn(arg, i) for i in [0, n) on the pool's threads and wait. Returns
+ * the first negative value fn returned, else 0.
+ */
+MIG_INTERNAL int mig__pool_run(struct mig__pool *p, int (*fn)(void *arg, size_t i), void *arg,
+			       size_t n);
+/* Bind the calling thread's memory to the set (MPOL_BIND). */
+MIG_INTERNAL int mig__bind_thread(const struct mig_nodes *nodes);
+/* Prefer node for the calling thread's allocations (MPOL_PREFERRED). */
+MIG_INTERNAL int mig__prefer_thread(int node);
+
+/* ---- staging.c ------------------------------------------------------- */
+
+/* Page-aligned anonymous memory preferring node. Returns 0 or -errno. */
+MIG_INTERNAL int mig__staging_alloc(int node, size_t len, void **ret);
+MIG_INTERNAL void mig__staging_free(void *p, size_t len);
+/* Free bytes of node (numa_node_size64), or -errno. */
+MIG_INTERNAL int64_t mig__node_free(int node);
+
+/* ---- copy.c ------------------------------------------------------------ */
+
+/*
+ * Stage pages with engine e: one batch, then page by page through the
+ * same engine for every page the batch did not mark. Returns 0 or -errno
+ * of the engine as a whole (pages then simply stay unmarked).
+ */
+MIG_INTERNAL int mig__copy_stage(const struct mig_copy_engine *e, const struct mig_copy_req *req);
+
+/* ---- the job and its window ---------------------------------------------- */
+
+#define MIG__MAX_REGS 16
+
+struct mig__win {
+	uint64_t start; /* address of page 0 when the window was planned */
+	size_t npages;
+	int node;	/* target node of this window */
+	uint64_t *addr; /* current address of each page (REMAP moves them) */
+	/* Page states; see docs/engine.md. */
+	uint64_t *invma;	    /* inside an anonymous private VMA at plan time */
+	uint64_t *sel;		    /* pages this pass works on */
+	uint64_t *copied;	    /* staged intact (COPIED marker) */
+	uint64_t *dirty;	    /* written during the pass: marker invalid */
+	uint64_t *zap;		    /* the fixed zap set of this pass */
+	uint64_t *filled;	    /* zapped and put back */
+	uint64_t *gone;		    /* unmapped or removed by the tenant */
+	uint64_t *thp;		    /* part of a PMD THP at scan */
+	uint64_t *present;	    /* present at the first scan */
+	uint64_t *skipped;	    /* already on a target at the first scan */
+	int32_t *err;		    /* positive errno of a page that could not move */
+	uint64_t *held_ns;	    /* when a held WP fault on the page was read, 0 none */
+	char *staging;		    /* page i at staging + i * MIG__PAGE */
+	bool zap_fixed;		    /* WP faults on zap pages wait for the fill */
+	bool hold;		    /* this pass holds WP faults on sel pages */
+	bool zapping;		    /* our own injected zap is in flight */
+	struct mig_range *zap_runs; /* runs being zapped (malloc'd) */
+	size_t nzap_runs;
+	struct mig_range regs[MIG__MAX_REGS]; /* registered, current addresses */
+	size_t nregs;
+};
+
+struct mig__job {
+	mig_tenant *t;
+	pid_t pid;
+	int uffd;
+	int pidfd;
+	struct mig_nodes targets;
+	struct mig_migrate_opts opts;
+	const struct mig_copy_engine *engine;
+	struct mig__pool **pools; /* one per target, in targets order */
+	int *pool_nodes;
+	size_t npools;
+
+	/*
+	 * The fault thread takes it for writing around every read and message;
+	 * fill workers take it for reading around each UFFDIO_COPY, so that a
+	 * tenant REMOVE is never read between a worker's check and its copy.
+	 */
+	pthread_rwlock_t lock;
+	struct mig__win *win; /* window in flight, or NULL */
+
+	pthread_t fault_thread;
+	bool fault_thread_started;
+	int epfd;
+	int stopfd;	     /* eventfd that ends the fault thread */
+	volatile int exited; /* the tenant exited */
+
+	/* Statistics, under lock or atomic. */
+	uint64_t faults;
+	uint64_t events;
+	uint64_t max_stall_ns;
+	uint64_t copies;
+	uint64_t retried;
+	uint64_t max_pass;
+	uint64_t collapse_failed;
+};
+
+MIG_INTERNAL uint64_t mig__now_ns(void);
+MIG_INTERNAL void mig__job_stall(struct mig__job *j, uint64_t since_ns);
+
+/* faults.c */
+MIG_INTERNAL int mig__faults_start(struct mig__job *j);
+MIG_INTERNAL void mig__faults_stop(struct mig__job *j);
+/*
+ * Fill page i of w into the tenant from staging through uffd (the
+ * tenant's, or a forked child's). Caller holds j->lock. When the target
+ * is full the page goes wherever the kernel can put it, and the thread's
+ * policy is then set back to MPOL_BIND restore. Returns 0 (filled
+ * now), 1 (was already there: woken), or -errno (-EAGAIN: retry later).
+ */
+MIG_INTERNAL int mig__fill_page_locked(struct mig__job *j, struct mig__win *w, int uffd, size_t i,
+				       const struct mig_nodes *restore);
+
+/* window.c: run one window through all its passes. */
+MIG_INTERNAL int mig__window_run(struct mig__job *j, struct mig__win *w);
+MIG_INTERNAL int mig__window_alloc(size_t npages, struct mig__win **ret);
+MIG_INTERNAL void mig__window_free(struct mig__win *w);
+
+/* Index of the page of w now at addr, or -1. */
+MIG_INTERNAL ssize_t mig__window_find(const struct mig__win *w, uint64_t addr);
+
+#endif /* MIG_ENGINE_H */

@@ -1,0 +1,408 @@
+/*
+ * faults.c - the fault thread of a migration job.
+ *
+ * One thread per job waits with epoll on the tenant's userfaultfd, on the
+ * tenant's pidfd (exit) and on a stop eventfd. It is the only reader of
+ * the uffd: the engine injects zaps into the tenant, and such a madvise
+ * on a range registered with EVENT_REMOVE blocks until the event is read,
+ * so nothing the engine waits for may ever wait for the engine.
+ *
+ * One switch dispatches every message:
+ *  - MISSING on a page the window zapped: filled at once from staging,
+ *    ahead of the batch. -EEXIST means it is there already: just wake.
+ *    MISSING anywhere else is a page that had never been touched (or that
+ *    the tenant itself dropped): it gets the zero page, as without us.
+ *  - WP: while the zap set is fixed, a write to a page of it waits for
+ *    the fill (the COPY wakes it); in a holding pass a write to any page
+ *    of the pass waits. Otherwise the page loses its COPIED marker
+ *    (DIRTY), is un-protected and the writer goes on at once.
+ *  - REMOVE by the tenant (its own DONTNEED): the pages must read zero
+ *    afterwards, so they are never refilled. Our own zap produces REMOVE
+ *    events too; those are recognised by their range lying inside a run
+ *    that is being zapped right now.
+ *  - UNMAP: the pages are gone. REMAP: the pages have new addresses.
+ *  - FORK: the child's uffd arrives as a new fd. The child inherited our
+ *    registration, our write protection and our holes. Its holes are
+ *    filled from the same staged content, its protection cleared and its
+ *    registration dropped before its uffd is closed.
+ *  - pidfd readable: the tenant exited; the engine aborts the job.
+ *
+ * The job lock is taken for writing around each read and the handling of
+ * what was read; fill workers hold it for reading around each COPY. A
+ * tenant REMOVE can therefore never slip between a worker's "not removed"
+ * check and its COPY: the tenant only zaps after we read the event.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include "bitmap.h"
+#include "engine.h"
+#include "uffd.h"
+
+#define KEY_STOP  0
+#define KEY_PIDFD 1
+#define KEY_UFFD  2
+
+struct pending {
+	int fd;
+	uint64_t addr;
+	uint64_t flags;
+	uint64_t t0;
+};
+
+#define MAX_PENDING 1024
+
+struct fstate {
+	struct mig__job *j;
+	struct pending pend[MAX_PENDING];
+	size_t npend;
+};
+
+void mig__job_stall(struct mig__job *j, uint64_t since_ns)
+{
+	uint64_t d = mig__now_ns() - since_ns, cur;
+
+	cur = __atomic_load_n(&j->max_stall_ns, __ATOMIC_RELAXED);
+	while (d > cur && !__atomic_compare_exchange_n(&j->max_stall_ns, &cur, d, false,
+						       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+ssize_t mig__window_find(const struct mig__win *w, uint64_t addr)
+{
+	uint64_t off;
+
+	/* Fast path: the page has not been moved by a REMAP. */
+	if (addr >= w->start) {
+		off = (addr - w->start) / MIG__PAGE;
+		if (off < w->npages && w->addr[off] == addr)
+			return (ssize_t)off;
+	}
+	for (size_t i = 0; i < w->npages; i++)
+		if (w->addr[i] == addr)
+			return (ssize_t)i;
+	return -1;
+}
+
+int mig__fill_page_locked(struct mig__job *j, struct mig__win *w, int uffd, size_t i,
+			  const struct mig_nodes *restore)
+{
+	uint64_t addr = w->addr[i];
+	int r;
+
+	r = mig__uffd_copy(uffd, addr, w->staging + i * MIG__PAGE, MIG__PAGE, 0, NULL);
+	if (r == -ENOMEM) {
+		/*
+		 * The target is full. The page is zapped and its content is
+		 * only in staging: put it back wherever the kernel can.
+		 */
+		(void)mig__prefer_thread(-1);
+		r = mig__uffd_copy(uffd, addr, w->staging + i * MIG__PAGE, MIG__PAGE, 0, NULL);
+		(void)mig__bind_thread(restore);
+		if (uffd == j->uffd)
+			w->err[i] = ENOMEM;
+		if (r >= 0)
+			r = 0;
+	}
+	if (r == -EEXIST) {
+		(void)mig__uffd_wake(uffd, addr, MIG__PAGE);
+		r = 1;
+	}
+	if (r >= 0 && uffd == j->uffd) {
+		mig__bit_set(w->filled, i);
+		if (w->held_ns[i]) {
+			mig__job_stall(j, w->held_ns[i]);
+			w->held_ns[i] = 0;
+		}
+	}
+	return r;
+}
+
+static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags, uint64_t t0)
+{
+	struct mig__job *j = fs->j;
+	struct mig__win *w = j->win;
+	bool child = fd != j->uffd;
+	ssize_t i = w ? mig__window_find(w, addr) : -1;
+	int r;
+
+	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+		if (!child && i >= 0 && mig__bit_test(w->sel, i) && !mig__bit_test(w->gone, i) &&
+		    ((w->zap_fixed && mig__bit_test(w->zap, i) && !mig__bit_test(w->filled, i)) ||
+		     (w->hold && !w->zap_fixed))) {
+			/* Held: the fill (or the thaw) wakes it. */
+			if (!w->held_ns[i])
+				w->held_ns[i] = t0;
+			return 0;
+		}
+		if (!child && i >= 0)
+			mig__bit_set(w->dirty, i);
+		r = mig__uffd_writeprotect(fd, addr, MIG__PAGE, false, false);
+	} else if (i >= 0 && mig__bit_test(w->zap, i) && !mig__bit_test(w->gone, i) &&
+		   (child || !mig__bit_test(w->filled, i))) {
+		r = mig__fill_page_locked(j, w, fd, i, &j->targets);
+	} else {
+		/* Never populated, or dropped by the tenant: zero, as without us. */
+		r = mig__uffd_zeropage(fd, addr, MIG__PAGE, 0, NULL);
+		if (r == -EEXIST)
+			r = mig__uffd_wake(fd, addr, MIG__PAGE);
+	}
+	if (r == -EAGAIN) {
+		/* An event is pending on this uffd: retry once it has been read. */
+		if (fs->npend < MAX_PENDING) {
+			fs->pend[fs->npend++] = (struct pending){ fd, addr, flags, t0 };
+			return 0;
+		}
+	}
+	mig__job_stall(j, t0);
+	return r;
+}
+
+/* Pages of the window now in [start, end): call fn on each index. */
+static void mark_range(struct mig__win *w, uint64_t start, uint64_t end, uint64_t *bitmap)
+{
+	for (size_t i = 0; i < w->npages; i++)
+		if (w->addr[i] >= start && w->addr[i] < end)
+			mig__bit_set(bitmap, i);
+}
+
+static bool our_zap(const struct mig__win *w, uint64_t start, uint64_t end)
+{
+	if (!w->zapping)
+		return false;
+	for (size_t k = 0; k < w->nzap_runs; k++)
+		if (start >= w->zap_runs[k].start && end <= w->zap_runs[k].end)
+			return true;
+	return false;
+}
+
+static void regs_cut(struct mig__win *w, uint64_t start, uint64_t end)
+{
+	struct mig_range out[MIG__MAX_REGS];
+	size_t n = 0;
+
+	for (size_t k = 0; k < w->nregs; k++) {
+		struct mig_range g = w->regs[k];
+
+		if (g.end <= start || g.start >= end) {
+			out[n++] = g;
+			continue;
+		}
+		if (g.start < start && n < MIG__MAX_REGS)
+			out[n++] = (struct mig_range){ g.start, start };
+		if (g.end > end && n < MIG__MAX_REGS)
+			out[n++] = (struct mig_range){ end, g.end };
+	}
+	memcpy(w->regs, out, n * sizeof(out[0]));
+	w->nregs = n;
+}
+
+static void regs_remap(struct mig__win *w, uint64_t from, uint64_t to, uint64_t len)
+{
+	struct mig_range moved[MIG__MAX_REGS];
+	size_t nm = 0;
+
+	for (size_t k = 0; k < w->nregs; k++) {
+		uint64_t s = MAX(w->regs[k].start, from), e = MIN(w->regs[k].end, from + len);
+
+		if (s < e && nm < MIG__MAX_REGS)
+			moved[nm++] = (struct mig_range){ s - from + to, e - from + to };
+	}
+	regs_cut(w, from, from + len);
+	for (size_t k = 0; k < nm && w->nregs < MIG__MAX_REGS; k++)
+		w->regs[w->nregs++] = moved[k];
+}
+
+static void release_child(struct mig__job *j, int cfd)
+{
+	struct mig__win *w = j->win;
+
+	/*
+	 * The child is a copy of the tenant at fork time: its holes are the
+	 * pages zapped and not yet filled then, whose content is in staging.
+	 * Fill them all (-EEXIST for those it has), then drop the write
+	 * protection and the registration it inherited.
+	 */
+	if (w) {
+		for (size_t i = 0; i < w->npages; i++) {
+			int r;
+
+			if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i))
+				continue;
+			for (int tries = 0; tries < 1000; tries++) {
+				r = mig__fill_page_locked(j, w, cfd, i, &j->targets);
+				if (r != -EAGAIN)
+					break;
+				usleep(100);
+			}
+		}
+		for (size_t k = 0; k < w->nregs; k++) {
+			uint64_t len = w->regs[k].end - w->regs[k].start;
+
+			(void)mig__uffd_writeprotect(cfd, w->regs[k].start, len, false, false);
+			(void)mig__uffd_unregister(cfd, w->regs[k].start, len);
+		}
+	}
+	safe_close(cfd);
+}
+
+static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
+{
+	struct mig__job *j = fs->j;
+	struct mig__win *w = j->win;
+
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		j->faults++;
+		(void)serve_fault(fs, fd, m->arg.pagefault.address & ~(MIG__PAGE - 1),
+				  m->arg.pagefault.flags, mig__now_ns());
+		return;
+	case UFFD_EVENT_REMOVE:
+		j->events++;
+		if (w && fd == j->uffd && !our_zap(w, m->arg.remove.start, m->arg.remove.end))
+			mark_range(w, m->arg.remove.start, m->arg.remove.end, w->gone);
+		return;
+	case UFFD_EVENT_UNMAP:
+		j->events++;
+		if (w && fd == j->uffd) {
+			mark_range(w, m->arg.remove.start, m->arg.remove.end, w->gone);
+			regs_cut(w, m->arg.remove.start, m->arg.remove.end);
+		}
+		return;
+	case UFFD_EVENT_REMAP:
+		j->events++;
+		if (w && fd == j->uffd) {
+			uint64_t from = m->arg.remap.from, to = m->arg.remap.to,
+				 len = m->arg.remap.len;
+
+			for (size_t i = 0; i < w->npages; i++)
+				if (w->addr[i] >= from && w->addr[i] < from + len)
+					w->addr[i] = w->addr[i] - from + to;
+			regs_remap(w, from, to, len);
+		}
+		return;
+	case UFFD_EVENT_FORK:
+		j->events++;
+		release_child(j, (int)m->arg.fork.ufd);
+		return;
+	default:
+		/* -EPROTO: an event we did not ask for; nothing to serve. */
+		return;
+	}
+}
+
+static void drain(struct fstate *fs, int fd)
+{
+	struct uffd_msg msgs[32];
+	int n;
+
+	pthread_rwlock_wrlock(&fs->j->lock);
+	while ((n = mig__uffd_read(fd, msgs, ARRAY_SIZE(msgs))) > 0)
+		for (int k = 0; k < n; k++)
+			handle_msg(fs, fd, &msgs[k]);
+	pthread_rwlock_unlock(&fs->j->lock);
+}
+
+static void retry_pending(struct fstate *fs)
+{
+	struct pending p[MAX_PENDING];
+	size_t n = fs->npend;
+
+	memcpy(p, fs->pend, n * sizeof(p[0]));
+	fs->npend = 0;
+	pthread_rwlock_wrlock(&fs->j->lock);
+	for (size_t k = 0; k < n; k++)
+		(void)serve_fault(fs, p[k].fd, p[k].addr, p[k].flags, p[k].t0);
+	pthread_rwlock_unlock(&fs->j->lock);
+}
+
+static void *fault_main(void *arg)
+{
+	struct mig__job *j = arg;
+	struct fstate *fs;
+	struct epoll_event ev[8];
+
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return NULL; /* mig__faults_start checked memory before */
+	fs->j = j;
+	/* Fills served here must land on the targets, like the workers' ones. */
+	(void)mig__bind_thread(&j->targets);
+	for (;;) {
+		int n = epoll_wait(j->epfd, ev, ARRAY_SIZE(ev), fs->npend ? 1 : -1);
+
+		if (n < 0 && errno != EINTR)
+			break;
+		for (int k = 0; k < n; k++) {
+			uint64_t key = ev[k].data.u64 >> 32;
+			int fd = (int)(uint32_t)ev[k].data.u64;
+
+			if (key == KEY_STOP)
+				goto out;
+			if (key == KEY_PIDFD) {
+				__atomic_store_n(&j->exited, 1, __ATOMIC_RELEASE);
+				(void)epoll_ctl(j->epfd, EPOLL_CTL_DEL, fd, NULL);
+				continue;
+			}
+			if (ev[k].events & (EPOLLERR | EPOLLHUP))
+				(void)epoll_ctl(j->epfd, EPOLL_CTL_DEL, fd, NULL);
+			drain(fs, fd);
+		}
+		if (fs->npend)
+			retry_pending(fs);
+	}
+out:
+	free(fs);
+	return NULL;
+}
+
+static int watch(struct mig__job *j, int fd, uint64_t key)
+{
+	struct epoll_event ev = {
+		.events = EPOLLIN,
+		.data.u64 = key << 32 | (uint32_t)fd,
+	};
+
+	return RET_NERRNO(epoll_ctl(j->epfd, EPOLL_CTL_ADD, fd, &ev));
+}
+
+int mig__faults_start(struct mig__job *j)
+{
+	int r;
+
+	j->epfd = RET_NERRNO(epoll_create1(EPOLL_CLOEXEC));
+	if (j->epfd < 0)
+		return j->epfd;
+	j->stopfd = RET_NERRNO(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	if (j->stopfd < 0)
+		return j->stopfd;
+	r = watch(j, j->stopfd, KEY_STOP);
+	if (r >= 0)
+		r = watch(j, j->pidfd, KEY_PIDFD);
+	if (r >= 0)
+		r = watch(j, j->uffd, KEY_UFFD);
+	if (r < 0)
+		return r;
+	r = -pthread_create(&j->fault_thread, NULL, fault_main, j);
+	if (r < 0)
+		return r;
+	j->fault_thread_started = true;
+	return 0;
+}
+
+void mig__faults_stop(struct mig__job *j)
+{
+	if (j->fault_thread_started) {
+		uint64_t one = 1;
+
+		(void)!write(j->stopfd, &one, sizeof(one));
+		pthread_join(j->fault_thread, NULL);
+		j->fault_thread_started = false;
+	}
+	j->stopfd = safe_close(j->stopfd);
+	j->epfd = safe_close(j->epfd);
+}

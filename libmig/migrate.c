@@ -1,0 +1,376 @@
+/*
+ * migrate.c - mig_migrate(): a migration job.
+ *
+ * A job checks its arguments, starts one worker pool per target node and
+ * the fault thread, cuts the ranges into windows (window.c) and runs them
+ * one after the other, then verifies placement with move_pages(2) and
+ * builds the result: a per-page status like move_pages(2) and a summary.
+ * Windows are aligned to the window size, a multiple of the PMD size, so
+ * a fully covered THP is never cut; a large folio that a range edge cuts
+ * is split first (mig_split_large_at) so the pages outside stay put.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "bitmap.h"
+#include "compat.h"
+#include "engine.h"
+#include "tenant.h"
+
+#define PF_PRESENT 1u
+#define PF_SKIPPED 2u
+#define PF_GONE	   4u
+#define PF_FILLED  8u
+#define PF_DONE	   16u /* its window ran */
+
+#define MIG__REQUIRED_FEATURES                                                            \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
+	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+
+void mig_migrate_result_free(struct mig_migrate_result *r)
+{
+	if (!r)
+		return;
+	free(r->status);
+	r->status = NULL;
+	r->nstatus = 0;
+}
+
+static int check_args(mig_tenant *t, const struct mig_range *ranges, size_t n,
+		      const struct mig_nodes *targets, const struct mig_migrate_opts *o)
+{
+	if (!t || !ranges || n == 0 || !targets || mig_nodes_count(targets) == 0)
+		return -EINVAL;
+	for (size_t k = 0; k < n; k++)
+		if (ranges[k].start >= ranges[k].end || ranges[k].start % MIG__PAGE ||
+		    ranges[k].end % MIG__PAGE)
+			return -EINVAL;
+	if (o->max_passes > 100 || o->threads > 64 || o->window > (UINT64_C(1) << 34))
+		return -EINVAL;
+	if (o->fill != MIG_FILL_AUTO && o->fill != MIG_FILL_COPY && o->fill != MIG_FILL_MOVE)
+		return -EINVAL;
+	for (unsigned node = 0; node < MIG_MAX_NODES; node++)
+		if (mig_nodes_test(targets, node) && mig__node_free((int)node) < 0)
+			return -ENODEV;
+	return 0;
+}
+
+static void add_errno(struct mig_migrate_result *res, int err)
+{
+	for (unsigned k = 0; k < res->nerrnos; k++)
+		if (res->errnos[k].err == err) {
+			res->errnos[k].pages++;
+			return;
+		}
+	if (res->nerrnos < MIG_MIGRATE_MAX_ERRNOS)
+		res->errnos[res->nerrnos++] = (typeof(res->errnos[0])){ err, 1 };
+}
+
+struct job_pages {
+	size_t total;
+	int32_t *err;
+	uint8_t *flags;
+};
+
+/* Plan, run and record one window [start, end) of page offset base. */
+static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uint64_t start,
+		      uint64_t end, int node, void *staging)
+{
+	_cleanup_free_ struct mig_vma *vmas = NULL;
+	struct mig__win *w = NULL;
+	size_t nvmas = 0, np = (end - start) / MIG__PAGE;
+	int r;
+
+	r = mig_read_vmas(j->pid, &vmas, &nvmas);
+	if (r < 0)
+		return r;
+	r = mig__window_alloc(np, &w);
+	if (r < 0)
+		return r;
+	w->start = start;
+	w->node = node;
+	w->staging = staging;
+	for (size_t i = 0; i < np; i++)
+		w->addr[i] = start + i * MIG__PAGE;
+	for (size_t v = 0; v < nvmas; v++) {
+		uint64_t s = MAX(start, vmas[v].start), e = MIN(end, vmas[v].end);
+
+		if (s >= e || !mig_vma_is_anon_private(&vmas[v]) ||
+		    !(vmas[v].flags & MIG_VMA_WRITE))
+			continue;
+		if (w->nregs > 0 && w->regs[w->nregs - 1].end == s)
+			w->regs[w->nregs - 1].end = e;
+		else if (w->nregs < MIG__MAX_REGS)
+			w->regs[w->nregs++] = (struct mig_range){ s, e };
+		else
+			continue;
+		for (uint64_t a = s; a < e; a += MIG__PAGE)
+			mig__bit_set(w->invma, (a - start) / MIG__PAGE);
+	}
+	r = w->nregs ? mig__window_run(j, w) : 0;
+	for (size_t i = 0; i < np; i++) {
+		uint8_t f = PF_DONE;
+
+		if (!mig__bit_test(w->invma, i)) {
+			jp->err[base + i] = EFAULT;
+			jp->flags[base + i] = f;
+			continue;
+		}
+		if (mig__bit_test(w->present, i))
+			f |= PF_PRESENT;
+		if (mig__bit_test(w->skipped, i))
+			f |= PF_SKIPPED;
+		if (mig__bit_test(w->gone, i))
+			f |= PF_GONE;
+		if (mig__bit_test(w->filled, i))
+			f |= PF_FILLED;
+		jp->flags[base + i] = f;
+		jp->err[base + i] = w->err[i];
+	}
+	mig__window_free(w);
+	return r;
+}
+
+/* Final placement of every page, and the result. */
+static int verify(struct mig__job *j, const struct mig_range *ranges, size_t n,
+		  struct job_pages *jp, struct mig_migrate_result *res)
+{
+	_cleanup_free_ struct mig_pageinfo *pi = NULL;
+	size_t base = 0;
+
+	pi = calloc(jp->total, sizeof(*pi));
+	if (!pi)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++) {
+		size_t np = (ranges[k].end - ranges[k].start) / MIG__PAGE;
+		int r = mig_query_pages(j->pid, ranges[k].start, np,
+					MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi + base);
+
+		if (r == -ESRCH)
+			return r;
+		if (r < 0)
+			for (size_t i = 0; i < np; i++)
+				pi[base + i].node = r;
+		/* Whole THPs on a target: the huge pages kept. */
+		for (size_t i = 0; i < np; i++) {
+			uint64_t a = ranges[k].start + i * MIG__PAGE;
+
+			if ((a & (MIG__PMD - 1)) == 0 && i + MIG__PMD / MIG__PAGE <= np &&
+			    (pi[base + i].flags & MIG_PAGE_THP) && pi[base + i].node >= 0 &&
+			    mig_nodes_test(&j->targets, (unsigned)pi[base + i].node))
+				res->huge_kept++;
+		}
+		base += np;
+	}
+	for (size_t i = 0; i < jp->total; i++) {
+		uint8_t f = jp->flags[i];
+		int node = pi[i].node, err = jp->err[i];
+		bool on_target = node >= 0 && mig_nodes_test(&j->targets, (unsigned)node);
+
+		res->status[i] = node;
+		if (!(f & PF_PRESENT)) {
+			if (err == EFAULT)
+				res->status[i] = -EFAULT;
+			else if (!(f & PF_DONE) && err)
+				res->status[i] = -err;
+			continue;
+		}
+		res->pages_present++;
+		if (f & PF_GONE) {
+			res->pages_gone++;
+		} else if (f & PF_SKIPPED) {
+			res->pages_skipped++;
+		} else if (!err && on_target && (f & PF_FILLED)) {
+			res->pages_moved++;
+		} else {
+			if (!err)
+				err = on_target || node < 0 ? EIO : EAGAIN;
+			res->status[i] = -err;
+			res->pages_failed++;
+			add_errno(res, err);
+		}
+	}
+	return 0;
+}
+
+static void pace(const struct mig_migrate_opts *o, uint64_t t0, uint64_t bytes)
+{
+	uint64_t want, now;
+
+	if (!o->rate_limit)
+		return;
+	want = t0 + (uint64_t)((double)bytes / (double)o->rate_limit * 1e9);
+	now = mig__now_ns();
+	if (want > now) {
+		struct timespec ts = { (time_t)((want - now) / 1000000000u),
+				       (long)((want - now) % 1000000000u) };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
+		const struct mig_nodes *targets, const struct mig_migrate_opts *opts,
+		mig_progress_fn progress, void *userdata, struct mig_migrate_result *ret_result)
+{
+	struct mig_migrate_opts o = opts ? *opts : (struct mig_migrate_opts){ 0 };
+	struct mig_migrate_result res = { 0 };
+	struct job_pages jp = { 0 };
+	struct mig__job j = { .epfd = -EBADF, .stopfd = -EBADF };
+	void **staging = NULL;
+	uint64_t t0, bytes_total = 0, bytes_done = 0;
+	size_t base = 0, nwin = 0;
+	int r;
+
+	if (!ret_result)
+		return -EINVAL;
+	r = check_args(t, ranges, n, targets, &o);
+	if (r < 0)
+		return r;
+	if (o.fill == MIG_FILL_MOVE)
+		return -EOPNOTSUPP; /* docs/engine.md: not implemented yet */
+	if ((mig_tenant_features(t) & MIG__REQUIRED_FEATURES) != MIG__REQUIRED_FEATURES)
+		return -EOPNOTSUPP;
+	if (!o.window)
+		o.window = MIG__PMD;
+	o.window = ALIGN_UP(o.window, (uint64_t)MIG__PMD);
+	if (!o.max_passes)
+		o.max_passes = 10;
+	if (!o.threads)
+		o.threads = 1;
+
+	for (size_t k = 0; k < n; k++)
+		jp.total += (ranges[k].end - ranges[k].start) / MIG__PAGE;
+	bytes_total = jp.total * MIG__PAGE;
+	jp.err = calloc(jp.total, sizeof(*jp.err));
+	jp.flags = calloc(jp.total, sizeof(*jp.flags));
+	res.status = calloc(jp.total, sizeof(*res.status));
+	res.nstatus = jp.total;
+	res.pages_total = jp.total;
+
+	j.t = t;
+	j.pid = mig_tenant_pid(t);
+	j.uffd = mig_tenant_uffd(t);
+	j.pidfd = mig_tenant_pidfd(t);
+	j.targets = *targets;
+	j.opts = o;
+	j.engine = o.engine ? o.engine : mig_copy_engine_default();
+	j.npools = mig_nodes_count(targets);
+	j.pools = calloc(j.npools, sizeof(*j.pools));
+	j.pool_nodes = calloc(j.npools, sizeof(*j.pool_nodes));
+	staging = calloc(j.npools, sizeof(*staging));
+	pthread_rwlockattr_t la;
+	pthread_rwlockattr_init(&la);
+	/* The fault thread must never starve behind a stream of fills. */
+	pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&j.lock, &la);
+	pthread_rwlockattr_destroy(&la);
+	if (!jp.err || !jp.flags || !res.status || !j.pools || !j.pool_nodes || !staging) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (unsigned node = 0, k = 0; node < MIG_MAX_NODES && k < j.npools; node++) {
+		if (!mig_nodes_test(targets, node))
+			continue;
+		j.pool_nodes[k] = (int)node;
+		r = mig__pool_new((int)node, o.threads, &j.pools[k]);
+		if (r < 0)
+			goto out;
+		r = mig__staging_alloc((int)node, o.window, &staging[k]);
+		if (r < 0)
+			goto out;
+		k++;
+	}
+	r = mig__faults_start(&j);
+	if (r < 0)
+		goto out;
+
+	t0 = mig__now_ns();
+	for (size_t k = 0; k < n && r >= 0; k++) {
+		/* Split large folios the range edges cut; fully covered ones stay. */
+		/* Best effort: an unsplit folio only wastes memory, never data. */
+		int split = 0;
+
+		if (ranges[k].start % MIG__PMD)
+			split = mig_split_large_at(j.pid, j.pidfd, ranges[k].start);
+		if (ranges[k].end % MIG__PMD)
+			split = mig_split_large_at(j.pid, j.pidfd, ranges[k].end);
+		(void)split;
+		for (uint64_t s = ranges[k].start; s < ranges[k].end;) {
+			uint64_t e = MIN(ALIGN_DOWN(s, o.window) + o.window, ranges[k].end);
+			size_t pool = nwin % j.npools;
+
+			if ((o.cancel && *o.cancel) ||
+			    __atomic_load_n(&j.exited, __ATOMIC_ACQUIRE)) {
+				r = j.exited ? -ESRCH : -ECANCELED;
+				break;
+			}
+			r = run_window(&j, &jp, base + (s - ranges[k].start) / MIG__PAGE, s, e,
+				       j.pool_nodes[pool], staging[pool]);
+			if (r < 0 && __atomic_load_n(&j.exited, __ATOMIC_ACQUIRE))
+				r = -ESRCH;
+			if (r < 0)
+				break;
+			nwin++;
+			bytes_done += e - s;
+			pace(&o, t0, j.copies * MIG__PAGE);
+			if (progress) {
+				struct mig_migrate_progress p = {
+					.bytes_done = bytes_done,
+					.bytes_total = bytes_total,
+					.windows = nwin,
+				};
+
+				if (progress(&p, userdata))
+					r = -ECANCELED;
+			}
+			s = e;
+		}
+		base += (ranges[k].end - ranges[k].start) / MIG__PAGE;
+	}
+	mig__faults_stop(&j);
+	res.elapsed_ns = mig__now_ns() - t0;
+	if (r == -ESRCH)
+		goto out;
+	for (size_t i = 0; i < jp.total; i++)
+		if (!(jp.flags[i] & PF_DONE) && !jp.err[i])
+			jp.err[i] = ECANCELED;
+	{
+		int q = verify(&j, ranges, n, &jp, &res);
+
+		if (q < 0) {
+			r = q;
+			goto out;
+		}
+	}
+	res.windows = nwin;
+	res.passes = j.max_pass;
+	res.faults = j.faults;
+	res.events = j.events;
+	res.pages_retried = j.retried;
+	res.pages_copied = j.copies;
+	res.max_stall_us = j.max_stall_ns / 1000;
+	res.bytes_per_sec =
+		res.elapsed_ns ? (double)res.pages_moved * MIG__PAGE * 1e9 / (double)res.elapsed_ns
+			       : 0;
+	if (r >= 0 || r == -ECANCELED) {
+		*ret_result = res;
+		res.status = NULL;
+	}
+out:
+	mig__faults_stop(&j);
+	for (size_t k = 0; j.pools && k < j.npools; k++) {
+		mig__pool_free(j.pools[k]);
+		if (staging)
+			mig__staging_free(staging[k], o.window);
+	}
+	pthread_rwlock_destroy(&j.lock);
+	free(j.pools);
+	free(j.pool_nodes);
+	free(staging);
+	free(jp.err);
+	free(jp.flags);
+	free(res.status);
+	return r;
+}

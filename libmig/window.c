@@ -1,0 +1,541 @@
+/*
+ * window.c - one migration window through its passes:
+ *
+ *   REGISTER(MISSING|WP) -> FREEZE(WP) -> scan -> STAGE -> ZAP -> FILL
+ *   -> THAW -> (DIRTY pages: next pass) -> UNREGISTER -> collapse
+ *
+ * Page states are bitmaps in struct mig__win (bitmap.h). A page is zapped
+ * only when it is COPIED and not DIRTY, so a failed or raced copy never
+ * destroys the original. Passes after the first work on the DIRTY pages
+ * only; from pass MIG__HOLD_PASS on, writes to the pass's pages wait for
+ * the fill instead of dirtying the page, so a page written without pause
+ * still converges (docs/engine.md: "holding passes").
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "bitmap.h"
+#include "engine.h"
+#include "uffd.h"
+
+/* First pass that holds writers instead of chasing them. */
+#define MIG__HOLD_PASS 3
+/* Free memory a target node keeps after a window's pages (bytes). */
+#define MIG__NODE_RESERVE (32UL << 20)
+/* Pages per UFFDIO_COPY of a fill chunk. */
+#define FILL_CHUNK 64
+
+int mig__window_alloc(size_t npages, struct mig__win **ret)
+{
+	size_t words = MIG__BITMAP_WORDS(npages);
+	struct mig__win *w;
+	uint64_t *bits;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->npages = npages;
+	w->addr = calloc(npages, sizeof(uint64_t));
+	w->err = calloc(npages, sizeof(int32_t));
+	w->held_ns = calloc(npages, sizeof(uint64_t));
+	bits = calloc(10 * words, sizeof(uint64_t));
+	if (!w->addr || !w->err || !w->held_ns || !bits) {
+		free(bits);
+		mig__window_free(w);
+		return -ENOMEM;
+	}
+	w->invma = bits;
+	w->sel = bits + 1 * words;
+	w->copied = bits + 2 * words;
+	w->dirty = bits + 3 * words;
+	w->zap = bits + 4 * words;
+	w->filled = bits + 5 * words;
+	w->gone = bits + 6 * words;
+	w->thp = bits + 7 * words;
+	w->present = bits + 8 * words;
+	w->skipped = bits + 9 * words;
+	*ret = w;
+	return 0;
+}
+
+void mig__window_free(struct mig__win *w)
+{
+	if (!w)
+		return;
+	free(w->invma);
+	free(w->addr);
+	free(w->err);
+	free(w->held_ns);
+	free(w->zap_runs);
+	free(w);
+}
+
+/* Contiguous runs (by current address) of the pages set in bits. */
+static size_t runs_of(const struct mig__win *w, const uint64_t *bits, struct mig_range *out,
+		      size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < w->npages; i++) {
+		if (!mig__bit_test(bits, i))
+			continue;
+		if (n > 0 && out[n - 1].end == w->addr[i])
+			out[n - 1].end += MIG__PAGE;
+		else if (n < max)
+			out[n++] = (struct mig_range){ w->addr[i], w->addr[i] + MIG__PAGE };
+		else
+			break;
+	}
+	return n;
+}
+
+/*
+ * UFFDIO_WRITEPROTECT, retried while an event makes the mm "changing"
+ * (-EAGAIN until the fault thread has read it).
+ */
+static int wp_range(struct mig__job *j, uint64_t start, uint64_t len, bool wp)
+{
+	int r;
+
+	for (int tries = 0;; tries++) {
+		r = mig__uffd_writeprotect(j->uffd, start, len, wp, false);
+		if (r != -EAGAIN || tries > 20000 || __atomic_load_n(&j->exited, __ATOMIC_ACQUIRE))
+			return r;
+		usleep(50);
+	}
+}
+
+static int protect(struct mig__job *j, struct mig__win *w, const uint64_t *bits, bool wp)
+{
+	struct mig_range runs[512];
+	size_t n = runs_of(w, bits, runs, ARRAY_SIZE(runs));
+	int r = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		int q = wp_range(j, runs[k].start, runs[k].end - runs[k].start, wp);
+
+		/*
+		 * A run that could not be protected (the tenant unmapped or
+		 * moved it meanwhile) is not tracked: it must not be zapped in
+		 * this pass, so it counts as written.
+		 */
+		if (q < 0 && wp) {
+			pthread_rwlock_wrlock(&j->lock);
+			for (size_t i = 0; i < w->npages; i++)
+				if (w->addr[i] >= runs[k].start && w->addr[i] < runs[k].end)
+					mig__bit_set(w->dirty, i);
+			pthread_rwlock_unlock(&j->lock);
+		}
+		if (q < 0 && q != -ENOENT && q != -EINVAL && r >= 0)
+			r = q;
+	}
+	return r;
+}
+
+static void thaw(struct mig__job *j, struct mig__win *w)
+{
+	struct mig_range regs[MIG__MAX_REGS];
+	size_t n;
+
+	pthread_rwlock_rdlock(&j->lock);
+	n = w->nregs;
+	memcpy(regs, w->regs, n * sizeof(regs[0]));
+	pthread_rwlock_unlock(&j->lock);
+	for (size_t k = 0; k < n; k++)
+		(void)wp_range(j, regs[k].start, regs[k].end - regs[k].start, false);
+	for (size_t i = 0; i < w->npages; i++)
+		if (w->held_ns[i]) {
+			mig__job_stall(j, w->held_ns[i]);
+			w->held_ns[i] = 0;
+		}
+}
+
+/*
+ * Which pages of sel are present, where, and which belong to a PMD THP.
+ * Pages not present leave sel. In the first pass pages already on a
+ * target leave sel too unless forced.
+ */
+static int scan(struct mig__job *j, struct mig__win *w, bool first)
+{
+	struct mig_pageinfo *pi;
+	int r = 0;
+
+	pi = calloc(w->npages, sizeof(*pi));
+	if (!pi)
+		return -ENOMEM;
+	/* Pages are contiguous unless a REMAP moved some: query runs. */
+	for (size_t i = 0; i < w->npages && r >= 0;) {
+		size_t k = i + 1;
+
+		while (k < w->npages && w->addr[k] == w->addr[k - 1] + MIG__PAGE)
+			k++;
+		r = mig_query_pages(j->pid, w->addr[i], k - i, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE,
+				    pi + i);
+		if (r == -EINVAL || r == -EFAULT)
+			r = 0; /* unmapped meanwhile: the pages below read as absent */
+		i = k;
+	}
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < w->npages; i++) {
+		if (!mig__bit_test(w->sel, i))
+			continue;
+		if (mig__bit_test(w->gone, i) || pi[i].node < 0 ||
+		    !(pi[i].flags & MIG_PAGE_PRESENT) || (pi[i].flags & MIG_PAGE_ZERO)) {
+			mig__bit_clear(w->sel, i);
+			continue;
+		}
+		if (!first)
+			continue;
+		mig__bit_set(w->present, i);
+		if (pi[i].flags & MIG_PAGE_THP)
+			mig__bit_set(w->thp, i);
+		if (!j->opts.force && mig_nodes_test(&j->targets, (unsigned)pi[i].node)) {
+			mig__bit_clear(w->sel, i);
+			mig__bit_set(w->skipped, i);
+		}
+	}
+out:
+	free(pi);
+	return r;
+}
+
+static int stage(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
+{
+	_cleanup_free_ uint64_t *src = NULL, *copied = NULL;
+	_cleanup_free_ void **dst = NULL;
+	_cleanup_free_ size_t *idx = NULL;
+	_cleanup_free_ int *err = NULL;
+	size_t n = 0;
+	int r;
+
+	src = calloc(w->npages, sizeof(*src));
+	dst = calloc(w->npages, sizeof(*dst));
+	idx = calloc(w->npages, sizeof(*idx));
+	err = calloc(w->npages, sizeof(*err));
+	copied = calloc(MIG__BITMAP_WORDS(w->npages), sizeof(uint64_t));
+	if (!src || !dst || !idx || !err || !copied)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->npages; i++)
+		if (mig__bit_test(w->sel, i)) {
+			src[n] = w->addr[i];
+			dst[n] = w->staging + i * MIG__PAGE;
+			idx[n++] = i;
+		}
+	if (n == 0)
+		return 0;
+	r = mig__copy_stage(j->engine, &(struct mig_copy_req){
+					       .pid = j->pid,
+					       .npages = n,
+					       .src = src,
+					       .dst = dst,
+					       .copied = copied,
+					       .err = err,
+					       .pool = pool,
+				       });
+	for (size_t k = 0; k < n; k++) {
+		if (mig__bit_test(copied, k)) {
+			mig__bit_set(w->copied, idx[k]);
+			w->err[idx[k]] = 0;
+			__atomic_fetch_add(&j->copies, 1, __ATOMIC_RELAXED);
+		} else if (err[k])
+			w->err[idx[k]] = err[k];
+		else
+			w->err[idx[k]] = EIO;
+	}
+	return r;
+}
+
+struct fill_ctx {
+	struct mig__job *j;
+	struct mig__win *w;
+	struct mig_nodes node;
+	size_t nchunks;
+};
+
+/* Fill chunk c of the zap set: runs of up to FILL_CHUNK pages per COPY. */
+static int fill_chunk(void *arg, size_t c)
+{
+	struct fill_ctx *f = arg;
+	struct mig__win *w = f->w;
+	struct mig__job *j = f->j;
+	size_t from = c * FILL_CHUNK, to = MIN(w->npages, from + FILL_CHUNK);
+
+	for (size_t i = from; i < to;) {
+		uint64_t done = 0;
+		size_t k;
+		int r;
+
+		pthread_rwlock_rdlock(&j->lock);
+		if (!mig__bit_test(w->zap, i) || mig__bit_test(w->filled, i) ||
+		    mig__bit_test(w->gone, i)) {
+			pthread_rwlock_unlock(&j->lock);
+			i++;
+			continue;
+		}
+		for (k = i + 1;
+		     k < to && mig__bit_test(w->zap, k) && !mig__bit_test(w->filled, k) &&
+		     !mig__bit_test(w->gone, k) && w->addr[k] == w->addr[k - 1] + MIG__PAGE;
+		     k++)
+			;
+		r = mig__uffd_copy(j->uffd, w->addr[i], w->staging + i * MIG__PAGE,
+				   (k - i) * MIG__PAGE, 0, &done);
+		for (size_t p = 0; p < done / MIG__PAGE; p++) {
+			mig__bit_set(w->filled, i + p);
+			if (w->held_ns[i + p])
+				mig__job_stall(j, w->held_ns[i + p]);
+		}
+		i += done / MIG__PAGE;
+		if (r < 0 && i < k) {
+			/* The page that stopped the run: its own outcome. */
+			r = mig__fill_page_locked(j, w, j->uffd, i, &f->node);
+			if (r == -ENOENT || r == -ESRCH) {
+				mig__bit_set(w->gone, i);
+				r = 0;
+			}
+			if (r >= 0)
+				i++;
+		}
+		pthread_rwlock_unlock(&j->lock);
+		if (r == -EAGAIN) {
+			/* An event is waiting for the fault thread; let it read. */
+			if (__atomic_load_n(&j->exited, __ATOMIC_ACQUIRE))
+				return -ESRCH;
+			usleep(50);
+		} else if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int fill(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
+{
+	struct fill_ctx f = { .j = j, .w = w };
+
+	mig_nodes_set(&f.node, (unsigned)mig__pool_node(pool));
+	f.nchunks = (w->npages + FILL_CHUNK - 1) / FILL_CHUNK;
+	return mig__pool_run(pool, fill_chunk, &f, f.nchunks);
+}
+
+static int zap(struct mig__job *j, struct mig__win *w)
+{
+	struct mig_range *runs;
+	size_t n;
+	int r;
+
+	runs = calloc(w->npages, sizeof(*runs));
+	if (!runs)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&j->lock);
+	for (size_t i = 0; i < w->npages; i++)
+		if (mig__bit_test(w->sel, i) && mig__bit_test(w->copied, i) &&
+		    !mig__bit_test(w->dirty, i) && !mig__bit_test(w->gone, i))
+			mig__bit_set(w->zap, i);
+	n = runs_of(w, w->zap, runs, w->npages);
+	free(w->zap_runs);
+	w->zap_runs = runs;
+	w->nzap_runs = n;
+	w->zap_fixed = true;
+	w->zapping = true;
+	pthread_rwlock_unlock(&j->lock);
+
+	r = n ? mig_tenant_zap(j->t, runs, n) : 0;
+
+	pthread_rwlock_wrlock(&j->lock);
+	w->zapping = false;
+	pthread_rwlock_unlock(&j->lock);
+	return r;
+}
+
+static void hook(struct mig__job *j, struct mig__win *w, int phase)
+{
+	struct mig_range rg = { w->start, w->start + w->npages * MIG__PAGE };
+
+	if (j->opts.phase_hook)
+		j->opts.phase_hook(phase, &rg, j->opts.hook_userdata);
+}
+
+static bool any(const uint64_t *bits, size_t n)
+{
+	for (size_t k = 0; k < MIG__BITMAP_WORDS(n); k++)
+		if (bits[k])
+			return true;
+	return false;
+}
+
+static void set_err(struct mig__win *w, const uint64_t *bits, int err)
+{
+	for (size_t i = 0; i < w->npages; i++)
+		if (mig__bit_test(bits, i) && !w->err[i])
+			w->err[i] = err;
+}
+
+static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
+{
+	size_t words = MIG__BITMAP_WORDS(w->npages);
+	unsigned max = j->opts.max_passes;
+	int r;
+
+	memcpy(w->sel, w->invma, words * sizeof(uint64_t));
+	for (unsigned pass = 1;; pass++) {
+		int64_t avail;
+		size_t nsel;
+
+		if (pass > j->max_pass)
+			j->max_pass = pass;
+		pthread_rwlock_wrlock(&j->lock);
+		w->hold = pass >= MIG__HOLD_PASS || (pass == max && pass > 1);
+		w->zap_fixed = false;
+		mig__bitmap_zero(w->copied, w->npages);
+		mig__bitmap_zero(w->dirty, w->npages);
+		mig__bitmap_zero(w->zap, w->npages);
+		pthread_rwlock_unlock(&j->lock);
+
+		/* FREEZE: from here on every write to sel reaches the fault thread. */
+		r = protect(j, w, w->sel, true);
+		if (r < 0)
+			return r;
+		r = scan(j, w, pass == 1);
+		if (r < 0)
+			return r;
+		nsel = mig__bitmap_count(w->sel, w->npages);
+		if (nsel == 0)
+			break;
+		/* A full target: the pages stay, reported -ENOMEM, nothing is zapped. */
+		avail = mig__node_free(w->node);
+		if (avail >= 0 && (uint64_t)avail < nsel * MIG__PAGE + MIG__NODE_RESERVE) {
+			set_err(w, w->sel, ENOMEM);
+			break;
+		}
+
+		r = stage(j, w, pool);
+		if (r < 0)
+			return r;
+		hook(j, w, MIG_PHASE_STAGED);
+		r = zap(j, w);
+		if (r == -ESRCH)
+			return r;
+		/* A failed zap leaves pages in place: their fill gets -EEXIST. */
+		hook(j, w, MIG_PHASE_ZAPPED);
+		r = fill(j, w, pool);
+		if (r < 0)
+			return r;
+		thaw(j, w);
+
+		pthread_rwlock_wrlock(&j->lock);
+		w->zap_fixed = false;
+		w->hold = false;
+		/* Next pass: the pages written during this one. */
+		for (size_t i = 0; i < w->npages; i++) {
+			bool again = mig__bit_test(w->sel, i) && mig__bit_test(w->dirty, i) &&
+				     !mig__bit_test(w->zap, i) && !mig__bit_test(w->gone, i);
+
+			if (again)
+				mig__bit_set(w->sel, i);
+			else
+				mig__bit_clear(w->sel, i);
+		}
+		pthread_rwlock_unlock(&j->lock);
+		if (!any(w->sel, w->npages))
+			break;
+		if (pass >= max) {
+			set_err(w, w->sel, EAGAIN);
+			break;
+		}
+		j->retried += mig__bitmap_count(w->sel, w->npages);
+		if (j->opts.cancel && *j->opts.cancel) {
+			set_err(w, w->sel, ECANCELED);
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Re-form the THPs the window had, where all their pages were filled. */
+static void collapse(struct mig__job *j, struct mig__win *w)
+{
+	size_t per = MIG__PMD / MIG__PAGE;
+
+	if (j->opts.no_collapse)
+		return;
+	for (size_t i = 0; i + per <= w->npages; i += per) {
+		struct mig_range rg = { w->addr[i], w->addr[i] + MIG__PMD };
+		bool all = (w->addr[i] & (MIG__PMD - 1)) == 0;
+
+		for (size_t k = i; k < i + per && all; k++)
+			all = mig__bit_test(w->thp, k) && mig__bit_test(w->filled, k) &&
+			      !mig__bit_test(w->gone, k) &&
+			      w->addr[k] == w->addr[i] + (k - i) * MIG__PAGE;
+		/* Best effort: a page left small is slower, not wrong. */
+		if (all && mig_collapse(j->pidfd, &rg) < 0)
+			j->collapse_failed++;
+	}
+}
+
+int mig__window_run(struct mig__job *j, struct mig__win *w)
+{
+	struct mig__pool *pool = NULL;
+	size_t reg = 0;
+	int r = 0;
+
+	for (size_t k = 0; k < j->npools; k++)
+		if (j->pool_nodes[k] == w->node)
+			pool = j->pools[k];
+	if (!pool)
+		return -EINVAL;
+
+	for (; reg < w->nregs; reg++) {
+		uint64_t ioctls = 0;
+
+		r = mig__uffd_register(
+			j->uffd, w->regs[reg].start, w->regs[reg].end - w->regs[reg].start,
+			UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, &ioctls);
+		if (r >= 0 && !(ioctls & (UINT64_C(1) << _UFFDIO_WRITEPROTECT))) {
+			reg++;
+			r = -EOPNOTSUPP;
+		}
+		if (r < 0)
+			break;
+	}
+	if (r < 0) {
+		/* Nothing was touched yet: undo the registrations, report why. */
+		for (size_t k = 0; k < reg; k++)
+			(void)mig__uffd_unregister(j->uffd, w->regs[k].start,
+						   w->regs[k].end - w->regs[k].start);
+		set_err(w, w->invma, -r);
+		return r == -EOPNOTSUPP || r == -ESRCH ? r : 0;
+	}
+
+	pthread_rwlock_wrlock(&j->lock);
+	j->win = w;
+	pthread_rwlock_unlock(&j->lock);
+
+	r = passes(j, w, pool);
+	if (r < 0) {
+		/*
+		 * Every zapped page must be back before we let go: fill what
+		 * is left (the fault thread keeps serving meanwhile), thaw.
+		 */
+		if (r != -ESRCH)
+			(void)fill(j, w, pool);
+		thaw(j, w);
+	}
+
+	/*
+	 * Unregister while the fault thread still knows the window: a fault
+	 * read before the unregister must still be served from staging.
+	 * w->regs is updated by UNMAP/REMAP events, so read it locked.
+	 */
+	pthread_rwlock_rdlock(&j->lock);
+	for (size_t k = 0; k < w->nregs; k++)
+		(void)mig__uffd_unregister(j->uffd, w->regs[k].start,
+					   w->regs[k].end - w->regs[k].start);
+	pthread_rwlock_unlock(&j->lock);
+	pthread_rwlock_wrlock(&j->lock);
+	j->win = NULL;
+	pthread_rwlock_unlock(&j->lock);
+	if (r >= 0)
+		collapse(j, w);
+	return r;
+}

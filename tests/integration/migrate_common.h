@@ -1,0 +1,204 @@
+/*
+ * migrate_common.h - shared by the tests/integration/migrate_*.c tests:
+ * start the writer tenant (tests/tenants/writer.c) with pipes, talk to it,
+ * attach, pick the target (node 1 on a machine with 2+ nodes, else node 0
+ * with force, which still runs every step), run mig_migrate and print the
+ * figures. Only the processes started here are ever signalled, by pid.
+ */
+#ifndef MIGRATE_COMMON_H
+#define MIGRATE_COMMON_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mig.h"
+
+#define SKIP(...)                             \
+	do {                                  \
+		printf("SKIP: " __VA_ARGS__); \
+		printf("\n");                 \
+		exit(77);                     \
+	} while (0)
+#define FAIL(...)                             \
+	do {                                  \
+		printf("FAIL: " __VA_ARGS__); \
+		printf("\n");                 \
+		exit(1);                      \
+	} while (0)
+
+struct wtenant {
+	pid_t pid;
+	FILE *in, *out;
+	uint64_t addr, len;
+	mig_tenant *t;
+};
+
+static inline int count_nodes(void)
+{
+	DIR *d = opendir("/sys/devices/system/node");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 1;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "node", 4) && e->d_name[4] >= '0' && e->d_name[4] <= '9')
+			n++;
+	closedir(d);
+	return n ? n : 1;
+}
+
+static inline double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Path of a sibling program in build/tests/. */
+static inline void prog_path(const char *self, const char *rel, char *buf, size_t size)
+{
+	const char *slash = strrchr(self, '/');
+	int dir = slash ? (int)(slash - self) : 1;
+
+	snprintf(buf, size, "%.*s/../%s", dir, slash ? self : ".", rel);
+}
+
+static inline void wt_start(struct wtenant *w, const char *self, const char *const *args)
+{
+	int pin[2], pout[2];
+	char prog[4096], line[256];
+	const char *argv[32] = { "writer" };
+	size_t a = 1;
+	void *addr;
+	int pid;
+
+	prog_path(self, "tenants/writer", prog, sizeof(prog));
+	for (; args && args[a - 1] && a < 31; a++)
+		argv[a] = args[a - 1];
+	argv[a] = NULL;
+	if (pipe(pin) || pipe(pout))
+		FAIL("pipe: %m");
+	w->pid = fork();
+	if (w->pid < 0)
+		FAIL("fork: %m");
+	if (w->pid == 0) {
+		dup2(pin[0], 0);
+		dup2(pout[1], 1);
+		close(pin[1]);
+		close(pout[0]);
+		execv(prog, (char **)argv);
+		_exit(127);
+	}
+	close(pin[0]);
+	close(pout[1]);
+	w->in = fdopen(pin[1], "w");
+	w->out = fdopen(pout[0], "r");
+	if (!fgets(line, sizeof(line), w->out) ||
+	    sscanf(line, "READY %d %p %" SCNu64, &pid, &addr, &w->len) != 3)
+		FAIL("writer did not start (%s)", prog);
+	w->addr = (uint64_t)(uintptr_t)addr;
+}
+
+/* Send a command, return its answer line (static buffer). */
+static inline const char *wt_cmd(struct wtenant *w, const char *cmd)
+{
+	static char line[512];
+
+	fprintf(w->in, "%s\n", cmd);
+	fflush(w->in);
+	if (!fgets(line, sizeof(line), w->out))
+		return "EOF";
+	line[strcspn(line, "\n")] = 0;
+	return line;
+}
+
+/* Stop the writer; it checks every page. Returns its exit status. */
+static inline int wt_stop(struct wtenant *w, uint64_t *max_us, uint64_t *p99_us)
+{
+	char line[512];
+	int st = 0;
+
+	fprintf(w->in, "stop\n");
+	fflush(w->in);
+	while (fgets(line, sizeof(line), w->out)) {
+		fputs(line, stdout);
+		if (max_us)
+			sscanf(line, "STALL max_us=%" SCNu64 " p99_us=%" SCNu64, max_us, p99_us);
+	}
+	waitpid(w->pid, &st, 0);
+	fclose(w->in);
+	fclose(w->out);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static inline void wt_attach(struct wtenant *w)
+{
+	int r = mig_tenant_attach(w->pid, NULL, &w->t);
+
+	if (r == -EPERM || r == -EACCES || r == -EOPNOTSUPP)
+		SKIP("cannot attach: %s", strerror(-r));
+	if (r < 0)
+		FAIL("attach: %s", strerror(-r));
+}
+
+static inline void wt_kill(struct wtenant *w)
+{
+	if (w->pid > 0) {
+		kill(w->pid, SIGKILL);
+		waitpid(w->pid, NULL, 0);
+	}
+}
+
+/* Node 1 without force where there are 2+ nodes, else node 0 forced. */
+static inline void pick_target(struct mig_nodes *targets, struct mig_migrate_opts *o)
+{
+	int nodes = count_nodes();
+
+	memset(targets, 0, sizeof(*targets));
+	mig_nodes_set(targets, nodes >= 2 ? 1 : 0);
+	o->force = nodes < 2;
+	printf("# nodes: %d, target node %d%s\n", nodes, nodes >= 2 ? 1 : 0,
+	       nodes < 2 ? " (forced)" : "");
+}
+
+static inline void print_result(const struct mig_migrate_result *r)
+{
+	printf("# migrated %" PRIu64 " MiB: moved %" PRIu64 ", skipped %" PRIu64 ", failed %" PRIu64
+	       ", gone %" PRIu64 ", retried %" PRIu64 ", copies %" PRIu64 ", huge kept %" PRIu64
+	       "\n",
+	       r->pages_total * 4096 >> 20, r->pages_moved, r->pages_skipped, r->pages_failed,
+	       r->pages_gone, r->pages_retried, r->pages_copied, r->huge_kept);
+	printf("# %.3f s, %.2f GB/s, %.0f pages/s, windows %" PRIu64 ", passes %" PRIu64
+	       ", faults %" PRIu64 ", events %" PRIu64 ", migd max stall %" PRIu64 " us\n",
+	       r->elapsed_ns / 1e9, r->bytes_per_sec / 1e9,
+	       r->elapsed_ns ? r->pages_moved * 1e9 / r->elapsed_ns : 0.0, r->windows, r->passes,
+	       r->faults, r->events, r->max_stall_us);
+	for (unsigned k = 0; k < r->nerrnos; k++)
+		printf("#   failed %s: %" PRIu64 " pages\n", mig_errno_name(r->errnos[k].err),
+		       r->errnos[k].pages);
+}
+
+/* Every present page not gone: on a target, or failed with a reason. */
+static inline void check_status(const struct mig_migrate_result *r, const struct mig_nodes *targets)
+{
+	uint64_t on = 0;
+
+	for (size_t i = 0; i < r->nstatus; i++)
+		if (r->status[i] >= 0 && mig_nodes_test(targets, (unsigned)r->status[i]))
+			on++;
+	if (on < r->pages_moved + r->pages_skipped)
+		FAIL("status shows %" PRIu64 " pages on target, result says %" PRIu64, on,
+		     r->pages_moved + r->pages_skipped);
+}
+
+#endif

@@ -1,0 +1,358 @@
+/*
+ * writer - a tenant that keeps writing a verifiable pattern while it is
+ * migrated, and checks every page at the end.
+ *
+ *   writer [--size SIZE] [--threads N] [--node N] [--thp-half]
+ *
+ * The data area holds 4 KiB pages (and, with --thp-half, THPs in its
+ * first half). Page i holds a tag (i) in its first word, its generation
+ * in the second and in the last word, and a fixed pattern of i between.
+ * Writer threads bump the generation of their pages over and over and
+ * keep the last generation of each page in private memory (outside the
+ * data area), timing every write: a write that waits for migd is a stall.
+ *
+ * It prints "READY PID ADDR LEN" and then reads commands on stdin, one a
+ * line, answering each on stdout:
+ *   munmap OFF LEN     unmap part of the data (not checked afterwards)
+ *   dontneed OFF LEN   madvise(MADV_DONTNEED): must read zero at once and
+ *                      stay zero until the end (no stale refill)
+ *   mremap OFF LEN     move part of the data to a new address
+ *   fork               fork; the child checks every page, exits 0 or 1
+ *   exit               exit at once
+ *   stop               stop writing, check every page, print figures,
+ *                      exit 0 (all good) or 1
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <numaif.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mig.h"
+
+#define PAGE  4096UL
+#define PMD   (2UL << 20)
+#define WORDS (PAGE / 8)
+#define MAGIC UINT64_C(0x6d69676400000000)
+
+enum { LIVE = 0, UNMAPPED, ZEROED };
+
+static size_t npages;
+static char *_Atomic *pg; /* current address of each page */
+static uint64_t *genrec;  /* last generation written to each page */
+static uint8_t *state;	  /* LIVE, UNMAPPED, ZEROED */
+static pthread_rwlock_t quiesce = PTHREAD_RWLOCK_INITIALIZER;
+static atomic_int stop;
+static unsigned nthreads = 2;
+
+/* Write-latency histogram: 1 us buckets below 10 ms, 1 ms buckets to 100 s. */
+#define FINE   10000
+#define COARSE 100000
+struct hist {
+	uint64_t fine[FINE];
+	uint64_t coarse[COARSE];
+	uint64_t n, max_ns;
+};
+static struct hist *hists;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t pattern(size_t i, size_t w)
+{
+	return (i * 0x9e3779b97f4a7c15ULL) ^ (w * 0xff51afd7ed558ccdULL);
+}
+
+static void fill_page(size_t i, uint64_t gen)
+{
+	uint64_t *p = (uint64_t *)pg[i];
+
+	p[0] = MAGIC ^ i;
+	p[1] = gen;
+	for (size_t w = 2; w < WORDS - 1; w++)
+		p[w] = pattern(i, w);
+	p[WORDS - 1] = gen;
+}
+
+/* 0 when page i is as expected, else a short reason. */
+static const char *check_page(size_t i)
+{
+	const uint64_t *p = (const uint64_t *)pg[i];
+
+	if (state[i] == UNMAPPED)
+		return NULL;
+	if (state[i] == ZEROED) {
+		for (size_t w = 0; w < WORDS; w++)
+			if (p[w])
+				return "not zero after DONTNEED";
+		return NULL;
+	}
+	if (p[0] != (MAGIC ^ i)) {
+		for (size_t w = 0; w < WORDS && !p[w]; w++)
+			if (w == WORDS - 1)
+				return "zero-filled";
+		return "wrong tag";
+	}
+	if (p[1] != genrec[i] || p[WORDS - 1] != genrec[i])
+		return "stale generation";
+	for (size_t w = 2; w < WORDS - 1; w++)
+		if (p[w] != pattern(i, w))
+			return "pattern damaged";
+	return NULL;
+}
+
+static void record(struct hist *h, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+
+	if (us < FINE)
+		h->fine[us]++;
+	else if (us / 1000 < COARSE)
+		h->coarse[us / 1000]++;
+	else
+		h->coarse[COARSE - 1]++;
+	h->n++;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+}
+
+static void *writer_main(void *arg)
+{
+	unsigned k = (unsigned)(uintptr_t)arg;
+	struct hist *h = &hists[k];
+
+	while (!atomic_load(&stop)) {
+		for (size_t i = k; i < npages && !atomic_load(&stop); i += nthreads) {
+			uint64_t t0 = now_ns(), g;
+			uint64_t *p;
+
+			pthread_rwlock_rdlock(&quiesce);
+			if (state[i] != LIVE) {
+				pthread_rwlock_unlock(&quiesce);
+				continue;
+			}
+			p = (uint64_t *)pg[i];
+			g = genrec[i] + 1;
+			p[1] = g;
+			p[WORDS - 1] = g;
+			genrec[i] = g;
+			pthread_rwlock_unlock(&quiesce);
+			record(h, now_ns() - t0);
+		}
+	}
+	return NULL;
+}
+
+static void stats(void)
+{
+	uint64_t n = 0, max = 0, seen = 0, p99 = 0;
+
+	for (unsigned k = 0; k < nthreads; k++) {
+		n += hists[k].n;
+		if (hists[k].max_ns > max)
+			max = hists[k].max_ns;
+	}
+	for (size_t b = 0; b < FINE + COARSE && n; b++) {
+		for (unsigned k = 0; k < nthreads; k++)
+			seen += b < FINE ? hists[k].fine[b] : hists[k].coarse[b - FINE];
+		if (seen * 100 >= n * 99) {
+			p99 = b < FINE ? b : (b - FINE) * 1000;
+			break;
+		}
+	}
+	printf("# writer: %" PRIu64 " writes, max stall %.3f ms, p99 %" PRIu64 " us\n", n,
+	       max / 1e6, p99);
+	printf("STALL max_us=%" PRIu64 " p99_us=%" PRIu64 " writes=%" PRIu64 "\n", max / 1000, p99,
+	       n);
+}
+
+static size_t check_all(size_t *bad)
+{
+	size_t ok = 0;
+
+	*bad = 0;
+	for (size_t i = 0; i < npages; i++) {
+		const char *why = check_page(i);
+
+		if (!why) {
+			ok++;
+			continue;
+		}
+		if ((*bad)++ < 10)
+			printf("page %zu at %p: %s (gen want %" PRIu64 " got %" PRIu64 "/%" PRIu64
+			       ")\n",
+			       i, (void *)pg[i], why, genrec[i], ((uint64_t *)pg[i])[1],
+			       ((uint64_t *)pg[i])[WORDS - 1]);
+	}
+	return ok;
+}
+
+static int range_args(const char *line, size_t *ret_first, size_t *ret_n)
+{
+	unsigned long long off, len;
+
+	if (sscanf(line, "%*s %llu %llu", &off, &len) != 2 || off % PAGE || len % PAGE ||
+	    off / PAGE + len / PAGE > npages || !len)
+		return -EINVAL;
+	*ret_first = off / PAGE;
+	*ret_n = len / PAGE;
+	return 0;
+}
+
+static void command(const char *line)
+{
+	size_t first, n, bad;
+
+	if (!strncmp(line, "munmap", 6) && range_args(line, &first, &n) == 0) {
+		pthread_rwlock_wrlock(&quiesce);
+		int r = munmap(pg[first], n * PAGE);
+		for (size_t i = first; i < first + n; i++)
+			state[i] = UNMAPPED;
+		pthread_rwlock_unlock(&quiesce);
+		printf("%s\n", r ? "FAIL munmap" : "OK");
+	} else if (!strncmp(line, "dontneed", 8) && range_args(line, &first, &n) == 0) {
+		pthread_rwlock_wrlock(&quiesce);
+		int r = madvise(pg[first], n * PAGE, MADV_DONTNEED);
+		for (size_t i = first; i < first + n; i++)
+			state[i] = ZEROED;
+		for (size_t i = first; i < first + n && !r; i++)
+			if (check_page(i))
+				r = -1;
+		pthread_rwlock_unlock(&quiesce);
+		printf("%s\n", r ? "FAIL dontneed: not zero" : "OK");
+	} else if (!strncmp(line, "mremap", 6) && range_args(line, &first, &n) == 0) {
+		void *to =
+			mmap(NULL, n * PAGE + PMD, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *r = MAP_FAILED;
+
+		if (to != MAP_FAILED) {
+			to = (void *)(((uintptr_t)to + PMD - 1) & ~(PMD - 1));
+			pthread_rwlock_wrlock(&quiesce);
+			r = mremap(pg[first], n * PAGE, n * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   to);
+			if (r != MAP_FAILED)
+				for (size_t i = first; i < first + n; i++)
+					pg[i] = (char *)r + (i - first) * PAGE;
+			pthread_rwlock_unlock(&quiesce);
+		}
+		printf("%s %p\n", r == MAP_FAILED ? "FAIL mremap" : "OK", r);
+	} else if (!strcmp(line, "fork")) {
+		pid_t child;
+		int st = 0;
+
+		pthread_rwlock_wrlock(&quiesce);
+		child = fork();
+		if (child == 0) {
+			size_t ok = check_all(&bad);
+
+			printf("child: %zu pages ok, %zu bad\n", ok, bad);
+			fflush(stdout);
+			_exit(bad ? 1 : 0);
+		}
+		pthread_rwlock_unlock(&quiesce);
+		if (child > 0)
+			waitpid(child, &st, 0);
+		printf("%s\n",
+		       child > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "OK" : "FAIL fork");
+	} else if (!strcmp(line, "exit")) {
+		_exit(0);
+	} else {
+		printf("FAIL unknown command\n");
+	}
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t size = 64UL << 20;
+	int node = -1, thp_half = 0;
+	pthread_t *threads;
+	char *base, line[256];
+
+	for (int a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--size") && a + 1 < argc) {
+			if (mig_parse_size(argv[++a], &size) < 0 || size % PMD || !size) {
+				fprintf(stderr, "bad --size (a multiple of 2 MiB)\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[a], "--threads") && a + 1 < argc)
+			nthreads = (unsigned)atoi(argv[++a]);
+		else if (!strcmp(argv[a], "--node") && a + 1 < argc)
+			node = atoi(argv[++a]);
+		else if (!strcmp(argv[a], "--thp-half"))
+			thp_half = 1;
+		else {
+			fprintf(stderr, "usage: writer [--size SIZE] [--threads N] [--node N] "
+					"[--thp-half]\n");
+			return 2;
+		}
+	}
+	if (nthreads < 1 || nthreads > 64)
+		return 2;
+	npages = size / PAGE;
+	pg = calloc(npages, sizeof(*pg));
+	genrec = calloc(npages, sizeof(*genrec));
+	state = calloc(npages, 1);
+	hists = calloc(nthreads, sizeof(*hists));
+	threads = calloc(nthreads, sizeof(*threads));
+	base = mmap(NULL, size + PMD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!pg || !genrec || !state || !hists || !threads || base == MAP_FAILED) {
+		perror("writer: alloc");
+		return 1;
+	}
+	base = (char *)(((uintptr_t)base + PMD - 1) & ~(PMD - 1));
+	(void)madvise(base, size / 2, thp_half ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	(void)madvise(base + size / 2, size / 2, MADV_NOHUGEPAGE);
+	if (node >= 0) {
+		unsigned long mask[16] = { 0 };
+
+		mask[node / 64] = 1UL << (node % 64);
+		if (syscall(SYS_set_mempolicy, MPOL_BIND, mask, 1024 + 1) < 0) {
+			perror("writer: set_mempolicy");
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < npages; i++) {
+		pg[i] = base + i * PAGE;
+		fill_page(i, 0);
+	}
+	if (node >= 0)
+		(void)syscall(SYS_set_mempolicy, MPOL_DEFAULT, NULL, 0);
+	for (unsigned k = 0; k < nthreads; k++)
+		if (pthread_create(&threads[k], NULL, writer_main, (void *)(uintptr_t)k)) {
+			perror("writer: pthread_create");
+			return 1;
+		}
+	printf("READY %d %p %" PRIu64 "\n", getpid(), (void *)base, size);
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!strcmp(line, "stop")) {
+			atomic_store(&stop, 1);
+			for (unsigned k = 0; k < nthreads; k++)
+				pthread_join(threads[k], NULL);
+			size_t bad, ok = check_all(&bad);
+
+			stats();
+			printf("VERIFY %s pages=%zu ok=%zu bad=%zu\n", bad ? "FAIL" : "OK", npages,
+			       ok, bad);
+			fflush(stdout);
+			return bad ? 1 : 0;
+		}
+		command(line);
+	}
+	return 0;
+}
