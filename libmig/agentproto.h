@@ -15,6 +15,7 @@
 #ifndef MIG_AGENTPROTO_H
 #define MIG_AGENTPROTO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define MIG_AGENT_MAGIC	     0x4147494du /* "MIGA" */
@@ -61,5 +62,12 @@ struct mig_agent_resp {
 	int32_t fd; /* CREATE: the uffd's number in the tenant */
 	int32_t pad;
 };
+
+/*
+ * In libmig-agent.so: start the agent's helper thread. Its constructor
+ * does this already; a program linked with the agent may call it again
+ * harmlessly. Returns 0 or -errno.
+ */
+int mig_agent_start(void);
 
 #endif /* MIG_AGENTPROTO_H */

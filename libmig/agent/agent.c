@@ -1,0 +1,294 @@
+/*
+ * agent.c - libmig-agent.so, loaded into a cooperating tenant (LD_PRELOAD
+ * or linked). A constructor starts one helper thread that connects to
+ * migd's agent socket ($MIGD_AGENT_SOCKET, default /run/migd/agent.sock),
+ * says hello, and then runs the few operations migd needs inside the
+ * tenant: create a full-mode userfaultfd and hand it over with
+ * SCM_RIGHTS, madvise(DONTNEED), mmap/munmap a scratch area, UFFDIO_MOVE
+ * (the kernel allows it only from the tenant's own mm), close that uffd.
+ *
+ * It must not disturb its host: the helper thread blocks every signal (it
+ * never takes one meant for the host), every fd it makes is close-on-exec,
+ * a forked child closes the inherited connection and uffd at once and runs
+ * without an agent, and when migd is absent it retries quietly with a
+ * growing pause. It prints nothing and never exits the process. Only libc
+ * and pthread are used. MIGD_AGENT_DISABLE=1 turns it off.
+ *
+ * When the connection drops (migd stopped or crashed) the uffd stays open:
+ * closing the last fd of a uffd with pages still zapped would make the
+ * tenant read zeros later; kept open, the tenant at worst waits for a new
+ * migd, which finds the fd number in the next hello.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agentproto.h"
+#include "compat.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static int conn = -1; /* connection to migd, helper thread only */
+static int uffd = -1; /* the uffd we created, or -1 */
+static int started;
+
+static int create_uffd(void)
+{
+	struct rlimit rl;
+	int fd, dev, high;
+
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		int e = errno;
+
+		dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+		if (dev < 0) {
+			errno = e;
+			return -e;
+		}
+		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		e = errno;
+		close(dev);
+		if (fd < 0)
+			return -e;
+	}
+	/* Out of the host's way: a high, close-on-exec number (as with ptrace). */
+	high = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rlim_t lim = rl.rlim_cur > 1024 ? 1024 : rl.rlim_cur;
+
+		high = lim > 64 ? (int)lim - 32 : 0;
+	}
+	if (high > fd) {
+		int h = fcntl(fd, F_DUPFD_CLOEXEC, high);
+
+		if (h >= 0) {
+			close(fd);
+			fd = h;
+		}
+	}
+	return fd;
+}
+
+static int64_t do_move(const struct mig_agent_req *q, uint64_t *moved)
+{
+	struct uffdio_move m = { .dst = q->arg[0],
+				 .src = q->arg[1],
+				 .len = q->arg[2],
+				 .mode = q->arg[3] };
+	int64_t r = 0;
+
+	if (uffd < 0)
+		return -EBADF;
+	if (ioctl(uffd, UFFDIO_MOVE, &m) < 0)
+		r = -errno;
+	*moved = m.move > 0 ? (uint64_t)m.move : 0;
+	return r;
+}
+
+/* Run one request; the answer goes back on conn. */
+static void serve(const struct mig_agent_req *q, size_t len)
+{
+	struct mig_agent_resp a = { .magic = MIG_AGENT_MAGIC,
+				    .op = q->op,
+				    .seq = q->seq,
+				    .fd = -1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { .iov_base = &a, .iov_len = sizeof(a) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	void *p;
+
+	switch (q->op) {
+	case MIG_AGENT_CREATE:
+		if (uffd < 0) {
+			int fd = create_uffd();
+
+			if (fd < 0)
+				a.ret = fd;
+			else
+				uffd = fd;
+		}
+		if (uffd >= 0) {
+			/*
+			 * A uffd kept from an earlier migd is handed over again
+			 * (crash recovery); it has had its UFFDIO_API already.
+			 */
+			a.fd = uffd;
+			memset(&cm, 0, sizeof(cm));
+			mh.msg_control = cm.buf;
+			mh.msg_controllen = sizeof(cm.buf);
+			cm.h.cmsg_level = SOL_SOCKET;
+			cm.h.cmsg_type = SCM_RIGHTS;
+			cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(&cm.h), &uffd, sizeof(int));
+		}
+		break;
+	case MIG_AGENT_ZAP:
+		if (q->nruns > MIG_AGENT_MAX_RUNS ||
+		    len < offsetof(struct mig_agent_req, runs) + q->nruns * sizeof(q->runs[0])) {
+			a.ret = -EINVAL;
+			break;
+		}
+		for (uint32_t i = 0; i < q->nruns; i++)
+			if (madvise((void *)(uintptr_t)q->runs[i].start,
+				    q->runs[i].end - q->runs[i].start, MADV_DONTNEED) < 0 &&
+			    a.ret == 0)
+				a.ret = -errno;
+		break;
+	case MIG_AGENT_MAP:
+		p = mmap(NULL, q->arg[0], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			 0);
+		if (p == MAP_FAILED)
+			a.ret = -errno;
+		else
+			a.val = (uint64_t)(uintptr_t)p;
+		break;
+	case MIG_AGENT_UNMAP:
+		if (munmap((void *)(uintptr_t)q->arg[0], q->arg[1]) < 0)
+			a.ret = -errno;
+		break;
+	case MIG_AGENT_MOVE:
+		a.ret = do_move(q, &a.val);
+		break;
+	case MIG_AGENT_CLOSE:
+		/* Only the fd we made: never one of the host's own files. */
+		if (uffd < 0 || (int64_t)q->arg[0] != uffd) {
+			a.ret = -EBADF;
+		} else {
+			close(uffd);
+			uffd = -1;
+		}
+		break;
+	default:
+		a.ret = -EOPNOTSUPP;
+		break;
+	}
+	while (sendmsg(conn, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+static int connect_migd(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mig_agent_hello h = { .magic = MIG_AGENT_MAGIC,
+				     .version = MIG_AGENT_VERSION,
+				     .pid = getpid(),
+				     .uffd_fd = uffd };
+	int fd;
+
+	memcpy(sa.sun_path, sock_path, sizeof(sa.sun_path));
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    send(fd, &h, sizeof(h), MSG_NOSIGNAL) != sizeof(h)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void *helper(void *arg)
+{
+	unsigned pause_s = 1;
+
+	(void)arg;
+	prctl(PR_SET_NAME, "migd-agent", 0, 0, 0);
+	for (;;) {
+		struct mig_agent_req q;
+		ssize_t n;
+
+		conn = connect_migd();
+		if (conn < 0) {
+			/* migd is absent: wait quietly, longer each time. */
+			struct timespec ts = { pause_s, 0 };
+
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+			pause_s = pause_s < 32 ? pause_s * 2 : 60;
+			continue;
+		}
+		pause_s = 1;
+		for (;;) {
+			n = recv(conn, &q, sizeof(q), 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < (ssize_t)offsetof(struct mig_agent_req, runs) ||
+			    q.magic != MIG_AGENT_MAGIC)
+				break;
+			serve(&q, (size_t)n);
+		}
+		close(conn);
+		conn = -1;
+	}
+	return NULL;
+}
+
+/*
+ * The child of a fork has no helper thread; the inherited connection and
+ * uffd belong to the parent (a uffd is bound to the parent's mm), so the
+ * child drops its copies. close() is async-signal-safe, as it must be here.
+ */
+static void atfork_child(void)
+{
+	if (conn >= 0)
+		close(conn);
+	if (uffd >= 0)
+		close(uffd);
+	conn = -1;
+	uffd = -1;
+}
+
+/* Start the agent (the constructor does it; linked programs may call it). */
+EXPORT int mig_agent_start(void)
+{
+	const char *path = getenv(MIG_AGENT_SOCKET_ENV);
+	const char *off = getenv("MIGD_AGENT_DISABLE");
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t th;
+	int r;
+
+	if (__atomic_exchange_n(&started, 1, __ATOMIC_SEQ_CST))
+		return 0;
+	if (off && *off && strcmp(off, "0"))
+		return 0;
+	if (!path || !*path)
+		path = "/run/migd/agent.sock";
+	if (strlen(path) >= sizeof(sock_path))
+		return -ENAMETOOLONG;
+	strcpy(sock_path, path);
+	pthread_atfork(NULL, NULL, atfork_child);
+	/* The thread inherits this mask: it never takes one of the host's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	r = pthread_create(&th, &attr, helper, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -r;
+}
+
+__attribute__((constructor)) static void agent_init(void)
+{
+	(void)mig_agent_start();
+}
