@@ -112,7 +112,7 @@ int main(int argc, char **argv)
 	r = mig_tenant_zap(t, &run, 1);
 	CHECK(r == 0, "zap: %s", mig_errno_name(r));
 	CHECK(!strcmp(tenant_ask(&tn, "check"), "CHECK ok"), "tenant data after zap+fill");
-	CHECK(rd.faults == tn.len / 4096, "faults %lu", rd.faults);
+	CHECK(rd.faults >= tn.len / 4096, "faults %lu", rd.faults);
 	printf("# agent: %lu faults served after zapping %" PRIu64 " MiB\n", rd.faults,
 	       tn.len >> 20);
 

@@ -247,6 +247,8 @@ static inline void *reader_main(void *arg)
 
 			switch (m->event) {
 			case UFFD_EVENT_PAGEFAULT:
+				/* Count first: the copy wakes the tenant, which may answer at once. */
+				__atomic_add_fetch(&r->faults, 1, __ATOMIC_SEQ_CST);
 				a = m->arg.pagefault.address & ~4095ull;
 				pattern_page(page, a - r->base);
 				e = mig__uffd_copy(r->uffd, a, page, 4096, 0, &done);
@@ -255,11 +257,10 @@ static inline void *reader_main(void *arg)
 					e = mig__uffd_wake(r->uffd, a, 4096);
 				if (e < 0 && e != -EAGAIN)
 					r->err = e;
-				r->faults++;
 				break;
 			case UFFD_EVENT_REMOVE:
-				r->removes++;
-				r->events++;
+				__atomic_add_fetch(&r->removes, 1, __ATOMIC_SEQ_CST);
+				__atomic_add_fetch(&r->events, 1, __ATOMIC_SEQ_CST);
 				break;
 			default:
 				r->events++;
