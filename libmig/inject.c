@@ -52,6 +52,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+#ifdef __x86_64__
+
 /* TracerPid of pid from /proc, 0 when untraced, -errno. */
 static int tracer_pid(pid_t pid)
 {
@@ -93,8 +95,6 @@ static int parent_pid(pid_t pid)
 		return -EIO;
 	return ppid;
 }
-
-#ifdef __x86_64__
 
 /*
  * Find a `syscall` instruction (0f 05) in an executable mapping of the
@@ -340,6 +340,53 @@ int mig__inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6], 
 	return -EAGAIN;
 }
 
+/* True when a signal the thread does not block is pending for it or its process. */
+static bool signal_pending(pid_t tid)
+{
+	char path[64], line[256];
+	unsigned long long pnd = 0, shd = 0, blk = 0, v;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", tid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "SigPnd: %llx", &v) == 1)
+			pnd = v;
+		else if (sscanf(line, "ShdPnd: %llx", &v) == 1)
+			shd = v;
+		else if (sscanf(line, "SigBlk: %llx", &v) == 1)
+			blk = v;
+	}
+	fclose(f);
+	return ((pnd | shd) & ~blk) != 0;
+}
+
+/*
+ * Our PTRACE_INTERRUPT sets TIF_SIGPENDING, and a few syscalls answer any
+ * pending-signal wakeup with a plain -EINTR instead of an -ERESTART* code
+ * (epoll_wait, semop, sigtimedwait: see signal(7) on stop signals). When no
+ * real signal is waiting, that -EINTR is ours: rewind the thread to the
+ * syscall so it simply waits again (with its full timeout), as the kernel
+ * does for -ERESTARTNOHAND. With a real signal pending the -EINTR stands.
+ */
+static void undo_our_eintr(struct mig__inject *s)
+{
+	static const long nrs[] = { SYS_epoll_wait, SYS_epoll_pwait, 441 /* epoll_pwait2 */,
+				    SYS_semop,	    SYS_semtimedop,  SYS_rt_sigtimedwait };
+	long nr = (long)s->saved.orig_rax;
+
+	if ((long long)s->saved.rax != -EINTR || nr < 0)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(nrs); i++)
+		if (nr == nrs[i] && !signal_pending(s->tid)) {
+			s->saved.rax = s->saved.orig_rax;
+			s->saved.rip -= 2;
+			return;
+		}
+}
+
 int mig__inject_end(struct mig__inject *s)
 {
 	int r = 0;
@@ -347,6 +394,7 @@ int mig__inject_end(struct mig__inject *s)
 	if (s->stopped) {
 		uint64_t dt;
 
+		undo_our_eintr(s);
 		if (ptrace(PTRACE_SETREGS, s->tid, NULL, &s->saved) < 0)
 			r = ptrace_err();
 		s->stopped = false;
