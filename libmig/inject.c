@@ -283,7 +283,23 @@ fail:
 	return r;
 }
 
+static int inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6],
+			  int64_t *ret_result);
+
 int mig__inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6], int64_t *ret_result)
+{
+	int r = inject_syscall(s, nr, args, ret_result);
+
+	if (r == -ESRCH)
+		mig__tenant_set_error("pid %d exited during an injected syscall", s->tid);
+	else if (r < 0)
+		mig__tenant_set_error("injecting syscall %ld into pid %d: %s", nr, s->tid,
+				      strerror(-r));
+	return r;
+}
+
+static int inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6],
+			  int64_t *ret_result)
 {
 	for (int i = 0; i < MAX_RETRIES; i++) {
 		struct user_regs_struct regs = s->saved;

@@ -5,6 +5,7 @@
  * the tenant's op_lock so only one operation runs inside it at a time.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,14 @@ fail:
 	return r;
 }
 
+/* A pidfd turns readable when its process has exited (zombie or reaped). */
+static bool tenant_exited(const struct mig_tenant *t)
+{
+	struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
 int mig_tenant_detach(mig_tenant *t)
 {
 	_cleanup_free_ struct mig_range *v = NULL;
@@ -165,6 +174,13 @@ int mig_tenant_detach(mig_tenant *t)
 	if (!t)
 		return 0;
 	pthread_mutex_lock(&t->op_lock);
+	/* A dead tenant has no maps or fds left to restore. */
+	if (tenant_exited(t)) {
+		pthread_mutex_unlock(&t->op_lock);
+		mig__tenant_set_error("pid %d has exited", t->pid);
+		tenant_free(t);
+		return -ESRCH;
+	}
 	e = mig__uffd_regs_snapshot(&t->regs, &v, &n);
 	if (e < 0)
 		r = e;

@@ -9,7 +9,7 @@ set -euo pipefail
 
 declare -A GROUPS_PKGS=(
 	[build]="build-essential pkg-config libuv1-dev libnuma-dev libinih-dev libsystemd-dev libjson-c-dev check"
-	[test]="numactl python3 procps"
+	[test]="numactl python3 procps strace"
 	[lint]="cppcheck clang-format clang-tidy"
 	[vm]="qemu-system-x86 busybox-static cpio debootstrap numactl util-linux dpkg"
 )
