@@ -210,7 +210,8 @@ static inline void pattern_page(uint8_t *page, uint64_t off)
 struct reader {
 	pthread_t th;
 	int uffd;
-	uint64_t base; /* start of the tenant's pattern area */
+	uint64_t base;	     /* start of the tenant's pattern area */
+	const uint8_t *snap; /* if set: serve faults from this copy of [base, ...) */
 	volatile int stop;
 	unsigned long faults, events, removes;
 	int err;
@@ -247,10 +248,14 @@ static inline void *reader_main(void *arg)
 
 			switch (m->event) {
 			case UFFD_EVENT_PAGEFAULT:
-				/* Count first: the copy wakes the tenant, which may answer at once. */
+				/* Count first: the copy wakes the tenant, which may answer at once.
+				 */
 				__atomic_add_fetch(&r->faults, 1, __ATOMIC_SEQ_CST);
 				a = m->arg.pagefault.address & ~4095ull;
-				pattern_page(page, a - r->base);
+				if (r->snap)
+					memcpy(page, r->snap + (a - r->base), 4096);
+				else
+					pattern_page(page, a - r->base);
 				e = mig__uffd_copy(r->uffd, a, page, 4096, 0, &done);
 				/* EEXIST: already there; EAGAIN: let it fault again. */
 				if (e == -EEXIST || e == -EAGAIN)
