@@ -43,7 +43,7 @@
 #define _UFFDIO_MOVE (0x05)
 #endif
 #ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC 0xAA
+#define USERFAULTFD_IOC	    0xAA
 #define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00)
 #endif
 
@@ -206,7 +206,8 @@ static int cmd_uffd(const char *expect)
 		printf(" (unknown 0x%llx)", (unsigned long long)unknown);
 	printf("\n");
 
-	mem = mmap(NULL, 16 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	mem = mmap(NULL, 16 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		   0);
 	if (mem == MAP_FAILED)
 		return fail("mmap");
 	memset(&reg, 0, sizeof(reg));
@@ -222,7 +223,8 @@ static int cmd_uffd(const char *expect)
 
 	if (expect && strcmp(expect, "--expect-move") == 0) {
 		if (!(api.features & UFFD_FEATURE_MOVE) || !(reg.ioctls & (1ULL << _UFFDIO_MOVE))) {
-			printf("FAIL: this kernel should report UFFD_FEATURE_MOVE and UFFDIO_MOVE\n");
+			printf("FAIL: this kernel should report UFFD_FEATURE_MOVE and "
+			       "UFFDIO_MOVE\n");
 			return 1;
 		}
 	} else if (expect && strcmp(expect, "--expect-no-move") == 0) {
