@@ -342,8 +342,14 @@ static int zap(struct mig__job *j, struct mig__win *w)
 
 	r = n ? mig_tenant_zap(j->t, runs, n) : 0;
 
+	/*
+	 * Writers held on the zap set can go now: their retried fault finds
+	 * a hole and is served from staging at once, ahead of the batch.
+	 */
 	pthread_rwlock_wrlock(&j->lock);
 	w->zapping = false;
+	for (size_t k = 0; k < n; k++)
+		(void)mig__uffd_wake(j->uffd, runs[k].start, runs[k].end - runs[k].start);
 	pthread_rwlock_unlock(&j->lock);
 	return r;
 }

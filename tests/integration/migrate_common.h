@@ -202,3 +202,77 @@ static inline void check_status(const struct mig_migrate_result *r, const struct
 }
 
 #endif
+
+/*
+ * An event test: migrate a tenant with running writers and, inside the
+ * window that covers offset at/4 of the data, after its zap and before
+ * its fill, have the tenant run cmd (a printf format taking the offset
+ * and length of that window and the next). Returns the mig_migrate
+ * return value; *res is filled when it is >= 0; *answer gets the
+ * tenant's answer to cmd.
+ */
+struct evtest {
+	struct wtenant *w;
+	const char *cmd;
+	char answer[512];
+	int done;
+};
+
+static inline void ev_hook(int phase, const struct mig_range *win, void *ud)
+{
+	struct evtest *e = ud;
+	uint64_t off = win->start - e->w->addr;
+	char cmd[256];
+
+	if (phase != MIG_PHASE_ZAPPED || e->done || off < e->w->len / 4)
+		return;
+	e->done = 1;
+	snprintf(cmd, sizeof(cmd), e->cmd, (unsigned long long)off, 2ULL << 20);
+	snprintf(e->answer, sizeof(e->answer), "%s", wt_cmd(e->w, cmd));
+	printf("tenant ran '%s' mid-window: %s\n", cmd, e->answer);
+}
+
+static inline int run_event_test(const char *self, struct wtenant *w, const char *cmd,
+				 struct evtest *e, struct mig_migrate_result *res)
+{
+	const char *args[] = { "--size", "32M", "--threads", "2", "--thp-half", NULL, NULL, NULL };
+	struct mig_migrate_opts o = { 0 };
+	struct mig_nodes targets;
+	int r;
+
+	if (geteuid() != 0)
+		SKIP("needs root (ptrace attach, kpageflags)");
+	pick_target(&targets, &o);
+	if (count_nodes() >= 2) {
+		args[5] = "--node";
+		args[6] = "0";
+	}
+	wt_start(w, self, args);
+	wt_attach(w);
+	usleep(100000);
+	e->w = w;
+	e->cmd = cmd;
+	o.phase_hook = ev_hook;
+	o.hook_userdata = e;
+	struct mig_range rg = { w->addr, w->addr + w->len };
+	r = mig_migrate(w->t, &rg, 1, &targets, &o, NULL, NULL, res);
+	printf("mig_migrate: %d (%s)\n", r, r < 0 ? strerror(-r) : "ok");
+	if (r >= 0) {
+		print_result(res);
+		check_status(res, &targets);
+	}
+	if (!e->done)
+		FAIL("the event was never triggered");
+	return r;
+}
+
+/* Detach, stop the tenant, fail unless it verified every page. */
+static inline void finish(struct wtenant *w)
+{
+	uint64_t max_us = 0, p99 = 0;
+
+	(void)mig_tenant_detach(w->t);
+	if (wt_stop(w, &max_us, &p99) != 0)
+		FAIL("the tenant found damaged pages");
+	printf("# tenant longest write stall: %.3f ms, p99 %" PRIu64 " us\n", max_us / 1000.0, p99);
+}

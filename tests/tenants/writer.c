@@ -192,10 +192,11 @@ static size_t check_all(size_t *bad)
 			continue;
 		}
 		if ((*bad)++ < 10)
-			printf("page %zu at %p: %s (gen want %" PRIu64 " got %" PRIu64 "/%" PRIu64
-			       ")\n",
-			       i, (void *)pg[i], why, genrec[i], ((uint64_t *)pg[i])[1],
-			       ((uint64_t *)pg[i])[WORDS - 1]);
+			fprintf(stderr,
+				"page %zu at %p: %s (gen want %" PRIu64 " got %" PRIu64 "/%" PRIu64
+				")\n",
+				i, (void *)pg[i], why, genrec[i], ((uint64_t *)pg[i])[1],
+				((uint64_t *)pg[i])[WORDS - 1]);
 	}
 	return ok;
 }
@@ -258,8 +259,7 @@ static void command(const char *line)
 		if (child == 0) {
 			size_t ok = check_all(&bad);
 
-			printf("child: %zu pages ok, %zu bad\n", ok, bad);
-			fflush(stdout);
+			fprintf(stderr, "child: %zu pages ok, %zu bad\n", ok, bad);
 			_exit(bad ? 1 : 0);
 		}
 		pthread_rwlock_unlock(&quiesce);
