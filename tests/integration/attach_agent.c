@@ -24,8 +24,10 @@ static char *task_status(pid_t pid, const char *name, const char *key)
 	for (int i = 0; i < n; i++) {
 		char p2[400];
 
-		if (ents[i]->d_name[0] == '.')
+		if (ents[i]->d_name[0] == '.') {
+			free(ents[i]);
 			continue;
+		}
 		snprintf(p2, sizeof(p2), "%s/%s/status", path, ents[i]->d_name);
 		st = slurp(p2);
 		k = strstr(st, "Name:");
@@ -33,10 +35,16 @@ static char *task_status(pid_t pid, const char *name, const char *key)
 			char *v = strdup(k + strlen(key));
 
 			v[strcspn(v, "\n")] = 0;
+			free(st);
+			for (int j = i; j < n; j++)
+				free(ents[j]);
+			free(ents);
 			return v;
 		}
 		free(st);
+		free(ents[i]);
 	}
+	free(ents);
 	return NULL;
 }
 
@@ -53,7 +61,12 @@ static void quiet_without_migd(const char *prog, const char *agent)
 	pid = tn.pid;
 	usleep(300 * 1000);
 	CHECK(!strcmp(tenant_ask(&tn, "check"), "CHECK ok"), "tenant with absent migd");
-	CHECK(task_status(pid, "migd-agent", "SigBlk:") != NULL, "agent thread not running");
+	{
+		char *blk = task_status(pid, "migd-agent", "SigBlk:");
+
+		CHECK(blk != NULL, "agent thread not running");
+		free(blk);
+	}
 	tenant_stop(&tn);
 	printf("# agent with no migd: host ran undisturbed\n");
 }
@@ -171,7 +184,8 @@ int main(int argc, char **argv)
 	/* Its connection is close-on-exec. */
 	{
 		char path[64], *info;
-		const char *fds = fds_of(tn.pid), *s;
+		char *fds = fds_of(tn.pid);
+		const char *s;
 
 		for (s = fds; (s = strstr(s, "socket:")); s++) {
 			const char *ln = s;
@@ -186,12 +200,18 @@ int main(int argc, char **argv)
 			      "fd %d not cloexec", fd);
 			free(info);
 		}
+		free(fds);
 	}
 	tenant_stop(&tn);
 	close(conn);
 	close(lfd);
 	unlink(sock);
 	quiet_without_migd(prog, agent);
+	free(maps0);
+	free(fds0);
+	free(maps1);
+	free(fds1);
+	free(blk);
 	printf("PASS attach_agent\n");
 	return 0;
 }

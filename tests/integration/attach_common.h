@@ -93,6 +93,11 @@ static inline void tenant_start(struct tenant *t, char *const argv[], bool ready
 	if (t->pid == 0) {
 		dup2(in[0], 0);
 		dup2(out[1], 1);
+		/*
+		 * Under SANITIZE=1 a tenant may run with the agent preloaded or
+		 * under strace, where LeakSanitizer cannot work.
+		 */
+		setenv("ASAN_OPTIONS", "detect_leaks=0:verify_asan_link_order=0", 0);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
@@ -282,6 +287,17 @@ static inline void reader_start(struct reader *r, int uffd, uint64_t base)
 	r->uffd = uffd;
 	r->base = base;
 	pthread_create(&r->th, NULL, reader_main, r);
+}
+
+/*
+ * Wait until the reader counted n REMOVE events: the kernel lets the
+ * tenant go as soon as the event is read, before the reader counts it.
+ */
+static inline unsigned long reader_wait_removes(struct reader *r, unsigned long n)
+{
+	for (int i = 0; i < 2000 && __atomic_load_n(&r->removes, __ATOMIC_SEQ_CST) < n; i++)
+		usleep(1000);
+	return __atomic_load_n(&r->removes, __ATOMIC_SEQ_CST);
 }
 
 static inline void reader_stop(struct reader *r)

@@ -73,6 +73,10 @@ int main(int argc, char **argv)
 	CHECK(!strcmp(tenant_ask(&tn, "check"), "CHECK ok"), "python after detach");
 	tenant_stop(&tn);
 	free(snap);
+	free(maps0);
+	free(fds0);
+	free(maps1);
+	free(fds1);
 	printf("PASS attach_python\n");
 	return 0;
 }

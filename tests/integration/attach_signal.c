@@ -48,7 +48,7 @@ int main(int argc, char **argv)
 	r = mig_tenant_zap(t, &run, 1);
 	CHECK(r == 0, "zap: %s", mig_errno_name(r));
 	pthread_join(th, NULL);
-	CHECK(rd.removes >= 1, "no REMOVE event read");
+	CHECK(reader_wait_removes(&rd, 1) >= 1, "no REMOVE event read");
 	CHECK(!strcmp(tenant_ask(&tn, "check"), "CHECK ok"), "data");
 	reader_stop(&rd);
 	CHECK(mig_tenant_detach(t) == 0, "detach");
