@@ -1,0 +1,13 @@
+#!/bin/sh
+# Cross-node migration with running writers while the tenant munmaps,
+# madvise(DONTNEED)s, mremaps, forks or exits mid-window, and with a copy
+# engine that fails on chosen pages. Each test verifies the tenant's data.
+rc=0
+for t in munmap dontneed mremap fork exit copyfail; do
+	start=$(date +%s)
+	build/tests/integration/migrate_$t
+	r=$?
+	echo "# migrate_$t: exit $r, $(($(date +%s) - start)) s"
+	[ $r -eq 0 ] || [ $r -eq 77 ] || rc=1
+done
+exit $rc
