@@ -75,6 +75,7 @@ struct mig__win {
 	uint64_t *thp;		    /* part of a PMD THP at scan */
 	uint64_t *present;	    /* present at the first scan */
 	uint64_t *skipped;	    /* already on a target at the first scan */
+	uint64_t *remapped;	    /* moved out of its range by a tenant mremap */
 	int32_t *err;		    /* positive errno of a page that could not move */
 	uint64_t *held_ns;	    /* when a held WP fault on the page was read, 0 none */
 	char *staging;		    /* page i at staging + i * MIG__PAGE */

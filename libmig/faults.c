@@ -280,8 +280,10 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 				 len = m->arg.remap.len;
 
 			for (size_t i = 0; i < w->npages; i++)
-				if (w->addr[i] >= from && w->addr[i] < from + len)
+				if (w->addr[i] >= from && w->addr[i] < from + len) {
 					w->addr[i] = w->addr[i] - from + to;
+					mig__bit_set(w->remapped, i);
+				}
 			regs_remap(w, from, to, len);
 		}
 		return;

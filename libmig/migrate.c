@@ -121,7 +121,8 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 			f |= PF_PRESENT;
 		if (mig__bit_test(w->skipped, i))
 			f |= PF_SKIPPED;
-		if (mig__bit_test(w->gone, i))
+		/* A page the tenant moved out of the range has left the job. */
+		if (mig__bit_test(w->gone, i) || mig__bit_test(w->remapped, i))
 			f |= PF_GONE;
 		if (mig__bit_test(w->filled, i))
 			f |= PF_FILLED;

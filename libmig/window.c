@@ -39,7 +39,7 @@ int mig__window_alloc(size_t npages, struct mig__win **ret)
 	w->addr = calloc(npages, sizeof(uint64_t));
 	w->err = calloc(npages, sizeof(int32_t));
 	w->held_ns = calloc(npages, sizeof(uint64_t));
-	bits = calloc(10 * words, sizeof(uint64_t));
+	bits = calloc(11 * words, sizeof(uint64_t));
 	if (!w->addr || !w->err || !w->held_ns || !bits) {
 		free(bits);
 		mig__window_free(w);
@@ -55,6 +55,7 @@ int mig__window_alloc(size_t npages, struct mig__win **ret)
 	w->thp = bits + 7 * words;
 	w->present = bits + 8 * words;
 	w->skipped = bits + 9 * words;
+	w->remapped = bits + 10 * words;
 	*ret = w;
 	return 0;
 }

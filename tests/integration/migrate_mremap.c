@@ -19,6 +19,10 @@ int main(int argc, char **argv)
 		FAIL("tenant: %s", e.answer);
 	if (res.events == 0)
 		FAIL("no event was read");
+	if (res.pages_failed)
+		FAIL("%" PRIu64 " pages failed", res.pages_failed);
+	if (res.pages_gone == 0)
+		FAIL("the pages moved away were not reported");
 	finish(&w);
 	mig_migrate_result_free(&res);
 	printf("PASS\n");
