@@ -66,7 +66,8 @@ struct mig_agent_resp {
 /*
  * In libmig-agent.so: start the agent's helper thread. Its constructor
  * does this already; a program linked with the agent may call it again
- * harmlessly. Returns 0 or -errno.
+ * harmlessly. In a forked child (which runs without an agent) it starts a
+ * new one for the child. Returns 0 or -errno.
  */
 int mig_agent_start(void);
 

@@ -9,10 +9,23 @@
  *
  * It must not disturb its host: the helper thread blocks every signal (it
  * never takes one meant for the host), every fd it makes is close-on-exec,
- * a forked child closes the inherited connection and uffd at once and runs
- * without an agent, and when migd is absent it retries quietly with a
- * growing pause. It prints nothing and never exits the process. Only libc
- * and pthread are used. MIGD_AGENT_DISABLE=1 turns it off.
+ * and when migd is absent it retries quietly with a growing pause. It
+ * prints nothing and never exits the process. Only libc and pthread are
+ * used. MIGD_AGENT_DISABLE=1 turns it off.
+ *
+ * Fork: a forked child closes the inherited connection and uffd at once
+ * (in a pthread_atfork handler; a lock keeps the helper from creating
+ * either while a fork copies the fd table) and runs with no agent thread.
+ * It does not start one by itself, for three reasons: only
+ * async-signal-safe calls are allowed in the child of a multithreaded
+ * process until it execs; most children exec at once; and a child that
+ * stays single-threaded may rely on it (unshare(CLONE_NEWUSER), setns into
+ * a mount namespace, some daemonising code). migd loses nothing: with
+ * UFFD_FEATURE_EVENT_FORK it receives the child's own uffd through the
+ * parent's (UFFD_EVENT_FORK) and serves the child's faults there, and
+ * in-tenant operations in the child can go through ptrace injection. A
+ * child that wants its own agent calls mig_agent_start() (the child's
+ * copy of the agent is reset to "not started").
  *
  * When the connection drops (migd stopped or crashed) the uffd stays open:
  * closing the last fd of a uffd with pages still zapped would make the
@@ -44,7 +57,13 @@
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static int conn = -1; /* connection to migd, helper thread only */
 static int uffd = -1; /* the uffd we created, or -1 */
-static int started;
+static int started, atfork_done;
+/*
+ * Held by the helper while it creates an fd and records it in conn/uffd,
+ * and by a forking thread (atfork prepare): the child's fd table never
+ * holds an agent fd the child does not know about.
+ */
+static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int create_uffd(void)
 {
@@ -118,12 +137,15 @@ static void serve(const struct mig_agent_req *q, size_t len)
 	switch (q->op) {
 	case MIG_AGENT_CREATE:
 		if (uffd < 0) {
-			int fd = create_uffd();
+			int fd;
 
+			pthread_mutex_lock(&fd_lock);
+			fd = create_uffd();
 			if (fd < 0)
 				a.ret = fd;
 			else
 				uffd = fd;
+			pthread_mutex_unlock(&fd_lock);
 		}
 		if (uffd >= 0) {
 			/*
@@ -169,12 +191,14 @@ static void serve(const struct mig_agent_req *q, size_t len)
 		break;
 	case MIG_AGENT_CLOSE:
 		/* Only the fd we made: never one of the host's own files. */
+		pthread_mutex_lock(&fd_lock);
 		if (uffd < 0 || (int64_t)q->arg[0] != uffd) {
 			a.ret = -EBADF;
 		} else {
 			close(uffd);
 			uffd = -1;
 		}
+		pthread_mutex_unlock(&fd_lock);
 		break;
 	default:
 		a.ret = -EOPNOTSUPP;
@@ -184,6 +208,15 @@ static void serve(const struct mig_agent_req *q, size_t len)
 		;
 }
 
+static void drop_conn(void)
+{
+	pthread_mutex_lock(&fd_lock);
+	close(conn);
+	conn = -1;
+	pthread_mutex_unlock(&fd_lock);
+}
+
+/* Connect conn to migd and say hello; 0 or -1. */
 static int connect_migd(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -191,18 +224,18 @@ static int connect_migd(void)
 				     .version = MIG_AGENT_VERSION,
 				     .pid = getpid(),
 				     .uffd_fd = uffd };
-	int fd;
-
 	memcpy(sa.sun_path, sock_path, sizeof(sa.sun_path));
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	pthread_mutex_lock(&fd_lock);
+	conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	pthread_mutex_unlock(&fd_lock);
+	if (conn < 0)
 		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    send(fd, &h, sizeof(h), MSG_NOSIGNAL) != sizeof(h)) {
-		close(fd);
+	if (connect(conn, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    send(conn, &h, sizeof(h), MSG_NOSIGNAL) != sizeof(h)) {
+		drop_conn();
 		return -1;
 	}
-	return fd;
+	return 0;
 }
 
 static void *helper(void *arg)
@@ -215,8 +248,7 @@ static void *helper(void *arg)
 		struct mig_agent_req q;
 		ssize_t n;
 
-		conn = connect_migd();
-		if (conn < 0) {
+		if (connect_migd() < 0) {
 			/* migd is absent: wait quietly, longer each time. */
 			struct timespec ts = { pause_s, 0 };
 
@@ -235,16 +267,26 @@ static void *helper(void *arg)
 				break;
 			serve(&q, (size_t)n);
 		}
-		close(conn);
-		conn = -1;
+		drop_conn();
 	}
 	return NULL;
+}
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&fd_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&fd_lock);
 }
 
 /*
  * The child of a fork has no helper thread; the inherited connection and
  * uffd belong to the parent (a uffd is bound to the parent's mm), so the
- * child drops its copies. close() is async-signal-safe, as it must be here.
+ * child drops its copies. close() is async-signal-safe, as it must be here;
+ * the forking thread took fd_lock in prepare and still owns it.
  */
 static void atfork_child(void)
 {
@@ -254,6 +296,8 @@ static void atfork_child(void)
 		close(uffd);
 	conn = -1;
 	uffd = -1;
+	started = 0;
+	pthread_mutex_unlock(&fd_lock);
 }
 
 /* Start the agent (the constructor does it; linked programs may call it). */
@@ -275,7 +319,11 @@ EXPORT int mig_agent_start(void)
 	if (strlen(path) >= sizeof(sock_path))
 		return -ENAMETOOLONG;
 	strcpy(sock_path, path);
-	pthread_atfork(NULL, NULL, atfork_child);
+	/* Once per process image: a child that calls us again must not add a second set. */
+	if (!atfork_done) {
+		atfork_done = 1;
+		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	}
 	/* The thread inherits this mask: it never takes one of the host's signals. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

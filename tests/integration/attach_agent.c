@@ -8,8 +8,6 @@
  * are close-on-exec, and with no migd listening the host runs undisturbed
  * and silent.
  */
-#include <sys/stat.h>
-
 #include "integration/attach_common.h"
 
 /* The status line "key:\tvalue" of a task of pid named name, or NULL. */
@@ -73,7 +71,7 @@ static void quiet_without_migd(const char *prog, const char *agent)
 
 int main(int argc, char **argv)
 {
-	char prog[4096], agent[4096], sock[108], env[160];
+	char prog[4096], agent[4096], sock[108];
 	struct tenant tn;
 	struct reader rd;
 	mig_tenant *t = NULL;
@@ -82,27 +80,10 @@ int main(int argc, char **argv)
 	struct mig_range run;
 	int lfd, conn, r;
 	pid_t apid = 0;
-	struct stat sb;
 
 	need_root();
 	prog_path(prog, sizeof(prog), argv[0], "tenants/tenant_data");
-	prog_path(agent, sizeof(agent), argv[0], "../libmig-agent.so");
-	if (stat(agent, &sb) < 0)
-		FAIL("%s: %m", agent);
-	{
-		char *abs = realpath(agent, NULL);
-
-		if (!abs)
-			FAIL("realpath %s: %m", agent);
-		snprintf(agent, sizeof(agent), "%s", abs);
-		free(abs);
-	}
-	snprintf(sock, sizeof(sock), "/tmp/migd-agent-test-%d.sock", getpid());
-	r = mig_agent_listen(sock, &lfd);
-	CHECK(r == 0, "listen %s: %s", sock, mig_errno_name(r));
-
-	snprintf(env, sizeof(env), "MIGD_AGENT_SOCKET=%s", sock);
-	putenv(env);
+	agent_setup(argv[0], "agent-test", agent, sizeof(agent), sock, sizeof(sock), &lfd);
 	setenv("LD_PRELOAD", agent, 1);
 	tenant_start(&tn, (char *[]){ prog, "--mb", "8", NULL }, true);
 	unsetenv("LD_PRELOAD");

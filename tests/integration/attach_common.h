@@ -78,6 +78,32 @@ static inline void prog_path(char *buf, size_t size, const char *self, const cha
 	snprintf(buf, size, "%.*s/../%s", n, slash ? self : ".", rel);
 }
 
+/*
+ * For the agent tests: agent gets the absolute path of build/libmig-agent.so,
+ * sock a fresh socket path named after tag, *ret_lfd the listening socket,
+ * and MIGD_AGENT_SOCKET points there for the tenants we start.
+ */
+static inline void agent_setup(const char *self, const char *tag, char *agent, size_t asize,
+			       char *sock, size_t ssize, int *ret_lfd)
+{
+	static char env[160];
+	char rel[4096], *abs;
+	int r;
+
+	prog_path(rel, sizeof(rel), self, "../libmig-agent.so");
+	abs = realpath(rel, NULL);
+	if (!abs)
+		FAIL("%s: %m", rel);
+	snprintf(agent, asize, "%s", abs);
+	free(abs);
+	snprintf(sock, ssize, "/tmp/migd-%s-%d.sock", tag, getpid());
+	r = mig_agent_listen(sock, ret_lfd);
+	if (r < 0)
+		FAIL("listen %s: %s", sock, mig_errno_name(r));
+	snprintf(env, sizeof(env), "MIGD_AGENT_SOCKET=%s", sock);
+	putenv(env);
+}
+
 /* Start argv with its stdin/stdout on pipes; if ready, read its READY line. */
 static inline void tenant_start(struct tenant *t, char *const argv[], bool ready)
 {
@@ -218,7 +244,8 @@ struct reader {
 	uint64_t base;	     /* start of the tenant's pattern area */
 	const uint8_t *snap; /* if set: serve faults from this copy of [base, ...) */
 	volatile int stop;
-	unsigned long faults, events, removes;
+	unsigned long faults, events, removes, forks;
+	int fork_fd; /* the child's uffd from the last UFFD_EVENT_FORK, or -1 */
 	int err;
 };
 
@@ -268,6 +295,13 @@ static inline void *reader_main(void *arg)
 				if (e < 0 && e != -EAGAIN)
 					r->err = e;
 				break;
+			case UFFD_EVENT_FORK:
+				/* The child's own uffd, now in our fd table; the test serves it. */
+				__atomic_store_n(&r->fork_fd, (int)m->arg.fork.ufd,
+						 __ATOMIC_SEQ_CST);
+				__atomic_add_fetch(&r->forks, 1, __ATOMIC_SEQ_CST);
+				__atomic_add_fetch(&r->events, 1, __ATOMIC_SEQ_CST);
+				break;
 			case UFFD_EVENT_REMOVE:
 				__atomic_add_fetch(&r->removes, 1, __ATOMIC_SEQ_CST);
 				__atomic_add_fetch(&r->events, 1, __ATOMIC_SEQ_CST);
@@ -286,6 +320,7 @@ static inline void reader_start(struct reader *r, int uffd, uint64_t base)
 	memset(r, 0, sizeof(*r));
 	r->uffd = uffd;
 	r->base = base;
+	r->fork_fd = -1;
 	pthread_create(&r->th, NULL, reader_main, r);
 }
 

@@ -7,13 +7,21 @@
  * Then it serves commands on stdin, one per line:
  *   check  verify the pattern, answer "CHECK ok" or "CHECK bad <page>"
  *   sigs   answer "SIGS <number of SIGUSR1 received>"
+ *   fork   fork a child that checks the pattern and answers
+ *          "CHILD <pid> CHECK ok|bad <page>" (it never reads stdin), then
+ *          waits for "reap"; "forka" does the same but the child first
+ *          calls mig_agent_start() if an agent is preloaded
+ *   reap   let the child check once more and exit; answer "REAP <status>"
  *   exit   exit 0
  * It knows nothing about migd.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +121,53 @@ static void block(const char *how)
 	fflush(stdout);
 }
 
+static pid_t child = -1;
+static int child_pipe = -1;
+
+/*
+ * The child checks the whole area (faulting in whatever a uffd holds back),
+ * reports, waits until the parent closes the pipe, checks again and exits
+ * with 0 if both checks passed.
+ */
+static void fork_child(uint8_t *p, size_t len, bool agent)
+{
+	int pp[2];
+	long bad;
+	char c;
+
+	if (pipe2(pp, O_CLOEXEC) < 0) {
+		printf("ERR pipe\n");
+		return;
+	}
+	fflush(stdout);
+	child = fork();
+	if (child < 0) {
+		printf("ERR fork\n");
+		return;
+	}
+	if (child > 0) {
+		close(pp[0]);
+		child_pipe = pp[1];
+		return;
+	}
+	close(pp[1]);
+	if (agent) {
+		int (*start)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "mig_agent_start");
+
+		if (start)
+			start();
+	}
+	bad = check(p, len);
+	if (bad < 0)
+		printf("CHILD %d CHECK ok\n", (int)getpid());
+	else
+		printf("CHILD %d CHECK bad %ld\n", (int)getpid(), bad);
+	fflush(stdout);
+	while (read(pp[0], &c, 1) < 0 && errno == EINTR)
+		;
+	_exit(bad < 0 && check(p, len) < 0 ? 0 : 1);
+}
+
 int main(int argc, char **argv)
 {
 	size_t len = 8 << 20;
@@ -145,6 +201,16 @@ int main(int argc, char **argv)
 				printf("CHECK bad %ld\n", bad);
 		} else if (!strncmp(line, "sigs", 4)) {
 			printf("SIGS %d\n", (int)nsigs);
+		} else if (!strncmp(line, "forka", 5) || !strncmp(line, "fork", 4)) {
+			fork_child(p, len, line[4] == 'a');
+			continue; /* the child answers */
+		} else if (!strncmp(line, "reap", 4)) {
+			int st = -1;
+
+			close(child_pipe);
+			while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+				;
+			printf("REAP %d\n", st);
 		} else if (!strncmp(line, "exit", 4)) {
 			return 0;
 		} else {
