@@ -1,6 +1,6 @@
 /*
  * migrate_full.c - the target node is full: a hog process bound to node
- * 1 takes all but ~40 MiB of it, then a 64 MiB tenant on node 0 with
+ * 1 takes all but ~48 MiB of it, then a 64 MiB tenant on node 0 with
  * running writers is migrated to node 1. Windows that still fit move; the
  * rest stay on node 0 and are reported -ENOMEM, nothing is zapped that
  * cannot be put back, no OOM kill happens, and the tenant verifies every
@@ -53,7 +53,7 @@ int main(int argc, char **argv)
 	freemib = node_free_mib(1);
 	if (freemib < 128)
 		SKIP("node 1 has only %lld MiB free", freemib);
-	snprintf(hogsize, sizeof(hogsize), "%lldM", (freemib - 40) / 2 * 2);
+	snprintf(hogsize, sizeof(hogsize), "%lldM", (freemib - 48) / 2 * 2);
 	printf("# node 1: %lld MiB free, hog takes %s\n", freemib, hogsize);
 	wt_start(&hog, argv[0], hogargs);
 	printf("# node 1 free with the hog: %lld MiB\n", node_free_mib(1));
