@@ -175,10 +175,35 @@ static int verify_same_file(struct mig_tenant *t, int fd, int tenant_fd)
 
 	theirs = (int)syscall(SYS_pidfd_getfd, t->pidfd, tenant_fd, 0);
 	if (theirs < 0)
-		return errno == EPERM ? 0 : -errno; /* not allowed to look: trust SCM_RIGHTS */
+		/*
+		 * Not allowed to look, or the main thread has exited and took
+		 * the fd table view with it: trust SCM_RIGHTS.
+		 */
+		return errno == EPERM || errno == EBADF || errno == ESRCH ? 0 : -errno;
 	if (fstat(fd, &a) < 0 || fstat(theirs, &b) < 0)
 		return -errno;
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : -EPROTO;
+}
+
+/* True when pid sits in a job-control stop (SIGSTOP, SIGTSTP...). */
+static bool job_stopped(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	char st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	safe_close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && sscanf(p + 1, " %c", &st) == 1 && st == 'T';
 }
 
 int mig__agent_attach(struct mig_tenant *t, int agent_fd)
@@ -211,10 +236,22 @@ int mig__agent_attach(struct mig_tenant *t, int agent_fd)
 				      (int)t->pid);
 		return -EPERM;
 	}
+	/*
+	 * A stopped tenant's agent thread is stopped too. Resuming it is not
+	 * ours to do (its owner stopped it), and waiting would only time out.
+	 */
+	if (job_stopped(t->pid)) {
+		mig__tenant_set_error("pid %d is stopped (SIGSTOP or job control), so its agent "
+				      "cannot answer; migd does not resume it: attach after "
+				      "SIGCONT, or through ptrace",
+				      (int)t->pid);
+		return -EAGAIN;
+	}
 	r = agent_call(t, &req, CREATE_TIMEOUT_MS, &resp, &fd);
 	if (r < 0) {
-		mig__tenant_set_error("agent of pid %d did not answer: %s", (int)t->pid,
-				      strerror(-r));
+		mig__tenant_set_error(
+			"agent of pid %d did not answer: %s%s", (int)t->pid, strerror(-r),
+			job_stopped(t->pid) ? " (it is stopped: SIGSTOP or job control)" : "");
 		return r;
 	}
 	if (resp.ret < 0) {

@@ -12,6 +12,7 @@
  * carry its -ERESTART* and orig_rax. Arguments that need memory go through
  * a scratch page mapped and unmapped inside the same session.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -96,12 +97,68 @@ static int parent_pid(pid_t pid)
 	return ppid;
 }
 
+/* The state letter of thread tid of pid (R, S, D, T, t, Z, X...), or 0. */
+static char thread_state(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *p;
+	char st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	safe_close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c", &st) != 1)
+		return 0;
+	return st;
+}
+
+static bool thread_live(pid_t pid, pid_t tid)
+{
+	char st = thread_state(pid, tid);
+
+	return st && st != 'Z' && st != 'X';
+}
+
+/*
+ * The thread to seize: the main thread, or, when it has exited
+ * (pthread_exit in main while other threads run: it stays a zombie that
+ * cannot be traced and has no mm or files), the first live thread from
+ * /proc/PID/task. Returns a tid or -ESRCH.
+ */
+static pid_t live_thread(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	pid_t tid = -ESRCH;
+	DIR *dir;
+
+	if (thread_live(pid, pid))
+		return pid;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -ESRCH;
+	while (tid < 0 && (d = readdir(dir)))
+		if (d->d_name[0] != '.' && thread_live(pid, atoi(d->d_name)))
+			tid = atoi(d->d_name);
+	closedir(dir);
+	return tid;
+}
+
 /*
  * Find a `syscall` instruction (0f 05) in an executable mapping of the
  * tenant. The bytes need not be an instruction boundary of the code they
  * sit in: we jump straight to them. [vsyscall] is emulated, never used.
  */
-static int find_syscall_insn(pid_t pid, int memfd, uint64_t *ret_addr)
+static int find_syscall_insn(pid_t pid, pid_t tid, int memfd, uint64_t *ret_addr)
 {
 	char path[64], line[512];
 	static const size_t chunk = 64 * 1024;
@@ -112,7 +169,8 @@ static int find_syscall_insn(pid_t pid, int memfd, uint64_t *ret_addr)
 	buf = malloc(chunk);
 	if (!buf)
 		return -ENOMEM;
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	/* Through a live thread: a zombie main thread's maps are empty. */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", pid, tid);
 	f = fopen(path, "re");
 	if (!f)
 		return errno == ENOENT ? -ESRCH : -errno;
@@ -228,14 +286,14 @@ int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s)
 
 	memset(s, 0, sizeof(*s));
 	s->t = t;
-	s->tid = t->pid;
 	/* The pidfd pins the process: while it is alive its pid is not reused. */
-	if (syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) < 0) {
+	if (syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) < 0 ||
+	    (s->tid = live_thread(t->pid)) < 0) {
 		mig__tenant_set_error("pid %d has exited", t->pid);
 		return -ESRCH;
 	}
 	if (!p->sysaddr || !insn_still_there(p->memfd, p->sysaddr)) {
-		r = find_syscall_insn(t->pid, p->memfd, &p->sysaddr);
+		r = find_syscall_insn(t->pid, s->tid, p->memfd, &p->sysaddr);
 		if (r < 0) {
 			mig__tenant_set_error("no syscall instruction found in pid %d: %s", t->pid,
 					      strerror(-r));
@@ -247,7 +305,7 @@ int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s)
 
 	if (ptrace(PTRACE_SEIZE, s->tid, NULL, NULL) < 0) {
 		r = -errno;
-		if (r == -EPERM && (tp = tracer_pid(t->pid)) > 0) {
+		if (r == -EPERM && (tp = tracer_pid(s->tid)) > 0) {
 			mig__tenant_set_error("pid %d is already traced by pid %d (a debugger or "
 					      "strace?); detach it first",
 					      t->pid, tp);
@@ -560,17 +618,61 @@ static int create_uffd(struct mig__inject *s, int high)
 	return (int)fd;
 }
 
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+/*
+ * Copy the tenant's fd into migd. pidfd_getfd reads the fd table of the
+ * pidfd's task, the main thread, which has none once it has exited
+ * (-EBADF; -ESRCH since Linux 6.10); then a thread pidfd (PIDFD_THREAD, Linux 6.9) of the live
+ * thread tid is used. Older kernels have no way to name that thread.
+ */
+static int getfd(struct mig_tenant *t, pid_t tid, int fd)
+{
+	int r, tfd, pfd;
+
+	r = (int)syscall(SYS_pidfd_getfd, t->pidfd, fd, 0);
+	if (r >= 0)
+		return r;
+	r = -errno;
+	if ((r == -EBADF || r == -ESRCH) && tid != t->pid) {
+		pfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+		if (pfd < 0) {
+			mig__tenant_set_error(
+				"the main thread of pid %d has exited, and this kernel cannot take "
+				"an fd from another thread (pidfd_open PIDFD_THREAD: %s; needs "
+				"Linux 6.9): use the agent for this tenant",
+				t->pid, strerror(errno));
+			return -EOPNOTSUPP;
+		}
+		tfd = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+		r = tfd < 0 ? -errno : tfd;
+		safe_close(pfd);
+		if (r >= 0)
+			return r;
+	}
+	mig__tenant_set_error("pidfd_getfd(pid %d, fd %d): %s", t->pid, fd, strerror(-r));
+	return r;
+}
+
 int mig__ptrace_attach(struct mig_tenant *t)
 {
 	struct ptrace_priv *p;
 	struct mig__inject s;
 	char path[64];
 	int r, fd, high;
+	pid_t tid = live_thread(t->pid);
 
+	if (tid < 0) {
+		mig__tenant_set_error("pid %d has no live thread", t->pid);
+		return -ESRCH;
+	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	snprintf(path, sizeof(path), "/proc/%d/mem", t->pid);
+	/* A thread's mem file keeps the mm even after that thread exits. */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/mem", t->pid, tid);
 	p->memfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (p->memfd < 0) {
 		r = errno == ENOENT ? -ESRCH : -errno;
@@ -580,7 +682,7 @@ int mig__ptrace_attach(struct mig_tenant *t)
 	}
 	t->priv = p;
 	t->ops = &mig__ptrace_ops;
-	high = high_fd_base(t->pid);
+	high = high_fd_base(tid);
 
 	r = mig__inject_begin(t, &s);
 	if (r < 0)
@@ -594,12 +696,10 @@ int mig__ptrace_attach(struct mig_tenant *t)
 	t->tenant_fd = fd;
 	if (r < 0)
 		return r;
-	t->uffd = (int)syscall(SYS_pidfd_getfd, t->pidfd, fd, 0);
-	if (t->uffd < 0) {
-		r = -errno;
-		mig__tenant_set_error("pidfd_getfd(pid %d, fd %d): %s", t->pid, fd, strerror(-r));
+	r = getfd(t, s.tid, fd);
+	if (r < 0)
 		return r;
-	}
+	t->uffd = r;
 	return 0;
 }
 
@@ -678,12 +778,12 @@ static int op_move(struct mig_tenant *t, uint64_t dst, uint64_t src, uint64_t le
 		return r;
 	r = scratch_map(&s, &page);
 	if (r == 0) {
-		r = tenant_io(t->pid, page, &m, sizeof(m), true);
+		r = tenant_io(s.tid, page, &m, sizeof(m), true);
 		if (r == 0)
 			r = sys(&s, SYS_ioctl, (uint64_t)t->tenant_fd, UFFDIO_MOVE, page, 0, 0, 0,
 				&x);
 		if (r == 0)
-			r = tenant_io(t->pid, page, &m, sizeof(m), false);
+			r = tenant_io(s.tid, page, &m, sizeof(m), false);
 		if (scratch_unmap(&s, page) < 0 && r == 0)
 			r = -ESRCH;
 	}

@@ -191,22 +191,38 @@ static inline char *slurp(const char *path)
 	return strdup(buf);
 }
 
-static inline char *maps_of(pid_t pid)
+/*
+ * The maps of pid as seen by its thread tid (tid 0: the process). A
+ * process whose main thread has exited shows empty maps and fds at
+ * /proc/PID: look through a live thread then.
+ */
+static inline char *maps_of_task(pid_t pid, pid_t tid)
 {
 	char path[64];
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/maps", pid);
 	return slurp(path);
 }
 
-/* "0 1 2 3 " — the fd numbers, sorted, with their targets. */
-static inline char *fds_of(pid_t pid)
+static inline char *maps_of(pid_t pid)
+{
+	return maps_of_task(pid, 0);
+}
+
+/* "0->target\n1->target\n..." — the fd numbers, sorted, with their targets. */
+static inline char *fds_of_task(pid_t pid, pid_t tid)
 {
 	char path[64], buf[8192] = "", ln[600];
 	struct dirent **ents;
 	int n;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/fd", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
 	n = scandir(path, &ents, NULL, versionsort);
 	if (n < 0)
 		FAIL("%s: %m", path);
@@ -226,6 +242,25 @@ static inline char *fds_of(pid_t pid)
 	}
 	free(ents);
 	return strdup(buf);
+}
+
+static inline char *fds_of(pid_t pid)
+{
+	return fds_of_task(pid, 0);
+}
+
+/* State letter of pid's thread tid from /proc (R, S, T, t, Z...). */
+static inline char task_state(pid_t pid, pid_t tid)
+{
+	char path[64], *st, *p, c = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	st = slurp(path);
+	p = strrchr(st, ')');
+	if (p)
+		c = p[2];
+	free(st);
+	return c;
 }
 
 /* The tenant_data pattern of the page at offset off of its area. */

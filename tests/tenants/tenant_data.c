@@ -13,6 +13,8 @@
  *          calls mig_agent_start() if an agent is preloaded
  *   reap   let the child check once more and exit; answer "REAP <status>"
  *   exit   exit 0
+ * With --main-exits the commands run on a second thread and the main
+ * thread calls pthread_exit (it stays a zombie while the process runs).
  * It knows nothing about migd.
  */
 #include <dlfcn.h>
@@ -168,29 +170,15 @@ static void fork_child(uint8_t *p, size_t len, bool agent)
 	_exit(bad < 0 && check(p, len) < 0 ? 0 : 1);
 }
 
-int main(int argc, char **argv)
+static uint8_t *p;
+static size_t len = 8 << 20;
+
+/* The command loop, on the main thread or (--main-exits) on another. */
+static void *commands(void *arg)
 {
-	size_t len = 8 << 20;
-	const char *how = "read";
-	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
 	char line[64];
-	uint8_t *p;
 
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--mb"))
-			len = strtoul(argv[i + 1], NULL, 0) << 20;
-		else if (!strcmp(argv[i], "--block"))
-			how = argv[i + 1];
-	}
-	sigaction(SIGUSR1, &sa, NULL);
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return 2;
-	fill(p, len);
-	printf("READY %p %zu\n", (void *)p, len);
-	fflush(stdout);
-	block(how);
-
+	(void)arg;
 	while (fgets(line, sizeof(line), stdin)) {
 		if (!strncmp(line, "check", 5)) {
 			long bad = check(p, len);
@@ -212,11 +200,43 @@ int main(int argc, char **argv)
 				;
 			printf("REAP %d\n", st);
 		} else if (!strncmp(line, "exit", 4)) {
-			return 0;
+			exit(0);
 		} else {
 			printf("ERR %s", line);
 		}
 		fflush(stdout);
 	}
+	exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	const char *how = "read";
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
+	bool main_exits = false;
+	pthread_t th;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--main-exits"))
+			main_exits = true;
+		else if (i + 1 < argc && !strcmp(argv[i], "--mb"))
+			len = strtoul(argv[++i], NULL, 0) << 20;
+		else if (i + 1 < argc && !strcmp(argv[i], "--block"))
+			how = argv[++i];
+	}
+	sigaction(SIGUSR1, &sa, NULL);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 2;
+	fill(p, len);
+	printf("READY %p %zu\n", (void *)p, len);
+	fflush(stdout);
+	block(how);
+	if (main_exits) {
+		/* The process lives on in the command thread; main is a zombie. */
+		pthread_create(&th, NULL, commands, NULL);
+		pthread_exit(NULL);
+	}
+	commands(NULL);
 	return 0;
 }
