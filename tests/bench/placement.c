@@ -20,7 +20,7 @@ static void bench(const char *mode)
 	struct tenant t;
 
 	CHECK(pi, "malloc");
-	tenant_start(&t, "-s", "1G", "-m", mode, "-t", "all", NULL);
+	tenant_start(&t, "-s", "1G", "-m", mode, "-t", "all", (char *)NULL);
 	range = (struct mig_range){ t.start, t.end };
 	for (int i = 0; i < ROUNDS; i++) {
 		t0 = now_ms();

@@ -16,7 +16,7 @@ int main(void)
 	size_t n = 0;
 	int r;
 
-	tenant_start(&t, "-s", "8M", "-m", "small", "-n", "mig test", "-f", NULL);
+	tenant_start(&t, "-s", "8M", "-m", "small", "-n", "mig test", "-f", (char *)NULL);
 	r = mig_read_vmas(t.pid, &vmas, &n);
 	CHECK(r == 0, "mig_read_vmas: %d", r);
 	snprintf(want, sizeof(want), "%s (deleted)", t.file_path);

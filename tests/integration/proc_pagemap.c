@@ -17,7 +17,7 @@ int main(void)
 	int r;
 
 	need_root();
-	tenant_start(&t, "-s", "16M", "-m", "small", "-t", "half", NULL);
+	tenant_start(&t, "-s", "16M", "-m", "small", "-t", "half", (char *)NULL);
 	n = (size_t)((t.end - t.start) / (uint64_t)ps);
 	pi = calloc(n, sizeof(*pi));
 	CHECK(pi, "calloc");

@@ -42,7 +42,7 @@ int main(void)
 	need_root();
 
 	/* 1 GiB, all written, small pages: the worst case for the readers. */
-	tenant_start(&t, "-s", "1G", "-m", "small", "-t", "all", NULL);
+	tenant_start(&t, "-s", "1G", "-m", "small", "-t", "all", (char *)NULL);
 	range = (struct mig_range){ t.start, t.end };
 	for (int i = 0; i < 3; i++) {
 		t0 = now_ms();
@@ -72,7 +72,7 @@ int main(void)
 	CHECK(mig_placement(t.pid, &range, 1, &q) == -ESRCH, "reaped tenant not -ESRCH");
 
 	/* Every other page written: exactly half absent. */
-	tenant_start(&t, "-s", "64M", "-m", "small", "-t", "half", NULL);
+	tenant_start(&t, "-s", "64M", "-m", "small", "-t", "half", (char *)NULL);
 	range = (struct mig_range){ t.start, t.end };
 	CHECK(mig_placement(t.pid, &range, 1, &p) == 0, "placement half");
 	CHECK(p.total == (64u << 20) / ps && on_nodes(&p) == p.total / 2 && p.absent == p.total / 2,
@@ -85,7 +85,7 @@ int main(void)
 		printf("# THP disabled on this host: huge-page count not checked\n");
 		return 0;
 	}
-	tenant_start(&t, "-s", "1G", "-m", "thp", "-t", "all", NULL);
+	tenant_start(&t, "-s", "1G", "-m", "thp", "-t", "all", (char *)NULL);
 	range = (struct mig_range){ t.start, t.end };
 	t0 = now_ms();
 	CHECK(mig_placement(t.pid, &range, 1, &p) == 0, "placement thp");

@@ -21,28 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SKIP(...)                             \
-	do {                                  \
-		printf("SKIP: " __VA_ARGS__); \
-		printf("\n");                 \
-		exit(77);                     \
-	} while (0)
-
-#define FAIL(...)                                                    \
-	do {                                                         \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-		fprintf(stderr, __VA_ARGS__);                        \
-		fprintf(stderr, "\n");                               \
-		exit(1);                                             \
-	} while (0)
-
-#define CHECK(cond, ...)                                        \
-	do {                                                    \
-		if (!(cond)) {                                  \
-			fprintf(stderr, "failed: %s\n", #cond); \
-			FAIL(__VA_ARGS__);                      \
-		}                                               \
-	} while (0)
+#include "integration/test_common.h"
 
 struct tenant {
 	pid_t pid;
@@ -54,14 +33,6 @@ struct tenant {
 	char file_path[PATH_MAX];
 	int anon_name; /* -n: 1 named, 0 unsupported, -1 not asked */
 };
-
-static inline double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* Start proc_tenant with the given arguments (NULL-terminated) and wait for "ready". */
 static inline void tenant_start(struct tenant *t, ...)
