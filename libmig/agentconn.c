@@ -262,6 +262,7 @@ int mig__agent_attach(struct mig_tenant *t, int agent_fd)
 		return (int)resp.ret;
 	}
 	t->tenant_fd = resp.fd;
+	t->kept = resp.val & MIG_AGENT_CREATE_KEPT;
 	if (fd < 0) {
 		mig__tenant_set_error("the agent of pid %d sent no fd", (int)t->pid);
 		return -EPROTO;

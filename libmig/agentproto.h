@@ -32,6 +32,13 @@ enum mig_agent_op {
 	MIG_AGENT_CLOSE,      /* close(arg[0]) if the agent created it */
 };
 
+/*
+ * CREATE's resp.val: the uffd is one the agent kept from an earlier migd
+ * (which may have done UFFDIO_API on it already; migd reads its state from
+ * fdinfo). Agents before this flag always answer 0.
+ */
+#define MIG_AGENT_CREATE_KEPT 1u
+
 struct mig_agent_hello {
 	uint32_t magic;
 	uint32_t version;

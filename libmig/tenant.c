@@ -52,16 +52,80 @@ static const char *feature_name(uint64_t bit)
 	}
 }
 
+/* Set by the kernel in a uffd's features once UFFDIO_API succeeded (6.1+). */
+#define UFFD_FEATURE_INITIALIZED (1ull << 31)
+
+/*
+ * The features a uffd got at its UFFDIO_API, from the "API:" line of its
+ * fdinfo (UFFD_API:features:ioctls); 0 when it has had none.
+ */
+static int fdinfo_features(int fd, uint64_t *ret_features)
+{
+	char path[64], line[256];
+	unsigned long long api, feat;
+	FILE *f;
+	int r = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "API: %llx:%llx:", &api, &feat) == 2) {
+			*ret_features = feat & ~UFFD_FEATURE_INITIALIZED;
+			r = 0;
+			break;
+		}
+	fclose(f);
+	return r;
+}
+
+/*
+ * A uffd the agent kept across a migd restart already had its UFFDIO_API
+ * (a second one fails with EINVAL): take the features it got from fdinfo
+ * and check they are enough. Returns 1 when reused, 0 when it still needs
+ * its UFFDIO_API, or -errno.
+ */
+static int tenant_reuse_api(struct mig_tenant *t, uint64_t offered, uint64_t offered_ioctls)
+{
+	uint64_t feat = 0;
+	int r = fdinfo_features(t->uffd, &feat);
+
+	if (r < 0) {
+		mig__tenant_set_error("cannot read the state of the uffd pid %d kept: %s", t->pid,
+				      strerror(-r));
+		return r;
+	}
+	if (!feat)
+		return 0;
+	if ((feat & MIG__UFFD_FEATURES_REQUIRED) != MIG__UFFD_FEATURES_REQUIRED) {
+		mig__tenant_set_error("the uffd pid %d kept was set up with features 0x%llx, "
+				      "without all migd needs (0x%llx)",
+				      t->pid, (unsigned long long)feat,
+				      (unsigned long long)MIG__UFFD_FEATURES_REQUIRED);
+		return -EOPNOTSUPP;
+	}
+	t->features = feat;
+	t->offered = offered;
+	t->ioctls = offered_ioctls;
+	return 1;
+}
+
 /* UFFDIO_API on migd's copy: the required features, the optional ones offered. */
 static int tenant_api(struct mig_tenant *t)
 {
-	uint64_t offered = 0, want;
+	uint64_t offered = 0, offered_ioctls = 0, want;
 	int r;
 
-	r = mig__uffd_probe(&offered, NULL);
+	r = mig__uffd_probe(&offered, &offered_ioctls);
 	if (r < 0) {
 		mig__tenant_set_error("this kernel offers no userfaultfd: %s", strerror(-r));
 		return r;
+	}
+	if (t->kept) {
+		r = tenant_reuse_api(t, offered, offered_ioctls);
+		if (r != 0)
+			return r < 0 ? r : 0;
 	}
 	for (uint64_t b = 1; b; b <<= 1)
 		if ((MIG__UFFD_FEATURES_REQUIRED & b) && !(offered & b)) {

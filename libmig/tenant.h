@@ -7,6 +7,7 @@
 #define MIG_TENANT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mig.h"
@@ -36,6 +37,7 @@ struct mig_tenant {
 	uint64_t features; /* requested and granted at UFFDIO_API */
 	uint64_t offered;  /* every feature the kernel offers */
 	uint64_t ioctls;   /* UFFDIO_API ioctls */
+	bool kept;	   /* the agent handed over a uffd kept from an earlier migd */
 	enum mig_attach_method method;
 	const struct mig__tenant_ops *ops;
 	void *priv;		    /* backend state */

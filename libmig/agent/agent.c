@@ -136,6 +136,8 @@ static void serve(const struct mig_agent_req *q, size_t len)
 
 	switch (q->op) {
 	case MIG_AGENT_CREATE:
+		if (uffd >= 0)
+			a.val = MIG_AGENT_CREATE_KEPT;
 		if (uffd < 0) {
 			int fd;
 
@@ -150,7 +152,8 @@ static void serve(const struct mig_agent_req *q, size_t len)
 		if (uffd >= 0) {
 			/*
 			 * A uffd kept from an earlier migd is handed over again
-			 * (crash recovery); it has had its UFFDIO_API already.
+			 * (crash recovery), flagged: it may have had its
+			 * UFFDIO_API already.
 			 */
 			a.fd = uffd;
 			memset(&cm, 0, sizeof(cm));
