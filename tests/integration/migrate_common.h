@@ -206,8 +206,9 @@ static inline void check_status(const struct mig_migrate_result *r, const struct
 /*
  * An event test: migrate a tenant with running writers and, inside the
  * window that covers offset at/4 of the data, after its zap and before
- * its fill, have the tenant run cmd (a printf format taking the offset
- * and length of that window and the next). Returns the mig_migrate
+ * its fill, have the tenant run the command verb; a verb that takes a
+ * range ("munmap", "dontneed", "mremap") gets the offset and length of
+ * that window and the next. Returns the mig_migrate
  * return value; *res is filled when it is >= 0; *answer gets the
  * tenant's answer to cmd.
  */
@@ -227,7 +228,10 @@ static inline void ev_hook(int phase, const struct mig_range *win, void *ud)
 	if (phase != MIG_PHASE_ZAPPED || e->done || off < e->w->len / 4)
 		return;
 	e->done = 1;
-	snprintf(cmd, sizeof(cmd), e->cmd, (unsigned long long)off, 2ULL << 20);
+	if (!strcmp(e->cmd, "exit") || !strcmp(e->cmd, "fork"))
+		snprintf(cmd, sizeof(cmd), "%s", e->cmd);
+	else
+		snprintf(cmd, sizeof(cmd), "%s %llu %llu", e->cmd, (unsigned long long)off, 2ULL << 20);
 	snprintf(e->answer, sizeof(e->answer), "%s", wt_cmd(e->w, cmd));
 	printf("tenant ran '%s' mid-window: %s\n", cmd, e->answer);
 }

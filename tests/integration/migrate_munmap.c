@@ -12,7 +12,7 @@ int main(int argc, char **argv)
 	int r;
 
 	(void)argc;
-	r = run_event_test(argv[0], &w, "munmap %llu %llu", &e, &res);
+	r = run_event_test(argv[0], &w, "munmap", &e, &res);
 	if (r < 0)
 		FAIL("mig_migrate: %s", strerror(-r));
 	if (strncmp(e.answer, "OK", 2))
