@@ -24,7 +24,9 @@ B := build
 
 # Targets that need the build dependencies installed first.
 DEP_TARGETS := all check check-unit check-integration check-vm demo demo-vm bench lint format install sanitize
-DEPS_GROUPS_check := build test lint
+DEPS_GROUPS_check := build test lint vm
+DEPS_GROUPS_check-vm := build test vm
+DEPS_GROUPS_demo-vm := build test vm
 DEPS_GROUPS_lint := build lint
 DEPS_GROUPS_format := lint
 
