@@ -24,27 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "integration/test_common.h"
 #include "mig.h"
 #include "uffd.h"
-
-#define SKIP(...)                             \
-	do {                                  \
-		printf("SKIP: " __VA_ARGS__); \
-		printf("\n");                 \
-		exit(77);                     \
-	} while (0)
-#define FAIL(...)                                           \
-	do {                                                \
-		printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-		printf(__VA_ARGS__);                        \
-		printf("\n");                               \
-		exit(1);                                    \
-	} while (0)
-#define CHECK(cond, ...)                   \
-	do {                               \
-		if (!(cond))               \
-			FAIL(__VA_ARGS__); \
-	} while (0)
 
 struct tenant {
 	pid_t pid;

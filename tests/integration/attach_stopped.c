@@ -181,6 +181,8 @@ static void main_exited(const char *prog)
 
 	tenant_start(&tn, (char *[]){ (char *)prog, "--mb", "4", "--main-exits", NULL }, true);
 	tid = other_thread(tn.pid);
+	/* One round trip first: the thread's first malloc adds an arena to the maps. */
+	CHECK(!strncmp(tenant_ask(&tn, "sigs"), "SIGS", 4), "tenant thread");
 	maps0 = maps_of_task(tn.pid, tid);
 	fds0 = fds_of_task(tn.pid, tid);
 	r = mig_tenant_attach(tn.pid, &(struct mig_attach_opts){ MIG_ATTACH_PTRACE, -1 }, &t);
