@@ -239,6 +239,12 @@ struct mig_attach_opts {
  * features migd needs. Returns 0; -ESRCH (no such process / exited),
  * -EPERM/-EACCES (not allowed), -EBUSY (already traced), -EOPNOTSUPP
  * (architecture or kernel lacks what is needed), -ENOMEM.
+ * A tenant in a job-control stop stays stopped: ptrace attach works on it;
+ * the agent cannot answer, so agent attach gives -EAGAIN at once. If the
+ * main thread has exited, ptrace works through another live thread
+ * (copying the uffd out then needs PIDFD_THREAD, Linux 6.9; older kernels
+ * give -EOPNOTSUPP). A uffd the agent kept across a migd restart is reused
+ * with the features it had (read from fdinfo), without a second UFFDIO_API.
  */
 MIG_API MIG_WUR int mig_tenant_attach(pid_t pid, const struct mig_attach_opts *opts,
 				      mig_tenant **ret_tenant);
