@@ -121,6 +121,9 @@ $(B)/libmig.so: $(LIBMIG_OBJS)
 $(B)/libmig-agent.so: $(AGENT_OBJS)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ -ldl
 
+# The embedded default configuration is pulled in with .incbin.
+$(B)/obj/daemon/defconf.o: conf/migd.ini
+
 $(B)/migd: $(DAEMON_OBJS) $(B)/libmig.a
 	$(CC) $(LDFLAGS) -o $@ $(DAEMON_OBJS) $(B)/libmig.a $(PKG_LIBS)
 

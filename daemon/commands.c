@@ -1,0 +1,411 @@
+/*
+ * commands.c - the control commands and who may run them.
+ *
+ * Authorization: root may do anything. Any other uid may only look at and
+ * act on tenants it owns (real and effective uid of the process), and may
+ * migrate only processes a policy already names: naming a new process
+ * explicitly is root's alone, so a process no policy names is touched
+ * only on root's word.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "jobs.h"
+#include "log.h"
+#include "proto.h"
+#include "util.h"
+
+#define MAX_RANGES 4096
+
+struct command {
+	const char *name;
+	void (*run)(struct migd *d, struct client *c, uid_t uid, json_object *id, json_object *req);
+	bool root_only;
+};
+
+static void reply_error(struct client *c, json_object *id, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void reply_error(struct client *c, json_object *id, int err, const char *fmt, ...)
+{
+	char msg[1024];
+	json_object *o;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o = proto_reply_error(id, err, "%s", msg);
+	client_send(c, o);
+	json_object_put(o);
+}
+
+static void reply_send(struct client *c, json_object *o)
+{
+	client_send(c, o);
+	json_object_put(o);
+}
+
+/* Check that uid may act on pid; replies and returns <0 when not. */
+static int authorize_pid(struct client *c, json_object *id, uid_t uid, pid_t pid, uid_t *ret_owner)
+{
+	uint64_t start;
+	uid_t owner;
+	int r;
+
+	r = proc_pid_info(pid, &owner, &start);
+	if (r == -EPERM) {
+		reply_error(c, id, EPERM, "pid %d is a kernel thread", (int)pid);
+		return r;
+	}
+	if (r < 0) {
+		reply_error(c, id, ESRCH, "no such process: %d", (int)pid);
+		return r;
+	}
+	if (uid != 0 && uid != owner) {
+		reply_error(c, id, EPERM, "uid %u may not act on pid %d (owned by uid %u)",
+			    (unsigned)uid, (int)pid, (unsigned)owner);
+		return -EPERM;
+	}
+	if (ret_owner)
+		*ret_owner = owner;
+	return 0;
+}
+
+static int get_pid(struct client *c, json_object *id, json_object *req, pid_t *ret)
+{
+	int64_t v;
+	int r = proto_get_int64(req, "pid", &v);
+
+	if (r < 0 || v <= 0 || v > INT32_MAX) {
+		reply_error(c, id, EINVAL, "'pid' must be a positive integer");
+		return -EINVAL;
+	}
+	*ret = (pid_t)v;
+	return 0;
+}
+
+static int get_ranges(struct client *c, json_object *id, json_object *req, struct mig_range **ret,
+		      size_t *ret_n)
+{
+	json_object *arr;
+	struct mig_range *out;
+	size_t n;
+
+	if (!json_object_object_get_ex(req, "ranges", &arr) ||
+	    json_object_is_type(arr, json_type_null)) {
+		*ret = NULL;
+		*ret_n = 0;
+		return 0;
+	}
+	if (!json_object_is_type(arr, json_type_array)) {
+		reply_error(c, id, EINVAL, "'ranges' must be an array of \"START-END\" strings");
+		return -EINVAL;
+	}
+	n = json_object_array_length(arr);
+	if (n > MAX_RANGES) {
+		reply_error(c, id, E2BIG, "too many ranges (max %d)", MAX_RANGES);
+		return -E2BIG;
+	}
+	out = calloc(n ? n : 1, sizeof(*out));
+	if (!out) {
+		reply_error(c, id, ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+		const char *s =
+			json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+
+		if (!s || mig_parse_range(s, &out[i]) < 0 || out[i].start % 4096 ||
+		    out[i].end % 4096) {
+			reply_error(
+				c, id, EINVAL,
+				"range %zu: expected page-aligned \"START-END\" or \"START+LEN\"",
+				i);
+			free(out);
+			return -EINVAL;
+		}
+	}
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
+static void cmd_status(struct migd *d, struct client *c, uid_t uid, json_object *id,
+		       json_object *req)
+{
+	json_object *o = proto_reply_ok(id), *jobs = json_object_new_array();
+	unsigned queued = 0;
+
+	for (struct job *j = d->jobs; j; j = j->next) {
+		if (j->state == JOB_QUEUED)
+			queued++;
+		if ((j->state == JOB_QUEUED || j->state == JOB_RUNNING) && j->kind == JOB_MIGRATE &&
+		    (uid == 0 || j->uid == uid))
+			json_object_array_add(jobs, job_json(j));
+	}
+	json_object_object_add(o, "version", json_object_new_string(MIG_VERSION));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(
+		o, "uptime_s",
+		json_object_new_int64((int64_t)(uv_now(d->loop) - d->start_ms) / 1000));
+	json_object_object_add(o, "config", json_object_new_string(d->cfg->source));
+	json_object_object_add(o, "socket", json_object_new_string(d->cfg->socket_path));
+	json_object_object_add(o, "cgroup_root",
+			       d->cgroup_root ? json_object_new_string(d->cgroup_root) : NULL);
+	json_object_object_add(o, "policies", json_object_new_int64((int64_t)d->cfg->n_policies));
+	json_object_object_add(o, "tenants", json_object_new_int64((int64_t)d->n_tenants));
+	json_object_object_add(o, "jobs_running", json_object_new_int64(d->running_jobs));
+	json_object_object_add(o, "jobs_queued", json_object_new_int64(queued));
+	json_object_object_add(o, "jobs", jobs);
+	json_object_object_add(o, "engine_missing",
+			       engine_missing() ? json_object_new_string(engine_missing()) : NULL);
+	reply_send(c, o);
+}
+
+static void cmd_tenants(struct migd *d, struct client *c, uid_t uid, json_object *id,
+			json_object *req)
+{
+	json_object *o = proto_reply_ok(id), *arr = json_object_new_array();
+
+	for (size_t i = 0; i < d->n_tenants; i++) {
+		const struct tenant *t = d->tenants[i];
+		json_object *e;
+
+		if (uid != 0 && t->uid != uid)
+			continue;
+		e = json_object_new_object();
+		json_object_object_add(e, "pid", json_object_new_int(t->pid));
+		json_object_object_add(e, "uid", json_object_new_int((int)t->uid));
+		json_object_object_add(e, "cgroup",
+				       t->cgroup ? json_object_new_string(t->cgroup) : NULL);
+		json_object_object_add(e, "policy",
+				       t->policy ? json_object_new_string(t->policy) : NULL);
+		json_object_object_add(e, "state",
+				       json_object_new_string(tenant_state_name(t->state)));
+		json_object_object_add(e, "jobs", json_object_new_int64((int64_t)t->jobs));
+		json_object_object_add(e, "job",
+				       t->job ? json_object_new_int64((int64_t)t->job->id) : NULL);
+		json_object_object_add(e, "last_error",
+				       t->last_error ? json_object_new_string(t->last_error)
+						     : NULL);
+		json_object_array_add(arr, e);
+	}
+	json_object_object_add(o, "tenants", arr);
+	reply_send(c, o);
+}
+
+static void cmd_policies(struct migd *d, struct client *c, uid_t uid, json_object *id,
+			 json_object *req)
+{
+	json_object *o = proto_reply_ok(id), *arr = json_object_new_array();
+	char nodes[256], vmas[64];
+
+	for (size_t i = 0; i < d->cfg->n_policies; i++) {
+		const struct policy *p = &d->cfg->policies[i];
+		json_object *e = json_object_new_object();
+
+		mig_format_nodes(&p->nodes, nodes, sizeof(nodes));
+		policy_vmas_format(p->vmas, vmas, sizeof(vmas));
+		json_object_object_add(e, "name", json_object_new_string(p->name));
+		json_object_object_add(e, "file", json_object_new_string(p->file));
+		json_object_object_add(e, "cgroup", json_object_new_string(p->cgroup));
+		json_object_object_add(e, "nodes", json_object_new_string(nodes));
+		json_object_object_add(e, "trigger",
+				       json_object_new_string(policy_trigger_name(p->trigger)));
+		if (p->trigger == TRIGGER_INTERVAL)
+			json_object_object_add(e, "interval_ms",
+					       json_object_new_int64((int64_t)p->interval_ms));
+		json_object_object_add(e, "min_region",
+				       json_object_new_int64((int64_t)p->min_region));
+		json_object_object_add(e, "window", json_object_new_int64((int64_t)p->window));
+		json_object_object_add(e, "rate_limit",
+				       json_object_new_int64((int64_t)p->rate_limit));
+		json_object_object_add(e, "huge_pages",
+				       json_object_new_string(policy_huge_name(p->huge)));
+		json_object_object_add(e, "attach",
+				       json_object_new_string(policy_attach_name(p->attach)));
+		json_object_object_add(e, "vmas", json_object_new_string(vmas));
+		json_object_array_add(arr, e);
+	}
+	json_object_object_add(o, "policies", arr);
+	reply_send(c, o);
+}
+
+static void cmd_placement(struct migd *d, struct client *c, uid_t uid, json_object *id,
+			  json_object *req)
+{
+	struct engine_migrate_req r = { 0 };
+	int e;
+
+	if (get_pid(c, id, req, &r.pid) < 0 || authorize_pid(c, id, uid, r.pid, NULL) < 0 ||
+	    get_ranges(c, id, req, &r.ranges, &r.n) < 0)
+		return;
+	e = job_submit(d, JOB_PLACEMENT, &r, uid, NULL, c, id, NULL);
+	if (e < 0) {
+		free(r.ranges);
+		reply_error(c, id, -e, "cannot start the placement read: %s", strerror(-e));
+	}
+}
+
+static void cmd_migrate(struct migd *d, struct client *c, uid_t uid, json_object *id,
+			json_object *req)
+{
+	struct engine_migrate_req r = { .attach = MIG_ATTACH_AUTO, .huge = HUGE_KEEP };
+	struct tenant *t;
+	const char *to, *s;
+	int force = 0, e;
+
+	if (get_pid(c, id, req, &r.pid) < 0 || authorize_pid(c, id, uid, r.pid, NULL) < 0)
+		return;
+	if (proto_get_string(req, "to", &to) < 0 || mig_parse_nodes(to, &r.to) < 0) {
+		reply_error(c, id, EINVAL, "'to' must be a node list like \"1\" or \"0-1,3\"");
+		return;
+	}
+	e = proto_get_bool(req, "force", &force);
+	if (e == -EINVAL) {
+		reply_error(c, id, EINVAL, "'force' must be true or false");
+		return;
+	}
+	r.force = force;
+	e = proto_get_string(req, "window", &s);
+	if (e == -EINVAL ||
+	    (e == 0 && (mig_parse_size(s, &r.window) < 0 || r.window == 0 || r.window % 4096))) {
+		reply_error(c, id, EINVAL, "'window' must be a size like \"2M\" (multiple of 4K)");
+		return;
+	}
+	t = tenant_find(d, r.pid);
+	if (t && t->job) {
+		reply_error(c, id, EBUSY, "pid %d already has job %" PRIu64 " (%s)", (int)r.pid,
+			    t->job->id, job_state_name(t->job->state));
+		return;
+	}
+	if (!t && uid != 0) {
+		reply_error(c, id, EPERM,
+			    "pid %d is not named by any policy; only root may name a process "
+			    "explicitly",
+			    (int)r.pid);
+		return;
+	}
+	if (!t && tenant_add_explicit(d, r.pid, &t) < 0) {
+		reply_error(c, id, ESRCH, "no such process: %d", (int)r.pid);
+		return;
+	}
+	if (get_ranges(c, id, req, &r.ranges, &r.n) < 0)
+		return;
+	e = job_submit(d, JOB_MIGRATE, &r, uid, NULL, c, id, &t->job);
+	if (e < 0) {
+		free(r.ranges);
+		t->job = NULL;
+		reply_error(c, id, -e, "cannot queue the job: %s", strerror(-e));
+		return;
+	}
+	if (t->job->state == JOB_QUEUED)
+		t->state = TENANT_QUEUED;
+}
+
+static void cmd_cancel(struct migd *d, struct client *c, uid_t uid, json_object *id,
+		       json_object *req)
+{
+	struct job *j;
+	int64_t v;
+
+	if (proto_get_int64(req, "job", &v) < 0 || v <= 0) {
+		reply_error(c, id, EINVAL, "'job' must be a job number");
+		return;
+	}
+	j = job_find(d, (uint64_t)v);
+	if (!j || (uid != 0 && j->uid != uid)) {
+		reply_error(c, id, ENOENT, "no such job: %" PRId64, v);
+		return;
+	}
+	if (j->state != JOB_QUEUED && j->state != JOB_RUNNING) {
+		reply_error(c, id, EALREADY, "job %" PRId64 " already %s", v,
+			    job_state_name(j->state));
+		return;
+	}
+	job_cancel(j);
+	json_object *o = proto_reply_ok(id);
+	json_object_object_add(o, "job", json_object_new_int64(v));
+	json_object_object_add(o, "state", json_object_new_string("cancelling"));
+	reply_send(c, o);
+}
+
+static void cmd_reload(struct migd *d, struct client *c, uid_t uid, json_object *id,
+		       json_object *req)
+{
+	_cleanup_free_ char *msg = NULL;
+	int r = migd_reload(d, &msg);
+
+	if (r < 0) {
+		reply_error(c, id, -r, "%s", msg ? msg : "reload failed");
+		return;
+	}
+	json_object *o = proto_reply_ok(id);
+	json_object_object_add(o, "policies", json_object_new_int64((int64_t)d->cfg->n_policies));
+	json_object_object_add(o, "config", json_object_new_string(d->cfg->source));
+	reply_send(c, o);
+}
+
+static void cmd_stats(struct migd *d, struct client *c, uid_t uid, json_object *id,
+		      json_object *req)
+{
+	json_object *o = proto_reply_ok(id);
+	const struct migd_stats *s = &d->stats;
+
+#define ADD(f) json_object_object_add(o, #f, json_object_new_int64((int64_t)s->f))
+	ADD(jobs_started);
+	ADD(jobs_succeeded);
+	ADD(jobs_failed);
+	ADD(jobs_cancelled);
+	ADD(pages_moved);
+	ADD(pages_failed);
+	ADD(reloads);
+	ADD(reload_failures);
+	ADD(requests);
+	ADD(bad_requests);
+	ADD(clients);
+	ADD(scans);
+#undef ADD
+	reply_send(c, o);
+}
+
+static const struct command commands[] = {
+	{ "status", cmd_status, false },     { "tenants", cmd_tenants, false },
+	{ "policies", cmd_policies, false }, { "placement", cmd_placement, false },
+	{ "migrate", cmd_migrate, false },   { "cancel", cmd_cancel, false },
+	{ "reload", cmd_reload, true },	     { "stats", cmd_stats, false },
+};
+
+void command_dispatch(struct migd *d, struct client *c, uid_t uid, json_object *req)
+{
+	json_object *id = NULL;
+	const char *name;
+
+	json_object_object_get_ex(req, "id", &id);
+	if (proto_get_string(req, "cmd", &name) < 0) {
+		d->stats.bad_requests++;
+		reply_error(c, id, EINVAL, "missing \"cmd\" (a string)");
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(commands[i].name, name) != 0)
+			continue;
+		if (commands[i].root_only && uid != 0) {
+			reply_error(c, id, EPERM, "'%s' is for root only", name);
+			return;
+		}
+		log_debug("uid %u: %s", (unsigned)uid, name);
+		commands[i].run(d, c, uid, id, req);
+		return;
+	}
+	d->stats.bad_requests++;
+	reply_error(c, id, EOPNOTSUPP, "unknown command '%.64s'", name);
+}

@@ -1,0 +1,399 @@
+/*
+ * jobs.c - the job queue. At most max_jobs migrations run at a time,
+ * placement reads do not wait behind them. The loop thread owns the list;
+ * a worker touches only its own job, and only the fields marked so.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs.h"
+#include "log.h"
+#include "proto.h"
+#include "util.h"
+
+#define JOBS_KEEP_FINISHED 64
+
+const char *job_state_name(enum job_state s)
+{
+	switch (s) {
+	case JOB_QUEUED:
+		return "queued";
+	case JOB_RUNNING:
+		return "running";
+	case JOB_DONE:
+		return "done";
+	case JOB_FAILED:
+		return "failed";
+	case JOB_CANCELLED:
+		return "cancelled";
+	}
+	return "?";
+}
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	free(j->req.ranges);
+	free(j->policy);
+	json_object_put(j->summary);
+	json_object_put(j->req_id);
+	if (j->client)
+		client_unref(j->client);
+	pthread_mutex_destroy(&j->lock);
+	free(j);
+}
+
+static void on_async_closed(uv_handle_t *h)
+{
+	struct job *j = h->data;
+
+	j->async_open = false;
+}
+
+json_object *job_json(const struct job *j)
+{
+	json_object *o = json_object_new_object();
+	char nodes[256];
+
+	mig_format_nodes(&j->req.to, nodes, sizeof(nodes));
+	json_object_object_add(o, "job", json_object_new_int64((int64_t)j->id));
+	json_object_object_add(
+		o, "kind",
+		json_object_new_string(j->kind == JOB_MIGRATE ? "migrate" : "placement"));
+	json_object_object_add(o, "pid", json_object_new_int(j->req.pid));
+	json_object_object_add(o, "state", json_object_new_string(job_state_name(j->state)));
+	if (j->kind == JOB_MIGRATE)
+		json_object_object_add(o, "to", json_object_new_string(nodes));
+	json_object_object_add(o, "policy", j->policy ? json_object_new_string(j->policy) : NULL);
+	json_object_object_add(o, "uid", json_object_new_int((int)j->uid));
+	json_object_object_add(o, "bytes_done",
+			       json_object_new_int64((int64_t)j->progress.bytes_done));
+	json_object_object_add(o, "bytes_total",
+			       json_object_new_int64((int64_t)j->progress.bytes_total));
+	return o;
+}
+
+static void send_event(struct job *j, const char *event)
+{
+	json_object *o;
+
+	if (!j->client || !client_alive(j->client))
+		return;
+	o = json_object_new_object();
+	json_object_object_add(o, "id", j->req_id ? json_object_get(j->req_id) : NULL);
+	json_object_object_add(o, "event", json_object_new_string(event));
+	json_object_object_add(o, "job", json_object_new_int64((int64_t)j->id));
+	if (strcmp(event, "progress") == 0) {
+		json_object_object_add(o, "bytes_done",
+				       json_object_new_int64((int64_t)j->progress.bytes_done));
+		json_object_object_add(o, "bytes_total",
+				       json_object_new_int64((int64_t)j->progress.bytes_total));
+		json_object_object_add(o, "pages_moved",
+				       json_object_new_int64((int64_t)j->progress.pages_moved));
+		json_object_object_add(o, "windows",
+				       json_object_new_int64((int64_t)j->progress.windows));
+	}
+	client_send(j->client, o);
+	json_object_put(o);
+}
+
+/* Worker thread: record progress, wake the loop, tell libmig whether to stop. */
+static int on_progress(const struct mig_migrate_progress *p, void *userdata)
+{
+	struct job *j = userdata;
+
+	pthread_mutex_lock(&j->lock);
+	j->progress = *p;
+	j->progress_new = true;
+	pthread_mutex_unlock(&j->lock);
+	uv_async_send(&j->async);
+	return j->cancel;
+}
+
+static void on_async(uv_async_t *a)
+{
+	struct job *j = a->data;
+	bool fresh;
+
+	pthread_mutex_lock(&j->lock);
+	fresh = j->progress_new;
+	j->progress_new = false;
+	pthread_mutex_unlock(&j->lock);
+	if (fresh)
+		send_event(j, "progress");
+}
+
+static void work_cb(uv_work_t *w)
+{
+	struct job *j = w->data;
+
+	if (j->cancel) {
+		j->result = -ECANCELED;
+		return;
+	}
+	if (j->kind == JOB_PLACEMENT)
+		j->result = engine_placement(j->req.pid, j->req.ranges, j->req.n, &j->summary);
+	else
+		j->result = engine_migrate(&j->req, on_progress, j, &j->summary);
+}
+
+static void start_pending(struct migd *d);
+
+static void summary_add_to_stats(struct migd *d, json_object *s)
+{
+	int64_t v;
+
+	if (!s)
+		return;
+	if (proto_get_int64(s, "pages_moved", &v) == 0 && v > 0)
+		d->stats.pages_moved += (uint64_t)v;
+	if (proto_get_int64(s, "pages_failed", &v) == 0 && v > 0)
+		d->stats.pages_failed += (uint64_t)v;
+}
+
+static const char *result_message(const struct job *j)
+{
+	if (j->result == -ENOSYS)
+		return engine_missing();
+	if (j->result == -ECANCELED)
+		return "cancelled";
+	return NULL;
+}
+
+static void trim_finished(struct migd *d)
+{
+	unsigned kept = 0;
+
+	for (struct job **p = &d->jobs; *p;) {
+		struct job *j = *p;
+
+		if (j->state == JOB_QUEUED || j->state == JOB_RUNNING || j->async_open ||
+		    ++kept <= JOBS_KEEP_FINISHED) {
+			p = &j->next;
+			continue;
+		}
+		*p = j->next;
+		job_free(j);
+	}
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+	struct migd *d = j->d;
+	struct tenant *t = tenant_find(d, j->req.pid);
+	const char *msg;
+	char buf[512];
+
+	if (status == UV_ECANCELED)
+		j->result = -ECANCELED;
+	on_async(&j->async); /* flush the last progress */
+	uv_close((uv_handle_t *)&j->async, on_async_closed);
+	j->finished_ms = uv_now(d->loop);
+	if (j->kind == JOB_MIGRATE)
+		d->running_jobs--;
+
+	msg = result_message(j);
+	if (!msg) {
+		snprintf(buf, sizeof(buf), "%s", strerror(-j->result));
+		msg = buf;
+	}
+	if (j->result == 0) {
+		j->state = JOB_DONE;
+		if (j->kind == JOB_MIGRATE)
+			d->stats.jobs_succeeded++;
+	} else if (j->result == -ECANCELED) {
+		j->state = JOB_CANCELLED;
+		d->stats.jobs_cancelled++;
+	} else {
+		j->state = JOB_FAILED;
+		if (j->kind == JOB_MIGRATE)
+			d->stats.jobs_failed++;
+	}
+	if (j->kind == JOB_MIGRATE) {
+		summary_add_to_stats(d, j->summary);
+		if (j->result == 0)
+			log_info("job %" PRIu64 ": pid %d migrated", j->id, (int)j->req.pid);
+		else
+			log_warning("job %" PRIu64 ": pid %d: %s", j->id, (int)j->req.pid, msg);
+	}
+	if (t && t->job == j) {
+		t->job = NULL;
+		t->jobs++;
+		free(t->last_error);
+		t->last_error = j->result < 0 ? strdup(msg) : NULL;
+		t->state = j->result < 0 && j->result != -ECANCELED ? TENANT_FAILED : TENANT_IDLE;
+		if (j->policy)
+			t->last_run_ms = j->finished_ms;
+	}
+
+	if (j->client && client_alive(j->client)) {
+		json_object *reply;
+
+		if (j->result == 0)
+			reply = proto_reply_ok(j->req_id);
+		else
+			reply = proto_reply_error(j->req_id, j->result, "%s", msg);
+		if (j->kind == JOB_MIGRATE)
+			json_object_object_add(reply, "job", json_object_new_int64((int64_t)j->id));
+		if (j->summary) {
+			json_object_object_foreach (j->summary, key, val) {
+				json_object_object_add(reply, key, json_object_get(val));
+			}
+		}
+		client_send(j->client, reply);
+		json_object_put(reply);
+	}
+	if (j->client) {
+		client_unref(j->client);
+		j->client = NULL;
+	}
+	start_pending(d);
+	trim_finished(d);
+	migd_update_status(d);
+	if (d->stopping)
+		migd_shutdown(d);
+}
+
+static int job_run(struct job *j)
+{
+	struct migd *d = j->d;
+	int r;
+
+	r = uv_async_init(d->loop, &j->async, on_async);
+	if (r < 0)
+		return r;
+	j->async.data = j;
+	j->async_open = true;
+	j->work.data = j;
+	r = uv_queue_work(d->loop, &j->work, work_cb, after_work_cb);
+	if (r < 0) {
+		uv_close((uv_handle_t *)&j->async, on_async_closed);
+		j->async_open = false;
+		return r;
+	}
+	j->state = JOB_RUNNING;
+	j->started_ms = uv_now(d->loop);
+	if (j->kind == JOB_MIGRATE) {
+		struct tenant *t = tenant_find(d, j->req.pid);
+
+		d->running_jobs++;
+		d->stats.jobs_started++;
+		if (t)
+			t->state = TENANT_MIGRATING;
+		send_event(j, "started");
+	}
+	return 0;
+}
+
+static void start_pending(struct migd *d)
+{
+	struct job *oldest;
+
+	if (d->stopping)
+		return;
+	for (;;) {
+		if (d->running_jobs >= d->cfg->max_jobs)
+			return;
+		oldest = NULL;
+		for (struct job *j = d->jobs; j; j = j->next)
+			if (j->state == JOB_QUEUED && j->kind == JOB_MIGRATE)
+				oldest = j;
+		if (!oldest)
+			return;
+		if (job_run(oldest) < 0) {
+			oldest->state = JOB_FAILED;
+			oldest->result = -ENOMEM;
+			return;
+		}
+	}
+}
+
+int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_req *req, uid_t uid,
+	       const char *policy, struct client *c, json_object *req_id, struct job **ret)
+{
+	struct job *j;
+	int r;
+
+	if (d->stopping)
+		return -ESHUTDOWN;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	pthread_mutex_init(&j->lock, NULL);
+	j->d = d;
+	j->id = ++d->next_job_id;
+	j->kind = kind;
+	j->state = JOB_QUEUED;
+	j->uid = uid;
+	j->req = *req;
+	j->req.cancel = &j->cancel;
+	j->policy = policy ? strdup(policy) : NULL;
+	j->client = c ? client_ref(c) : NULL;
+	j->req_id = req_id ? json_object_get(req_id) : NULL;
+	j->queued_ms = uv_now(d->loop);
+	j->next = d->jobs;
+	d->jobs = j;
+
+	if (kind == JOB_PLACEMENT) {
+		r = job_run(j);
+		if (r < 0) {
+			d->jobs = j->next;
+			j->req.ranges = NULL; /* The caller keeps them on failure. */
+			job_free(j);
+			return r;
+		}
+	} else {
+		send_event(j, "queued");
+		start_pending(d);
+	}
+	if (ret)
+		*ret = j;
+	migd_update_status(d);
+	return 0;
+}
+
+struct job *job_find(struct migd *d, uint64_t id)
+{
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->id == id)
+			return j;
+	return NULL;
+}
+
+void job_cancel(struct job *j)
+{
+	j->cancel = 1;
+	if (j->state == JOB_QUEUED) {
+		struct tenant *t = tenant_find(j->d, j->req.pid);
+
+		/* Never started: finish it through the same path as a ran job. */
+		if (job_run(j) == 0)
+			return;
+		j->state = JOB_CANCELLED;
+		if (t && t->job == j)
+			t->job = NULL;
+	} else if (j->state == JOB_RUNNING) {
+		uv_cancel((uv_req_t *)&j->work);
+	}
+}
+
+void jobs_cancel_all(struct migd *d)
+{
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->state == JOB_QUEUED || j->state == JOB_RUNNING)
+			job_cancel(j);
+}
+
+void jobs_free_all(struct migd *d)
+{
+	while (d->jobs) {
+		struct job *j = d->jobs;
+
+		d->jobs = j->next;
+		job_free(j);
+	}
+}

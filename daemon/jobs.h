@@ -1,0 +1,75 @@
+/*
+ * jobs.h - work that blocks on a tenant (placement reads, attach and
+ * migration) runs on libuv's thread pool; progress comes back to the loop
+ * through a uv_async. A job outlives the client that asked for it: a
+ * client that goes away only stops receiving events.
+ */
+#ifndef MIGD_JOBS_H
+#define MIGD_JOBS_H
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdbool.h>
+/* util.h before uv.h: its MIN/MAX then win over sys/param.h quietly. */
+#include "util.h"
+#include <uv.h>
+
+#include "daemon.h"
+#include "engine.h"
+
+enum job_kind {
+	JOB_MIGRATE,
+	JOB_PLACEMENT,
+};
+
+enum job_state {
+	JOB_QUEUED,
+	JOB_RUNNING,
+	JOB_DONE,
+	JOB_FAILED,
+	JOB_CANCELLED,
+};
+
+struct job {
+	struct job *next;
+	struct migd *d;
+	uint64_t id;
+	enum job_kind kind;
+	enum job_state state;
+	uid_t uid;    /* who asked (0 for policy jobs) */
+	char *policy; /* the policy that triggered it, NULL when asked for */
+	struct engine_migrate_req req;
+	volatile int cancel;
+
+	uv_work_t work;
+	uv_async_t async;
+	bool async_open;
+
+	pthread_mutex_t lock; /* guards progress and progress_new */
+	struct mig_migrate_progress progress;
+	bool progress_new;
+
+	/* Written by the worker, read by the loop after the work is done. */
+	int result;
+	json_object *summary;
+
+	struct client *client; /* ref held; events go there while it is alive */
+	json_object *req_id;
+	uint64_t queued_ms, started_ms, finished_ms;
+};
+
+/*
+ * Queue a job (takes ownership of req.ranges). The client, if any, gets a
+ * "queued" event now, progress events, and the reply at the end.
+ */
+int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_req *req, uid_t uid,
+	       const char *policy, struct client *c, json_object *req_id, struct job **ret);
+struct job *job_find(struct migd *d, uint64_t id);
+void job_cancel(struct job *j);
+/* Ask every job to stop after its current window. */
+void jobs_cancel_all(struct migd *d);
+const char *job_state_name(enum job_state s);
+json_object *job_json(const struct job *j);
+void jobs_free_all(struct migd *d);
+
+#endif /* MIGD_JOBS_H */

@@ -1,0 +1,110 @@
+/*
+ * test_config.c - daemon/config.c: the main file and policy files,
+ * table-driven, including the file:line of every error.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "unit.h"
+
+static const struct {
+	const char *text;
+	int ret;
+	const char *err; /* substring of the first error */
+} main_cases[] = {
+	{ "[migd]\nsocket = /tmp/x.sock\n", 0, NULL },
+	{ "# comment\n\n[migd]\nmax_jobs = 4\nscan_interval = 500ms\n", 0, NULL },
+	{ "[migd]\nsocket = relative\n", -EINVAL, "t.ini:2: socket must be an absolute path" },
+	{ "[migd]\nbogus = 1\n", -EINVAL, "t.ini:2: unknown key 'bogus'" },
+	{ "[other]\nsocket = /x\n", -EINVAL, "t.ini:2: unknown section [other]" },
+	{ "[migd]\nthis line is broken\n", -EINVAL, "t.ini:2: expected 'key = value'" },
+	{ "[migd]\nmax_jobs = 0\n", -EINVAL, "t.ini:2: max_jobs must be 1..64" },
+	{ "[migd]\nscan_interval = 5x\n", -EINVAL, "t.ini:2: scan_interval" },
+	{ "[migd]\nsocket_mode = 999\n", -EINVAL, "t.ini:2: socket_mode" },
+	{ "[migd]\nlog_level = loud\n", -EINVAL, "t.ini:2: log_level" },
+};
+
+START_TEST(test_main)
+{
+	struct config_errors errs = { 0 };
+	struct config *cfg = NULL;
+	int r = config_parse_string(main_cases[_i].text, "t.ini", &cfg, &errs);
+
+	ck_assert_int_eq(r, main_cases[_i].ret);
+	if (r == 0) {
+		ck_assert_ptr_nonnull(cfg);
+		ck_assert_uint_eq(errs.n, 0);
+	} else {
+		ck_assert_ptr_null(cfg);
+		ck_assert_uint_ge(errs.n, 1);
+		ck_assert_msg(strstr(errs.msgs[0], main_cases[_i].err), "got '%s' want '%s'",
+			      errs.msgs[0], main_cases[_i].err);
+	}
+	config_free(cfg);
+	config_errors_clear(&errs);
+}
+END_TEST
+
+START_TEST(test_every_error_reported)
+{
+	struct config_errors errs = { 0 };
+	struct config *cfg = NULL;
+
+	ck_assert_int_eq(
+		config_parse_string("[migd]\nfoo = 1\nmax_jobs = x\nbar\n", "t.ini", &cfg, &errs),
+		-EINVAL);
+	ck_assert_uint_eq(errs.n, 3);
+	ck_assert_ptr_nonnull(strstr(errs.msgs[0], "t.ini:2:"));
+	ck_assert_ptr_nonnull(strstr(errs.msgs[1], "t.ini:3:"));
+	ck_assert_ptr_nonnull(strstr(errs.msgs[2], "t.ini:4:"));
+	config_errors_clear(&errs);
+}
+END_TEST
+
+START_TEST(test_embedded_default)
+{
+	struct config_errors errs = { 0 };
+	struct config *cfg = NULL;
+
+	ck_assert_int_eq(config_parse_string(migd_default_config, "(embedded)", &cfg, &errs), 0);
+	ck_assert_str_eq(cfg->socket_path, "/run/migd/migd.sock");
+	ck_assert_uint_eq(cfg->socket_mode, 0660);
+	ck_assert_ptr_null(cfg->cgroup_root);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_duration)
+{
+	uint64_t ms = 7;
+
+	ck_assert_int_eq(config_parse_duration("500ms", &ms), 0);
+	ck_assert_uint_eq(ms, 500);
+	ck_assert_int_eq(config_parse_duration("2s", &ms), 0);
+	ck_assert_uint_eq(ms, 2000);
+	ck_assert_int_eq(config_parse_duration("3", &ms), 0);
+	ck_assert_uint_eq(ms, 3000);
+	ck_assert_int_eq(config_parse_duration("1h", &ms), 0);
+	ck_assert_uint_eq(ms, 3600000);
+	ck_assert_int_eq(config_parse_duration("x", &ms), -EINVAL);
+	ck_assert_int_eq(config_parse_duration("5d", &ms), -EINVAL);
+	ck_assert_uint_eq(ms, 3600000); /* untouched on failure */
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("main");
+
+	tcase_add_loop_test(tc, test_main, 0, sizeof(main_cases) / sizeof(main_cases[0]));
+	tcase_add_test(tc, test_every_error_reported);
+	tcase_add_test(tc, test_embedded_default);
+	tcase_add_test(tc, test_duration);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+UNIT_SUITE(config_suite)
