@@ -70,7 +70,7 @@ static void client_close(struct client *c)
 {
 	struct migd *d = c->d;
 
-	if (c->closing)
+	if (c->closing || uv_is_closing((uv_handle_t *)&c->pipe))
 		return;
 	c->closing = true;
 	for (struct client **p = &d->clients; *p; p = &(*p)->next)
@@ -304,15 +304,36 @@ int ctl_listen(struct migd *d)
 	return 0;
 }
 
-void ctl_close(struct migd *d)
+void ctl_close_server(struct migd *d)
 {
-	while (d->clients)
-		client_close(d->clients);
 	if (d->server_open && !uv_is_closing((uv_handle_t *)&d->server))
 		uv_close((uv_handle_t *)&d->server, NULL);
 	if (d->bound_path) {
 		unlink(d->bound_path);
 		free(d->bound_path);
 		d->bound_path = NULL;
+	}
+}
+
+void ctl_close(struct migd *d)
+{
+	ctl_close_server(d);
+	/* Let queued replies go out first: shut the write side down, then close. */
+	while (d->clients) {
+		struct client *c = d->clients;
+		uv_shutdown_t *sh = calloc(1, sizeof(*sh));
+
+		d->clients = c->next;
+		c->next = NULL;
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		if (sh) {
+			sh->data = c;
+			if (uv_shutdown(sh, (uv_stream_t *)&c->pipe, on_shutdown_then_close) == 0)
+				continue;
+			free(sh);
+		}
+		c->next = d->clients;
+		d->clients = c;
+		client_close(c);
 	}
 }

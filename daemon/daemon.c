@@ -92,7 +92,21 @@ int migd_reload(struct migd *d, char **ret_msg)
 	return 0;
 }
 
-void migd_close_all_handles(struct migd *d);
+static void close_handle(uv_handle_t *h)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+/* Signals and timers; client pipes close themselves once their replies are out. */
+static void migd_close_own_handles(struct migd *d)
+{
+	close_handle((uv_handle_t *)&d->sig_term);
+	close_handle((uv_handle_t *)&d->sig_int);
+	close_handle((uv_handle_t *)&d->sig_hup);
+	close_handle((uv_handle_t *)&d->scan_timer);
+	close_handle((uv_handle_t *)&d->watchdog_timer);
+}
 
 static void close_walk(uv_handle_t *h, void *arg)
 {
@@ -107,7 +121,7 @@ void migd_shutdown(struct migd *d)
 		d->stopping = true;
 		sd_notify(0, "STOPPING=1\nSTATUS=Stopping: finishing the current windows");
 		log_info("stopping: cancelling jobs, tenants are left running");
-		ctl_close(d);
+		ctl_close_server(d);
 		uv_timer_stop(&d->scan_timer);
 		jobs_cancel_all(d);
 	}
@@ -115,7 +129,8 @@ void migd_shutdown(struct migd *d)
 		if (j->state == JOB_QUEUED || j->state == JOB_RUNNING)
 			return; /* after_work_cb calls us again. */
 	/* Every job ended and detached: close the rest, uv_run returns. */
-	uv_walk(d->loop, close_walk, NULL);
+	ctl_close(d);
+	migd_close_own_handles(d);
 }
 
 static void on_signal(uv_signal_t *s, int signum)

@@ -99,6 +99,8 @@ const char *tenant_state_name(enum tenant_state s);
 /* ctl.c */
 int ctl_listen(struct migd *d);
 void ctl_close(struct migd *d);
+/* Stop accepting connections; clients stay until their jobs end. */
+void ctl_close_server(struct migd *d);
 /* Send one message to a client (dropped when it is gone). */
 void client_send(struct client *c, json_object *o);
 struct client *client_ref(struct client *c);

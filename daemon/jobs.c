@@ -325,7 +325,8 @@ int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_r
 		return -ENOMEM;
 	pthread_mutex_init(&j->lock, NULL);
 	j->d = d;
-	j->id = ++d->next_job_id;
+	/* Only migrations are jobs a user can see and cancel; placement reads are id 0. */
+	j->id = kind == JOB_MIGRATE ? ++d->next_job_id : 0;
 	j->kind = kind;
 	j->state = JOB_QUEUED;
 	j->uid = uid;
@@ -359,7 +360,7 @@ int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_r
 struct job *job_find(struct migd *d, uint64_t id)
 {
 	for (struct job *j = d->jobs; j; j = j->next)
-		if (j->id == id)
+		if (id && j->id == id)
 			return j;
 	return NULL;
 }

@@ -1,0 +1,96 @@
+# daemon_lib.sh - sourced by the daemon_*.sh and ctl_*.sh integration tests:
+# start a private migd (temporary socket, policy dir and cgroup), start
+# tenants, and clean up only what the test started, by pid.
+# shellcheck shell=bash
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MIGD=$top/build/migd
+MIGCTL=$top/build/migctl
+TENANT=$top/build/tests/tenants/demo_tenant
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; [ -n "${T:-}" ] && [ -f "$T/migd.log" ] && sed 's/^/  migd| /' "$T/migd.log"; exit 1; }
+need_root() { [ "$(id -u)" = 0 ] || skip "needs root (ptrace, pidfd_getfd, cgroups)"; }
+
+T=$(mktemp -d /tmp/migd-test.XXXXXX)
+chmod 0755 "$T"
+export MIGD_SOCKET=$T/migd.sock
+PIDS=()
+CGROUPS=()
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	for p in "${CGROUPS[@]}"; do rmdir "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+cgroup2_root() {
+	local d
+	for d in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+		[ "$(stat -f -c %T "$d" 2>/dev/null)" = cgroup2fs ] && { echo "$d"; return 0; }
+	done
+	return 1
+}
+
+# write_config [extra [migd] lines...]
+write_config() {
+	mkdir -p "$T/policies.d"
+	{
+		echo "[migd]"
+		echo "socket = $T/migd.sock"
+		echo "policy_dir = $T/policies.d"
+		echo "state_dir = $T/state"
+		echo "scan_interval = 200ms"
+		for l in "$@"; do echo "$l"; done
+	} >"$T/migd.ini"
+}
+
+start_migd() {
+	"$MIGD" --foreground --config "$T/migd.ini" >"$T/migd.log" 2>&1 &
+	MIGD_PID=$!
+	PIDS+=("$MIGD_PID")
+	for _ in $(seq 100); do
+		[ -S "$T/migd.sock" ] && return 0
+		kill -0 "$MIGD_PID" 2>/dev/null || fail "migd exited at start"
+		sleep 0.05
+	done
+	fail "migd did not create its socket"
+}
+
+# start_tenant MIB -> sets TENANT_PID, TENANT_RANGE; output in $T/tenant.$pid
+start_tenant() {
+	local out=$T/tenant.$RANDOM
+	"$TENANT" "$1" >"$out" 2>&1 &
+	TENANT_PID=$!
+	PIDS+=("$TENANT_PID")
+	for _ in $(seq 200); do
+		if grep -q '^ready' "$out"; then
+			TENANT_RANGE=$(awk '/^ready/ {print $3}' "$out")
+			mv "$out" "$T/tenant.$TENANT_PID"
+			return 0
+		fi
+		sleep 0.05
+	done
+	fail "tenant did not get ready"
+}
+
+# stop_tenant PID: SIGTERM, wait, and require its own data check to pass.
+stop_tenant() {
+	kill "$1"
+	wait "$1"
+	local rc=$?
+	cat "$T/tenant.$1"
+	[ $rc = 0 ] || fail "tenant $1: data check failed (exit $rc)"
+}
+
+# json FIELD... : read one JSON object on stdin, print a field path.
+json() {
+	python3 -c 'import json,sys
+o=json.load(sys.stdin)
+for k in sys.argv[1:]:
+    o=o[k] if not isinstance(o,list) else o[int(k)]
+print(json.dumps(o) if isinstance(o,(dict,list)) else o)' "$@"
+}
