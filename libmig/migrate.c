@@ -229,8 +229,12 @@ int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	r = check_args(t, ranges, n, targets, &o);
 	if (r < 0)
 		return r;
-	if (o.fill == MIG_FILL_MOVE)
-		return -EOPNOTSUPP; /* docs/engine.md: not implemented yet */
+	if (o.fill == MIG_FILL_MOVE) {
+		/* docs/engine.md, "UFFDIO_MOVE fill": why it is not there yet. */
+		mig__tenant_set_error("the UFFDIO_MOVE fill (MIG_FILL_MOVE) is not implemented; "
+				      "use MIG_FILL_COPY or MIG_FILL_AUTO");
+		return -EOPNOTSUPP;
+	}
 	if ((mig_tenant_features(t) & MIG__REQUIRED_FEATURES) != MIG__REQUIRED_FEATURES)
 		return -EOPNOTSUPP;
 	if (!o.window)

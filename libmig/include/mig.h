@@ -345,7 +345,12 @@ MIG_API MIG_WUR int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_p
 enum mig_fill_method {
 	MIG_FILL_AUTO = 0, /* COPY (MOVE is not used automatically yet) */
 	MIG_FILL_COPY,	   /* UFFDIO_COPY by workers bound to the target node */
-	MIG_FILL_MOVE,	   /* UFFDIO_MOVE from an in-tenant scratch area (6.8+) */
+	/*
+	 * UFFDIO_MOVE from an in-tenant scratch area (6.8+). Not implemented:
+	 * mig_migrate returns -EOPNOTSUPP and mig_tenant_last_error() says
+	 * why (docs/engine.md, "UFFDIO_MOVE fill").
+	 */
+	MIG_FILL_MOVE,
 };
 
 /*

@@ -7,7 +7,8 @@
  * memcpy bandwidth measured in the same run and the ratio to it. With two
  * or more nodes (the qemu guest): 256 MiB from node 0 to node 1, and
  * move_pages(2) and migrate_pages(2) timed on fresh tenants of the same
- * kind in the same run, with the ratios. MIG_BENCH_SIZE overrides the size.
+ * kind in the same run, with the ratios. MIG_BENCH_SIZE overrides the size,
+ * MIG_BENCH_WINDOW the window (MiB).
  */
 #include <numaif.h>
 #include <sys/mman.h>
@@ -60,6 +61,7 @@ static double time_move_pages(const char *self, const char *size)
 		"--size", size, "--threads", "2", "--thp-half", "--node", "0", NULL
 	};
 	struct wtenant w = { 0 };
+	uint64_t max_us = 0, p99 = 0;
 	size_t n;
 	void **pages;
 	int *nodes, *status;
@@ -78,9 +80,11 @@ static double time_move_pages(const char *self, const char *size)
 	t = now_s();
 	r = syscall(SYS_move_pages, w.pid, n, pages, nodes, status, MPOL_MF_MOVE);
 	t = now_s() - t;
-	printf("# move_pages(2): %.3f s for %zu pages (returned %ld)\n", t, n, r);
-	if (wt_stop(&w, NULL, NULL) != 0)
+	if (wt_stop(&w, &max_us, &p99) != 0)
 		printf("move_pages tenant: verify failed\n");
+	printf("# bench: move_pages(2): %.3f s for %zu pages (returned %ld), %.2f GB/s, tenant max "
+	       "stall %.3f ms, p99 %" PRIu64 " us\n",
+	       t, n, r, n * 4096.0 / t / 1e9, max_us / 1000.0, p99);
 	free(pages);
 	free(nodes);
 	free(status);
@@ -94,6 +98,7 @@ static double time_migrate_pages(const char *self, const char *size)
 	};
 	unsigned long from[16] = { 1 }, to[16] = { 2 };
 	struct wtenant w = { 0 };
+	uint64_t max_us = 0, p99 = 0;
 	double t;
 	long r;
 
@@ -101,9 +106,11 @@ static double time_migrate_pages(const char *self, const char *size)
 	t = now_s();
 	r = syscall(SYS_migrate_pages, w.pid, 1024 + 1, from, to);
 	t = now_s() - t;
-	printf("# migrate_pages(2): %.3f s for the whole tenant (returned %ld)\n", t, r);
-	if (wt_stop(&w, NULL, NULL) != 0)
+	if (wt_stop(&w, &max_us, &p99) != 0)
 		printf("migrate_pages tenant: verify failed\n");
+	printf("# bench: migrate_pages(2): %.3f s for the whole tenant (returned %ld), %.2f GB/s, "
+	       "tenant max stall %.3f ms, p99 %" PRIu64 " us\n",
+	       t, r, w.len / t / 1e9, max_us / 1000.0, p99);
 	return t;
 }
 
@@ -130,6 +137,8 @@ int main(int argc, char **argv)
 		args[5] = "--node";
 		args[6] = "0";
 	}
+	if (getenv("MIG_BENCH_WINDOW"))
+		o.window = strtoull(getenv("MIG_BENCH_WINDOW"), NULL, 0) << 20;
 	wt_start(&w, argv[0], args);
 	wt_attach(&w);
 	usleep(200000);
@@ -141,7 +150,7 @@ int main(int argc, char **argv)
 	if (wt_stop(&w, &max_us, &p99) != 0)
 		FAIL("the tenant found damaged pages");
 	secs = res.elapsed_ns / 1e9;
-	printf("# bench: migrated %s with writers running: %.3f s, %.2f GB/s, %.0f pages/s\n", size,
+	printf("# bench: migrated %s with writers running: %.3f s, %.3f GB/s, %.0f pages/s\n", size,
 	       secs, res.bytes_per_sec / 1e9, res.pages_moved / secs);
 	printf("# bench: moved %" PRIu64 "/%" PRIu64 " present pages, retried %" PRIu64
 	       ", huge kept %" PRIu64 "\n",
