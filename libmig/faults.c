@@ -182,7 +182,7 @@ static bool our_zap(const struct mig__win *w, uint64_t start, uint64_t end)
 
 static void regs_cut(struct mig__win *w, uint64_t start, uint64_t end)
 {
-	struct mig_range out[MIG__MAX_REGS] = {{0}};
+	struct mig_range out[MIG__MAX_REGS] = { { 0 } };
 	size_t n = 0;
 
 	for (size_t k = 0; k < w->nregs; k++) {

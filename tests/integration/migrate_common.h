@@ -231,7 +231,8 @@ static inline void ev_hook(int phase, const struct mig_range *win, void *ud)
 	if (!strcmp(e->cmd, "exit") || !strcmp(e->cmd, "fork"))
 		snprintf(cmd, sizeof(cmd), "%s", e->cmd);
 	else
-		snprintf(cmd, sizeof(cmd), "%s %llu %llu", e->cmd, (unsigned long long)off, 2ULL << 20);
+		snprintf(cmd, sizeof(cmd), "%s %llu %llu", e->cmd, (unsigned long long)off,
+			 2ULL << 20);
 	snprintf(e->answer, sizeof(e->answer), "%s", wt_cmd(e->w, cmd));
 	printf("tenant ran '%s' mid-window: %s\n", cmd, e->answer);
 }
