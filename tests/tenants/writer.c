@@ -344,6 +344,7 @@ int main(int argc, char **argv)
 			atomic_store(&stop, 1);
 			for (unsigned k = 0; k < nthreads; k++)
 				pthread_join(threads[k], NULL);
+			free(threads);
 			size_t bad, ok = check_all(&bad);
 
 			stats();
