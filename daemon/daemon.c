@@ -27,8 +27,9 @@ void migd_update_status(struct migd *d)
 {
 	if (d->stopping)
 		return;
-	sd_notifyf(0, "STATUS=%zu tenants, %u jobs running, %zu policies", d->n_tenants,
-		   d->running_jobs, d->cfg->n_policies);
+	sd_notifyf(0, "STATUS=%zu tenants, %u jobs running, %zu policies%s", d->n_tenants,
+		   d->running_jobs, d->cfg->n_policies,
+		   d->reload_failed ? "; last reload failed, old configuration kept" : "");
 }
 
 static uint64_t monotonic_usec(void)
@@ -58,6 +59,7 @@ int migd_reload(struct migd *d, char **ret_msg)
 	if (r < 0) {
 		msg = config_errors_join(&errs);
 		d->stats.reload_failures++;
+		d->reload_failed = true;
 		log_error("reload failed, keeping the old configuration: %s",
 			  msg ? msg : strerror(-r));
 		config_errors_clear(&errs);
@@ -81,6 +83,7 @@ int migd_reload(struct migd *d, char **ret_msg)
 	cfg->socket_path = strdup(d->cfg->socket_path);
 	config_free(d->cfg);
 	d->cfg = cfg;
+	d->reload_failed = false;
 	migd_log_max_level = cfg->log_level;
 	if (discovery_init(d) < 0)
 		log_warning("cgroup discovery is off until the next reload");

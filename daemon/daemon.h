@@ -55,6 +55,7 @@ struct migd {
 	char *cgroup_root;
 	uint64_t start_ms;
 	bool stopping;
+	bool reload_failed; /* the last reload was refused: the status says so */
 
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t scan_timer, watchdog_timer;
