@@ -352,8 +352,14 @@ static void draw_progress(struct session *s, json_object *ev)
 	memset(bar, '#', (size_t)fill);
 	memset(bar + fill, '.', (size_t)(width - fill));
 	bar[width] = '\0';
-	fprintf(stderr, "\rjob %s [%s] %5.1f%%  %" PRId64 " pages moved", str(ev, "job"), bar,
-		100.0 * (double)done / (double)total, num(ev, "pages_moved"));
+	/*
+	 * libmig reports the bytes of finished windows as it goes; which pages
+	 * moved is known only when the job verifies them at the end, so the
+	 * bar shows bytes done and the summary gives the page counts.
+	 */
+	fprintf(stderr, "\rjob %s [%s] %5.1f%%  %.1f of %.1f MiB, %" PRId64 " windows",
+		str(ev, "job"), bar, 100.0 * (double)done / (double)total, (double)done / 1048576.0,
+		(double)total / 1048576.0, num(ev, "windows"));
 	s->bar_shown = true;
 }
 
