@@ -165,8 +165,6 @@ static void cmd_status(struct migd *d, struct client *c, uid_t uid, json_object 
 	json_object_object_add(o, "jobs_running", json_object_new_int64(d->running_jobs));
 	json_object_object_add(o, "jobs_queued", json_object_new_int64(queued));
 	json_object_object_add(o, "jobs", jobs);
-	json_object_object_add(o, "engine_missing",
-			       engine_missing() ? json_object_new_string(engine_missing()) : NULL);
 	reply_send(c, o);
 }
 

@@ -3,9 +3,6 @@
  * for the duration of one job and detaches before returning, so migd
  * holds no tenant between jobs and a daemon that stops leaves every
  * tenant as it found it.
- *
- * The MIGD_HAVE_* switches below follow libmig as its parts land: a
- * missing part makes the call return -ENOSYS, never a made-up result.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,24 +12,8 @@
 #include "engine.h"
 #include "util.h"
 
-#define MIGD_HAVE_PLACEMENT 1 /* mig_read_vmas, mig_placement */
-#define MIGD_HAVE_ATTACH    1 /* mig_tenant_attach, mig_tenant_detach */
-#define MIGD_HAVE_MIGRATE   1 /* mig_migrate */
-
-const char *engine_missing(void)
-{
-	if (!MIGD_HAVE_PLACEMENT)
-		return "libmig has no placement reader yet (mig_placement, mig_read_vmas)";
-	if (!MIGD_HAVE_ATTACH)
-		return "libmig has no tenant attach yet (mig_tenant_attach)";
-	if (!MIGD_HAVE_MIGRATE)
-		return "libmig has no migration engine yet (mig_migrate)";
-	return NULL;
-}
-
 int engine_placement(pid_t pid, const struct mig_range *ranges, size_t n, json_object **ret_json)
 {
-#if MIGD_HAVE_PLACEMENT
 	_cleanup_free_ struct mig_placement *pl = calloc(1, sizeof(*pl));
 	json_object *o, *nodes;
 	char key[16];
@@ -58,19 +39,11 @@ int engine_placement(pid_t pid, const struct mig_range *ranges, size_t n, json_o
 	json_object_object_add(o, "total", json_object_new_int64((int64_t)pl->total));
 	*ret_json = o;
 	return 0;
-#else
-	(void)pid;
-	(void)ranges;
-	(void)n;
-	(void)ret_json;
-	return -ENOSYS;
-#endif
 }
 
 int engine_policy_ranges(pid_t pid, unsigned vmas, uint64_t min_region,
 			 struct mig_range **ret_ranges, size_t *ret_n)
 {
-#if MIGD_HAVE_PLACEMENT
 	_cleanup_free_ struct mig_vma *v = NULL;
 	struct mig_range *out;
 	size_t nv, n = 0;
@@ -102,17 +75,8 @@ int engine_policy_ranges(pid_t pid, unsigned vmas, uint64_t min_region,
 	*ret_ranges = out;
 	*ret_n = n;
 	return 0;
-#else
-	(void)pid;
-	(void)vmas;
-	(void)min_region;
-	(void)ret_ranges;
-	(void)ret_n;
-	return -ENOSYS;
-#endif
 }
 
-#if MIGD_HAVE_MIGRATE && MIGD_HAVE_ATTACH
 static json_object *summary_json(const struct mig_migrate_result *res)
 {
 	json_object *o = json_object_new_object(), *f = json_object_new_object();
@@ -140,12 +104,10 @@ static json_object *summary_json(const struct mig_migrate_result *res)
 			       json_object_new_int64((int64_t)(res->elapsed_ns / 1000)));
 	return o;
 }
-#endif
 
 int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progress, void *userdata,
 		   json_object **ret_summary)
 {
-#if MIGD_HAVE_MIGRATE && MIGD_HAVE_ATTACH
 	struct mig_attach_opts aopts = { .method = req->attach, .agent_fd = -1 };
 	struct mig_migrate_opts mopts = {
 		.window = req->window,
@@ -179,11 +141,4 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 		*ret_summary = summary_json(&res);
 	mig_migrate_result_free(&res);
 	return r < 0 ? r : r2;
-#else
-	(void)req;
-	(void)progress;
-	(void)userdata;
-	(void)ret_summary;
-	return -ENOSYS;
-#endif
 }

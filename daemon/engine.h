@@ -2,10 +2,6 @@
  * engine.h - the daemon's thin adapter over libmig's tenant, placement and
  * migration calls. Everything here blocks on a tenant and runs on a job
  * thread, never on the loop.
- *
- * libmig is being written alongside the daemon: a part it does not have
- * yet makes these calls return -ENOSYS and engine_missing() names it, so
- * a command never pretends to have done what it could not.
  */
 #ifndef MIGD_ENGINE_H
 #define MIGD_ENGINE_H
@@ -15,9 +11,6 @@
 
 #include "config.h"
 #include "mig.h"
-
-/* NULL when every libmig part the daemon uses is there, else what is missing. */
-const char *engine_missing(void);
 
 /* Placement of pid's anonymous memory in ranges (n == 0: all) as
  * {"nodes":{"0":N,...},"absent":N,"huge":N,"total":N}. Returns 0 or -errno. */
@@ -45,8 +38,8 @@ struct engine_migrate_req {
 /*
  * Attach, migrate, detach. Fills *ret_summary with the job summary
  * (pages_moved, pages_skipped, pages_failed, failures, bytes_per_sec,
- * max_stall_us, huge_kept, ...) also when cancelled. Returns 0, -ECANCELED,
- * -ENOSYS (libmig lacks a part: engine_missing()), or -errno.
+ * max_stall_us, huge_kept, ...) also when cancelled. Returns 0, -ECANCELED
+ * or -errno.
  */
 int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progress, void *userdata,
 		   json_object **ret_summary);

@@ -156,8 +156,6 @@ static void summary_add_to_stats(struct migd *d, json_object *s)
 
 static const char *result_message(const struct job *j)
 {
-	if (j->result == -ENOSYS)
-		return engine_missing();
 	if (j->result == -ECANCELED)
 		return "cancelled";
 	return NULL;
