@@ -3,6 +3,7 @@
  * an agent's connection, and the agent backend of the in-tenant operations
  * (each one a request the agent's helper thread runs inside the tenant).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -277,15 +278,98 @@ int mig__agent_attach(struct mig_tenant *t, int agent_fd)
 	return 0;
 }
 
-static int op_zap(struct mig_tenant *t, const struct mig_range *runs, size_t n)
+/*
+ * The agent's helper threads (they name themselves "migd-agent"), up to
+ * max of them. Returns how many were found.
+ */
+static size_t helper_threads(pid_t pid, pid_t *tids, size_t max)
+{
+	char path[320], comm[32];
+	struct dirent *d;
+	size_t n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return 0;
+	while (n < max && (d = readdir(dir))) {
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", pid, d->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, "migd-agent\n"))
+			tids[n++] = atoi(d->d_name);
+		fclose(f);
+	}
+	closedir(dir);
+	return n;
+}
+
+/*
+ * The stack mapping of thread tid (from its stack pointer while it waits
+ * in a syscall; glibc keeps a thread's TLS and rseq area there too).
+ */
+static bool thread_stack(pid_t pid, pid_t tid, struct mig_range *ret)
+{
+	char path[96], line[512];
+	unsigned long long sp = 0, s, e;
+	bool found = false;
+	FILE *f;
+	long nr;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f) ||
+	    sscanf(line, "%ld %*x %*x %*x %*x %*x %*x %llx", &nr, &sp) != 2)
+		sp = 0;
+	fclose(f);
+	if (!sp)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx-%llx", &s, &e) == 2 && sp >= s && sp < e) {
+			*ret = (struct mig_range){ s, e };
+			found = true;
+		}
+	fclose(f);
+	return found;
+}
+
+/*
+ * The helper thread is always ready. Its stack mapping (which holds its
+ * TLS and rseq area too) is kept out of the zap set: the helper writes
+ * it while it receives and runs the request.
+ */
+static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
 {
 	struct mig_agent_req req = { .op = MIG_AGENT_ZAP };
+	const struct mig_range *runs = NULL;
+	struct mig_range excl[8];
 	struct mig_agent_resp resp;
-	int first = 0;
+	size_t n = 0, nexcl = 0, nh;
+	pid_t tids[8];
+	int first = 0, r;
 
+	nh = helper_threads(t->pid, tids, ARRAY_SIZE(tids));
+	if (ctl->prepare)
+		ctl->prepare(ctl->ud, tids, nh);
+	for (size_t k = 0; k < nh; k++)
+		if (thread_stack(t->pid, tids[k], &excl[nexcl]))
+			nexcl++;
+	r = ctl->ready(ctl->ud, excl, nexcl, &runs, &n);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < n;) {
-		int r;
-
 		req.nruns = 0;
 		for (; i < n && req.nruns < MIG_AGENT_MAX_RUNS; i++, req.nruns++) {
 			req.runs[req.nruns].start = runs[i].start;

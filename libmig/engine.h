@@ -78,6 +78,7 @@ struct mig__win {
 	uint64_t *remapped;	    /* moved out of its range by a tenant mremap */
 	int32_t *err;		    /* positive errno of a page that could not move */
 	uint64_t *held_ns;	    /* when a held WP fault on the page was read, 0 none */
+	int32_t *held_tid;	    /* the thread held there: tid, 0 unknown, -1 several */
 	char *staging;		    /* page i at staging + i * MIG__PAGE */
 	bool zap_fixed;		    /* WP faults on zap pages wait for the fill */
 	bool hold;		    /* this pass holds WP faults on sel pages */
@@ -108,6 +109,15 @@ struct mig__job {
 	pthread_rwlock_t lock;
 	struct mig__win *win; /* window in flight, or NULL */
 
+	/*
+	 * The threads that run our zaps inside the tenant (the zap protocol,
+	 * docs/engine.md). While exec_preparing their WP faults are never
+	 * held, nor any fault whose thread is unknown.
+	 */
+	pid_t exec_tids[8];
+	size_t nexec;
+	bool exec_preparing;
+
 	pthread_t fault_thread;
 	bool fault_thread_started;
 	int epfd;
@@ -128,6 +138,8 @@ MIG_INTERNAL uint64_t mig__now_ns(void);
 MIG_INTERNAL void mig__job_stall(struct mig__job *j, uint64_t since_ns);
 
 /* faults.c */
+/* May a WP fault of thread tid (0: unknown) be held now? Caller holds j->lock. */
+MIG_INTERNAL bool mig__may_hold(const struct mig__job *j, pid_t tid);
 MIG_INTERNAL int mig__faults_start(struct mig__job *j);
 MIG_INTERNAL void mig__faults_stop(struct mig__job *j);
 /*

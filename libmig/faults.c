@@ -52,6 +52,7 @@ struct pending {
 	uint64_t addr;
 	uint64_t flags;
 	uint64_t t0;
+	pid_t tid;
 };
 
 #define MAX_PENDING 1024
@@ -122,7 +123,17 @@ int mig__fill_page_locked(struct mig__job *j, struct mig__win *w, int uffd, size
 	return r;
 }
 
-static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags, uint64_t t0)
+bool mig__may_hold(const struct mig__job *j, pid_t tid)
+{
+	bool exec = false;
+
+	for (size_t k = 0; k < j->nexec && tid > 0; k++)
+		exec |= j->exec_tids[k] == tid;
+	return !j->exec_preparing || (tid > 0 && !exec);
+}
+
+static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags, uint64_t t0,
+		       pid_t tid)
 {
 	struct mig__job *j = fs->j;
 	struct mig__win *w = j->win;
@@ -131,12 +142,24 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 	int r;
 
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+		/*
+		 * Never hold the thread that is to run our zap (the zap
+		 * protocol): it would wait for the zap that waits for it.
+		 * Such a write dirties the page instead, as during STAGE; the
+		 * zap set is fixed only once the executor is ready, so a page
+		 * written now is never zapped in this pass.
+		 */
 		if (!child && i >= 0 && mig__bit_test(w->sel, i) && !mig__bit_test(w->gone, i) &&
 		    ((w->zap_fixed && mig__bit_test(w->zap, i) && !mig__bit_test(w->filled, i)) ||
-		     (w->hold && !w->zap_fixed))) {
-			/* Held: the fill (or the thaw) wakes it. */
-			if (!w->held_ns[i])
+		     (w->hold && !w->zap_fixed)) &&
+		    mig__may_hold(j, tid)) {
+			/* Held: the zap, the fill or the thaw wakes it. */
+			if (!w->held_ns[i]) {
 				w->held_ns[i] = t0;
+				w->held_tid[i] = tid;
+			} else if (w->held_tid[i] != tid) {
+				w->held_tid[i] = -1;
+			}
 			return 0;
 		}
 		if (!child && i >= 0)
@@ -154,7 +177,7 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 	if (r == -EAGAIN) {
 		/* An event is pending on this uffd: retry once it has been read. */
 		if (fs->npend < MAX_PENDING) {
-			fs->pend[fs->npend++] = (struct pending){ fd, addr, flags, t0 };
+			fs->pend[fs->npend++] = (struct pending){ fd, addr, flags, t0, tid };
 			return 0;
 		}
 	}
@@ -258,8 +281,10 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 	switch (m->event) {
 	case UFFD_EVENT_PAGEFAULT:
 		j->faults++;
+		/* feat.ptid is the faulting thread with UFFD_FEATURE_THREAD_ID, else 0. */
 		(void)serve_fault(fs, fd, m->arg.pagefault.address & ~(MIG__PAGE - 1),
-				  m->arg.pagefault.flags, mig__now_ns());
+				  m->arg.pagefault.flags, mig__now_ns(),
+				  (pid_t)m->arg.pagefault.feat.ptid);
 		return;
 	case UFFD_EVENT_REMOVE:
 		j->events++;
@@ -318,7 +343,7 @@ static void retry_pending(struct fstate *fs)
 	fs->npend = 0;
 	pthread_rwlock_wrlock(&fs->j->lock);
 	for (size_t k = 0; k < n; k++)
-		(void)serve_fault(fs, p[k].fd, p[k].addr, p[k].flags, p[k].t0);
+		(void)serve_fault(fs, p[k].fd, p[k].addr, p[k].flags, p[k].t0, p[k].tid);
 	pthread_rwlock_unlock(&fs->j->lock);
 }
 

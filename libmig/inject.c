@@ -279,7 +279,17 @@ static int acquire_stop(struct mig__inject *s, bool drop_trap)
 	return -EAGAIN;
 }
 
+pid_t mig__inject_thread(struct mig_tenant *t)
+{
+	return live_thread(t->pid);
+}
+
 int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s)
+{
+	return mig__inject_begin_thread(t, 0, s);
+}
+
+int mig__inject_begin_thread(struct mig_tenant *t, pid_t tid, struct mig__inject *s)
 {
 	struct ptrace_priv *p = t->priv;
 	int r, tp;
@@ -288,7 +298,7 @@ int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s)
 	s->t = t;
 	/* The pidfd pins the process: while it is alive its pid is not reused. */
 	if (syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) < 0 ||
-	    (s->tid = live_thread(t->pid)) < 0) {
+	    (s->tid = tid > 0 ? tid : live_thread(t->pid)) < 0) {
 		mig__tenant_set_error("pid %d has exited", t->pid);
 		return -ESRCH;
 	}
@@ -482,6 +492,16 @@ int mig__inject_end(struct mig__inject *s)
 }
 
 #else /* !__x86_64__ */
+
+pid_t mig__inject_thread(struct mig_tenant *t)
+{
+	return -EOPNOTSUPP;
+}
+
+int mig__inject_begin_thread(struct mig_tenant *t, pid_t tid, struct mig__inject *s)
+{
+	return mig__inject_begin(t, s);
+}
 
 int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s)
 {
@@ -703,15 +723,68 @@ int mig__ptrace_attach(struct mig_tenant *t)
 	return 0;
 }
 
-static int op_zap(struct mig_tenant *t, const struct mig_range *runs, size_t n)
-{
-	struct mig__inject s;
-	int r, first = 0;
+/* Bytes below the stack pointer a signal frame (with xsave state) may use. */
+#define SIGFRAME_ZONE (32UL << 10)
 
-	r = mig__inject_begin(t, &s);
+/*
+ * What the kernel writes on behalf of the stopped thread while we run
+ * syscalls in it: its rseq area (refreshed on every return to user mode,
+ * and every PTRACE_SINGLESTEP is one), and the stack just below its stack
+ * pointer (the frame of a signal we let through). Fills excl[2]; returns
+ * how many.
+ */
+static size_t executor_writes(struct mig__inject *s, struct mig_range *excl)
+{
+	size_t n = 0;
+#ifdef __x86_64__
+	struct __ptrace_rseq_configuration rc = { 0 };
+	uint64_t sp = s->saved.rsp;
+
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, s->tid, sizeof(rc), &rc) > 0 &&
+	    rc.rseq_abi_pointer && rc.rseq_abi_size)
+		excl[n++] = (struct mig_range){
+			ALIGN_DOWN(rc.rseq_abi_pointer, 4096),
+			ALIGN_UP(rc.rseq_abi_pointer + rc.rseq_abi_size, 4096),
+		};
+	if (sp > SIGFRAME_ZONE)
+		excl[n++] = (struct mig_range){ ALIGN_DOWN(sp - SIGFRAME_ZONE, 4096),
+						ALIGN_UP(sp + 1, 4096) };
+#else
+	(void)s;
+	(void)excl;
+#endif
+	return n;
+}
+
+/*
+ * The zap protocol (struct mig__zap_ctl): name the thread, stop it, and
+ * only then let the engine fix the runs. While we wait for the stop the
+ * engine holds none of that thread's faults, so a thread sitting in a
+ * fault taken from kernel mode (where PTRACE_INTERRUPT cannot reach it)
+ * is released, finishes its syscall's access and stops. Once stopped it
+ * cannot fault, so holding writers on the runs cannot block it. The stop
+ * spans only the madvise calls.
+ */
+static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
+{
+	const struct mig_range *runs = NULL;
+	struct mig_range excl[2];
+	struct mig__inject s;
+	size_t n = 0;
+	int r, first = 0;
+	pid_t tid = mig__inject_thread(t);
+
+	if (tid < 0) {
+		mig__tenant_set_error("pid %d has no live thread", t->pid);
+		return tid == -EOPNOTSUPP ? mig__inject_begin(t, &s) : -ESRCH;
+	}
+	if (ctl->prepare)
+		ctl->prepare(ctl->ud, &tid, 1);
+	r = mig__inject_begin_thread(t, tid, &s);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
+	r = ctl->ready(ctl->ud, excl, executor_writes(&s, excl), &runs, &n);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
 		int64_t x;
 
 		r = sys(&s, SYS_madvise, runs[i].start, runs[i].end - runs[i].start, MADV_DONTNEED,

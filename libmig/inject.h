@@ -47,6 +47,15 @@ struct mig__inject {
 MIG_INTERNAL int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s);
 
 /*
+ * The thread mig__inject_begin would seize now (the main thread, or the
+ * first live one when it has exited), or -ESRCH.
+ */
+MIG_INTERNAL pid_t mig__inject_thread(struct mig_tenant *t);
+
+/* mig__inject_begin on thread tid of the tenant (from mig__inject_thread). */
+MIG_INTERNAL int mig__inject_begin_thread(struct mig_tenant *t, pid_t tid, struct mig__inject *s);
+
+/*
  * Run syscall nr with up to six arguments in the stopped thread.
  * *ret_result gets the syscall's return value (negative: -errno of the
  * syscall in the tenant). Returns 0, or -ESRCH etc. when the session broke

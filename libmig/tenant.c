@@ -342,18 +342,40 @@ static bool runs_valid(const struct mig_range *runs, size_t n)
 	return true;
 }
 
-int mig_tenant_zap(mig_tenant *t, const struct mig_range *runs, size_t n)
+int mig__tenant_zap_ctl(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
 {
 	int r;
+
+	pthread_mutex_lock(&t->op_lock);
+	r = t->ops->zap(t, ctl);
+	pthread_mutex_unlock(&t->op_lock);
+	return r;
+}
+
+struct fixed_runs {
+	const struct mig_range *runs;
+	size_t n;
+};
+
+static int fixed_ready(void *ud, const struct mig_range *excl, size_t nexcl,
+		       const struct mig_range **runs, size_t *n)
+{
+	const struct fixed_runs *f = ud;
+
+	*runs = f->runs;
+	*n = f->n;
+	return 0;
+}
+
+int mig_tenant_zap(mig_tenant *t, const struct mig_range *runs, size_t n)
+{
+	struct fixed_runs f = { runs, n };
 
 	if (!t || (n && !runs) || !runs_valid(runs, n))
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	pthread_mutex_lock(&t->op_lock);
-	r = t->ops->zap(t, runs, n);
-	pthread_mutex_unlock(&t->op_lock);
-	return r;
+	return mig__tenant_zap_ctl(t, &(struct mig__zap_ctl){ .ready = fixed_ready, .ud = &f });
 }
 
 int mig_tenant_map_scratch(mig_tenant *t, size_t len, uint64_t *ret_addr)

@@ -9,14 +9,42 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mig.h"
 #include "uffd.h"
 
+/*
+ * How the engine drives a zap (docs/engine.md, "The zap protocol"). The
+ * thread that runs the madvise inside the tenant (the executor) must never
+ * wait for a fault the engine holds: a thread held in a fault taken from
+ * kernel mode (a syscall writing to a write-protected page, or the kernel
+ * updating its rseq area on the way back to user mode) cannot be stopped
+ * by ptrace, and the agent's helper cannot serve requests while held. So
+ * the backend first names its executor threads (prepare: the engine
+ * releases and stops holding their faults), gets them ready (ptrace:
+ * seized and stopped), and then asks for the runs (ready), giving the
+ * ranges the executor's kernel will write while it runs the zap (its
+ * rseq area, the stack below its stack pointer); the engine keeps those
+ * out of the zap set and fixes the set at that moment.
+ */
+struct mig__zap_ctl {
+	/* Called first with the executor threads. May be NULL. */
+	void (*prepare)(void *ud, const pid_t *tids, size_t n);
+	/*
+	 * The executor is ready; excl[nexcl] must not be zapped. *runs and
+	 * *n get what to zap now (valid until the op returns; n may be 0).
+	 * Returns 0 or -errno (then nothing is zapped).
+	 */
+	int (*ready)(void *ud, const struct mig_range *excl, size_t nexcl,
+		     const struct mig_range **runs, size_t *n);
+	void *ud;
+};
+
 struct mig__tenant_ops {
 	const char *name; /* "ptrace", "agent" */
-	/* madvise(MADV_DONTNEED) on each run inside the tenant. */
-	int (*zap)(struct mig_tenant *t, const struct mig_range *runs, size_t n);
+	/* madvise(MADV_DONTNEED) inside the tenant of the runs ctl->ready gives. */
+	int (*zap)(struct mig_tenant *t, const struct mig__zap_ctl *ctl);
 	/* mmap(NULL, len, RW, MAP_PRIVATE|MAP_ANONYMOUS) inside the tenant. */
 	int (*map_scratch)(struct mig_tenant *t, size_t len, uint64_t *ret_addr);
 	int (*unmap)(struct mig_tenant *t, uint64_t addr, size_t len);
@@ -52,6 +80,9 @@ MIG_INTERNAL extern const struct mig__tenant_ops mig__ptrace_ops;
 MIG_INTERNAL extern const struct mig__tenant_ops mig__agent_ops;
 MIG_INTERNAL int mig__ptrace_attach(struct mig_tenant *t);
 MIG_INTERNAL int mig__agent_attach(struct mig_tenant *t, int agent_fd);
+
+/* Zap through ctl under the tenant's op_lock; see struct mig__zap_ctl. */
+MIG_INTERNAL int mig__tenant_zap_ctl(struct mig_tenant *t, const struct mig__zap_ctl *ctl);
 
 /* Set the calling thread's last error message (mig_tenant_last_error). */
 MIG_INTERNAL void mig__tenant_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -17,6 +17,7 @@
 
 #include "bitmap.h"
 #include "engine.h"
+#include "tenant.h"
 #include "uffd.h"
 
 /* First pass that holds writers instead of chasing them. */
@@ -39,8 +40,9 @@ int mig__window_alloc(size_t npages, struct mig__win **ret)
 	w->addr = calloc(npages, sizeof(uint64_t));
 	w->err = calloc(npages, sizeof(int32_t));
 	w->held_ns = calloc(npages, sizeof(uint64_t));
+	w->held_tid = calloc(npages, sizeof(int32_t));
 	bits = calloc(11 * words, sizeof(uint64_t));
-	if (!w->addr || !w->err || !w->held_ns || !bits) {
+	if (!w->addr || !w->err || !w->held_ns || !w->held_tid || !bits) {
 		free(bits);
 		mig__window_free(w);
 		return -ENOMEM;
@@ -68,6 +70,7 @@ void mig__window_free(struct mig__win *w)
 	free(w->addr);
 	free(w->err);
 	free(w->held_ns);
+	free(w->held_tid);
 	free(w->zap_runs);
 	free(w);
 }
@@ -319,39 +322,142 @@ static int fill(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
 	return mig__pool_run(pool, fill_chunk, &f, f.nchunks);
 }
 
-static int zap(struct mig__job *j, struct mig__win *w)
-{
-	struct mig_range *runs;
+struct zap_ctx {
+	struct mig__job *j;
+	struct mig__win *w;
+	struct mig_range *runs; /* calloc'd, w->npages entries */
 	size_t n;
-	int r;
+};
 
-	runs = calloc(w->npages, sizeof(*runs));
-	if (!runs)
-		return -ENOMEM;
+/*
+ * Zap protocol, step 1: the backend names the threads that will run the
+ * zap. From now on their WP faults are not held, and the ones held
+ * already are released the STAGE way (page DIRTY, un-protected, woken):
+ * legal, since nothing is zapped yet and the zap set is not fixed. A
+ * thread held in a fault taken from kernel mode, which ptrace cannot
+ * stop, so finishes its access and can be stopped.
+ */
+static void zap_prepare(void *ud, const pid_t *tids, size_t n)
+{
+	struct zap_ctx *z = ud;
+	struct mig__job *j = z->j;
+	struct mig__win *w = z->w;
+	size_t nrel = 0;
+
 	pthread_rwlock_wrlock(&j->lock);
+	j->nexec = MIN(n, ARRAY_SIZE(j->exec_tids));
+	memcpy(j->exec_tids, tids, j->nexec * sizeof(tids[0]));
+	j->exec_preparing = true;
 	for (size_t i = 0; i < w->npages; i++)
-		if (mig__bit_test(w->sel, i) && mig__bit_test(w->copied, i) &&
-		    !mig__bit_test(w->dirty, i) && !mig__bit_test(w->gone, i))
+		if (w->held_ns[i] && !mig__may_hold(j, w->held_tid[i] > 0 ? w->held_tid[i] : 0)) {
+			mig__job_stall(j, w->held_ns[i]);
+			w->held_ns[i] = 0;
+			w->held_tid[i] = 0;
+			mig__bit_set(w->dirty, i);
+			z->runs[nrel++] = (struct mig_range){ w->addr[i], w->addr[i] + MIG__PAGE };
+		}
+	pthread_rwlock_unlock(&j->lock);
+	/* Un-protecting wakes the writer; its retried fault then succeeds. */
+	for (size_t k = 0; k < nrel; k++) {
+		(void)wp_range(j, z->runs[k].start, MIG__PAGE, false);
+		(void)mig__uffd_wake(j->uffd, z->runs[k].start, MIG__PAGE);
+	}
+}
+
+/*
+ * Step 2: the executor is ready (ptrace: stopped, so it cannot fault).
+ * Only now is the zap set fixed (COPIED, not DIRTY, not gone) and WP
+ * faults on it held until the zap returns.
+ */
+static int zap_ready(void *ud, const struct mig_range *excl, size_t nexcl,
+		     const struct mig_range **runs, size_t *n)
+{
+	struct zap_ctx *z = ud;
+	struct mig__job *j = z->j;
+	struct mig__win *w = z->w;
+
+	pthread_rwlock_wrlock(&j->lock);
+	j->exec_preparing = false;
+	for (size_t i = 0; i < w->npages; i++) {
+		bool busy = false;
+
+		if (!mig__bit_test(w->sel, i))
+			continue;
+		for (size_t k = 0; k < nexcl && !busy; k++)
+			busy = w->addr[i] >= excl[k].start && w->addr[i] < excl[k].end;
+		if (busy) {
+			/*
+			 * The executor's kernel writes this page while it runs
+			 * the zap: holding such a write would deadlock, letting
+			 * it through would lose it. The page stays, -EBUSY.
+			 */
+			mig__bit_clear(w->sel, i);
+			w->err[i] = EBUSY;
+			continue;
+		}
+		if (mig__bit_test(w->copied, i) && !mig__bit_test(w->dirty, i) &&
+		    !mig__bit_test(w->gone, i))
 			mig__bit_set(w->zap, i);
-	n = runs_of(w, w->zap, runs, w->npages);
-	free(w->zap_runs);
-	w->zap_runs = runs;
-	w->nzap_runs = n;
+	}
+	z->n = runs_of(w, w->zap, z->runs, w->npages);
+	memcpy(w->zap_runs, z->runs, z->n * sizeof(z->runs[0]));
+	w->nzap_runs = z->n;
 	w->zap_fixed = true;
 	w->zapping = true;
 	pthread_rwlock_unlock(&j->lock);
+	*runs = z->runs;
+	*n = z->n;
+	return 0;
+}
 
-	r = n ? mig_tenant_zap(j->t, runs, n) : 0;
+static int zap(struct mig__job *j, struct mig__win *w)
+{
+	struct zap_ctx z = { .j = j, .w = w };
+	bool any_copied = false;
+	int r;
+
+	for (size_t i = 0; i < w->npages && !any_copied; i++)
+		any_copied = mig__bit_test(w->sel, i) && mig__bit_test(w->copied, i);
+	if (!any_copied) {
+		/* Nothing can be zapped: no need to stop the tenant. */
+		pthread_rwlock_wrlock(&j->lock);
+		w->nzap_runs = 0;
+		w->zap_fixed = true;
+		pthread_rwlock_unlock(&j->lock);
+		return 0;
+	}
+	z.runs = calloc(w->npages, sizeof(*z.runs));
+	if (!z.runs)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&j->lock);
+	free(w->zap_runs);
+	w->zap_runs = calloc(w->npages, sizeof(*w->zap_runs));
+	w->nzap_runs = 0;
+	pthread_rwlock_unlock(&j->lock);
+	if (!w->zap_runs) {
+		free(z.runs);
+		return -ENOMEM;
+	}
+
+	r = mig__tenant_zap_ctl(j->t, &(struct mig__zap_ctl){
+					      .prepare = zap_prepare,
+					      .ready = zap_ready,
+					      .ud = &z,
+				      });
 
 	/*
 	 * Writers held on the zap set can go now: their retried fault finds
-	 * a hole and is served from staging at once, ahead of the batch.
+	 * a hole and is served from staging at once, ahead of the batch. If
+	 * the executor never got ready, the zap set stayed empty: nothing
+	 * was zapped, nothing is filled.
 	 */
 	pthread_rwlock_wrlock(&j->lock);
+	j->exec_preparing = false;
 	w->zapping = false;
-	for (size_t k = 0; k < n; k++)
-		(void)mig__uffd_wake(j->uffd, runs[k].start, runs[k].end - runs[k].start);
+	for (size_t k = 0; k < z.n; k++)
+		(void)mig__uffd_wake(j->uffd, z.runs[k].start, z.runs[k].end - z.runs[k].start);
 	pthread_rwlock_unlock(&j->lock);
+	free(z.runs);
 	return r;
 }
 

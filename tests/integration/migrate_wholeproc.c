@@ -1,0 +1,402 @@
+/*
+ * migrate_wholeproc.c - migrate a whole process: every writable anonymous
+ * private VMA (heap, stacks, anonymous mmaps), as `migctl migrate PID`
+ * does without --range. The tenant's own threads then fault on migrated
+ * pages from kernel mode too (a syscall writing to its stack or reading
+ * into a buffer), and a thread held in such a fault cannot be stopped by
+ * ptrace: the zap must never need a thread that the fault thread holds.
+ *
+ * Cases, each bounded in time (a hang is reported with the tenant's and
+ * our threads' wait channels, then the tenant is killed):
+ *   python-sleep  single-threaded python3 with 64 MiB of random data
+ *                 (SHA-256 taken before and after), sleeping in
+ *                 time.sleep/select in a loop;
+ *   python-read   the same, looping over os.readv from a pipe into a
+ *                 bytearray while we feed the pipe slowly during the
+ *                 migration (kernel-mode writes into migrated memory);
+ *   c-read        a single-threaded C tenant blocked in read(2) into a
+ *                 buffer inside its data while we feed the pipe slowly;
+ *   writer        tests/tenants/writer with two writer threads.
+ * Every tenant verifies its data afterwards.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include "integration/migrate_common.h"
+
+#define TIMEOUT_S 60.0
+#define CHUNK	  4096
+
+struct job {
+	mig_tenant *t;
+	struct mig_range *rg;
+	size_t n;
+	struct mig_nodes targets;
+	struct mig_migrate_opts o;
+	struct mig_migrate_result res;
+	int r;
+	volatile int done;
+};
+
+static void *job_main(void *arg)
+{
+	struct job *j = arg;
+
+	j->r = mig_migrate(j->t, j->rg, j->n, &j->targets, &j->o, NULL, NULL, &j->res);
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Every writable anonymous private VMA of pid. */
+static size_t whole_ranges(pid_t pid, struct mig_range **ret, uint64_t *ret_bytes)
+{
+	struct mig_vma *v = NULL;
+	struct mig_range *out;
+	size_t nv = 0, n = 0;
+	uint64_t bytes = 0;
+	int r = mig_read_vmas(pid, &v, &nv);
+
+	if (r < 0)
+		FAIL("mig_read_vmas(%d): %s", pid, strerror(-r));
+	out = calloc(nv + 1, sizeof(*out));
+	if (!out)
+		FAIL("out of memory");
+	for (size_t i = 0; i < nv; i++)
+		if (mig_vma_is_anon_private(&v[i]) && (v[i].flags & MIG_VMA_WRITE)) {
+			out[n].start = v[i].start;
+			out[n++].end = v[i].end;
+			bytes += v[i].end - v[i].start;
+		}
+	free(v);
+	*ret = out;
+	*ret_bytes = bytes;
+	return n;
+}
+
+static void dump_wchan(const char *who, pid_t pid)
+{
+	char path[320], line[128];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", pid, e->d_name);
+		f = fopen(path, "re");
+		if (f && fgets(line, sizeof(line), f))
+			printf("  %s thread %s waits in %s", who, e->d_name, line);
+		if (f)
+			fclose(f);
+		/* The syscall it is in (first number), or "running". */
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", pid, e->d_name);
+		f = fopen(path, "re");
+		if (f && fgets(line, sizeof(line), f))
+			printf(", syscall: %.40s", line);
+		if (f)
+			fclose(f);
+		printf("\n");
+	}
+	closedir(d);
+}
+
+/*
+ * Chunk i of the fed stream: its index, as 8 little-endian bytes,
+ * repeated (python checks it with struct.pack('<Q', i) * 512).
+ */
+static void chunk_fill(uint64_t *c, uint64_t i)
+{
+	for (size_t w = 0; w < CHUNK / 8; w++)
+		c[w] = i;
+}
+
+/*
+ * Migrate every anonymous VMA of pid in a thread, feeding up to nchunks
+ * chunks into feed_fd (if >= 0) every feed_us meanwhile, then the rest;
+ * fail with the threads' wait channels if the job does not end in time.
+ */
+static void migrate_whole(const char *name, pid_t pid, mig_tenant *t, int feed_fd, uint64_t nchunks,
+			  unsigned feed_us)
+{
+	struct job j = { .t = t };
+	uint64_t bytes, sent = 0, during = 0;
+	static uint64_t chunk[CHUNK / 8];
+	pthread_t th;
+	double t0;
+
+	if (feed_fd >= 0 && fcntl(feed_fd, F_SETFL, O_NONBLOCK) < 0)
+		FAIL("fcntl: %m");
+	j.n = whole_ranges(pid, &j.rg, &bytes);
+	pick_target(&j.targets, &j.o);
+	printf("%s: migrating %zu VMAs, %.1f MiB of pid %d\n", name, j.n, bytes / 1048576.0, pid);
+	t0 = now_s();
+	if (pthread_create(&th, NULL, job_main, &j))
+		FAIL("pthread_create");
+	while (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE)) {
+		if (now_s() - t0 > TIMEOUT_S) {
+			printf("%s: migration still running after %.0f s: deadlock\n", name,
+			       TIMEOUT_S);
+			dump_wchan("tenant", pid);
+			dump_wchan("migd", getpid());
+			fflush(stdout);
+			kill(pid, SIGKILL);
+			FAIL("%s: whole-process migration did not finish", name);
+		}
+		/* Non-blocking: a tenant that stopped reading must not stop us. */
+		if (feed_fd >= 0 && sent < nchunks) {
+			chunk_fill(chunk, sent);
+			if (write(feed_fd, chunk, CHUNK) == CHUNK) {
+				sent++;
+				during++;
+			} else if (errno != EAGAIN) {
+				FAIL("%s: feeding the tenant: %m", name);
+			}
+		}
+		usleep(feed_us);
+	}
+	pthread_join(th, NULL);
+	printf("%s: mig_migrate: %d (%s), %" PRIu64 " chunks fed during the migration\n", name, j.r,
+	       j.r < 0 ? strerror(-j.r) : "ok", during);
+	if (j.r < 0)
+		FAIL("%s: mig_migrate: %s (%s)", name, strerror(-j.r), mig_tenant_last_error());
+	print_result(&j.res);
+	check_status(&j.res, &j.targets);
+	printf("# %s: %.1f MiB of %zu VMAs in %.3f s, moved %" PRIu64 " pages, failed %" PRIu64
+	       "\n",
+	       name, bytes / 1048576.0, j.n, now_s() - t0, j.res.pages_moved, j.res.pages_failed);
+	if (j.res.pages_moved == 0)
+		FAIL("%s: nothing moved", name);
+	if (feed_fd >= 0 && fcntl(feed_fd, F_SETFL, 0) < 0)
+		FAIL("fcntl: %m");
+	for (; feed_fd >= 0 && sent < nchunks; sent++) {
+		chunk_fill(chunk, sent);
+		if (write(feed_fd, chunk, CHUNK) != CHUNK)
+			FAIL("%s: feeding the tenant: %m", name);
+	}
+	mig_migrate_result_free(&j.res);
+	free(j.rg);
+}
+
+static const char py_common[] =
+	"import hashlib, os, select, struct, sys, time\n"
+	"b = bytearray(os.urandom(64 << 20))\n"
+	"rx = bytearray(b'\\xff' * (16 << 20))\n"
+	"print('READY', os.getpid(), hashlib.sha256(b).hexdigest(), flush=True)\n";
+
+static const char py_sleep[] = "while not select.select([0], [], [], 0)[0]:\n"
+			       "    time.sleep(0.02)\n"
+			       "sys.stdin.readline()\n"
+			       "print('SHA', hashlib.sha256(b).hexdigest(), 'OK', flush=True)\n";
+
+static const char py_read[] = "mv = memoryview(rx)\n"
+			      "pos = 0\n"
+			      "while True:\n"
+			      "    n = os.readv(3, [mv[pos:]])\n"
+			      "    if n == 0:\n"
+			      "        break\n"
+			      "    pos += n\n"
+			      "ok = pos % 4096 == 0 and all(rx[i * 4096:(i + 1) * 4096] == "
+			      "struct.pack('<Q', i) * 512 for i in range(pos // 4096))\n"
+			      "print('SHA', hashlib.sha256(b).hexdigest(), 'OK' if ok else "
+			      "'BADRX', pos, flush=True)\n";
+
+static void python_case(const char *name, const char *body)
+{
+	int pin[2], pout[2], pfeed[2];
+	char script[4096], line[512], sha0[80], sha1[80], verdict[16];
+	long long got = -1;
+	mig_tenant *t = NULL;
+	FILE *out;
+	pid_t pid;
+	int r, st;
+	bool reader = strstr(body, "readv") != NULL;
+	const uint64_t nchunks = 4096; /* 16 MiB: rx's size */
+
+	snprintf(script, sizeof(script), "%s%s", py_common, body);
+	if (pipe(pin) || pipe(pout) || pipe(pfeed))
+		FAIL("pipe: %m");
+	pid = fork();
+	if (pid < 0)
+		FAIL("fork: %m");
+	if (pid == 0) {
+		dup2(pin[0], 0);
+		dup2(pout[1], 1);
+		dup2(pfeed[0], 3);
+		for (int fd = 4; fd < 64; fd++)
+			close(fd);
+		execlp("python3", "python3", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	close(pin[0]);
+	close(pout[1]);
+	close(pfeed[0]);
+	out = fdopen(pout[0], "r");
+	if (!fgets(line, sizeof(line), out) || sscanf(line, "READY %*d %64s", sha0) != 1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		FAIL("%s: python3 did not start", name);
+	}
+	usleep(100000); /* into its sleep or read loop */
+	r = mig_tenant_attach(pid, NULL, &t);
+	if (r < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		if (r == -EPERM || r == -EOPNOTSUPP)
+			SKIP("cannot attach: %s", strerror(-r));
+		FAIL("%s: attach: %s (%s)", name, strerror(-r), mig_tenant_last_error());
+	}
+	migrate_whole(name, pid, t, reader ? pfeed[1] : -1, reader ? nchunks : 0, 300);
+	r = mig_tenant_detach(t);
+	if (r < 0)
+		FAIL("%s: detach: %s", name, strerror(-r));
+	close(pfeed[1]);
+	if (write(pin[1], "done\n", 5) != 5)
+		FAIL("%s: write: %m", name);
+	close(pin[1]);
+	if (!fgets(line, sizeof(line), out) ||
+	    sscanf(line, "SHA %64s %15s %lld", sha1, verdict, &got) < 2) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		FAIL("%s: python3 gave no verdict", name);
+	}
+	fclose(out);
+	waitpid(pid, &st, 0);
+	printf("%s: sha256 before %.16s..., after %.16s..., %s", name, sha0, sha1, verdict);
+	if (reader)
+		printf(", %lld bytes read into migrated memory", got);
+	printf("\n");
+	if (strcmp(sha0, sha1))
+		FAIL("%s: the data changed: SHA-256 %s before, %s after", name, sha0, sha1);
+	if (strcmp(verdict, "OK"))
+		FAIL("%s: what the tenant read into migrated memory is wrong (%s)", name, verdict);
+	if (reader && (uint64_t)got != nchunks * CHUNK)
+		FAIL("%s: read %lld bytes, fed %" PRIu64, name, got, nchunks * CHUNK);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		FAIL("%s: python3 exited with status 0x%x", name, st);
+}
+
+static uint64_t cpat(size_t page, size_t w)
+{
+	return (page * 0x9e3779b97f4a7c15ULL) ^ (w * 0xff51afd7ed558ccdULL) ^ 0x5a;
+}
+
+/* The C tenant: 32 MiB of pattern, then read(2) into its last 16 MiB. */
+static int c_tenant(int rfd, int wfd)
+{
+	const size_t len = 48UL << 20, data = 32UL << 20;
+	uint64_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t pos = 0;
+	char *rx;
+
+	if (p == MAP_FAILED)
+		return 2;
+	for (size_t i = 0; i < data / 8; i++)
+		p[i] = cpat(i / 512, i % 512);
+	rx = (char *)p + data;
+	memset(rx, 0xff, len - data);
+	if (write(wfd, "R", 1) != 1)
+		return 2;
+	for (;;) {
+		ssize_t n = read(rfd, rx + pos, len - data - pos);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		pos += (size_t)n;
+	}
+	for (size_t i = 0; i < data / 8; i++)
+		if (p[i] != cpat(i / 512, i % 512))
+			return 3;
+	for (size_t i = 0; i < pos / 8; i++)
+		if (((uint64_t *)rx)[i] != i / (CHUNK / 8))
+			return 4;
+	return pos == len - data ? 0 : 5;
+}
+
+static void c_case(void)
+{
+	int feed[2], ready[2], st;
+	mig_tenant *t = NULL;
+	char c;
+	pid_t pid;
+	int r;
+
+	if (pipe(feed) || pipe(ready))
+		FAIL("pipe: %m");
+	pid = fork();
+	if (pid < 0)
+		FAIL("fork: %m");
+	if (pid == 0) {
+		close(feed[1]);
+		close(ready[0]);
+		_exit(c_tenant(feed[0], ready[1]));
+	}
+	close(feed[0]);
+	close(ready[1]);
+	if (read(ready[0], &c, 1) != 1)
+		FAIL("c-read: the tenant did not start");
+	usleep(50000); /* blocked in read(2) by now */
+	r = mig_tenant_attach(pid, NULL, &t);
+	if (r < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		FAIL("c-read: attach: %s (%s)", strerror(-r), mig_tenant_last_error());
+	}
+	migrate_whole("c-read", pid, t, feed[1], 4096, 300);
+	r = mig_tenant_detach(t);
+	if (r < 0)
+		FAIL("c-read: detach: %s", strerror(-r));
+	close(feed[1]);
+	waitpid(pid, &st, 0);
+	printf("c-read: tenant exit status %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		FAIL("c-read: the tenant found its data or what it read damaged (status 0x%x)", st);
+}
+
+static void writer_case(const char *self)
+{
+	const char *args[] = { "--size", "64M", "--threads", "2", "--thp-half", NULL };
+	struct wtenant w = { 0 };
+
+	wt_start(&w, self, args);
+	wt_attach(&w);
+	usleep(100000);
+	migrate_whole("writer", w.pid, w.t, -1, 0, 1000);
+	finish(&w);
+}
+
+int main(int argc, char **argv)
+{
+	const char *only = argc > 1 ? argv[1] : NULL;
+
+	if (geteuid() != 0)
+		SKIP("needs root (ptrace attach, kpageflags)");
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* The C tenant first: it is forked while this process has one thread. */
+	if (!only || !strcmp(only, "c-read"))
+		c_case();
+	if (!only || !strcmp(only, "python-sleep") || !strcmp(only, "python-read")) {
+		if (system("python3 -c 'pass' 2>/dev/null") != 0) {
+			if (only)
+				SKIP("python3 is not available");
+			printf("python3 is not available: python cases skipped\n");
+		} else {
+			if (!only || !strcmp(only, "python-sleep"))
+				python_case("python-sleep", py_sleep);
+			if (!only || !strcmp(only, "python-read"))
+				python_case("python-read", py_read);
+		}
+	}
+	if (!only || !strcmp(only, "writer"))
+		writer_case(argv[0]);
+	printf("PASS\n");
+	return 0;
+}
