@@ -10,8 +10,8 @@ name=migd-test-$$
 mkdir "$root/$name.slice" "$root/$name-other.slice" || skip "cannot create cgroups under $root"
 CGROUPS+=("$root/$name.slice" "$root/$name-other.slice")
 write_config
-# min_region picks the tenant's big data mapping only.
-printf '[policy]\ncgroup = /%s.slice\nnodes = 0\ntrigger = on-attach\nmin_region = 32M\nvmas = anon\n' "$name" \
+# Default VMA selection: heap and every anonymous mapping (whole process).
+printf '[policy]\ncgroup = /%s.slice\nnodes = 0\ntrigger = on-attach\n' "$name" \
 	>"$T/policies.d/far.ini"
 start_migd
 
