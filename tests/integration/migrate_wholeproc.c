@@ -149,8 +149,12 @@ static void migrate_whole(const char *name, pid_t pid, mig_tenant *t, int feed_f
 			kill(pid, SIGKILL);
 			FAIL("%s: whole-process migration did not finish", name);
 		}
-		/* Non-blocking: a tenant that stopped reading must not stop us. */
-		if (feed_fd >= 0 && sent < nchunks) {
+		/*
+		 * Non-blocking: a tenant that stopped reading must not stop us.
+		 * The last chunk waits for the end of the job: the tenant
+		 * finishes (and exits) once its buffer is full.
+		 */
+		if (feed_fd >= 0 && sent + 1 < nchunks) {
 			chunk_fill(chunk, sent);
 			if (write(feed_fd, chunk, CHUNK) == CHUNK) {
 				sent++;
