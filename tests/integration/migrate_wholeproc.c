@@ -16,10 +16,13 @@
  *                 migration (kernel-mode writes into migrated memory);
  *   c-read        a single-threaded C tenant blocked in read(2) into a
  *                 buffer inside its data while we feed the pipe slowly;
- *   writer        tests/tenants/writer with two writer threads.
+ *   writer        tests/tenants/writer with two writer threads;
+ *   agent-writer  the same through libmig-agent.so (the zap runs on the
+ *                 agent's helper thread, whose stack is migrated too).
  * Every tenant verifies its data afterwards.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sys/mman.h>
 
@@ -377,6 +380,47 @@ static void writer_case(const char *self)
 	finish(&w);
 }
 
+/* The writer with libmig-agent.so preloaded, attached through its agent. */
+static void agent_writer_case(const char *self)
+{
+	const char *args[] = { "--size", "64M", "--threads", "2", "--thp-half", NULL };
+	char rel[4096], agent[PATH_MAX], sock[108];
+	struct wtenant w = { 0 };
+	pid_t apid = 0;
+	int lfd = -1, conn = -1, r;
+
+	prog_path(self, "../libmig-agent.so", rel, sizeof(rel));
+	if (!realpath(rel, agent)) {
+		printf("agent-writer: no %s: case skipped\n", rel);
+		return;
+	}
+	snprintf(sock, sizeof(sock), "/tmp/migd-wholeproc-%d.sock", getpid());
+	r = mig_agent_listen(sock, &lfd);
+	if (r < 0)
+		FAIL("agent-writer: listen on %s: %s", sock, strerror(-r));
+	setenv("MIGD_AGENT_SOCKET", sock, 1);
+	setenv("LD_PRELOAD", agent, 1);
+	wt_start(&w, self, args);
+	unsetenv("LD_PRELOAD");
+	unsetenv("MIGD_AGENT_SOCKET");
+	r = mig_agent_accept(lfd, 5000, &apid, &conn);
+	if (r < 0 || apid != w.pid) {
+		wt_kill(&w);
+		FAIL("agent-writer: accept: %s (pid %d, tenant %d)", strerror(-r), apid, w.pid);
+	}
+	r = mig_tenant_attach(w.pid, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, conn }, &w.t);
+	if (r < 0) {
+		wt_kill(&w);
+		FAIL("agent-writer: attach: %s (%s)", strerror(-r), mig_tenant_last_error());
+	}
+	usleep(100000);
+	migrate_whole("agent-writer", w.pid, w.t, -1, 0, 1000);
+	finish(&w);
+	close(conn);
+	close(lfd);
+	unlink(sock);
+}
+
 int main(int argc, char **argv)
 {
 	const char *only = argc > 1 ? argv[1] : NULL;
@@ -401,6 +445,8 @@ int main(int argc, char **argv)
 	}
 	if (!only || !strcmp(only, "writer"))
 		writer_case(argv[0]);
+	if (!only || !strcmp(only, "agent-writer"))
+		agent_writer_case(argv[0]);
 	printf("PASS\n");
 	return 0;
 }
