@@ -23,6 +23,7 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <numaif.h>
 #include <pthread.h>
 #include <sys/mman.h>
 
@@ -304,6 +305,13 @@ static int c_tenant(int rfd, int wfd)
 
 	if (p == MAP_FAILED)
 		return 2;
+	/* With two nodes the data starts on node 0, so the move has work. */
+	if (count_nodes() >= 2) {
+		unsigned long node0 = 1;
+
+		if (mbind(p, len, MPOL_BIND, &node0, sizeof(node0) * 8, 0) < 0)
+			return 6;
+	}
 	for (size_t i = 0; i < data / 8; i++)
 		p[i] = cpat(i / 512, i % 512);
 	rx = (char *)p + data;
@@ -370,9 +378,13 @@ static void c_case(void)
 
 static void writer_case(const char *self)
 {
-	const char *args[] = { "--size", "64M", "--threads", "2", "--thp-half", NULL };
+	const char *args[] = { "--size", "64M", "--threads", "2", "--thp-half", NULL, NULL, NULL };
 	struct wtenant w = { 0 };
 
+	if (count_nodes() >= 2) {
+		args[5] = "--node";
+		args[6] = "0";
+	}
 	wt_start(&w, self, args);
 	wt_attach(&w);
 	usleep(100000);
@@ -383,7 +395,7 @@ static void writer_case(const char *self)
 /* The writer with libmig-agent.so preloaded, attached through its agent. */
 static void agent_writer_case(const char *self)
 {
-	const char *args[] = { "--size", "64M", "--threads", "2", "--thp-half", NULL };
+	const char *args[] = { "--size", "64M", "--threads", "2", "--thp-half", NULL, NULL, NULL };
 	char rel[4096], agent[PATH_MAX], sock[108];
 	struct wtenant w = { 0 };
 	pid_t apid = 0;
@@ -393,6 +405,10 @@ static void agent_writer_case(const char *self)
 	if (!realpath(rel, agent)) {
 		printf("agent-writer: no %s: case skipped\n", rel);
 		return;
+	}
+	if (count_nodes() >= 2) {
+		args[5] = "--node";
+		args[6] = "0";
 	}
 	snprintf(sock, sizeof(sock), "/tmp/migd-wholeproc-%d.sock", getpid());
 	r = mig_agent_listen(sock, &lfd);
