@@ -1,0 +1,125 @@
+/*
+ * stress_chaos.c - consecutive migrations of a tenant whose threads write,
+ * read, DONTNEED, re-map, munmap, mprotect and mremap their own pages
+ * without pause (tests/tenants/stress_tenant.c). Phase hooks add random
+ * delays after the stage and after the zap, so the tenant's operations
+ * land in every phase of a window. Every read in the tenant is checked
+ * against its exact model at once and every page in full at the end; the
+ * tenant must still make progress after each migration (nothing left
+ * registered or write-protected without a reader).
+ *
+ *   STRESS_SEED=n   reproduce a run (the seed is printed)
+ *   STRESS_SECS=n   duration (default 12)
+ *   STRESS_OPS=..   the tenant's operations (see the tenant)
+ *
+ * By default the tenant writes, reads and mprotects ("wrp"): that holds
+ * today. The other operations hit known engine bugs (the stress report:
+ * DONTNEED during our zap is refilled stale; munmap/mmap/mremap churn
+ * overflows the window's register list in faults.c regs_cut and crashes
+ * the fault thread; mremap over zapped pages of the same window
+ * zero-fills them). MIG_KNOWN_BUGS=1 runs all of them ("wrdmupxy").
+ */
+#include "integration/stress_common.h"
+
+struct hookctx {
+	uint64_t seed;
+	unsigned max_staged_us, max_zapped_us;
+};
+
+static void hook(int phase, const struct mig_range *win, void *ud)
+{
+	struct hookctx *h = ud;
+	unsigned max = phase == MIG_PHASE_STAGED ? h->max_staged_us : h->max_zapped_us;
+
+	(void)win;
+	if (max)
+		usleep((useconds_t)(st_rnd(&h->seed) % max));
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seed = st_seed(), s, ops0 = 0, ops1 = 0, bad = 0, moved = 0, gone = 0, failed = 0;
+	const char *secs_env = getenv("STRESS_SECS"), *ops = getenv("STRESS_OPS");
+	double secs = secs_env ? atof(secs_env) : 12, t0;
+	char seedarg[32];
+	const char *args[] = {
+		"--size",    "16",
+		"--threads", "4",
+		"--seed",    seedarg,
+		"--ops",     ops && *ops ? ops : getenv("MIG_KNOWN_BUGS") ? "wrdmupxy" : "wrp",
+		NULL
+	};
+	struct wtenant w = { 0 };
+	struct mig_nodes targets;
+	struct hookctx hc;
+	int runs = 0, r;
+
+	(void)argc;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (geteuid() != 0)
+		SKIP("needs root (ptrace attach, kpageflags)");
+	printf("# seed %" PRIu64 " (STRESS_SEED=%" PRIu64 " to repeat), tenant ops %s\n", seed,
+	       seed, args[7]);
+	s = seed;
+	hc.seed = seed ^ 0x1234;
+	snprintf(seedarg, sizeof(seedarg), "%" PRIu64, seed);
+	st_start(&w, argv[0], "stress_tenant", args);
+	printf("# tenant pid %d\n", w.pid);
+	wt_attach(&w);
+	t0 = now_s();
+	while (now_s() - t0 < secs) {
+		struct mig_migrate_opts o = { 0 };
+		struct mig_migrate_result res;
+		struct mig_range rg = { w.addr, w.addr + w.len };
+		uint64_t ops_before = 0, ops_after = 0;
+
+		pick_target(&targets, &o);
+		o.window = (1 + st_rnd(&s) % 2) << 21;
+		o.max_passes = 1 + st_rnd(&s) % 10;
+		o.threads = 1 + st_rnd(&s) % 2;
+		o.engine = st_rnd(&s) & 1 ? mig_copy_engine_threaded() : NULL;
+		o.no_collapse = st_rnd(&s) & 1;
+		hc.max_staged_us = st_rnd(&s) % 3 ? 2000 : 0;
+		hc.max_zapped_us = st_rnd(&s) % 3 ? 5000 : 0;
+		o.phase_hook = hook;
+		o.hook_userdata = &hc;
+		r = mig_migrate(w.t, &rg, 1, &targets, &o, NULL, NULL, &res);
+		if (r < 0)
+			FAIL("migration %d: mig_migrate: %s (seed %" PRIu64 ")", runs, strerror(-r),
+			     seed);
+		print_result(&res);
+		st_check_result(&res, &targets);
+		moved += res.pages_moved;
+		gone += res.pages_gone;
+		failed += res.pages_failed;
+		mig_migrate_result_free(&res);
+		runs++;
+		/* The tenant goes on after the job: nothing left for a reader that is gone. */
+		if (st_progress(&w, &ops_before, &bad) < 0)
+			FAIL("tenant does not answer after migration %d", runs);
+		sleep_ms(200);
+		if (st_progress(&w, &ops_after, &bad) < 0)
+			FAIL("tenant does not answer after migration %d", runs);
+		if (ops_after == ops_before)
+			FAIL("tenant threads stopped making progress after migration %d (%" PRIu64
+			     " ops; seed %" PRIu64 ")",
+			     runs, ops_after, seed);
+		if (bad)
+			FAIL("tenant saw %" PRIu64 " bad reads by migration %d (seed %" PRIu64
+			     ", its stderr names them)",
+			     bad, runs, seed);
+		if (!ops0)
+			ops0 = ops_before;
+		ops1 = ops_after;
+	}
+	printf("# %d migrations in %.1f s: moved %" PRIu64 ", gone %" PRIu64 ", failed %" PRIu64
+	       ", tenant ops %" PRIu64 "\n",
+	       runs, now_s() - t0, moved, gone, failed, ops1 - ops0);
+	(void)mig_tenant_detach(w.t);
+	if (wt_stop(&w, NULL, NULL) != 0)
+		FAIL("the tenant found damaged pages (seed %" PRIu64 ")", seed);
+	if (runs < 2)
+		FAIL("only %d migrations ran", runs);
+	printf("PASS\n");
+	return 0;
+}

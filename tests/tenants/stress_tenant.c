@@ -1,0 +1,397 @@
+/*
+ * stress_tenant - a tenant whose threads change their own memory in every
+ * way a program may while migd migrates it, and check every read against
+ * their own exact model.
+ *
+ *   stress_tenant [--size MiB] [--threads N] [--seed S] [--ops LIST]
+ *
+ * The data area (one anonymous private mapping, 2 MiB aligned, THPs in its
+ * first half) is cut into one slice per thread; only the owner touches a
+ * slice, so its model (for each page: zero, or content id + generation) is
+ * exact at every moment. A thread loops over random operations on its
+ * slice, chosen from --ops (default all), each followed by a check of the
+ * pages it touched:
+ *   w  write a page (a fresh page gets a whole new content)
+ *   r  read a page and compare it with the model
+ *   d  madvise(MADV_DONTNEED) a run: it must read zero at once
+ *   m  replace a run with a fresh mapping (mmap MAP_FIXED): zero
+ *   u  munmap a run, then map it again (MAP_FIXED_NOREPLACE): zero
+ *   p  mprotect a run PROT_READ (read it), or PROT_NONE, then RW again
+ *   x  mremap a run out of the data area and back (content unchanged)
+ *   y  mremap a run over another run of the slice (MREMAP_FIXED): the
+ *      destination holds the source's content, the source is mapped
+ *      again fresh (zero)
+ *
+ * Page content: word 0 = MAGIC ^ content id, word 1 and the last word =
+ * generation, the words between a pattern of the content id.
+ *
+ * Prints "READY PID ADDR LEN" and reads commands on stdin:
+ *   progress   answer "OPS n BAD b" (total operations and bad reads so far)
+ *   stop       stop the threads, check every page in full, print figures,
+ *              exit 0 (every page as the model says) or 1
+ * A bad read is printed at once on stderr with the page, the operation
+ * and what was expected, so a failure names its cause.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE   4096UL
+#define PMD    (2UL << 20)
+#define WORDS  (PAGE / 8)
+#define MAGIC  UINT64_C(0x5354524553530000)
+#define NONE   UINT64_MAX /* model: the page reads zero */
+#define RUNMAX 16
+#define SPARE  RUNMAX
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+static char *base;
+static size_t npages, per_thread;
+static uint64_t *cid; /* content id of page i, NONE: zero */
+static uint64_t *gen; /* its generation */
+static char *spare;   /* SPARE pages per thread, outside the data area */
+static unsigned nthreads = 4;
+static const char *ops = "wrdmupxy";
+static atomic_int stop;
+static atomic_uint_fast64_t nops, nbad;
+static atomic_uint_fast64_t next_cid;
+static atomic_uint_fast64_t counts[8];
+
+static uint64_t pattern(uint64_t c, size_t w)
+{
+	return (c * 0x9e3779b97f4a7c15ULL) ^ (w * 0xff51afd7ed558ccdULL);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	/* xorshift64*: reproducible from the seed. */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dULL;
+}
+
+static char *addr_of(size_t i)
+{
+	return base + i * PAGE;
+}
+
+static void bad(size_t i, const char *op, const char *why, const uint64_t *p)
+{
+	atomic_fetch_add(&nbad, 1);
+	fprintf(stderr,
+		"BAD page %zu (%p) after op '%s': %s; want cid %" PRIx64 " gen %" PRIu64
+		", got w0 %" PRIx64 " w1 %" PRIu64 " wlast %" PRIu64 "\n",
+		i, (void *)addr_of(i), op, why, cid[i] == NONE ? 0 : cid[i], gen[i], p[0] ^ MAGIC,
+		p[1], p[WORDS - 1]);
+}
+
+/* Compare page i (at p) with the model; full: every word. */
+static bool check(size_t i, const uint64_t *p, const char *op, bool full)
+{
+	if (cid[i] == NONE) {
+		for (size_t w = 0; w < WORDS; w += full ? 1 : 37)
+			if (p[w]) {
+				bad(i, op, "not zero", p);
+				return false;
+			}
+		return true;
+	}
+	if (p[0] != (MAGIC ^ cid[i])) {
+		bad(i, op, p[0] ? "wrong content" : "zero-filled", p);
+		return false;
+	}
+	if (p[1] != gen[i] || p[WORDS - 1] != gen[i]) {
+		bad(i, op, "stale generation", p);
+		return false;
+	}
+	for (size_t w = 2; w < WORDS - 1; w += full ? 1 : 61)
+		if (p[w] != pattern(cid[i], w)) {
+			bad(i, op, "pattern damaged", p);
+			return false;
+		}
+	return true;
+}
+
+static void write_page(size_t i)
+{
+	uint64_t *p = (uint64_t *)addr_of(i);
+
+	if (cid[i] == NONE) {
+		cid[i] = atomic_fetch_add(&next_cid, 1);
+		gen[i] = 1;
+		p[0] = MAGIC ^ cid[i];
+		for (size_t w = 2; w < WORDS - 1; w++)
+			p[w] = pattern(cid[i], w);
+		p[1] = p[WORDS - 1] = 1;
+		return;
+	}
+	gen[i]++;
+	p[1] = gen[i];
+	p[WORDS - 1] = gen[i];
+}
+
+static void die(const char *what, size_t i)
+{
+	fprintf(stderr, "stress_tenant: %s at page %zu: %s\n", what, i, strerror(errno));
+	_exit(2);
+}
+
+static void zero_run(size_t first, size_t n, const char *op)
+{
+	for (size_t k = 0; k < n; k++) {
+		cid[first + k] = NONE;
+		gen[first + k] = 0;
+	}
+	for (size_t k = 0; k < n; k++)
+		check(first + k, (uint64_t *)addr_of(first + k), op, false);
+}
+
+static void *thread_main(void *arg)
+{
+	unsigned t = (unsigned)(uintptr_t)arg;
+	size_t lo = t * per_thread, len = strlen(ops);
+	uint64_t s = (uint64_t)arg * 0x100000001b3ULL + 88172645463325252ULL;
+	char *myspare = spare + (size_t)t * SPARE * PAGE;
+	char sbuf[32];
+
+	{
+		/* The seed comes from the environment so every thread is reproducible. */
+		const char *e = getenv("STRESS_SEED");
+
+		s ^= e ? strtoull(e, NULL, 0) * 0x9e3779b97f4a7c15ULL : 0;
+		if (!s)
+			s = 1;
+	}
+	while (!atomic_load(&stop)) {
+		char op = ops[rnd(&s) % len];
+		size_t n = 1 + rnd(&s) % RUNMAX, first = lo + rnd(&s) % (per_thread - n);
+
+		snprintf(sbuf, sizeof(sbuf), "%c", op);
+		switch (op) {
+		case 'w':
+			for (size_t k = 0; k < n; k++)
+				write_page(first + k);
+			atomic_fetch_add(&counts[0], 1);
+			break;
+		case 'r':
+			for (size_t k = 0; k < n; k++)
+				check(first + k, (uint64_t *)addr_of(first + k), sbuf, false);
+			atomic_fetch_add(&counts[1], 1);
+			break;
+		case 'd':
+			if (madvise(addr_of(first), n * PAGE, MADV_DONTNEED))
+				die("madvise", first);
+			zero_run(first, n, "d");
+			atomic_fetch_add(&counts[2], 1);
+			break;
+		case 'm':
+			if (mmap(addr_of(first), n * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+				die("mmap fixed", first);
+			zero_run(first, n, "m");
+			atomic_fetch_add(&counts[3], 1);
+			break;
+		case 'u':
+			if (munmap(addr_of(first), n * PAGE))
+				die("munmap", first);
+			if (mmap(addr_of(first), n * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+				 0) != addr_of(first))
+				die("mmap noreplace (someone took the hole)", first);
+			zero_run(first, n, "u");
+			atomic_fetch_add(&counts[4], 1);
+			break;
+		case 'p': {
+			bool none = rnd(&s) & 1;
+
+			if (mprotect(addr_of(first), n * PAGE, none ? PROT_NONE : PROT_READ))
+				die("mprotect", first);
+			if (!none)
+				for (size_t k = 0; k < n; k++)
+					check(first + k, (uint64_t *)addr_of(first + k), "p(ro)",
+					      false);
+			else
+				usleep(rnd(&s) % 200);
+			if (mprotect(addr_of(first), n * PAGE, PROT_READ | PROT_WRITE))
+				die("mprotect rw", first);
+			for (size_t k = 0; k < n; k++)
+				check(first + k, (uint64_t *)addr_of(first + k),
+				      none ? "p(none)" : "p(rw)", false);
+			atomic_fetch_add(&counts[5], 1);
+			break;
+		}
+		case 'x': {
+			void *q = mremap(addr_of(first), n * PAGE, n * PAGE,
+					 MREMAP_MAYMOVE | MREMAP_FIXED, myspare);
+
+			if (q == MAP_FAILED) {
+				if (errno == EFAULT)
+					break; /* the run spans two VMAs: nothing moved */
+				die("mremap out", first);
+			}
+			for (size_t k = 0; k < n; k++)
+				check(first + k, (uint64_t *)(myspare + k * PAGE), "x(away)",
+				      false);
+			usleep(rnd(&s) % 200);
+			if (mremap(myspare, n * PAGE, n * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   addr_of(first)) == MAP_FAILED)
+				die("mremap back", first);
+			/* Keep the spare slot reserved, so nobody else maps there. */
+			if (mmap(myspare, SPARE * PAGE, PROT_NONE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+				die("mmap spare", first);
+			for (size_t k = 0; k < n; k++)
+				check(first + k, (uint64_t *)addr_of(first + k), "x(back)", false);
+			atomic_fetch_add(&counts[6], 1);
+			break;
+		}
+		case 'y': {
+			size_t dst = lo + rnd(&s) % (per_thread - n);
+
+			if (dst + n > first && dst < first + n)
+				break; /* overlapping runs: mremap refuses them */
+			if (mremap(addr_of(first), n * PAGE, n * PAGE,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, addr_of(dst)) == MAP_FAILED) {
+				if (errno == EFAULT)
+					break;
+				die("mremap over", first);
+			}
+			for (size_t k = 0; k < n; k++) {
+				cid[dst + k] = cid[first + k];
+				gen[dst + k] = gen[first + k];
+			}
+			if (mmap(addr_of(first), n * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+				 0) != addr_of(first))
+				die("mmap source again", first);
+			for (size_t k = 0; k < n; k++)
+				check(dst + k, (uint64_t *)addr_of(dst + k), "y(dst)", false);
+			zero_run(first, n, "y(src)");
+			atomic_fetch_add(&counts[7], 1);
+			break;
+		}
+		}
+		atomic_fetch_add(&nops, 1);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	size_t size = 32UL << 20;
+	pthread_t th[64];
+	char line[256];
+	char *raw;
+
+	for (int a = 1; a + 1 < argc; a += 2) {
+		if (!strcmp(argv[a], "--size"))
+			size = strtoul(argv[a + 1], NULL, 0) << 20;
+		else if (!strcmp(argv[a], "--threads"))
+			nthreads = (unsigned)strtoul(argv[a + 1], NULL, 0);
+		else if (!strcmp(argv[a], "--ops"))
+			ops = argv[a + 1];
+		else if (!strcmp(argv[a], "--seed"))
+			setenv("STRESS_SEED", argv[a + 1], 1);
+	}
+	if (nthreads > 64 || size < PMD || !*ops) {
+		fprintf(stderr, "stress_tenant: bad arguments\n");
+		return 2;
+	}
+	npages = size / PAGE;
+	per_thread = npages / (nthreads ? nthreads : 1);
+	if (per_thread < 4 * RUNMAX) {
+		fprintf(stderr, "stress_tenant: slices too small\n");
+		return 2;
+	}
+	cid = calloc(npages, sizeof(*cid));
+	gen = calloc(npages, sizeof(*gen));
+	raw = mmap(NULL, size + PMD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	spare = mmap(NULL, (size_t)(nthreads ? nthreads : 1) * SPARE * PAGE, PROT_NONE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!cid || !gen || raw == MAP_FAILED || spare == MAP_FAILED)
+		return 2;
+	base = (char *)(((uintptr_t)raw + PMD - 1) & ~(PMD - 1));
+	(void)madvise(base, size / 2, MADV_HUGEPAGE);
+	(void)madvise(base + size / 2, size / 2, MADV_NOHUGEPAGE);
+	atomic_store(&next_cid, 1);
+	for (size_t i = 0; i < npages; i++) {
+		cid[i] = NONE;
+		write_page(i);
+	}
+	for (unsigned t = 0; t < nthreads; t++)
+		if (pthread_create(&th[t], NULL, thread_main, (void *)(uintptr_t)t))
+			return 2;
+	printf("READY %d %p %zu\n", getpid(), (void *)base, size);
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin)) {
+		if (!strncmp(line, "progress", 8)) {
+			printf("OPS %" PRIuFAST64 " BAD %" PRIuFAST64 "\n", atomic_load(&nops),
+			       atomic_load(&nbad));
+			fflush(stdout);
+		} else if (!strncmp(line, "y ", 2)) {
+			/* With --threads 0 only: mremap SRC pages over DST. */
+			size_t src, dst, n;
+
+			if (nthreads || sscanf(line, "y %zu %zu %zu", &src, &dst, &n) != 3 ||
+			    src + n > npages || dst + n > npages ||
+			    mremap(addr_of(src), n * PAGE, n * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   addr_of(dst)) == MAP_FAILED) {
+				printf("ERR %s\n", strerror(errno));
+			} else {
+				for (size_t k = 0; k < n; k++) {
+					cid[dst + k] = cid[src + k];
+					gen[dst + k] = gen[src + k];
+					cid[src + k] = NONE;
+				}
+				/* The source is mapped again fresh: it reads zero. */
+				if (mmap(addr_of(src), n * PAGE, PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+					 0) != addr_of(src))
+					die("mmap source again", src);
+				printf("OK\n");
+			}
+			fflush(stdout);
+		} else if (!strncmp(line, "check ", 6)) {
+			size_t off, n, ok = 0;
+
+			if (sscanf(line, "check %zu %zu", &off, &n) == 2 && off + n <= npages)
+				for (size_t k = 0; k < n; k++)
+					ok += check(off + k, (uint64_t *)addr_of(off + k), "check",
+						    true);
+			printf("CHECKED %zu/%zu\n", ok, n);
+			fflush(stdout);
+		} else if (!strncmp(line, "stop", 4)) {
+			break;
+		}
+	}
+	atomic_store(&stop, 1);
+	for (unsigned t = 0; t < nthreads; t++)
+		pthread_join(th[t], NULL);
+	{
+		size_t ok = 0, total = nthreads ? nthreads * per_thread : npages;
+
+		for (size_t i = 0; i < total; i++)
+			ok += check(i, (uint64_t *)addr_of(i), "final", true);
+		printf("# stress tenant: %" PRIuFAST64 " ops (w %" PRIu64 " r %" PRIu64
+		       " d %" PRIu64 " m %" PRIu64 " u %" PRIu64 " p %" PRIu64 " x %" PRIu64
+		       " y %" PRIu64 "), %zu/%zu pages right, %" PRIuFAST64 " bad reads\n",
+		       atomic_load(&nops), (uint64_t)counts[0], (uint64_t)counts[1],
+		       (uint64_t)counts[2], (uint64_t)counts[3], (uint64_t)counts[4],
+		       (uint64_t)counts[5], (uint64_t)counts[6], (uint64_t)counts[7], ok, total,
+		       atomic_load(&nbad));
+		fflush(stdout);
+		return ok == total && atomic_load(&nbad) == 0 ? 0 : 1;
+	}
+}
