@@ -16,6 +16,7 @@
 #include "bitmap.h"
 #include "compat.h"
 #include "engine.h"
+#include "procfs.h"
 #include "tenant.h"
 
 #define PF_PRESENT 1u
@@ -23,6 +24,7 @@
 #define PF_GONE	   4u
 #define PF_FILLED  8u
 #define PF_DONE	   16u /* its window ran */
+#define PF_EMPTY   32u /* its window held nothing present: skipped */
 
 #define MIG__REQUIRED_FEATURES                                                            \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
@@ -133,48 +135,67 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	return r;
 }
 
-/* Final placement of every page, and the result. */
-static int verify(struct mig__job *j, const struct mig_range *ranges, size_t n,
-		  struct job_pages *jp, struct mig_migrate_result *res)
+/*
+ * Status of pages [i, e) of range rg whose windows were skipped as empty
+ * (nothing present at planning): -ENOENT, as move_pages(2) says of an
+ * absent page, or -EFAULT outside a writable anonymous private VMA.
+ */
+static void status_empty(const struct mig_range *rg, size_t i, size_t e, const struct mig_vma *vmas,
+			 size_t nvmas, int *status)
 {
-	_cleanup_free_ struct mig_pageinfo *pi = NULL;
-	size_t base = 0;
+	uint64_t a = rg->start + i * MIG__PAGE, b = rg->start + e * MIG__PAGE;
 
-	pi = calloc(jp->total, sizeof(*pi));
+	for (size_t k = i; k < e; k++)
+		status[k] = -EFAULT;
+	for (size_t v = 0; v < nvmas; v++) {
+		uint64_t s = MAX(a, vmas[v].start), t = MIN(b, vmas[v].end);
+
+		if (s >= t || !mig_vma_is_anon_private(&vmas[v]) ||
+		    !(vmas[v].flags & MIG_VMA_WRITE))
+			continue;
+		for (uint64_t x = s; x < t; x += MIG__PAGE)
+			status[(x - rg->start) / MIG__PAGE] = -ENOENT;
+	}
+}
+
+/* Final placement of the pages [i, e) of range rg, base: its first page. */
+static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t base, size_t i,
+			  size_t e, struct job_pages *jp, struct mig_migrate_result *res)
+{
+	_cleanup_free_ struct mig_pageinfo *pi = calloc(e - i, sizeof(*pi));
+	size_t np = e - i;
+	int r;
+
 	if (!pi)
 		return -ENOMEM;
-	for (size_t k = 0; k < n; k++) {
-		size_t np = (ranges[k].end - ranges[k].start) / MIG__PAGE;
-		int r = mig_query_pages(j->pid, ranges[k].start, np,
-					MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi + base);
+	r = mig_query_pages(j->pid, rg->start + i * MIG__PAGE, np,
+			    MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi);
+	if (r == -ESRCH)
+		return r;
+	if (r < 0)
+		for (size_t k = 0; k < np; k++)
+			pi[k].node = r;
+	/* Whole THPs on a target: the huge pages kept. */
+	for (size_t k = 0; k < np; k++) {
+		uint64_t a = rg->start + (i + k) * MIG__PAGE;
 
-		if (r == -ESRCH)
-			return r;
-		if (r < 0)
-			for (size_t i = 0; i < np; i++)
-				pi[base + i].node = r;
-		/* Whole THPs on a target: the huge pages kept. */
-		for (size_t i = 0; i < np; i++) {
-			uint64_t a = ranges[k].start + i * MIG__PAGE;
-
-			if ((a & (MIG__PMD - 1)) == 0 && i + MIG__PMD / MIG__PAGE <= np &&
-			    (pi[base + i].flags & MIG_PAGE_THP) && pi[base + i].node >= 0 &&
-			    mig_nodes_test(&j->targets, (unsigned)pi[base + i].node))
-				res->huge_kept++;
-		}
-		base += np;
+		if ((a & (MIG__PMD - 1)) == 0 && k + MIG__PMD / MIG__PAGE <= np &&
+		    (pi[k].flags & MIG_PAGE_THP) && pi[k].node >= 0 &&
+		    mig_nodes_test(&j->targets, (unsigned)pi[k].node))
+			res->huge_kept++;
 	}
-	for (size_t i = 0; i < jp->total; i++) {
-		uint8_t f = jp->flags[i];
-		int node = pi[i].node, err = jp->err[i];
+	for (size_t k = 0; k < np; k++) {
+		size_t x = base + i + k;
+		uint8_t f = jp->flags[x];
+		int node = pi[k].node, err = jp->err[x];
 		bool on_target = node >= 0 && mig_nodes_test(&j->targets, (unsigned)node);
 
-		res->status[i] = node;
+		res->status[x] = node;
 		if (!(f & PF_PRESENT)) {
 			if (err == EFAULT)
-				res->status[i] = -EFAULT;
+				res->status[x] = -EFAULT;
 			else if (!(f & PF_DONE) && err)
-				res->status[i] = -err;
+				res->status[x] = -err;
 			continue;
 		}
 		res->pages_present++;
@@ -187,10 +208,45 @@ static int verify(struct mig__job *j, const struct mig_range *ranges, size_t n,
 		} else {
 			if (!err)
 				err = on_target || node < 0 ? EIO : EAGAIN;
-			res->status[i] = -err;
+			res->status[x] = -err;
 			res->pages_failed++;
 			add_errno(res, err);
 		}
+	}
+	return 0;
+}
+
+/*
+ * Final placement of every page, and the result. Only the windows that
+ * ran are asked about: a sparse reservation's empty windows cost nothing.
+ */
+static int verify(struct mig__job *j, const struct mig_range *ranges, size_t n,
+		  struct job_pages *jp, struct mig_migrate_result *res)
+{
+	_cleanup_free_ struct mig_vma *vmas = NULL;
+	size_t base = 0, nvmas = 0;
+	int r;
+
+	r = mig_read_vmas(j->pid, &vmas, &nvmas);
+	if (r < 0)
+		return r;
+	for (size_t k = 0; k < n; k++) {
+		size_t np = (ranges[k].end - ranges[k].start) / MIG__PAGE;
+
+		for (size_t i = 0, e; i < np; i = e) {
+			bool empty = jp->flags[base + i] & PF_EMPTY;
+
+			for (e = i + 1; e < np && !!(jp->flags[base + e] & PF_EMPTY) == empty; e++)
+				;
+			if (empty) {
+				status_empty(&ranges[k], i, e, vmas, nvmas, res->status + base);
+				continue;
+			}
+			r = verify_stretch(j, &ranges[k], base, i, e, jp, res);
+			if (r < 0)
+				return r;
+		}
+		base += np;
 	}
 	return 0;
 }
@@ -302,9 +358,37 @@ int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
 		if (ranges[k].end % MIG__PMD)
 			split = mig_split_large_at(j.pid, j.pidfd, ranges[k].end);
 		(void)split;
+		/*
+		 * Windows with nothing present are never registered nor frozen:
+		 * a sparse reservation of a JVM or Go heap or a sanitizer's
+		 * shadow (64 GiB to TiB, mostly holes) would otherwise take
+		 * millions of windows. A page that appears in such a window
+		 * after this scan is left where the tenant put it.
+		 */
+		_cleanup_free_ struct mig_range *runs = NULL;
+		size_t nruns = 0, ri = 0;
+
+		r = mig__present_runs(j.pid, ranges[k].start, ranges[k].end, o.window, &runs,
+				      &nruns);
+		if (r < 0)
+			break;
 		for (uint64_t s = ranges[k].start; s < ranges[k].end;) {
 			uint64_t e = MIN(ALIGN_DOWN(s, o.window) + o.window, ranges[k].end);
 			size_t pool = nwin % j.npools;
+
+			while (ri < nruns && runs[ri].end <= s)
+				ri++;
+			if (ri == nruns || runs[ri].start >= e) {
+				uint64_t next =
+					ri == nruns ? ranges[k].end
+						    : MAX(e, ALIGN_DOWN(runs[ri].start, o.window));
+
+				memset(jp.flags + base + (s - ranges[k].start) / MIG__PAGE,
+				       PF_DONE | PF_EMPTY, (next - s) / MIG__PAGE);
+				bytes_done += next - s;
+				s = next;
+				continue;
+			}
 
 			if ((o.cancel && *o.cancel) ||
 			    __atomic_load_n(&j.exited, __ATOMIC_ACQUIRE)) {

@@ -22,9 +22,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "mig.h"
 #include "procfs.h"
 #include "util.h"
@@ -385,5 +387,122 @@ int mig_query_pages(pid_t pid, uint64_t start, size_t npages, unsigned what,
 		return query_nodes(pid, start, npages, what & MIG_QUERY_PAGEMAP, out);
 	for (size_t i = 0; i < npages; i++)
 		out[i].node = -ENODATA;
+	return 0;
+}
+
+/* Present stretches, grown as they are found. */
+struct runs {
+	struct mig_range *v;
+	size_t n, cap;
+	uint64_t gap;
+};
+
+static int runs_add(struct runs *rs, uint64_t s, uint64_t e)
+{
+	if (rs->n > 0 && s <= rs->v[rs->n - 1].end + rs->gap) {
+		rs->v[rs->n - 1].end = MAX(rs->v[rs->n - 1].end, e);
+		return 0;
+	}
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 64;
+		struct mig_range *v = realloc(rs->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		rs->v = v;
+		rs->cap = cap;
+	}
+	rs->v[rs->n++] = (struct mig_range){ s, e };
+	return 0;
+}
+
+/*
+ * PAGEMAP_SCAN for present pages. Returns 0 (done), 1 (the kernel has no
+ * PAGEMAP_SCAN: read pagemap instead) or -errno.
+ */
+static int scan_present(int fd, uint64_t start, uint64_t end, struct runs *rs)
+{
+	struct page_region vec[256];
+
+	while (start < end) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = start,
+			.end = end,
+			.vec = (uintptr_t)vec,
+			.vec_len = sizeof(vec) / sizeof(vec[0]),
+			.category_anyof_mask = PAGE_IS_PRESENT,
+			.return_mask = PAGE_IS_PRESENT,
+		};
+		int n = ioctl(fd, PAGEMAP_SCAN, &arg);
+
+		if (n < 0) {
+			if ((errno == ENOTTY || errno == EINVAL) && rs->n == 0)
+				return 1;
+			return errno == ENOENT ? -ESRCH : -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			int r = runs_add(rs, vec[i].start, vec[i].end);
+
+			if (r < 0)
+				return r;
+		}
+		if (arg.walk_end <= start)
+			return -EIO;
+		start = arg.walk_end;
+	}
+	return 0;
+}
+
+/* The same from pagemap entries: 8 bytes a page, 4 KiB per 2 MiB of range. */
+static int read_present(int fd, uint64_t start, uint64_t end, struct runs *rs)
+{
+	_cleanup_free_ uint64_t *pm = malloc(PAGEMAP_CHUNK * sizeof(*pm));
+	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	if (!pm)
+		return -ENOMEM;
+	while (start < end) {
+		size_t n = (size_t)MIN((end - start) / ps, (uint64_t)PAGEMAP_CHUNK), got = 0;
+		int r = pread_all(fd, pm, n * sizeof(*pm), (off_t)(start / ps * sizeof(*pm)), &got);
+
+		if (r < 0)
+			return r == -ENOENT ? -ESRCH : r;
+		if (got < n * sizeof(*pm))
+			return -ESRCH; /* the process is gone (its mm is) */
+		for (size_t i = 0; i < n; i++)
+			if (pm[i] & MIG__PM_PRESENT) {
+				r = runs_add(rs, start + i * ps, start + (i + 1) * ps);
+				if (r < 0)
+					return r;
+			}
+		start += n * ps;
+	}
+	return 0;
+}
+
+int mig__present_runs(pid_t pid, uint64_t start, uint64_t end, uint64_t gap, struct mig_range **ret,
+		      size_t *ret_n)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct runs rs = { .gap = gap };
+	char path[64];
+	int r;
+
+	if (pid <= 0 || start > end || !ret || !ret_n)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	r = scan_present(fd, start, end, &rs);
+	if (r == 1)
+		r = read_present(fd, start, end, &rs);
+	if (r < 0) {
+		free(rs.v);
+		return r;
+	}
+	*ret = rs.v;
+	*ret_n = rs.n;
 	return 0;
 }

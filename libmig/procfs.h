@@ -60,6 +60,15 @@ MIG_INTERNAL uint32_t mig__page_flags(uint64_t pm, uint64_t kpf, int kpf_known);
  */
 MIG_INTERNAL int mig__kpageflags(int fd, uint64_t pfn, uint64_t *ret_flags);
 
+/*
+ * The stretches of [start, end) of pid that hold present pages, sorted,
+ * stretches less than gap bytes apart merged (*ret malloc'd, may be NULL
+ * when there are none). PAGEMAP_SCAN (6.7+) skips holes without a look at
+ * them; older kernels read pagemap. Returns 0 or -errno (-ESRCH: gone).
+ */
+MIG_INTERNAL int mig__present_runs(pid_t pid, uint64_t start, uint64_t end, uint64_t gap,
+				   struct mig_range **ret, size_t *ret_n);
+
 /* Order of a PMD-sized THP on this machine (9 on x86_64 with 4 KiB pages). */
 MIG_INTERNAL unsigned mig__pmd_order(void);
 

@@ -2,7 +2,7 @@
  * writer - a tenant that keeps writing a verifiable pattern while it is
  * migrated, and checks every page at the end.
  *
- *   writer [--size SIZE] [--threads N] [--node N] [--thp-half]
+ *   writer [--size SIZE] [--threads N] [--node N] [--thp-half] [--sparse SIZE]
  *
  * The data area holds 4 KiB pages (and, with --thp-half, THPs in its
  * first half). Page i holds a tag (i) in its first word, its generation
@@ -11,7 +11,13 @@
  * keep the last generation of each page in private memory (outside the
  * data area), timing every write: a write that waits for migd is a stall.
  *
- * It prints "READY PID ADDR LEN" and then reads commands on stdin, one a
+ * --sparse SIZE also reserves SIZE of MAP_NORESERVE anonymous memory (no
+ * THP) and writes SPARSE_CHUNKS runs of SPARSE_RUN pages at scattered
+ * offsets, some across a 2 MiB boundary; nothing else of it is touched.
+ * Those pages are checked at the end too.
+ *
+ * It prints "READY PID ADDR LEN" (and with --sparse, then
+ * "SPARSE ADDR LEN PAGES") and then reads commands on stdin, one a
  * line, answering each on stdout:
  *   munmap OFF LEN     unmap part of the data (not checked afterwards)
  *   dontneed OFF LEN   madvise(MADV_DONTNEED): must read zero at once and
@@ -179,6 +185,46 @@ static void stats(void)
 	       n);
 }
 
+#define SPARSE_CHUNKS 16
+#define SPARSE_RUN    64
+static char *sparse;
+static uint64_t sparse_len;
+
+static char *sparse_page(size_t k, size_t p)
+{
+	/* Chunk k starts 32 pages before a 2 MiB boundary inside its 1/16th. */
+	return sparse + k * (sparse_len / SPARSE_CHUNKS) + ((k * 7) % 32 + 1) * PMD - 32 * PAGE +
+	       p * PAGE;
+}
+
+static void sparse_fill(void)
+{
+	for (size_t k = 0; k < SPARSE_CHUNKS; k++)
+		for (size_t p = 0; p < SPARSE_RUN; p++) {
+			uint64_t *w = (uint64_t *)sparse_page(k, p);
+
+			for (size_t x = 0; x < WORDS; x++)
+				w[x] = ((uint64_t)(uintptr_t)w + x) ^ MAGIC;
+		}
+}
+
+static size_t sparse_check(void)
+{
+	size_t bad = 0;
+
+	for (size_t k = 0; sparse && k < SPARSE_CHUNKS; k++)
+		for (size_t p = 0; p < SPARSE_RUN; p++) {
+			uint64_t *w = (uint64_t *)sparse_page(k, p);
+			size_t x = 0;
+
+			while (x < WORDS && w[x] == (((uint64_t)(uintptr_t)w + x) ^ MAGIC))
+				x++;
+			if (x < WORDS && bad++ < 10)
+				fprintf(stderr, "sparse page %p: word %zu damaged\n", (void *)w, x);
+		}
+	return bad;
+}
+
 static size_t check_all(size_t *bad)
 {
 	size_t ok = 0;
@@ -277,7 +323,7 @@ static void command(const char *line)
 
 int main(int argc, char **argv)
 {
-	uint64_t size = 64UL << 20;
+	uint64_t size = 64UL << 20, sparse_size = 0;
 	int node = -1, thp_half = 0;
 	pthread_t *threads;
 	char *base, line[256];
@@ -294,9 +340,15 @@ int main(int argc, char **argv)
 			node = atoi(argv[++a]);
 		else if (!strcmp(argv[a], "--thp-half"))
 			thp_half = 1;
-		else {
+		else if (!strcmp(argv[a], "--sparse") && a + 1 < argc) {
+			if (mig_parse_size(argv[++a], &sparse_size) < 0 ||
+			    sparse_size < SPARSE_CHUNKS * 64 * PMD) {
+				fprintf(stderr, "bad --sparse (at least 2 GiB)\n");
+				return 2;
+			}
+		} else {
 			fprintf(stderr, "usage: writer [--size SIZE] [--threads N] [--node N] "
-					"[--thp-half]\n");
+					"[--thp-half] [--sparse SIZE]\n");
 			return 2;
 		}
 	}
@@ -336,7 +388,20 @@ int main(int argc, char **argv)
 			perror("writer: pthread_create");
 			return 1;
 		}
+	if (sparse_size) {
+		sparse_len = sparse_size;
+		sparse = mmap(NULL, sparse_len, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (sparse == MAP_FAILED || madvise(sparse, sparse_len, MADV_NOHUGEPAGE)) {
+			perror("writer: sparse reservation");
+			return 1;
+		}
+		sparse_fill();
+	}
 	printf("READY %d %p %" PRIu64 "\n", getpid(), (void *)base, size);
+	if (sparse)
+		printf("SPARSE %p %" PRIu64 " %d\n", (void *)sparse, sparse_len,
+		       SPARSE_CHUNKS * SPARSE_RUN);
 	fflush(stdout);
 	while (fgets(line, sizeof(line), stdin)) {
 		line[strcspn(line, "\n")] = 0;
@@ -345,7 +410,12 @@ int main(int argc, char **argv)
 			for (unsigned k = 0; k < nthreads; k++)
 				pthread_join(threads[k], NULL);
 			free(threads);
-			size_t bad, ok = check_all(&bad);
+			size_t bad, ok = check_all(&bad), sbad = sparse_check();
+
+			if (sparse)
+				printf("SPARSE %s pages=%d bad=%zu\n", sbad ? "FAIL" : "OK",
+				       SPARSE_CHUNKS * SPARSE_RUN, sbad);
+			bad += sbad;
 
 			stats();
 			printf("VERIFY %s pages=%zu ok=%zu bad=%zu\n", bad ? "FAIL" : "OK", npages,
