@@ -55,6 +55,39 @@ MIG_INTERNAL int64_t mig__node_free(int node);
  */
 MIG_INTERNAL int mig__copy_stage(const struct mig_copy_engine *e, const struct mig_copy_req *req);
 
+/* ---- numamaps.c: VMA memory policies ------------------------------------ */
+
+enum mig__mpol {
+	MIG__MPOL_DEFAULT,
+	MIG__MPOL_LOCAL,
+	MIG__MPOL_BIND,
+	MIG__MPOL_PREFER,     /* prefer:N and prefer (many):SET */
+	MIG__MPOL_INTERLEAVE, /* interleave and weighted interleave */
+};
+
+struct mig__policy {
+	enum mig__mpol mode;
+	bool has_nodes;
+	struct mig_nodes nodes;
+};
+
+struct mig__vma_policy {
+	uint64_t start; /* the VMA's start address */
+	struct mig__policy pol;
+};
+
+/*
+ * Parse the policy field of a numa_maps line (what follows the address:
+ * "default", "bind:0-1", "prefer=static:2", "interleave:0,2", "local",
+ * "prefer (many):0-1", "weighted interleave:0-1", then more fields).
+ * Returns 0 or -EINVAL; *ret untouched on failure.
+ */
+MIG_INTERNAL int mig__numa_policy_parse(const char *s, struct mig__policy *ret);
+/* Would the kernel let UFFDIO_COPY by our node-bound workers place pages on targets? */
+MIG_INTERNAL bool mig__policy_allows(const struct mig__policy *p, const struct mig_nodes *targets);
+/* Every VMA's policy from /proc/PID/numa_maps, sorted by start. */
+MIG_INTERNAL int mig__vma_policies(pid_t pid, struct mig__vma_policy **ret, size_t *ret_n);
+
 /* ---- the job and its window ---------------------------------------------- */
 
 #define MIG__MAX_REGS 16
@@ -100,6 +133,9 @@ struct mig__job {
 	struct mig__pool **pools; /* one per target, in targets order */
 	int *pool_nodes;
 	size_t npools;
+	/* VMA policies read at planning (numa_maps); VMAs they bind elsewhere are skipped. */
+	struct mig__vma_policy *pols;
+	size_t npols;
 
 	/*
 	 * The fault thread takes it for writing around every read and message;

@@ -25,6 +25,7 @@
 #define PF_FILLED  8u
 #define PF_DONE	   16u /* its window ran */
 #define PF_EMPTY   32u /* its window held nothing present: skipped */
+#define PF_XDEV	   64u /* its VMA's own policy binds it elsewhere */
 
 #define MIG__REQUIRED_FEATURES                                                            \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
@@ -75,6 +76,15 @@ struct job_pages {
 	uint8_t *flags;
 };
 
+/* Does the VMA starting at start have a policy that keeps its pages off the targets? */
+static bool vma_bound_elsewhere(const struct mig__job *j, uint64_t start)
+{
+	for (size_t k = 0; k < j->npols; k++)
+		if (j->pols[k].start == start)
+			return !mig__policy_allows(&j->pols[k].pol, &j->targets);
+	return false;
+}
+
 /* Plan, run and record one window [start, end) of page offset base. */
 static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uint64_t start,
 		      uint64_t end, int node, void *staging)
@@ -101,6 +111,16 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 		if (s >= e || !mig_vma_is_anon_private(&vmas[v]) ||
 		    !(vmas[v].flags & MIG_VMA_WRITE))
 			continue;
+		/*
+		 * UFFDIO_COPY allocates with the VMA's own policy before the
+		 * worker's: a VMA the tenant bound elsewhere would be copied
+		 * and zapped for nothing. Its pages stay, reported -EXDEV.
+		 */
+		if (vma_bound_elsewhere(j, vmas[v].start)) {
+			for (uint64_t a = s; a < e; a += MIG__PAGE)
+				jp->flags[base + (a - start) / MIG__PAGE] = PF_DONE | PF_XDEV;
+			continue;
+		}
 		if (w->nregs > 0 && w->regs[w->nregs - 1].end == s)
 			w->regs[w->nregs - 1].end = e;
 		else if (w->nregs < MIG__MAX_REGS)
@@ -114,6 +134,10 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	for (size_t i = 0; i < np; i++) {
 		uint8_t f = PF_DONE;
 
+		if (jp->flags[base + i] & PF_XDEV) {
+			jp->err[base + i] = EXDEV;
+			continue;
+		}
 		if (!mig__bit_test(w->invma, i)) {
 			jp->err[base + i] = EFAULT;
 			jp->flags[base + i] = f;
@@ -191,6 +215,13 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 		bool on_target = node >= 0 && mig_nodes_test(&j->targets, (unsigned)node);
 
 		res->status[x] = node;
+		if ((f & PF_XDEV) && node >= 0) {
+			res->status[x] = -EXDEV;
+			res->pages_present++;
+			res->pages_failed++;
+			add_errno(res, EXDEV);
+			continue;
+		}
 		if (!(f & PF_PRESENT)) {
 			if (err == EFAULT)
 				res->status[x] = -EFAULT;
@@ -343,6 +374,10 @@ int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
 			goto out;
 		k++;
 	}
+	/* A tenant without numa_maps (no NUMA in the kernel) has no VMA policies. */
+	r = mig__vma_policies(j.pid, &j.pols, &j.npols);
+	if (r == -ESRCH)
+		goto out;
 	r = mig__faults_start(&j);
 	if (r < 0)
 		goto out;
@@ -455,6 +490,7 @@ out:
 			mig__staging_free(staging[k], o.window);
 	}
 	pthread_rwlock_destroy(&j.lock);
+	free(j.pols);
 	free(j.pools);
 	free(j.pool_nodes);
 	free(staging);

@@ -447,7 +447,9 @@ struct mig_migrate_result {
 	 * Per page of the ranges, in order (like move_pages(2) status): the
 	 * node the page is on afterwards, or -errno: -ENOENT not present,
 	 * -EFAULT unmapped, -EAGAIN still being written after max_passes,
-	 * -ENOMEM target full, or the copy's errno. malloc'd.
+	 * -ENOMEM target full, -EXDEV the tenant's own memory policy binds
+	 * this VMA elsewhere (left out before any work), or the copy's
+	 * errno. malloc'd.
 	 */
 	int32_t *status;
 	size_t nstatus;
