@@ -22,8 +22,13 @@
 
 /* First pass that holds writers instead of chasing them. */
 #define MIG__HOLD_PASS 3
-/* Free memory a target node keeps after a window's pages (bytes). */
-#define MIG__NODE_RESERVE (32UL << 20)
+/*
+ * Free memory a target node keeps after a window's pages (bytes). It has
+ * to cover what the kernel allocates there meanwhile (khugepaged's
+ * collapse copies, page tables): with 32 MiB a 1 GiB guest node still
+ * reached the OOM killer.
+ */
+#define MIG__NODE_RESERVE (64UL << 20)
 /* Pages per UFFDIO_COPY of a fill chunk. */
 #define FILL_CHUNK 64
 
@@ -515,9 +520,13 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 		nsel = mig__bitmap_count(w->sel, w->npages);
 		if (nsel == 0)
 			break;
-		/* A full target: the pages stay, reported -ENOMEM, nothing is zapped. */
+		/*
+		 * A full target: the pages stay, reported -ENOMEM, nothing is
+		 * zapped. Staging prefers the target node too, so until the
+		 * fill is done the window needs its pages there twice.
+		 */
 		avail = mig__node_free(w->node);
-		if (avail >= 0 && (uint64_t)avail < nsel * MIG__PAGE + MIG__NODE_RESERVE) {
+		if (avail >= 0 && (uint64_t)avail < 2 * nsel * MIG__PAGE + MIG__NODE_RESERVE) {
 			set_err(w, w->sel, ENOMEM);
 			break;
 		}
