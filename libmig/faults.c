@@ -75,18 +75,27 @@ void mig__job_stall(struct mig__job *j, uint64_t since_ns)
 
 ssize_t mig__window_find(const struct mig__win *w, uint64_t addr)
 {
+	ssize_t dead = -1;
 	uint64_t off;
 
-	/* Fast path: the page has not been moved by a REMAP. */
+	/*
+	 * Two pages can share an address: a page the tenant unmapped (gone)
+	 * and a page it then mremapped there. Only the live one is there;
+	 * the gone one is returned only when no live page has the address.
+	 */
 	if (addr >= w->start) {
 		off = (addr - w->start) / MIG__PAGE;
-		if (off < w->npages && w->addr[off] == addr)
+		if (off < w->npages && w->addr[off] == addr && !mig__bit_test(w->gone, off))
 			return (ssize_t)off;
 	}
 	for (size_t i = 0; i < w->npages; i++)
-		if (w->addr[i] == addr)
-			return (ssize_t)i;
-	return -1;
+		if (w->addr[i] == addr) {
+			if (!mig__bit_test(w->gone, i))
+				return (ssize_t)i;
+			if (dead < 0)
+				dead = (ssize_t)i;
+		}
+	return dead;
 }
 
 int mig__fill_page_locked(struct mig__job *j, struct mig__win *w, int uffd, size_t i,
@@ -203,25 +212,53 @@ static bool our_zap(const struct mig__win *w, uint64_t start, uint64_t end)
 	return false;
 }
 
+/*
+ * Add r to the registered pieces, kept sorted. Nothing registered may ever
+ * be forgotten (it would stay registered and write-protected with nobody
+ * reading its faults after the job): when the list is full, the two
+ * neighbours with the smallest gap become one piece spanning the gap.
+ * Unregistering and un-protecting across a gap is harmless: holes and
+ * unregistered anonymous VMAs in it are skipped by the kernel.
+ */
+static void regs_add(struct mig__win *w, struct mig_range r)
+{
+	size_t k, best = 0;
+
+	if (r.start >= r.end)
+		return;
+	if (w->nregs == MIG__MAX_REGS) {
+		for (k = 1; k + 1 < w->nregs; k++)
+			if (w->regs[k + 1].start - w->regs[k].end <
+			    w->regs[best + 1].start - w->regs[best].end)
+				best = k;
+		w->regs[best].end = w->regs[best + 1].end;
+		memmove(&w->regs[best + 1], &w->regs[best + 2],
+			(w->nregs - best - 2) * sizeof(w->regs[0]));
+		w->nregs--;
+	}
+	for (k = w->nregs; k > 0 && w->regs[k - 1].start > r.start; k--)
+		w->regs[k] = w->regs[k - 1];
+	w->regs[k] = r;
+	w->nregs++;
+}
+
 static void regs_cut(struct mig__win *w, uint64_t start, uint64_t end)
 {
-	struct mig_range out[MIG__MAX_REGS] = { { 0 } };
-	size_t n = 0;
+	struct mig_range old[MIG__MAX_REGS];
+	size_t n = w->nregs;
 
-	for (size_t k = 0; k < w->nregs; k++) {
-		struct mig_range g = w->regs[k];
+	memcpy(old, w->regs, n * sizeof(old[0]));
+	w->nregs = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct mig_range g = old[k];
 
 		if (g.end <= start || g.start >= end) {
-			out[n++] = g;
+			regs_add(w, g);
 			continue;
 		}
-		if (g.start < start && n < MIG__MAX_REGS)
-			out[n++] = (struct mig_range){ g.start, start };
-		if (g.end > end && n < MIG__MAX_REGS)
-			out[n++] = (struct mig_range){ end, g.end };
+		regs_add(w, (struct mig_range){ g.start, MIN(g.end, start) });
+		regs_add(w, (struct mig_range){ MAX(g.start, end), g.end });
 	}
-	memcpy(w->regs, out, n * sizeof(out[0]));
-	w->nregs = n;
 }
 
 static void regs_remap(struct mig__win *w, uint64_t from, uint64_t to, uint64_t len)
@@ -232,12 +269,12 @@ static void regs_remap(struct mig__win *w, uint64_t from, uint64_t to, uint64_t 
 	for (size_t k = 0; k < w->nregs; k++) {
 		uint64_t s = MAX(w->regs[k].start, from), e = MIN(w->regs[k].end, from + len);
 
-		if (s < e && nm < MIG__MAX_REGS)
+		if (s < e)
 			moved[nm++] = (struct mig_range){ s - from + to, e - from + to };
 	}
 	regs_cut(w, from, from + len);
-	for (size_t k = 0; k < nm && w->nregs < MIG__MAX_REGS; k++)
-		w->regs[w->nregs++] = moved[k];
+	for (size_t k = 0; k < nm; k++)
+		regs_add(w, moved[k]);
 }
 
 static void release_child(struct mig__job *j, int cfd)

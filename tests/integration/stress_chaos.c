@@ -13,11 +13,12 @@
  *   STRESS_OPS=..   the tenant's operations (see the tenant)
  *
  * By default the tenant writes, reads and mprotects ("wrp"): that holds
- * today. The other operations hit known engine bugs (the stress report:
- * DONTNEED during our zap is refilled stale; munmap/mmap/mremap churn
- * overflows the window's register list in faults.c regs_cut and crashes
- * the fault thread; mremap over zapped pages of the same window
- * zero-fills them). MIG_KNOWN_BUGS=1 runs all of them ("wrdmupxy").
+ * today. The other operations still hit known bugs: DONTNEED during our
+ * zap can be refilled stale ("wrd"); munmap/mmap churn no longer crashes
+ * the fault thread (faults.c regs_add bounds the register list) but
+ * "wrmu" still sees a page read zero now and then; with mremap churn
+ * ("wrx", "wry") the tenant dies of SIGSEGV (an address it owns has no
+ * VMA). MIG_KNOWN_BUGS=1 runs all of them ("wrdmupxy").
  */
 #include "integration/stress_common.h"
 
