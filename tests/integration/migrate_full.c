@@ -78,6 +78,7 @@ int main(int argc, char **argv)
 		if (res.errnos[k].err == ENOMEM)
 			enomem = res.errnos[k].pages;
 	finish(&w);
+	mig_migrate_result_free(&res);
 	if (wt_stop(&hog, NULL, NULL) != 0)
 		FAIL("the hog on node 1 lost data");
 	if (enomem == 0)
