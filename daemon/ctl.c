@@ -33,6 +33,7 @@ struct client {
 	struct proto_linebuf lb;
 	unsigned refs;
 	bool closing;
+	bool discard; /* after an oversized line: drop input until the peer closes */
 };
 
 struct write_req {
@@ -134,6 +135,22 @@ static void on_shutdown_then_close(uv_shutdown_t *req, int status)
 	client_close(c);
 }
 
+/*
+ * After the reply to an oversized line our side is shut down for writing,
+ * but the client is not closed yet: closing a unix socket with unread input
+ * resets the peer, which could then lose the error reply still queued for
+ * it. The rest of its input is read and dropped until it closes.
+ */
+static void on_shutdown_then_drain(uv_shutdown_t *req, int status)
+{
+	struct client *c = req->data;
+
+	free(req);
+	if (status < 0)
+		client_close(c);
+	client_unref(c);
+}
+
 static int on_line(void *userdata, char *line, size_t len)
 {
 	struct client *c = userdata;
@@ -177,7 +194,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		client_close(c);
 		return;
 	}
-	if (nread == 0)
+	if (nread == 0 || c->discard)
 		return;
 	client_ref(c);
 	r = proto_linebuf_feed(&c->lb, buf->base, (size_t)nread, on_line, c);
@@ -189,13 +206,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		c->d->stats.bad_requests++;
 		client_send(c, reply);
 		json_object_put(reply);
-		uv_read_stop(s);
+		c->discard = true;
 		if (sh) {
-			sh->data = c;
-			if (uv_shutdown(sh, s, on_shutdown_then_close) == 0) {
+			sh->data = client_ref(c);
+			if (uv_shutdown(sh, s, on_shutdown_then_drain) == 0) {
 				client_unref(c);
 				return;
 			}
+			client_unref(c);
 			free(sh);
 		}
 		client_close(c);
