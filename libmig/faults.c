@@ -61,10 +61,6 @@ struct fstate {
 	struct mig__job *j;
 	struct pending pend[MAX_PENDING];
 	size_t npend;
-	/* The zap in flight: its runs and how far our own REMOVEs have come in each. */
-	struct mig_range *zruns;
-	uint64_t *zcur;
-	size_t nz;
 };
 
 void mig__job_stall(struct mig__job *j, uint64_t since_ns)
@@ -145,16 +141,6 @@ bool mig__may_hold(const struct mig__job *j, pid_t tid)
 	return !j->exec_preparing || (tid > 0 && !exec);
 }
 
-static bool zap_sync(struct fstate *fs, struct mig__win *w);
-
-static bool in_zap(const struct fstate *fs, uint64_t addr)
-{
-	for (size_t k = 0; k < fs->nz; k++)
-		if (addr >= fs->zruns[k].start && addr < fs->zruns[k].end)
-			return true;
-	return false;
-}
-
 static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags, uint64_t t0,
 		       pid_t tid)
 {
@@ -190,24 +176,6 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 		r = mig__uffd_writeprotect(fd, addr, MIG__PAGE, false, false);
 	} else if (i >= 0 && mig__bit_test(w->zap, i) && !mig__bit_test(w->gone, i) &&
 		   (child || !mig__bit_test(w->filled, i))) {
-		/*
-		 * While our zap runs, a REMOVE we took as ours may have been
-		 * the tenant's DONTNEED, known only once our own event for
-		 * those pages is read (see removed()). Such a fault waits: the
-		 * end of the zap wakes every run, and its retry is served
-		 * then, from staging or with zeros.
-		 */
-		bool exec = tid <= 0;
-
-		for (size_t k = 0; k < j->nexec && !exec; k++)
-			exec = j->exec_tids[k] == tid;
-		/* Never the thread that runs the zap, nor one we cannot tell from it. */
-		if (!child && !exec && w->zapping && w->nzap_runs && zap_sync(fs, w) &&
-		    in_zap(fs, addr)) {
-			if (!w->held_ns[i])
-				w->held_ns[i] = t0;
-			return 0;
-		}
 		r = mig__fill_page_locked(j, w, fd, i, &j->targets);
 	} else {
 		/* Never populated, or dropped by the tenant: zero, as without us. */
@@ -234,71 +202,14 @@ static void mark_range(struct mig__win *w, uint64_t start, uint64_t end, uint64_
 			mig__bit_set(bitmap, i);
 }
 
-/*
- * Take up the runs of a zap that has just begun. window.c writes fresh
- * runs into w->zap_runs for every zap and only we read them, so the low
- * bit of a run's end (addresses are page-aligned) marks runs taken up.
- */
-static bool zap_sync(struct fstate *fs, struct mig__win *w)
+static bool our_zap(const struct mig__win *w, uint64_t start, uint64_t end)
 {
-	if (w->zap_runs[0].end & 1)
-		return true;
-	free(fs->zruns);
-	free(fs->zcur);
-	fs->nz = 0;
-	fs->zruns = malloc(w->nzap_runs * sizeof(*fs->zruns));
-	fs->zcur = malloc(w->nzap_runs * sizeof(*fs->zcur));
-	if (!fs->zruns || !fs->zcur)
+	if (!w->zapping)
 		return false;
-	for (size_t k = 0; k < w->nzap_runs; k++) {
-		fs->zruns[k] = w->zap_runs[k];
-		fs->zcur[k] = w->zap_runs[k].start;
-		w->zap_runs[k].end |= 1;
-	}
-	fs->nz = w->nzap_runs;
-	return true;
-}
-
-/*
- * A REMOVE event of the tenant's uffd. Our injected madvise covers each
- * zap run exactly once, in address order, one event per VMA piece: its
- * events tile the run from its start. A page covered twice was also
- * dropped by the tenant, and so was a page an event covers ahead of where
- * our events have come: those pages must read zero (gone). An event that
- * continues exactly where ours stopped is taken as ours; if it was the
- * tenant's, our own event for the same pages comes later and finds them
- * covered, so they end up gone in either order.
- */
-static void removed(struct fstate *fs, struct mig__win *w, uint64_t start, uint64_t end)
-{
-	uint64_t pos = start;
-
-	if (!w->zapping || !w->nzap_runs || !zap_sync(fs, w)) {
-		mark_range(w, start, end, w->gone);
-		return;
-	}
-	for (size_t k = 0; k < fs->nz && pos < end; k++) {
-		uint64_t rs = fs->zruns[k].start, re = fs->zruns[k].end, s, e;
-
-		if (re <= pos || rs >= end)
-			continue;
-		if (pos < rs)
-			mark_range(w, pos, rs, w->gone); /* between runs: the tenant's */
-		s = MAX(pos, rs);
-		e = MIN(end, re);
-		if (s < fs->zcur[k])
-			mark_range(w, s, MIN(e, fs->zcur[k]), w->gone); /* covered twice */
-		s = MAX(s, fs->zcur[k]);
-		if (s < e) {
-			if (s == fs->zcur[k])
-				fs->zcur[k] = e;
-			else
-				mark_range(w, s, e, w->gone); /* ahead of ours: the tenant's */
-		}
-		pos = e;
-	}
-	if (pos < end)
-		mark_range(w, pos, end, w->gone);
+	for (size_t k = 0; k < w->nzap_runs; k++)
+		if (start >= w->zap_runs[k].start && end <= w->zap_runs[k].end)
+			return true;
+	return false;
 }
 
 /*
@@ -414,8 +325,8 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 		return;
 	case UFFD_EVENT_REMOVE:
 		j->events++;
-		if (w && fd == j->uffd)
-			removed(fs, w, m->arg.remove.start, m->arg.remove.end);
+		if (w && fd == j->uffd && !our_zap(w, m->arg.remove.start, m->arg.remove.end))
+			mark_range(w, m->arg.remove.start, m->arg.remove.end, w->gone);
 		return;
 	case UFFD_EVENT_UNMAP:
 		j->events++;
@@ -509,8 +420,6 @@ static void *fault_main(void *arg)
 			retry_pending(fs);
 	}
 out:
-	free(fs->zruns);
-	free(fs->zcur);
 	free(fs);
 	return NULL;
 }

