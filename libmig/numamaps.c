@@ -86,6 +86,8 @@ int mig__vma_policies(pid_t pid, struct mig__vma_policy **ret, size_t *ret_n)
 {
 	_cleanup_free_ struct mig__vma_policy *v = NULL;
 	_cleanup_free_ char *line = NULL;
+	_cleanup_free_ char **toks = NULL;
+	char ref[64] = "";
 	size_t n = 0, cap = 0, lcap = 0;
 	char path[64];
 	FILE *f;
@@ -107,17 +109,44 @@ int mig__vma_policies(pid_t pid, struct mig__vma_policy **ret, size_t *ret_n)
 		if (n == cap) {
 			size_t c = cap ? cap * 2 : 64;
 			struct mig__vma_policy *nv = realloc(v, c * sizeof(*nv));
+			char **nt = realloc(toks, c * sizeof(*nt));
 
-			if (!nv) {
+			if (nv)
+				v = nv;
+			if (nt)
+				toks = nt;
+			if (!nv || !nt) {
+				for (size_t i = 0; i < n; i++)
+					free(toks[i]);
 				fclose(f);
 				return -ENOMEM;
 			}
-			v = nv;
 			cap = c;
 		}
+		toks[n] = strndup(line + off, strcspn(line + off, " \n"));
+		/*
+		 * numa_maps shows the task policy of the main thread for a VMA
+		 * without a policy of its own, so "prefer:0" on every line of a
+		 * tenant started under numactl says nothing about its VMAs. The
+		 * main stack never has a VMA policy of its own (nor does a
+		 * file mapping, in practice): its text is the task policy.
+		 */
+		if (!ref[0] && toks[n] && (strstr(line, " stack") || strstr(line, " file=")))
+			snprintf(ref, sizeof(ref), "%s", toks[n]);
 		v[n++] = (struct mig__vma_policy){ start, p };
 	}
 	fclose(f);
+	/*
+	 * A VMA showing the task policy is placed by our workers' policy, like
+	 * one with none (UFFDIO_COPY allocates with the VMA's policy, else the
+	 * caller's). A VMA mbind()ed to exactly the task policy is taken for
+	 * unbound; the placement check after the job reports its pages.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		if (ref[0] && toks[i] && !strcmp(toks[i], ref))
+			(void)mig__numa_policy_parse("default", &v[i].pol);
+		free(toks[i]);
+	}
 	*ret = TAKE_PTR(v);
 	*ret_n = n;
 	return 0;
