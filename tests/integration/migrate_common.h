@@ -201,8 +201,6 @@ static inline void check_status(const struct mig_migrate_result *r, const struct
 		     r->pages_moved + r->pages_skipped);
 }
 
-#endif
-
 /*
  * An event test: migrate a tenant with running writers and, inside the
  * window that covers offset at/4 of the data, after its zap and before
@@ -281,3 +279,31 @@ static inline void finish(struct wtenant *w)
 		FAIL("the tenant found damaged pages");
 	printf("# tenant longest write stall: %.3f ms, p99 %" PRIu64 " us\n", max_us / 1000.0, p99);
 }
+
+/*
+ * The common frame of an event test whose tenant survives the event: run
+ * it, and fail unless the tenant answered OK and an event was read. The
+ * caller adds its own checks on *res, then calls event_test_done.
+ */
+static inline void event_test_run(const char *self, const char *verb, struct wtenant *w,
+				  struct mig_migrate_result *res)
+{
+	struct evtest e = { 0 };
+	int r = run_event_test(self, w, verb, &e, res);
+
+	if (r < 0)
+		FAIL("mig_migrate: %s", strerror(-r));
+	if (strncmp(e.answer, "OK", 2))
+		FAIL("tenant after '%s': %s", verb, e.answer);
+	if (res->events == 0)
+		FAIL("no event was read");
+}
+
+static inline void event_test_done(struct wtenant *w, struct mig_migrate_result *res)
+{
+	finish(w);
+	mig_migrate_result_free(res);
+	printf("PASS\n");
+}
+
+#endif /* MIGRATE_COMMON_H */

@@ -9,20 +9,10 @@
 int main(int argc, char **argv)
 {
 	struct mig_migrate_result res;
-	struct evtest e = { 0 };
 	struct wtenant w = { 0 };
-	int r;
 
 	(void)argc;
-	r = run_event_test(argv[0], &w, "fork", &e, &res);
-	if (r < 0)
-		FAIL("mig_migrate: %s", strerror(-r));
-	if (strncmp(e.answer, "OK", 2))
-		FAIL("the child found damaged pages: %s", e.answer);
-	if (res.events == 0)
-		FAIL("no event was read");
-	finish(&w);
-	mig_migrate_result_free(&res);
-	printf("PASS\n");
+	event_test_run(argv[0], "fork", &w, &res);
+	event_test_done(&w, &res);
 	return 0;
 }
