@@ -369,6 +369,35 @@ static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
 	r = ctl->ready(ctl->ud, excl, nexcl, &runs, &n);
 	if (r < 0)
 		return r;
+	if (ctl->next) {
+		struct mig__zap_step st;
+
+		/*
+		 * One request per step. The engine gives an agent madvise
+		 * steps only (migrate.c: the helper's libc could fault on a
+		 * page a MOVE step just took out, under the engine's lock).
+		 */
+		while ((r = ctl->next(ctl->ud, &st)) > 0) {
+			struct mig_agent_req mq = { .op = MIG_AGENT_MOVE,
+						    .arg = { st.dst, st.start, st.len, st.mode } };
+
+			if (st.op == MIG__ZAP_MOVE) {
+				r = agent_call(t, &mq, -1, &resp, NULL);
+			} else {
+				req.nruns = 1;
+				req.runs[0].start = st.start;
+				req.runs[0].end = st.start + st.len;
+				r = agent_call(t, &req, -1, &resp, NULL);
+			}
+			if (ctl->unlock)
+				ctl->unlock(ctl->ud);
+			ctl->done(ctl->ud, &st, r < 0 ? r : resp.ret,
+				  r < 0 || st.op != MIG__ZAP_MOVE ? 0 : resp.val);
+			if (r < 0)
+				return r;
+		}
+		return r;
+	}
 	for (size_t i = 0; i < n;) {
 		req.nruns = 0;
 		for (; i < n && req.nruns < MIG_AGENT_MAX_RUNS; i++, req.nruns++) {

@@ -300,12 +300,14 @@ static void release_child(struct mig__job *j, int cfd)
 				usleep(100);
 			}
 		}
-		for (size_t k = 0; k < w->nregs; k++) {
-			uint64_t len = w->regs[k].end - w->regs[k].start;
-
-			(void)mig__uffd_writeprotect(cfd, w->regs[k].start, len, false, false);
-			(void)mig__uffd_unregister(cfd, w->regs[k].start, len);
-		}
+		/* Protected were the window's pages only; registered its whole VMAs. */
+		for (size_t i = 0; i < w->npages; i++)
+			if (mig__bit_test(w->invma, i))
+				(void)mig__uffd_writeprotect(cfd, w->addr[i], MIG__PAGE, false,
+							     false);
+		for (size_t k = 0; k < w->nregs; k++)
+			(void)mig__uffd_unregister(cfd, w->regs[k].start,
+						   w->regs[k].end - w->regs[k].start);
 	}
 	safe_close(cfd);
 }
@@ -341,10 +343,17 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 			uint64_t from = m->arg.remap.from, to = m->arg.remap.to,
 				 len = m->arg.remap.len;
 
+			/*
+			 * A page that moved during the pass may have been staged
+			 * from its old address after another page took it: its
+			 * COPIED marker cannot be trusted. As if written: it is
+			 * not taken out in this pass, and staged again in the next.
+			 */
 			for (size_t i = 0; i < w->npages; i++)
 				if (w->addr[i] >= from && w->addr[i] < from + len) {
 					w->addr[i] = w->addr[i] - from + to;
 					mig__bit_set(w->remapped, i);
+					mig__bit_set(w->dirty, i);
 				}
 			regs_remap(w, from, to, len);
 		}

@@ -388,6 +388,8 @@ static int inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6]
 		if (ptrace(PTRACE_SINGLESTEP, s->tid, NULL, NULL) < 0)
 			return ptrace_err();
 		r = wait_stop(s, &st);
+		if (s->before_signal)
+			s->before_signal(s->hook_ud);
 		if (r < 0)
 			return r;
 		if (ptrace(PTRACE_GETREGS, s->tid, NULL, &regs) < 0)
@@ -420,6 +422,8 @@ static int inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6]
 		r = acquire_stop(s, false);
 		if (r < 0)
 			return r;
+		if (s->once)
+			return -EINTR;
 	}
 	return -EAGAIN;
 }
@@ -757,6 +761,58 @@ static size_t executor_writes(struct mig__inject *s, struct mig_range *excl)
 }
 
 /*
+ * Run the steps ctl->next gives, one syscall each, in the stopped thread.
+ * ctl->unlock is called as soon as a step's syscall has run and before a
+ * signal is delivered (inject_syscall's before_signal), so the engine's
+ * lock is never held while the thread can fault. A step a signal got
+ * ahead of is reported -EINTR and asked for again.
+ */
+static int zap_steps(struct mig__inject *s, struct mig_tenant *t, const struct mig__zap_ctl *ctl)
+{
+	struct mig__zap_step st;
+	int r;
+
+	s->before_signal = ctl->unlock;
+	s->hook_ud = ctl->ud;
+	s->once = true;
+	while ((r = ctl->next(ctl->ud, &st)) > 0) {
+		struct uffdio_move m = { 0 };
+		int64_t x = 0;
+
+		if (st.op == MIG__ZAP_MOVE) {
+			m = (struct uffdio_move){ .dst = st.dst,
+						  .src = st.start,
+						  .len = st.len,
+						  .mode = st.mode };
+			r = tenant_io(s->tid, ctl->arg_page, &m, sizeof(m), true);
+			if (r == 0)
+				r = sys(s, SYS_ioctl, (uint64_t)t->tenant_fd, UFFDIO_MOVE,
+					ctl->arg_page, 0, 0, 0, &x);
+			if (ctl->unlock)
+				ctl->unlock(ctl->ud);
+			if (r == 0 && tenant_io(s->tid, ctl->arg_page, &m, sizeof(m), false) < 0)
+				m.move = 0;
+		} else {
+			r = sys(s, SYS_madvise, st.start, st.len, MADV_DONTNEED, 0, 0, 0, &x);
+			if (ctl->unlock)
+				ctl->unlock(ctl->ud);
+		}
+		if (r == -EINTR) {
+			ctl->done(ctl->ud, &st, -EINTR, 0);
+			continue;
+		}
+		if (r < 0) {
+			ctl->done(ctl->ud, &st, r, 0);
+			break;
+		}
+		ctl->done(ctl->ud, &st, x, m.move > 0 ? (uint64_t)m.move : 0);
+	}
+	s->before_signal = NULL;
+	s->once = false;
+	return r;
+}
+
+/*
  * The zap protocol (struct mig__zap_ctl): name the thread, stop it, and
  * only then let the engine fix the runs. While we wait for the stop the
  * engine holds none of that thread's faults, so a thread sitting in a
@@ -784,6 +840,12 @@ static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
 	if (r < 0)
 		return r;
 	r = ctl->ready(ctl->ud, excl, executor_writes(&s, excl), &runs, &n);
+	if (r >= 0 && ctl->next) {
+		r = zap_steps(&s, t, ctl);
+		if (mig__inject_end(&s) < 0 && r == 0)
+			r = -ESRCH;
+		return r;
+	}
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		int64_t x;
 

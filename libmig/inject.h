@@ -34,6 +34,14 @@ struct mig__inject {
 	bool stopped;	  /* between begin and end */
 	uint64_t sysaddr; /* address of a `syscall` instruction in the tenant */
 	uint64_t t0;	  /* CLOCK_MONOTONIC ns when the thread stopped */
+	/*
+	 * Optional: called once the injected syscall has run (or did not),
+	 * before a signal is delivered to the thread. With once set, a
+	 * syscall a signal got ahead of is not run again: -EINTR.
+	 */
+	void (*before_signal)(void *ud);
+	void *hook_ud;
+	bool once;
 #ifdef __x86_64__
 	struct user_regs_struct saved;
 #endif

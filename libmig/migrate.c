@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "bitmap.h"
@@ -107,6 +108,14 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 		w->addr[i] = start + i * MIG__PAGE;
 	for (size_t v = 0; v < nvmas; v++) {
 		uint64_t s = MAX(start, vmas[v].start), e = MIN(end, vmas[v].end);
+		/*
+		 * Registered is the whole VMA, never a piece of it: a piece
+		 * would split the tenant's VMA for the window, and an mremap
+		 * of the tenant's across that cut would then fail with EFAULT
+		 * (since Linux 6.17 after moving the part before the cut).
+		 * Only the window's pages are protected and migrated.
+		 */
+		struct mig_range whole = { vmas[v].start, vmas[v].end };
 
 		if (s >= e || !mig_vma_is_anon_private(&vmas[v]) ||
 		    !(vmas[v].flags & MIG_VMA_WRITE))
@@ -121,10 +130,10 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 				jp->flags[base + (a - start) / MIG__PAGE] = PF_DONE | PF_XDEV;
 			continue;
 		}
-		if (w->nregs > 0 && w->regs[w->nregs - 1].end == s)
-			w->regs[w->nregs - 1].end = e;
+		if (w->nregs > 0 && w->regs[w->nregs - 1].end == whole.start)
+			w->regs[w->nregs - 1].end = whole.end;
 		else if (w->nregs < MIG__MAX_REGS)
-			w->regs[w->nregs++] = (struct mig_range){ s, e };
+			w->regs[w->nregs++] = whole;
 		else
 			continue;
 		for (uint64_t a = s; a < e; a += MIG__PAGE)
@@ -230,7 +239,12 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 			continue;
 		}
 		res->pages_present++;
-		if (f & PF_GONE) {
+		/*
+		 * Absent now, though present when its window began: the tenant
+		 * dropped it (munmap, DONTNEED) after the window: gone, like a
+		 * page dropped during it.
+		 */
+		if ((f & PF_GONE) || node == -ENOENT) {
 			res->pages_gone++;
 		} else if (f & PF_SKIPPED) {
 			res->pages_skipped++;
@@ -280,6 +294,54 @@ static int verify(struct mig__job *j, const struct mig_range *ranges, size_t n,
 		base += np;
 	}
 	return 0;
+}
+
+/*
+ * Set up the MOVE zap (docs/engine.md, "The zap"): an area inside the
+ * tenant with one plain page for the ioctl's argument (written now, so it
+ * is present before any window registers its VMA) and, 2 MiB aligned, a
+ * window's worth registered with the job's uffd: UFFDIO_MOVE only moves
+ * into a registered range. Returns 0, or -errno (the job then zaps with
+ * madvise unless MOVE was asked for).
+ */
+static int scratch_setup(struct mig__job *j, uint64_t window)
+{
+	static const char zero[64];
+	struct iovec local = { .iov_base = (void *)zero, .iov_len = sizeof(zero) };
+	struct iovec remote;
+	int r;
+
+	j->scratch_len = MIG__PAGE + window + MIG__PMD;
+	r = mig_tenant_map_scratch(j->t, j->scratch_len, &j->scratch);
+	if (r < 0)
+		return r;
+	j->arg_page = j->scratch;
+	remote = (struct iovec){ .iov_base = (void *)(uintptr_t)j->arg_page,
+				 .iov_len = sizeof(zero) };
+	if (process_vm_writev(j->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(zero)) {
+		r = -errno;
+		goto fail;
+	}
+	j->scratch_dst = ALIGN_UP(j->scratch + MIG__PAGE, (uint64_t)MIG__PMD);
+	j->scratch_dst_len = window;
+	r = mig__uffd_register(j->uffd, j->scratch_dst, window, UFFDIO_REGISTER_MODE_MISSING, NULL);
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	(void)!mig_tenant_unmap(j->t, j->scratch, j->scratch_len);
+	j->scratch = 0;
+	return r;
+}
+
+static void scratch_teardown(struct mig__job *j)
+{
+	if (!j->scratch)
+		return;
+	/* Unregistered first: the munmap then sends no UNMAP event. */
+	(void)mig__uffd_unregister(j->uffd, j->scratch_dst, j->scratch_dst_len);
+	(void)!mig_tenant_unmap(j->t, j->scratch, j->scratch_len);
+	j->scratch = 0;
 }
 
 static void pace(const struct mig_migrate_opts *o, uint64_t t0, uint64_t bytes)
@@ -378,6 +440,35 @@ int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	r = mig__vma_policies(j.pid, &j.pols, &j.npols);
 	if (r == -ESRCH)
 		goto out;
+	/*
+	 * The MOVE zap needs UFFDIO_MOVE, run inside the tenant (cross-mm
+	 * moves are refused) while the job lock is held, by a thread that
+	 * cannot fault meanwhile: the ptrace executor runs nothing but the
+	 * ioctl. An agent's helper runs libc code around it, which reads
+	 * libc's own data, pages a whole-process job may have just taken
+	 * out: a fault there would wait for the fault thread, which waits
+	 * for the lock. Agent tenants zap with madvise.
+	 */
+	if (o.zap != MIG_ZAP_MADVISE && (mig_tenant_features(t) & UFFD_FEATURE_MOVE) &&
+	    t->method == MIG_ATTACH_PTRACE) {
+		r = scratch_setup(&j, o.window);
+		if (r == -ESRCH)
+			goto out;
+		j.move_zap = r >= 0;
+	}
+	if (o.zap == MIG_ZAP_MOVE && !j.move_zap) {
+		if (!(mig_tenant_features(t) & UFFD_FEATURE_MOVE))
+			mig__tenant_set_error("MIG_ZAP_MOVE: the tenant's userfaultfd has no "
+					      "UFFDIO_MOVE (Linux 6.8+)");
+		else if (t->method != MIG_ATTACH_PTRACE)
+			mig__tenant_set_error("MIG_ZAP_MOVE: a tenant attached through its agent "
+					      "zaps with madvise (docs/engine.md, \"The zap\")");
+		else
+			mig__tenant_set_error("MIG_ZAP_MOVE: no scratch area in the tenant: %s",
+					      strerror(-r));
+		r = -EOPNOTSUPP;
+		goto out;
+	}
 	r = mig__faults_start(&j);
 	if (r < 0)
 		goto out;
@@ -484,6 +575,7 @@ int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	}
 out:
 	mig__faults_stop(&j);
+	scratch_teardown(&j);
 	for (size_t k = 0; j.pools && k < j.npools; k++) {
 		mig__pool_free(j.pools[k]);
 		if (staging)

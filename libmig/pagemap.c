@@ -73,6 +73,8 @@ uint32_t mig__page_flags(uint64_t pm, uint64_t kpf, int kpf_known)
 		f |= MIG_PAGE_SWAPPED;
 	if (pm & MIG__PM_EXCLUSIVE)
 		f |= MIG_PAGE_EXCLUSIVE;
+	if (pm & MIG__PM_UFFD_WP)
+		f |= MIG_PAGE_UFFD_WP;
 	if (!kpf_known || !(f & MIG_PAGE_PRESENT) || (kpf & MIG__KPF(MIG__KPF_NOPAGE)))
 		return f;
 	if (kpf & MIG__KPF(MIG__KPF_ZERO_PAGE))

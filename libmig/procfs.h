@@ -23,6 +23,7 @@
 #define MIG__PM_FILE	   (UINT64_C(1) << 61) /* file page or shared anon */
 #define MIG__PM_UFFD_WP	   (UINT64_C(1) << 57)
 #define MIG__PM_EXCLUSIVE  (UINT64_C(1) << 56)
+#define MIG__PM_UFFD_WP	   (UINT64_C(1) << 57) /* uffd write-protected (5.19+) */
 #define MIG__PM_SOFT_DIRTY (UINT64_C(1) << 55)
 #define MIG__PM_PFN_MASK   ((UINT64_C(1) << 55) - 1)
 

@@ -28,16 +28,45 @@
  * rseq area, the stack below its stack pointer); the engine keeps those
  * out of the zap set and fixes the set at that moment.
  */
+/*
+ * One step of a zap, run by the executor inside the tenant:
+ * MIG__ZAP_MADVISE: madvise(start, len, MADV_DONTNEED);
+ * MIG__ZAP_MOVE: ioctl(uffd, UFFDIO_MOVE, { dst, start, len, mode }).
+ */
+enum { MIG__ZAP_MADVISE = 1, MIG__ZAP_MOVE };
+
+struct mig__zap_step {
+	int op;
+	uint64_t start, len;
+	uint64_t dst, mode; /* MOVE only */
+};
+
 struct mig__zap_ctl {
 	/* Called first with the executor threads. May be NULL. */
 	void (*prepare)(void *ud, const pid_t *tids, size_t n);
 	/*
 	 * The executor is ready; excl[nexcl] must not be zapped. *runs and
 	 * *n get what to zap now (valid until the op returns; n may be 0).
+	 * With next set, runs are not used: the steps come from next.
 	 * Returns 0 or -errno (then nothing is zapped).
 	 */
 	int (*ready)(void *ud, const struct mig_range *excl, size_t nexcl,
 		     const struct mig_range **runs, size_t *n);
+	/*
+	 * Optional. The next step, computed when it is due: 1 (*st filled),
+	 * 0 (no more), or -errno. The backend runs the step and then calls
+	 * done with its result (the syscall's return, -errno; for MOVE the
+	 * bytes moved), or with -EINTR if it did not run. Between next and
+	 * done the engine may hold a lock the fault thread needs: the
+	 * backend must call unlock (may be NULL) before anything that can
+	 * make the executor fault (delivering a signal to it), and before
+	 * done.
+	 */
+	int (*next)(void *ud, struct mig__zap_step *st);
+	void (*unlock)(void *ud);
+	void (*done)(void *ud, const struct mig__zap_step *st, int64_t ret, uint64_t moved);
+	/* MOVE steps: an unregistered page of the tenant for the ioctl's argument. */
+	uint64_t arg_page;
 	void *ud;
 };
 

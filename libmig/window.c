@@ -46,7 +46,7 @@ int mig__window_alloc(size_t npages, struct mig__win **ret)
 	w->err = calloc(npages, sizeof(int32_t));
 	w->held_ns = calloc(npages, sizeof(uint64_t));
 	w->held_tid = calloc(npages, sizeof(int32_t));
-	bits = calloc(11 * words, sizeof(uint64_t));
+	bits = calloc(13 * words, sizeof(uint64_t));
 	if (!w->addr || !w->err || !w->held_ns || !w->held_tid || !bits) {
 		free(bits);
 		mig__window_free(w);
@@ -63,6 +63,8 @@ int mig__window_alloc(size_t npages, struct mig__win **ret)
 	w->present = bits + 8 * words;
 	w->skipped = bits + 9 * words;
 	w->remapped = bits + 10 * words;
+	w->pend = bits + 11 * words;
+	w->fallback = bits + 12 * words;
 	*ret = w;
 	return 0;
 }
@@ -76,7 +78,6 @@ void mig__window_free(struct mig__win *w)
 	free(w->err);
 	free(w->held_ns);
 	free(w->held_tid);
-	free(w->zap_runs);
 	free(w);
 }
 
@@ -142,22 +143,49 @@ static int protect(struct mig__job *j, struct mig__win *w, const uint64_t *bits,
 	return r;
 }
 
+/*
+ * Un-protect every page the window may have protected: the pages of its
+ * VMAs, at their current addresses (the registration spans whole VMAs,
+ * which can be far larger than the window).
+ */
 static void thaw(struct mig__job *j, struct mig__win *w)
 {
-	struct mig_range regs[MIG__MAX_REGS];
+	struct mig_range *runs = calloc(w->npages, sizeof(*runs));
 	size_t n;
 
-	pthread_rwlock_rdlock(&j->lock);
-	n = w->nregs;
-	memcpy(regs, w->regs, n * sizeof(regs[0]));
-	pthread_rwlock_unlock(&j->lock);
-	for (size_t k = 0; k < n; k++)
-		(void)wp_range(j, regs[k].start, regs[k].end - regs[k].start, false);
+	if (!runs) {
+		/* No memory for the runs: un-protect the registered ranges whole. */
+		struct mig_range regs[MIG__MAX_REGS];
+
+		pthread_rwlock_rdlock(&j->lock);
+		n = w->nregs;
+		memcpy(regs, w->regs, n * sizeof(regs[0]));
+		pthread_rwlock_unlock(&j->lock);
+		for (size_t k = 0; k < n; k++)
+			(void)wp_range(j, regs[k].start, regs[k].end - regs[k].start, false);
+	} else {
+		pthread_rwlock_rdlock(&j->lock);
+		n = runs_of(w, w->invma, runs, w->npages);
+		pthread_rwlock_unlock(&j->lock);
+		for (size_t k = 0; k < n; k++)
+			(void)wp_range(j, runs[k].start, runs[k].end - runs[k].start, false);
+		free(runs);
+	}
 	for (size_t i = 0; i < w->npages; i++)
 		if (w->held_ns[i]) {
 			mig__job_stall(j, w->held_ns[i]);
 			w->held_ns[i] = 0;
 		}
+}
+
+static bool dirty_now(struct mig__job *j, const struct mig__win *w, size_t i)
+{
+	bool d;
+
+	pthread_rwlock_rdlock(&j->lock);
+	d = mig__bit_test(w->dirty, i);
+	pthread_rwlock_unlock(&j->lock);
+	return d;
 }
 
 /*
@@ -193,6 +221,20 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 		if (mig__bit_test(w->gone, i) || pi[i].node < 0 ||
 		    !(pi[i].flags & MIG_PAGE_PRESENT) || (pi[i].flags & MIG_PAGE_ZERO)) {
 			mig__bit_clear(w->sel, i);
+			continue;
+		}
+		/*
+		 * Not write-protected although FREEZE protected it, and not
+		 * written either (a write makes the page DIRTY before the fault
+		 * thread un-protects it): its VMA is not registered (the tenant
+		 * mremapped an unregistered mapping there after the window was
+		 * planned). A write to it would go unseen and a fill would find
+		 * no registration: it stays.
+		 */
+		if (!(pi[i].flags & MIG_PAGE_UFFD_WP) && !dirty_now(j, w, i)) {
+			mig__bit_clear(w->sel, i);
+			if (!w->err[i])
+				w->err[i] = EBUSY;
 			continue;
 		}
 		if (!first)
@@ -330,9 +372,18 @@ static int fill(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
 struct zap_ctx {
 	struct mig__job *j;
 	struct mig__win *w;
-	struct mig_range *runs; /* calloc'd, w->npages entries */
-	size_t n;
+	bool locked;	    /* j->lock held for reading by a MOVE step */
+	bool scratch_used;  /* pages were moved into the scratch area */
+	bool scratch_freed; /* the step freeing it was given */
+	size_t cur, ncur;   /* pages of the step in flight */
+	unsigned again;	    /* MOVE steps refused while events were unread */
+	size_t limit;	    /* pages in the next MOVE step at most, 0: no limit */
+	struct mig_range excl[8];
+	size_t nexcl;
 };
+
+/* MOVE steps refused with -EAGAIN before the rest falls back to madvise. */
+#define MOVE_AGAIN_MAX 2000
 
 /*
  * Zap protocol, step 1: the backend names the threads that will run the
@@ -347,6 +398,7 @@ static void zap_prepare(void *ud, const pid_t *tids, size_t n)
 	struct zap_ctx *z = ud;
 	struct mig__job *j = z->j;
 	struct mig__win *w = z->w;
+	_cleanup_free_ struct mig_range *rel = calloc(w->npages, sizeof(*rel));
 	size_t nrel = 0;
 
 	pthread_rwlock_wrlock(&j->lock);
@@ -359,20 +411,25 @@ static void zap_prepare(void *ud, const pid_t *tids, size_t n)
 			w->held_ns[i] = 0;
 			w->held_tid[i] = 0;
 			mig__bit_set(w->dirty, i);
-			z->runs[nrel++] = (struct mig_range){ w->addr[i], w->addr[i] + MIG__PAGE };
+			if (rel)
+				rel[nrel++] =
+					(struct mig_range){ w->addr[i], w->addr[i] + MIG__PAGE };
 		}
 	pthread_rwlock_unlock(&j->lock);
 	/* Un-protecting wakes the writer; its retried fault then succeeds. */
 	for (size_t k = 0; k < nrel; k++) {
-		(void)wp_range(j, z->runs[k].start, MIG__PAGE, false);
-		(void)mig__uffd_wake(j->uffd, z->runs[k].start, MIG__PAGE);
+		(void)wp_range(j, rel[k].start, MIG__PAGE, false);
+		(void)mig__uffd_wake(j->uffd, rel[k].start, MIG__PAGE);
 	}
 }
 
 /*
  * Step 2: the executor is ready (ptrace: stopped, so it cannot fault).
  * Only now is the zap set fixed (COPIED, not DIRTY, not gone) and WP
- * faults on it held until the zap returns.
+ * faults on it held until the fill. The pages the executor's kernel
+ * writes (excl) stay, -EBUSY, and lose their protection: a MOVE step
+ * holds the job lock, and the executor must then never wait for the
+ * fault thread.
  */
 static int zap_ready(void *ud, const struct mig_range *excl, size_t nexcl,
 		     const struct mig_range **runs, size_t *n)
@@ -401,24 +458,188 @@ static int zap_ready(void *ud, const struct mig_range *excl, size_t nexcl,
 			continue;
 		}
 		if (mig__bit_test(w->copied, i) && !mig__bit_test(w->dirty, i) &&
-		    !mig__bit_test(w->gone, i))
+		    !mig__bit_test(w->gone, i)) {
 			mig__bit_set(w->zap, i);
+			mig__bit_set(w->pend, i);
+		}
 	}
-	z->n = runs_of(w, w->zap, z->runs, w->npages);
-	memcpy(w->zap_runs, z->runs, z->n * sizeof(z->runs[0]));
-	w->nzap_runs = z->n;
+	w->nzap_runs = 0;
 	w->zap_fixed = true;
-	w->zapping = true;
 	pthread_rwlock_unlock(&j->lock);
-	*runs = z->runs;
-	*n = z->n;
+	z->nexcl = MIN(nexcl, ARRAY_SIZE(z->excl));
+	memcpy(z->excl, excl, z->nexcl * sizeof(excl[0]));
+	if (j->move_zap)
+		for (size_t k = 0; k < z->nexcl; k++)
+			(void)wp_range(j, excl[k].start, excl[k].end - excl[k].start, false);
+	*runs = NULL;
+	*n = 0;
 	return 0;
+}
+
+static void zap_unlock(void *ud)
+{
+	struct zap_ctx *z = ud;
+
+	if (z->locked) {
+		z->locked = false;
+		pthread_rwlock_unlock(&z->j->lock);
+	}
+}
+
+/* A run of pending pages from i: consecutive indices at consecutive addresses. */
+static size_t pending_run(const struct mig__win *w, size_t i, bool fallback)
+{
+	size_t k = i + 1;
+
+	while (k < w->npages && k - i < 512 && mig__bit_test(w->pend, k) &&
+	       !mig__bit_test(w->gone, k) && !mig__bit_test(w->dirty, k) &&
+	       mig__bit_test(w->fallback, k) == fallback &&
+	       w->addr[k] == w->addr[k - 1] + MIG__PAGE)
+		k++;
+	return k - i;
+}
+
+/*
+ * The next zap step, from the current addresses. MOVE steps come first,
+ * with the job lock held for reading until the step has run: the fault
+ * thread cannot apply a tenant event meanwhile, so the addresses are
+ * right when the MOVE runs, and an event the tenant made after they
+ * were read is still unread then, which makes the kernel refuse the
+ * MOVE (-EAGAIN: mmap_changing). madvise steps (no UFFDIO_MOVE, or pages
+ * MOVE refused) run without the lock: their REMOVE events must be read.
+ * Last, the scratch area's old pages are dropped.
+ */
+static int zap_next(void *ud, struct mig__zap_step *st)
+{
+	struct zap_ctx *z = ud;
+	struct mig__job *j = z->j;
+	struct mig__win *w = z->w;
+
+	if (j->move_zap) {
+		pthread_rwlock_rdlock(&j->lock);
+		z->locked = true;
+		for (size_t i = 0; i < w->npages; i++) {
+			/* Moved by the tenant meanwhile (dirty): left for the next pass. */
+			if (!mig__bit_test(w->pend, i) || mig__bit_test(w->fallback, i) ||
+			    mig__bit_test(w->dirty, i))
+				continue;
+			if (mig__bit_test(w->gone, i)) {
+				mig__bit_clear(w->pend, i); /* the tenant dropped it: stays out */
+				continue;
+			}
+			z->cur = i;
+			z->ncur = pending_run(w, i, false);
+			if (z->limit && z->ncur > z->limit)
+				z->ncur = z->limit;
+			z->limit = 0;
+			*st = (struct mig__zap_step){
+				.op = MIG__ZAP_MOVE,
+				.start = w->addr[i],
+				.len = z->ncur * MIG__PAGE,
+				.dst = j->scratch_dst + i * MIG__PAGE,
+				.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES |
+					UFFDIO_MOVE_MODE_DONTWAKE,
+			};
+			return 1;
+		}
+		zap_unlock(z);
+	}
+	pthread_rwlock_wrlock(&j->lock);
+	for (size_t i = 0; i < w->npages; i++) {
+		if (!mig__bit_test(w->pend, i) || mig__bit_test(w->dirty, i))
+			continue;
+		if (mig__bit_test(w->gone, i)) {
+			mig__bit_clear(w->pend, i);
+			continue;
+		}
+		z->cur = i;
+		z->ncur = pending_run(w, i, mig__bit_test(w->fallback, i));
+		w->zap_runs[0] = (struct mig_range){ w->addr[i], w->addr[i] + z->ncur * MIG__PAGE };
+		w->nzap_runs = 1;
+		w->zapping = true;
+		pthread_rwlock_unlock(&j->lock);
+		*st = (struct mig__zap_step){
+			.op = MIG__ZAP_MADVISE,
+			.start = w->zap_runs[0].start,
+			.len = z->ncur * MIG__PAGE,
+		};
+		return 1;
+	}
+	pthread_rwlock_unlock(&j->lock);
+	if (z->scratch_used && !z->scratch_freed) {
+		z->scratch_freed = true;
+		z->ncur = 0;
+		*st = (struct mig__zap_step){
+			.op = MIG__ZAP_MADVISE,
+			.start = j->scratch_dst,
+			.len = j->scratch_dst_len,
+		};
+		return 1;
+	}
+	return 0;
+}
+
+static void zap_done(void *ud, const struct mig__zap_step *st, int64_t ret, uint64_t moved)
+{
+	struct zap_ctx *z = ud;
+	struct mig__job *j = z->j;
+	struct mig__win *w = z->w;
+	size_t i = z->cur, n = z->ncur, m;
+	bool again = false;
+
+	zap_unlock(z);
+	if (st->op == MIG__ZAP_MADVISE && n == 0)
+		return; /* the scratch area */
+	pthread_rwlock_wrlock(&j->lock);
+	if (st->op == MIG__ZAP_MADVISE) {
+		w->zapping = false;
+		w->nzap_runs = 0;
+		/* A failed madvise leaves its pages: their fill finds them there. */
+		for (size_t k = i; k < i + n; k++)
+			mig__bit_clear(w->pend, k);
+	} else {
+		m = MIN(n, moved / MIG__PAGE);
+		for (size_t k = i; k < i + m; k++)
+			mig__bit_clear(w->pend, k);
+		if (m)
+			z->scratch_used = true;
+		if (m < n && (ret == -EAGAIN || ret == -EINTR || ret >= 0)) {
+			/*
+			 * A tenant event is unread (or a signal came first), or
+			 * the kernel stopped part way (it then says why only when
+			 * asked again from the page it stopped at): again.
+			 */
+			again = ++z->again < MOVE_AGAIN_MAX;
+			if (!again)
+				for (size_t k = i + m; k < i + n; k++)
+					mig__bit_set(w->fallback, k);
+		} else if (m < n && ret == -EINVAL && n - m > 1) {
+			/*
+			 * The run crosses a VMA boundary (UFFDIO_MOVE moves within
+			 * one VMA): halve it until the boundary is found.
+			 */
+			z->limit = (n - m) / 2;
+			again = ++z->again < MOVE_AGAIN_MAX;
+		} else if (m < n && ret == -EBUSY) {
+			/* Shared with another mm (fork, KSM) or pinned: this page only. */
+			mig__bit_set(w->fallback, i + m);
+		} else if (m < n) {
+			/* Refused for the VMA (mlocked, other protection...): madvise the rest. */
+			for (size_t k = i + m; k < i + n; k++)
+				mig__bit_set(w->fallback, k);
+		}
+	}
+	pthread_rwlock_unlock(&j->lock);
+	if (again)
+		usleep(20); /* let the fault thread read the event */
 }
 
 static int zap(struct mig__job *j, struct mig__win *w)
 {
 	struct zap_ctx z = { .j = j, .w = w };
+	_cleanup_free_ struct mig_range *runs = NULL;
 	bool any_copied = false;
+	size_t n;
 	int r;
 
 	for (size_t i = 0; i < w->npages && !any_copied; i++)
@@ -431,38 +652,43 @@ static int zap(struct mig__job *j, struct mig__win *w)
 		pthread_rwlock_unlock(&j->lock);
 		return 0;
 	}
-	z.runs = calloc(w->npages, sizeof(*z.runs));
-	if (!z.runs)
+	runs = calloc(w->npages, sizeof(*runs));
+	if (!runs)
 		return -ENOMEM;
-	pthread_rwlock_wrlock(&j->lock);
-	free(w->zap_runs);
-	w->zap_runs = calloc(w->npages, sizeof(*w->zap_runs));
-	w->nzap_runs = 0;
-	pthread_rwlock_unlock(&j->lock);
-	if (!w->zap_runs) {
-		free(z.runs);
-		return -ENOMEM;
-	}
 
 	r = mig__tenant_zap_ctl(j->t, &(struct mig__zap_ctl){
 					      .prepare = zap_prepare,
 					      .ready = zap_ready,
+					      .next = zap_next,
+					      .unlock = zap_unlock,
+					      .done = zap_done,
+					      .arg_page = j->arg_page,
 					      .ud = &z,
 				      });
+	zap_unlock(&z);
 
 	/*
-	 * Writers held on the zap set can go now: their retried fault finds
-	 * a hole and is served from staging at once, ahead of the batch. If
-	 * the executor never got ready, the zap set stayed empty: nothing
-	 * was zapped, nothing is filled.
+	 * Pages still pending were not taken out (the executor failed, or
+	 * never got ready): they leave the zap set as written pages, so the
+	 * fill leaves them and the next pass tries again. Writers held on
+	 * the zap set can go now: their retried fault finds a hole and is
+	 * served from staging at once, ahead of the batch, or finds the page.
 	 */
 	pthread_rwlock_wrlock(&j->lock);
 	j->exec_preparing = false;
 	w->zapping = false;
-	for (size_t k = 0; k < z.n; k++)
-		(void)mig__uffd_wake(j->uffd, z.runs[k].start, z.runs[k].end - z.runs[k].start);
+	w->nzap_runs = 0;
+	for (size_t i = 0; i < w->npages; i++)
+		if (mig__bit_test(w->pend, i)) {
+			mig__bit_clear(w->pend, i);
+			mig__bit_clear(w->zap, i);
+			mig__bit_set(w->dirty, i);
+		}
+	mig__bitmap_zero(w->fallback, w->npages);
+	n = runs_of(w, w->zap, runs, w->npages);
+	for (size_t k = 0; k < n; k++)
+		(void)mig__uffd_wake(j->uffd, runs[k].start, runs[k].end - runs[k].start);
 	pthread_rwlock_unlock(&j->lock);
-	free(z.runs);
 	return r;
 }
 

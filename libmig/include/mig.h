@@ -147,6 +147,7 @@ MIG_API MIG_WUR int mig_read_vmas(pid_t pid, struct mig_vma **ret_vmas, size_t *
 #define MIG_PAGE_HEAD	   (1u << 4) /* head page of a large folio */
 #define MIG_PAGE_ZERO	   (1u << 5) /* the shared zero page (or huge zero page) */
 #define MIG_PAGE_EXCLUSIVE (1u << 6) /* pagemap "exclusively mapped" */
+#define MIG_PAGE_UFFD_WP   (1u << 7) /* write-protected with userfaultfd */
 
 struct mig_pageinfo {
 	uint64_t pfn;	/* 0 when unknown (no CAP_SYS_ADMIN) or not present */
@@ -386,6 +387,27 @@ MIG_API const struct mig_copy_engine *mig_copy_engine_default(void);
 /* Splits a batch across the target node's worker threads. */
 MIG_API const struct mig_copy_engine *mig_copy_engine_threaded(void);
 
+/*
+ * How a window's pages are taken out of the tenant before the fill
+ * (docs/engine.md, "The zap").
+ */
+enum mig_zap_method {
+	/* MOVE where the tenant's uffd has UFFDIO_MOVE (Linux 6.8+), else MADVISE. */
+	MIG_ZAP_AUTO = 0,
+	/*
+	 * madvise(MADV_DONTNEED) run inside the tenant. Its REMOVE events
+	 * cannot be told from the tenant's own, so a tenant DONTNEED racing
+	 * the zap of the same pages may read the old content, not zeros.
+	 */
+	MIG_ZAP_MADVISE,
+	/*
+	 * UFFDIO_MOVE of the pages into a scratch area inside the tenant,
+	 * under the job lock (no event; refused by the kernel while a tenant
+	 * event is unread). -EOPNOTSUPP without UFFDIO_MOVE.
+	 */
+	MIG_ZAP_MOVE,
+};
+
 struct mig_migrate_opts {
 	uint64_t window;     /* bytes, 0: 2 MiB; rounded up to a multiple of 2 MiB */
 	bool force;	     /* also move pages already on a target node */
@@ -404,6 +426,7 @@ struct mig_migrate_opts {
 	 */
 	void (*phase_hook)(int phase, const struct mig_range *window, void *userdata);
 	void *hook_userdata;
+	enum mig_zap_method zap;
 };
 
 #define MIG_PHASE_STAGED 1

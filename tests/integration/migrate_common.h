@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,51 @@ static inline void wt_attach(struct wtenant *w)
 		SKIP("cannot attach: %s", strerror(-r));
 	if (r < 0)
 		FAIL("attach: %s", strerror(-r));
+}
+
+/*
+ * Tenants that run libmig-agent.so: agent_preload() listens on sock and
+ * sets the environment a tenant started next inherits; agent_attach()
+ * clears it, accepts that tenant's agent and attaches through it.
+ */
+static inline void agent_preload(const char *self, char *sock, size_t socklen, int *lfd)
+{
+	char rel[4096], agent[PATH_MAX];
+	int r;
+
+	prog_path(self, "../libmig-agent.so", rel, sizeof(rel));
+	if (!realpath(rel, agent))
+		FAIL("no %s", rel);
+	snprintf(sock, socklen, "/tmp/migd-test-%d.sock", getpid());
+	r = mig_agent_listen(sock, lfd);
+	if (r < 0)
+		FAIL("listen on %s: %s", sock, strerror(-r));
+	setenv("MIGD_AGENT_SOCKET", sock, 1);
+	setenv("LD_PRELOAD", agent, 1);
+	/* Under SANITIZE=1 the preloaded agent comes before the ASan runtime. */
+	if (!getenv("ASAN_OPTIONS"))
+		setenv("ASAN_OPTIONS", "detect_leaks=0:verify_asan_link_order=0", 0);
+}
+
+static inline void wt_kill(struct wtenant *w);
+
+static inline void agent_attach(struct wtenant *w, int lfd, int *conn)
+{
+	pid_t apid = 0;
+	int r;
+
+	unsetenv("LD_PRELOAD");
+	unsetenv("MIGD_AGENT_SOCKET");
+	r = mig_agent_accept(lfd, 5000, &apid, conn);
+	if (r < 0 || apid != w->pid) {
+		wt_kill(w);
+		FAIL("agent accept: %s (pid %d, tenant %d)", strerror(-r), apid, w->pid);
+	}
+	r = mig_tenant_attach(w->pid, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, *conn }, &w->t);
+	if (r < 0) {
+		wt_kill(w);
+		FAIL("agent attach: %s (%s)", strerror(-r), mig_tenant_last_error());
+	}
 }
 
 static inline void wt_kill(struct wtenant *w)

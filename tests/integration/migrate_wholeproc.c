@@ -414,42 +414,17 @@ static void writer_case(const char *self)
 static void agent_writer_case(const char *self)
 {
 	const char *args[] = { "--size", "64M", "--threads", "2", "--thp-half", NULL, NULL, NULL };
-	char rel[4096], agent[PATH_MAX], sock[108];
 	struct wtenant w = { 0 };
-	pid_t apid = 0;
-	int lfd = -1, conn = -1, r;
+	char sock[108];
+	int lfd = -1, conn = -1;
 
-	prog_path(self, "../libmig-agent.so", rel, sizeof(rel));
-	if (!realpath(rel, agent)) {
-		printf("agent-writer: no %s: case skipped\n", rel);
-		return;
-	}
 	if (count_nodes() >= 2) {
 		args[5] = "--node";
 		args[6] = "0";
 	}
-	snprintf(sock, sizeof(sock), "/tmp/migd-wholeproc-%d.sock", getpid());
-	r = mig_agent_listen(sock, &lfd);
-	if (r < 0)
-		FAIL("agent-writer: listen on %s: %s", sock, strerror(-r));
-	setenv("MIGD_AGENT_SOCKET", sock, 1);
-	setenv("LD_PRELOAD", agent, 1);
-	/* Under SANITIZE=1 the preloaded agent comes before the ASan runtime. */
-	if (!getenv("ASAN_OPTIONS"))
-		setenv("ASAN_OPTIONS", "detect_leaks=0:verify_asan_link_order=0", 0);
+	agent_preload(self, sock, sizeof(sock), &lfd);
 	wt_start(&w, self, args);
-	unsetenv("LD_PRELOAD");
-	unsetenv("MIGD_AGENT_SOCKET");
-	r = mig_agent_accept(lfd, 5000, &apid, &conn);
-	if (r < 0 || apid != w.pid) {
-		wt_kill(&w);
-		FAIL("agent-writer: accept: %s (pid %d, tenant %d)", strerror(-r), apid, w.pid);
-	}
-	r = mig_tenant_attach(w.pid, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, conn }, &w.t);
-	if (r < 0) {
-		wt_kill(&w);
-		FAIL("agent-writer: attach: %s (%s)", strerror(-r), mig_tenant_last_error());
-	}
+	agent_attach(&w, lfd, &conn);
 	usleep(100000);
 	migrate_whole("agent-writer", w.pid, w.t, -1, 0, 1000);
 	finish(&w);

@@ -33,7 +33,9 @@
  * and what was expected, so a failure names its cause.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -148,6 +150,43 @@ static void die(const char *what, size_t i)
 	_exit(2);
 }
 
+#define HIST 256
+static struct {
+	char op;
+	size_t first, n, dst;
+	int stage;
+} hist[64][HIST];
+static unsigned hpos[64];
+
+static void note(unsigned t, char op, size_t first, size_t n, size_t dst, int stage)
+{
+	unsigned k = hpos[t]++ % HIST;
+
+	hist[t][k].op = op;
+	hist[t][k].first = first;
+	hist[t][k].n = n;
+	hist[t][k].dst = dst;
+	hist[t][k].stage = stage;
+}
+
+/* Is the page at p mapped (by any VMA)? */
+static bool mapped(void *p)
+{
+	unsigned char v;
+
+	return mincore(p, PAGE, &v) == 0 || errno != ENOMEM;
+}
+
+/* Move the pages of run [first, first + n) now at spare back, one by one. */
+static void bring_back(char *spare_slot, size_t first, size_t n, const char *what)
+{
+	for (size_t k = 0; k < n; k++)
+		if (!mapped(addr_of(first + k)) &&
+		    mremap(spare_slot + k * PAGE, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+			   addr_of(first + k)) == MAP_FAILED)
+			die(what, first + k);
+}
+
 static void zero_run(size_t first, size_t n, const char *op)
 {
 	for (size_t k = 0; k < n; k++) {
@@ -179,6 +218,7 @@ static void *thread_main(void *arg)
 		size_t n = 1 + rnd(&s) % RUNMAX, first = lo + rnd(&s) % (per_thread - n);
 
 		snprintf(sbuf, sizeof(sbuf), "%c", op);
+		note(t, op, first, n, 0, 0);
 		switch (op) {
 		case 'w':
 			for (size_t k = 0; k < n; k++)
@@ -237,21 +277,43 @@ static void *thread_main(void *arg)
 					 MREMAP_MAYMOVE | MREMAP_FIXED, myspare);
 
 			if (q == MAP_FAILED) {
-				if (errno == EFAULT)
-					break; /* the run spans two VMAs: nothing moved */
-				die("mremap out", first);
+				if (errno != EFAULT)
+					die("mremap out", first);
+				/*
+				 * The run spans two VMAs. Before Linux 6.17 nothing
+				 * moved; since, the VMAs before one that cannot be
+				 * moved with the others (a userfaultfd-armed one)
+				 * have moved: put them back.
+				 */
+				bring_back(myspare, first, n, "mremap partial move back");
+				if (mmap(myspare, SPARE * PAGE, PROT_NONE,
+					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+					 0) == MAP_FAILED)
+					die("mmap spare", first);
+				break;
 			}
+			note(t, op, first, n, 0, 1);
 			for (size_t k = 0; k < n; k++)
 				check(first + k, (uint64_t *)(myspare + k * PAGE), "x(away)",
 				      false);
 			usleep(rnd(&s) % 200);
 			if (mremap(myspare, n * PAGE, n * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
-				   addr_of(first)) == MAP_FAILED)
-				die("mremap back", first);
+				   addr_of(first)) == MAP_FAILED) {
+				/*
+				 * Since Linux 6.17 the run may have left as several
+				 * VMAs, and they come back in one call only if none
+				 * is userfaultfd-armed: bring it back page by page.
+				 */
+				if (errno != EFAULT)
+					die("mremap back", first);
+				bring_back(myspare, first, n, "mremap back (page by page)");
+			}
+			note(t, op, first, n, 0, 2);
 			/* Keep the spare slot reserved, so nobody else maps there. */
 			if (mmap(myspare, SPARE * PAGE, PROT_NONE,
 				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
 				die("mmap spare", first);
+			note(t, op, first, n, 0, 3);
 			for (size_t k = 0; k < n; k++)
 				check(first + k, (uint64_t *)addr_of(first + k), "x(back)", false);
 			atomic_fetch_add(&counts[6], 1);
@@ -264,9 +326,16 @@ static void *thread_main(void *arg)
 				break; /* overlapping runs: mremap refuses them */
 			if (mremap(addr_of(first), n * PAGE, n * PAGE,
 				   MREMAP_MAYMOVE | MREMAP_FIXED, addr_of(dst)) == MAP_FAILED) {
-				if (errno == EFAULT)
+				size_t m = 0;
+
+				if (errno != EFAULT)
+					die("mremap over", first);
+				/* Since Linux 6.17 a prefix may have moved (see 'x'). */
+				while (m < n && !mapped(addr_of(first + m)))
+					m++;
+				if (m == 0)
 					break;
-				die("mremap over", first);
+				n = m;
 			}
 			for (size_t k = 0; k < n; k++) {
 				cid[dst + k] = cid[first + k];
@@ -286,6 +355,45 @@ static void *thread_main(void *arg)
 		atomic_fetch_add(&nops, 1);
 	}
 	return NULL;
+}
+
+/*
+ * A crash names its cause: the address, where the data area and the spare
+ * slots are, and the mappings at that moment (write(2) only).
+ */
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	char buf[4096];
+	int fd, n;
+
+	(void)uc;
+	for (unsigned t = 0; t < nthreads && t < 64; t++)
+		for (unsigned k = 0; k < HIST && k < hpos[t]; k++) {
+			unsigned x = (hpos[t] - 1 - k) % HIST;
+			char *a = addr_of(hist[t][x].first);
+
+			if (k >= 4 &&
+			    (hist[t][x].op != 'x' || (char *)si->si_addr < a - 64 * PAGE ||
+			     (char *)si->si_addr > a + 64 * PAGE))
+				continue;
+
+			n = snprintf(
+				buf, sizeof(buf),
+				"  thread %u op -%u: %c first %zu (%p) n %zu dst %zu stage %d\n", t,
+				k, hist[t][x].op, hist[t][x].first,
+				(void *)addr_of(hist[t][x].first), hist[t][x].n, hist[t][x].dst,
+				hist[t][x].stage);
+			(void)!write(2, buf, (size_t)n);
+		}
+	n = snprintf(buf, sizeof(buf),
+		     "stress_tenant: signal %d at %p (code %d); data %p-%p, spare %p-%p; maps:\n",
+		     sig, si->si_addr, si->si_code, (void *)base, (void *)addr_of(npages),
+		     (void *)spare, (void *)(spare + (size_t)nthreads * SPARE * PAGE));
+	(void)!write(2, buf, (size_t)n);
+	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	while (fd >= 0 && (n = (int)read(fd, buf, sizeof(buf))) > 0)
+		(void)!write(2, buf, (size_t)n);
+	_exit(3);
 }
 
 int main(int argc, char **argv)
@@ -308,6 +416,12 @@ int main(int argc, char **argv)
 	if (nthreads > 64 || size < PMD || !*ops) {
 		fprintf(stderr, "stress_tenant: bad arguments\n");
 		return 2;
+	}
+	{
+		struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
+
+		sigaction(SIGSEGV, &sa, NULL);
+		sigaction(SIGBUS, &sa, NULL);
 	}
 	npages = size / PAGE;
 	per_thread = npages / (nthreads ? nthreads : 1);
