@@ -17,11 +17,12 @@
  *                   (an agent tenant is zapped with madvise)
  *
  * By default the tenant does all of them ("wrdmupxy") where the zap is a
- * UFFDIO_MOVE (Linux 6.8+). With the madvise zap (older kernels, or
- * STRESS_ZAP=madvise) "d" is left out: a tenant DONTNEED racing that zap
- * of the same pages can read the old content instead of zeros, a known
- * limit of that zap (docs/engine.md, "The zap"); MIG_KNOWN_BUGS=1 puts it
- * back in.
+ * UFFDIO_MOVE (Linux 6.8+, ptrace). With the madvise zap (older kernels,
+ * agent tenants, STRESS_ZAP=madvise) it does "wrmup": that zap cannot
+ * tell a tenant DONTNEED racing it from its own ("d"), and a tenant
+ * mremap between the computing of a run and its madvise makes it zap
+ * what the tenant moved there ("x", "y"): known limits of that zap
+ * (docs/engine.md, "The zap"). MIG_KNOWN_BUGS=1 runs them all anyway.
  */
 #include "integration/stress_common.h"
 
@@ -70,6 +71,7 @@ int main(int argc, char **argv)
 	bool move_zap = kernel_has_move() && !(zap_env && !strcmp(zap_env, "madvise")) &&
 			!(attach_env && !strcmp(attach_env, "agent"));
 	bool all_ops = move_zap || getenv("MIG_KNOWN_BUGS");
+	/* The madvise zap's known limits: see the top of this file. */
 	char sock[108] = "";
 	int lfd = -1, conn = -1;
 	double secs = secs_env ? atof(secs_env) : 12, t0;
