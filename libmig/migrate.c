@@ -240,11 +240,19 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 		}
 		res->pages_present++;
 		/*
-		 * Absent now, though present when its window began: the tenant
-		 * dropped it (munmap, DONTNEED) after the window: gone, like a
-		 * page dropped during it.
+		 * Absent now (-ENOENT), or no longer mapped or the zero page
+		 * (-EFAULT), though present when its window began: the tenant
+		 * dropped or moved it after the window: gone, like a page
+		 * dropped during it.
 		 */
-		if ((f & PF_GONE) || node == -ENOENT) {
+		if ((f & PF_GONE) || node == -ENOENT || node == -EFAULT) {
+			res->pages_gone++;
+		} else if ((f & (PF_SKIPPED | PF_FILLED)) && !err && node >= 0 && !on_target) {
+			/*
+			 * It was on a target when its window ended: the tenant
+			 * has put a new page there since (mmap over it, mremap
+			 * onto it), allocated where the tenant runs.
+			 */
 			res->pages_gone++;
 		} else if (f & PF_SKIPPED) {
 			res->pages_skipped++;

@@ -221,6 +221,9 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 		if (mig__bit_test(w->gone, i) || pi[i].node < 0 ||
 		    !(pi[i].flags & MIG_PAGE_PRESENT) || (pi[i].flags & MIG_PAGE_ZERO)) {
 			mig__bit_clear(w->sel, i);
+			/* Present at the first scan, not now: the tenant replaced it. */
+			if (!first)
+				mig__bit_set(w->gone, i);
 			continue;
 		}
 		/*

@@ -114,6 +114,11 @@ int main(int argc, char **argv)
 		uint64_t ops_before = 0, ops_after = 0;
 
 		pick_target(&targets, &o);
+		if (count_nodes() >= 2) {
+			/* Back and forth: node 1, node 0, node 1, ... */
+			memset(&targets, 0, sizeof(targets));
+			mig_nodes_set(&targets, runs % 2 ? 0 : 1);
+		}
 		o.window = (1 + st_rnd(&s) % 2) << 21;
 		o.max_passes = 1 + st_rnd(&s) % 10;
 		o.threads = 1 + st_rnd(&s) % 2;

@@ -144,9 +144,12 @@ static void write_page(size_t i)
 	p[WORDS - 1] = gen[i];
 }
 
+static void dump(const char *why, const void *addr);
+
 static void die(const char *what, size_t i)
 {
 	fprintf(stderr, "stress_tenant: %s at page %zu: %s\n", what, i, strerror(errno));
+	dump(what, addr_of(i));
 	_exit(2);
 }
 
@@ -330,9 +333,25 @@ static void *thread_main(void *arg)
 
 				if (errno != EFAULT)
 					die("mremap over", first);
-				/* Since Linux 6.17 a prefix may have moved (see 'x'). */
+				/*
+				 * The run spans two VMAs. Since Linux 6.17 a prefix
+				 * may have moved (see 'x'); before, the destination
+				 * was unmapped all the same (mremap_to unmaps it
+				 * before it looks at the source). What is unmapped
+				 * there now is mapped again: it reads zero.
+				 */
 				while (m < n && !mapped(addr_of(first + m)))
 					m++;
+				for (size_t k = m; k < n; k++)
+					if (!mapped(addr_of(dst + k))) {
+						if (mmap(addr_of(dst + k), PAGE,
+							 PROT_READ | PROT_WRITE,
+							 MAP_PRIVATE | MAP_ANONYMOUS |
+								 MAP_FIXED_NOREPLACE,
+							 -1, 0) != addr_of(dst + k))
+							die("mmap destination again", dst + k);
+						zero_run(dst + k, 1, "y(dst unmapped)");
+					}
 				if (m == 0)
 					break;
 				n = m;
@@ -361,38 +380,45 @@ static void *thread_main(void *arg)
  * A crash names its cause: the address, where the data area and the spare
  * slots are, and the mappings at that moment (write(2) only).
  */
-static void on_segv(int sig, siginfo_t *si, void *uc)
+/*
+ * A failure names its cause: each thread's last operations (and its 'x'
+ * operations near addr), where the data area and the spare slots are, and
+ * the mappings at that moment (write(2) only: also used in a signal
+ * handler).
+ */
+static void dump(const char *why, const void *addr)
 {
 	char buf[4096];
 	int fd, n;
 
-	(void)uc;
 	for (unsigned t = 0; t < nthreads && t < 64; t++)
 		for (unsigned k = 0; k < HIST && k < hpos[t]; k++) {
 			unsigned x = (hpos[t] - 1 - k) % HIST;
 			char *a = addr_of(hist[t][x].first);
 
-			if (k >= 4 &&
-			    (hist[t][x].op != 'x' || (char *)si->si_addr < a - 64 * PAGE ||
-			     (char *)si->si_addr > a + 64 * PAGE))
+			if (k >= 4 && (hist[t][x].op != 'x' || (const char *)addr < a - 64 * PAGE ||
+				       (const char *)addr > a + 64 * PAGE))
 				continue;
-
-			n = snprintf(
-				buf, sizeof(buf),
-				"  thread %u op -%u: %c first %zu (%p) n %zu dst %zu stage %d\n", t,
-				k, hist[t][x].op, hist[t][x].first,
-				(void *)addr_of(hist[t][x].first), hist[t][x].n, hist[t][x].dst,
-				hist[t][x].stage);
+			n = snprintf(buf, sizeof(buf),
+				     "  thread %u op -%u: %c first %zu (%p) n %zu stage %d\n", t, k,
+				     hist[t][x].op, hist[t][x].first,
+				     (void *)addr_of(hist[t][x].first), hist[t][x].n,
+				     hist[t][x].stage);
 			(void)!write(2, buf, (size_t)n);
 		}
-	n = snprintf(buf, sizeof(buf),
-		     "stress_tenant: signal %d at %p (code %d); data %p-%p, spare %p-%p; maps:\n",
-		     sig, si->si_addr, si->si_code, (void *)base, (void *)addr_of(npages),
-		     (void *)spare, (void *)(spare + (size_t)nthreads * SPARE * PAGE));
+	n = snprintf(buf, sizeof(buf), "stress_tenant: %s at %p; data %p-%p, spare %p-%p; maps:\n",
+		     why, addr, (void *)base, (void *)addr_of(npages), (void *)spare,
+		     (void *)(spare + (size_t)nthreads * SPARE * PAGE));
 	(void)!write(2, buf, (size_t)n);
 	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	while (fd >= 0 && (n = (int)read(fd, buf, sizeof(buf))) > 0)
 		(void)!write(2, buf, (size_t)n);
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	dump(sig == SIGSEGV ? "SIGSEGV" : "SIGBUS", si->si_addr);
 	_exit(3);
 }
 
