@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 	const char *args[] = { "--size",    "16",
 			       "--threads", "4",
 			       "--seed",    seedarg,
-			       "--ops",	    ops && *ops ? ops : all_ops ? "wrdmupxy" : "wrmupxy",
+			       "--ops",	    ops && *ops ? ops : all_ops ? "wrdmupxy" : "wrmup",
 			       NULL };
 	struct wtenant w = { 0 };
 	struct mig_nodes targets;
