@@ -381,6 +381,7 @@ struct zap_ctx {
 	size_t cur, ncur;   /* pages of the step in flight */
 	unsigned again;	    /* MOVE steps refused while events were unread */
 	size_t limit;	    /* pages in the next MOVE step at most, 0: no limit */
+	bool give_up;	    /* no more MOVE steps in this session */
 	struct mig_range excl[8];
 	size_t nexcl;
 };
@@ -518,7 +519,7 @@ static int zap_next(void *ud, struct mig__zap_step *st)
 	struct mig__job *j = z->j;
 	struct mig__win *w = z->w;
 
-	if (j->move_zap) {
+	if (j->move_zap && !z->give_up) {
 		pthread_rwlock_rdlock(&j->lock);
 		z->locked = true;
 		for (size_t i = 0; i < w->npages; i++) {
@@ -549,7 +550,9 @@ static int zap_next(void *ud, struct mig__zap_step *st)
 	}
 	pthread_rwlock_wrlock(&j->lock);
 	for (size_t i = 0; i < w->npages; i++) {
-		if (!mig__bit_test(w->pend, i) || mig__bit_test(w->dirty, i))
+		/* With the MOVE zap only the pages MOVE refused for themselves. */
+		if (!mig__bit_test(w->pend, i) || mig__bit_test(w->dirty, i) ||
+		    (j->move_zap && !mig__bit_test(w->fallback, i)))
 			continue;
 		if (mig__bit_test(w->gone, i)) {
 			mig__bit_clear(w->pend, i);
@@ -613,9 +616,12 @@ static void zap_done(void *ud, const struct mig__zap_step *st, int64_t ret, uint
 			 * asked again from the page it stopped at): again.
 			 */
 			again = ++z->again < MOVE_AGAIN_MAX;
-			if (!again)
-				for (size_t k = i + m; k < i + n; k++)
-					mig__bit_set(w->fallback, k);
+			/*
+			 * The tenant keeps changing its mappings: the pages left
+			 * stay for the next pass (a madvise now could hit what a
+			 * tenant mremap put at their addresses).
+			 */
+			z->give_up = !again;
 		} else if (m < n && ret == -EINVAL && n - m > 1) {
 			/*
 			 * The run crosses a VMA boundary (UFFDIO_MOVE moves within
@@ -623,6 +629,7 @@ static void zap_done(void *ud, const struct mig__zap_step *st, int64_t ret, uint
 			 */
 			z->limit = (n - m) / 2;
 			again = ++z->again < MOVE_AGAIN_MAX;
+			z->give_up = !again;
 		} else if (m < n && ret == -EBUSY) {
 			/* Shared with another mm (fork, KSM) or pinned: this page only. */
 			mig__bit_set(w->fallback, i + m);
