@@ -77,6 +77,9 @@ struct job_pages {
 	uint8_t *flags;
 };
 
+/* VMAs up to this size are registered whole for a window (see run_window). */
+#define MIG__WHOLE_VMA_MAX (64UL << 20)
+
 /* Does the VMA starting at start have a policy that keeps its pages off the targets? */
 static bool vma_bound_elsewhere(const struct mig__job *j, uint64_t start)
 {
@@ -116,6 +119,15 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 		 * Only the window's pages are protected and migrated.
 		 */
 		struct mig_range whole = { vmas[v].start, vmas[v].end };
+
+		/*
+		 * Unregistering walks the page tables of the whole range (the
+		 * kernel clears write protection over it), once per window: a
+		 * VMA far larger than the window is registered as the window's
+		 * piece only (the cut then stands for the window's time).
+		 */
+		if (whole.end - whole.start > MIG__WHOLE_VMA_MAX)
+			whole = (struct mig_range){ s, e };
 
 		if (s >= e || !mig_vma_is_anon_private(&vmas[v]) ||
 		    !(vmas[v].flags & MIG_VMA_WRITE))

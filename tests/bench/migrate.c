@@ -137,6 +137,9 @@ int main(int argc, char **argv)
 		args[5] = "--node";
 		args[6] = "0";
 	}
+	if (getenv("MIG_BENCH_ZAP"))
+		o.zap = !strcmp(getenv("MIG_BENCH_ZAP"), "madvise") ? MIG_ZAP_MADVISE
+								    : MIG_ZAP_MOVE;
 	if (getenv("MIG_BENCH_WINDOW"))
 		o.window = strtoull(getenv("MIG_BENCH_WINDOW"), NULL, 0) << 20;
 	wt_start(&w, argv[0], args);
