@@ -153,22 +153,22 @@ static void die(const char *what, size_t i)
 	_exit(2);
 }
 
+/* Each thread's last operations, for dump(); stage: how far an 'x' got. */
 #define HIST 256
 static struct {
 	char op;
-	size_t first, n, dst;
+	size_t first, n;
 	int stage;
 } hist[64][HIST];
 static unsigned hpos[64];
 
-static void note(unsigned t, char op, size_t first, size_t n, size_t dst, int stage)
+static void note(unsigned t, char op, size_t first, size_t n, int stage)
 {
 	unsigned k = hpos[t]++ % HIST;
 
 	hist[t][k].op = op;
 	hist[t][k].first = first;
 	hist[t][k].n = n;
-	hist[t][k].dst = dst;
 	hist[t][k].stage = stage;
 }
 
@@ -221,7 +221,7 @@ static void *thread_main(void *arg)
 		size_t n = 1 + rnd(&s) % RUNMAX, first = lo + rnd(&s) % (per_thread - n);
 
 		snprintf(sbuf, sizeof(sbuf), "%c", op);
-		note(t, op, first, n, 0, 0);
+		note(t, op, first, n, 0);
 		switch (op) {
 		case 'w':
 			for (size_t k = 0; k < n; k++)
@@ -295,7 +295,7 @@ static void *thread_main(void *arg)
 					die("mmap spare", first);
 				break;
 			}
-			note(t, op, first, n, 0, 1);
+			note(t, op, first, n, 1);
 			for (size_t k = 0; k < n; k++)
 				check(first + k, (uint64_t *)(myspare + k * PAGE), "x(away)",
 				      false);
@@ -311,12 +311,12 @@ static void *thread_main(void *arg)
 					die("mremap back", first);
 				bring_back(myspare, first, n, "mremap back (page by page)");
 			}
-			note(t, op, first, n, 0, 2);
+			note(t, op, first, n, 2);
 			/* Keep the spare slot reserved, so nobody else maps there. */
 			if (mmap(myspare, SPARE * PAGE, PROT_NONE,
 				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
 				die("mmap spare", first);
-			note(t, op, first, n, 0, 3);
+			note(t, op, first, n, 3);
 			for (size_t k = 0; k < n; k++)
 				check(first + k, (uint64_t *)addr_of(first + k), "x(back)", false);
 			atomic_fetch_add(&counts[6], 1);
