@@ -98,28 +98,27 @@ struct mig__win {
 	int node;	/* target node of this window */
 	uint64_t *addr; /* current address of each page (REMAP moves them) */
 	/* Page states; see docs/engine.md. */
-	uint64_t *invma;	      /* inside an anonymous private VMA at plan time */
-	uint64_t *sel;		      /* pages this pass works on */
-	uint64_t *copied;	      /* staged intact (COPIED marker) */
-	uint64_t *dirty;	      /* written during the pass: marker invalid */
-	uint64_t *zap;		      /* the fixed zap set of this pass */
-	uint64_t *filled;	      /* zapped and put back */
-	uint64_t *gone;		      /* unmapped or removed by the tenant */
-	uint64_t *thp;		      /* part of a PMD THP at scan */
-	uint64_t *present;	      /* present at the first scan */
-	uint64_t *skipped;	      /* already on a target at the first scan */
-	uint64_t *remapped;	      /* moved out of its range by a tenant mremap */
-	uint64_t *pend;		      /* in the zap set, not yet taken out (zap in flight) */
-	uint64_t *fallback;	      /* UFFDIO_MOVE refused it: to be zapped with madvise */
-	int32_t *err;		      /* positive errno of a page that could not move */
-	uint64_t *held_ns;	      /* when a held WP fault on the page was read, 0 none */
-	int32_t *held_tid;	      /* the thread held there: tid, 0 unknown, -1 several */
-	char *staging;		      /* page i at staging + i * MIG__PAGE */
-	bool zap_fixed;		      /* WP faults on zap pages wait for the fill */
-	bool hold;		      /* this pass holds WP faults on sel pages */
-	bool zapping;		      /* our own injected madvise is in flight */
-	struct mig_range zap_runs[1]; /* the range it zaps (its REMOVE events are ours) */
-	size_t nzap_runs;
+	uint64_t *invma;	  /* inside an anonymous private VMA at plan time */
+	uint64_t *sel;		  /* pages this pass works on */
+	uint64_t *copied;	  /* staged intact (COPIED marker) */
+	uint64_t *dirty;	  /* written during the pass: marker invalid */
+	uint64_t *zap;		  /* the fixed zap set of this pass */
+	uint64_t *filled;	  /* zapped and put back */
+	uint64_t *gone;		  /* unmapped or removed by the tenant */
+	uint64_t *thp;		  /* part of a PMD THP at scan */
+	uint64_t *present;	  /* present at the first scan */
+	uint64_t *skipped;	  /* already on a target at the first scan */
+	uint64_t *remapped;	  /* moved out of its range by a tenant mremap */
+	uint64_t *pend;		  /* in the zap set, not yet taken out (zap in flight) */
+	uint64_t *fallback;	  /* UFFDIO_MOVE refused it: to be zapped with madvise */
+	int32_t *err;		  /* positive errno of a page that could not move */
+	uint64_t *held_ns;	  /* when a held WP fault on the page was read, 0 none */
+	int32_t *held_tid;	  /* the thread held there: tid, 0 unknown, -1 several */
+	char *staging;		  /* page i at staging + i * MIG__PAGE */
+	bool zap_fixed;		  /* WP faults on zap pages wait for the fill */
+	bool hold;		  /* this pass holds WP faults on sel pages */
+	bool zapping;		  /* our own injected madvise is in flight */
+	struct mig_range zap_run; /* while zapping: what it zaps (its REMOVE events are ours) */
 	struct mig_range regs[MIG__MAX_REGS]; /* registered, current addresses */
 	size_t nregs;
 };

@@ -206,10 +206,7 @@ static bool our_zap(const struct mig__win *w, uint64_t start, uint64_t end)
 {
 	if (!w->zapping)
 		return false;
-	for (size_t k = 0; k < w->nzap_runs; k++)
-		if (start >= w->zap_runs[k].start && end <= w->zap_runs[k].end)
-			return true;
-	return false;
+	return start >= w->zap_run.start && end <= w->zap_run.end;
 }
 
 /*

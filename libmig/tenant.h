@@ -72,7 +72,7 @@ struct mig__zap_ctl {
 
 struct mig__tenant_ops {
 	const char *name; /* "ptrace", "agent" */
-	/* madvise(MADV_DONTNEED) inside the tenant of the runs ctl->ready gives. */
+	/* Run the zap inside the tenant: ctl->ready's runs (madvise), or ctl->next's steps. */
 	int (*zap)(struct mig_tenant *t, const struct mig__zap_ctl *ctl);
 	/* mmap(NULL, len, RW, MAP_PRIVATE|MAP_ANONYMOUS) inside the tenant. */
 	int (*map_scratch)(struct mig_tenant *t, size_t len, uint64_t *ret_addr);

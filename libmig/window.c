@@ -467,7 +467,6 @@ static int zap_ready(void *ud, const struct mig_range *excl, size_t nexcl,
 			mig__bit_set(w->pend, i);
 		}
 	}
-	w->nzap_runs = 0;
 	w->zap_fixed = true;
 	pthread_rwlock_unlock(&j->lock);
 	z->nexcl = MIN(nexcl, ARRAY_SIZE(z->excl));
@@ -560,13 +559,12 @@ static int zap_next(void *ud, struct mig__zap_step *st)
 		}
 		z->cur = i;
 		z->ncur = pending_run(w, i, mig__bit_test(w->fallback, i));
-		w->zap_runs[0] = (struct mig_range){ w->addr[i], w->addr[i] + z->ncur * MIG__PAGE };
-		w->nzap_runs = 1;
+		w->zap_run = (struct mig_range){ w->addr[i], w->addr[i] + z->ncur * MIG__PAGE };
 		w->zapping = true;
 		pthread_rwlock_unlock(&j->lock);
 		*st = (struct mig__zap_step){
 			.op = MIG__ZAP_MADVISE,
-			.start = w->zap_runs[0].start,
+			.start = w->zap_run.start,
 			.len = z->ncur * MIG__PAGE,
 		};
 		return 1;
@@ -599,7 +597,6 @@ static void zap_done(void *ud, const struct mig__zap_step *st, int64_t ret, uint
 	pthread_rwlock_wrlock(&j->lock);
 	if (st->op == MIG__ZAP_MADVISE) {
 		w->zapping = false;
-		w->nzap_runs = 0;
 		/* A failed madvise leaves its pages: their fill finds them there. */
 		for (size_t k = i; k < i + n; k++)
 			mig__bit_clear(w->pend, k);
@@ -657,7 +654,6 @@ static int zap(struct mig__job *j, struct mig__win *w)
 	if (!any_copied) {
 		/* Nothing can be zapped: no need to stop the tenant. */
 		pthread_rwlock_wrlock(&j->lock);
-		w->nzap_runs = 0;
 		w->zap_fixed = true;
 		pthread_rwlock_unlock(&j->lock);
 		return 0;
@@ -687,7 +683,6 @@ static int zap(struct mig__job *j, struct mig__win *w)
 	pthread_rwlock_wrlock(&j->lock);
 	j->exec_preparing = false;
 	w->zapping = false;
-	w->nzap_runs = 0;
 	for (size_t i = 0; i < w->npages; i++)
 		if (mig__bit_test(w->pend, i)) {
 			mig__bit_clear(w->pend, i);
