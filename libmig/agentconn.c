@@ -18,6 +18,7 @@
 
 #include "agentproto.h"
 #include "compat.h"
+#include "inject.h"
 #include "tenant.h"
 #include "util.h"
 
@@ -370,6 +371,7 @@ static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
 	if (r < 0)
 		return r;
 	if (ctl->next) {
+		struct mig__stopset others = { 0 };
 		struct mig__zap_step st;
 
 		/*
@@ -381,6 +383,23 @@ static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
 			struct mig_agent_req mq = { .op = MIG_AGENT_MOVE,
 						    .arg = { st.dst, st.start, st.len, st.mode } };
 
+			if (st.op == MIG__ZAP_STOP) {
+				/*
+				 * The other threads are stopped with ptrace, the
+				 * helpers run on. Where we may not trace the
+				 * tenant the steps run with them running.
+				 */
+				r = others.n ? 0
+					     : mig__stop_threads(t, tids, nh, ctl->release, ctl->ud,
+								 &others);
+				if (r < 0) {
+					if (ctl->release)
+						ctl->release(ctl->ud);
+					(void)mig__resume_threads(&others);
+				}
+				ctl->done(ctl->ud, &st, r, 0);
+				continue;
+			}
 			if (st.op == MIG__ZAP_MOVE) {
 				r = agent_call(t, &mq, -1, &resp, NULL);
 			} else {
@@ -394,8 +413,10 @@ static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
 			ctl->done(ctl->ud, &st, r < 0 ? r : resp.ret,
 				  r < 0 || st.op != MIG__ZAP_MOVE ? 0 : resp.val);
 			if (r < 0)
-				return r;
+				break;
 		}
+		if (mig__resume_threads(&others) < 0 && r == 0)
+			r = -ESRCH;
 		return r;
 	}
 	for (size_t i = 0; i < n;) {

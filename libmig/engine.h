@@ -119,6 +119,12 @@ struct mig__win {
 	bool hold;		  /* this pass holds WP faults on sel pages */
 	bool zapping;		  /* our own injected madvise is in flight */
 	struct mig_range zap_run; /* while zapping: what it zaps (its REMOVE events are ours) */
+	/*
+	 * The MOVE step in flight, from zap_next to zap_done: a page fault
+	 * there waits until the step's outcome is known (pages it moved
+	 * out are served from staging, holes the tenant made are not).
+	 */
+	struct mig_range inflight;
 	struct mig_range regs[MIG__MAX_REGS]; /* registered, current addresses */
 	size_t nregs;
 };
@@ -154,6 +160,10 @@ struct mig__job {
 	pid_t exec_tids[8];
 	size_t nexec;
 	bool exec_preparing;
+	/* The tenant's threads are being stopped for madvise steps: hold none. */
+	bool exec_all;
+	/* Zaps whose madvise steps ran with the tenant's threads running. */
+	unsigned unstopped_zaps;
 
 	/*
 	 * The MOVE zap (docs/engine.md, "The zap"): pages are moved with

@@ -136,9 +136,25 @@ bool mig__may_hold(const struct mig__job *j, pid_t tid)
 {
 	bool exec = false;
 
+	if (j->exec_all)
+		return false;
 	for (size_t k = 0; k < j->nexec && tid > 0; k++)
 		exec |= j->exec_tids[k] == tid;
 	return !j->exec_preparing || (tid > 0 && !exec);
+}
+
+/*
+ * Page i (at addr) was taken out by us: in the zap set and not gone,
+ * and its step done, or it lies in the run our madvise zaps right now
+ * (the tenant's other threads are stopped then: only the executor, or
+ * an agent's helper, can touch it).
+ */
+static bool zapped_by_us(const struct mig__win *w, size_t i, uint64_t addr)
+{
+	if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i))
+		return false;
+	return !mig__bit_test(w->pend, i) ||
+	       (w->zapping && addr >= w->zap_run.start && addr < w->zap_run.end);
 }
 
 static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags, uint64_t t0,
@@ -174,11 +190,23 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 		if (!child && i >= 0)
 			mig__bit_set(w->dirty, i);
 		r = mig__uffd_writeprotect(fd, addr, MIG__PAGE, false, false);
-	} else if (i >= 0 && mig__bit_test(w->zap, i) && !mig__bit_test(w->gone, i) &&
-		   (child || !mig__bit_test(w->filled, i))) {
+	} else if (!child && i >= 0 && addr >= w->inflight.start && addr < w->inflight.end) {
+		/* A MOVE step in flight took it out, or found a hole: wait for its outcome. */
+		r = -EAGAIN;
+	} else if (i >= 0 && zapped_by_us(w, i, addr) && (child || !mig__bit_test(w->filled, i))) {
+		/* Its content is in staging. */
 		r = mig__fill_page_locked(j, w, fd, i, &j->targets);
 	} else {
-		/* Never populated, or dropped by the tenant: zero, as without us. */
+		/*
+		 * Never populated, or dropped by the tenant: zero, as without
+		 * us. A page present at the window's first scan that we did
+		 * not take out was dropped by the tenant, even when its REMOVE
+		 * was read before this window began (the tenant zaps only
+		 * after the event is read): never fill it from staging now.
+		 */
+		if (!child && i >= 0 && mig__bit_test(w->present, i) &&
+		    !mig__bit_test(w->gone, i) && !zapped_by_us(w, i, addr))
+			mig__bit_set(w->gone, i);
 		r = mig__uffd_zeropage(fd, addr, MIG__PAGE, 0, NULL);
 		if (r == -EEXIST)
 			r = mig__uffd_wake(fd, addr, MIG__PAGE);

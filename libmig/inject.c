@@ -212,17 +212,20 @@ static bool insn_still_there(int memfd, uint64_t addr)
  * WNOWAIT first: when the tenant is our own child its status belongs to
  * our caller, otherwise we reap the ptrace side so the real parent gets it.
  */
-static int wait_stop(struct mig__inject *s, int *ret_status)
+static int wait_stop_how(struct mig__inject *s, int *ret_status, bool nowait)
 {
 	for (;;) {
 		siginfo_t si = { 0 };
 		int st = 0;
 
-		if (waitid(P_PID, (id_t)s->tid, &si, WSTOPPED | WEXITED | __WALL | WNOWAIT) < 0) {
+		if (waitid(P_PID, (id_t)s->tid, &si,
+			   WSTOPPED | WEXITED | __WALL | WNOWAIT | (nowait ? WNOHANG : 0)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return errno == ECHILD ? -ESRCH : -errno;
 		}
+		if (si.si_pid == 0)
+			return -EINPROGRESS; /* nowait: no stop yet */
 		if (si.si_code == CLD_TRAPPED || si.si_code == CLD_STOPPED) {
 			if (waitpid(s->tid, &st, __WALL | WNOHANG) < 0)
 				return errno == ECHILD ? -ESRCH : -errno;
@@ -233,6 +236,11 @@ static int wait_stop(struct mig__inject *s, int *ret_status)
 			(void)waitpid(s->tid, &st, __WALL | WNOHANG);
 		return -ESRCH;
 	}
+}
+
+static int wait_stop(struct mig__inject *s, int *ret_status)
+{
+	return wait_stop_how(s, ret_status, false);
 }
 
 static int ptrace_err(void)
@@ -246,12 +254,12 @@ static int ptrace_err(void)
  * own registers (it is delivered exactly as without us), then we interrupt
  * again. drop_trap drops one single-step SIGTRAP that is ours.
  */
-static int acquire_stop(struct mig__inject *s, bool drop_trap)
+static int acquire_stop_how(struct mig__inject *s, bool drop_trap, bool nowait)
 {
 	for (int i = 0; i < MAX_RETRIES; i++) {
 		int st, sig, r;
 
-		r = wait_stop(s, &st);
+		r = wait_stop_how(s, &st, nowait);
 		if (r < 0)
 			return r;
 		if (!WIFSTOPPED(st))
@@ -277,6 +285,11 @@ static int acquire_stop(struct mig__inject *s, bool drop_trap)
 			return ptrace_err();
 	}
 	return -EAGAIN;
+}
+
+static int acquire_stop(struct mig__inject *s, bool drop_trap)
+{
+	return acquire_stop_how(s, drop_trap, false);
 }
 
 pid_t mig__inject_thread(struct mig_tenant *t)
@@ -495,7 +508,178 @@ int mig__inject_end(struct mig__inject *s)
 	return r;
 }
 
+/* How long stopping the threads may take before held faults are released. */
+#define STOP_RELEASE_NS (20ULL * 1000 * 1000)
+
+static bool in_list(const pid_t *tids, size_t n, pid_t tid)
+{
+	for (size_t k = 0; k < n; k++)
+		if (tids[k] == tid)
+			return true;
+	return false;
+}
+
+static bool in_set(const struct mig__stopset *set, pid_t tid)
+{
+	for (size_t k = 0; k < set->n; k++)
+		if (set->s[k].tid == tid)
+			return true;
+	return false;
+}
+
+/* Seize and interrupt the threads not in set or keep; *added counts them. */
+static int seize_new(struct mig_tenant *t, const pid_t *keep, size_t nkeep, bool child,
+		     struct mig__stopset *set, size_t *added)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int r = 0;
+
+	*added = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
+	dir = opendir(path);
+	if (!dir)
+		return -ESRCH;
+	while (r == 0 && (d = readdir(dir))) {
+		pid_t tid = atoi(d->d_name);
+		struct mig__inject *s;
+		int tp;
+
+		if (tid <= 0 || in_list(keep, nkeep, tid) || in_set(set, tid) ||
+		    !thread_live(t->pid, tid))
+			continue;
+		if (set->n == set->cap) {
+			size_t cap = set->cap ? 2 * set->cap : 16;
+			struct mig__inject *ns = realloc(set->s, cap * sizeof(*ns));
+
+			if (!ns) {
+				r = -ENOMEM;
+				break;
+			}
+			set->s = ns;
+			set->cap = cap;
+		}
+		s = &set->s[set->n];
+		memset(s, 0, sizeof(*s));
+		s->t = t;
+		s->tid = tid;
+		s->child = child && tid == t->pid;
+		if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
+			r = -errno;
+			if (r == -ESRCH || !thread_live(t->pid, tid)) {
+				r = 0; /* exited meanwhile */
+				continue;
+			}
+			if (r == -EPERM && (tp = tracer_pid(tid)) > 0) {
+				mig__tenant_set_error("thread %d of pid %d is traced by pid %d",
+						      tid, t->pid, tp);
+				r = -EBUSY;
+			} else
+				mig__tenant_set_error("cannot ptrace thread %d of pid %d: %s", tid,
+						      t->pid, strerror(-r));
+			break;
+		}
+		set->n++;
+		(*added)++;
+		if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0)
+			s->tid = -1; /* exited: nothing to detach */
+	}
+	closedir(dir);
+	return r;
+}
+
+int mig__stop_threads(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
+		      void (*release)(void *ud), void *ud, struct mig__stopset *set)
+{
+	bool child = parent_pid(t->pid) == getpid(), released = !release;
+	uint64_t t0 = now_ns();
+
+	memset(set, 0, sizeof(*set));
+	for (;;) {
+		bool waiting = false;
+		size_t added;
+		int r = seize_new(t, keep, nkeep, child, set, &added);
+
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k < set->n; k++) {
+			struct mig__inject *s = &set->s[k];
+
+			if (s->stopped || s->tid <= 0)
+				continue;
+			r = acquire_stop_how(s, false, true);
+			if (r == 0) {
+				s->stopped = true;
+				s->t0 = now_ns();
+			} else if (r == -ESRCH)
+				s->tid = -1;
+			else if (r == -EINPROGRESS || r == -EAGAIN)
+				waiting = true;
+			else
+				return r;
+		}
+		if (!waiting && added == 0)
+			break;
+		if (waiting) {
+			if (!released && now_ns() - t0 > STOP_RELEASE_NS) {
+				release(ud);
+				released = true;
+			}
+			usleep(20);
+		}
+	}
+	/* Stopped after the pid was checked: still the same process? */
+	if (syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) < 0)
+		return -ESRCH;
+	return 0;
+}
+
+int mig__resume_threads(struct mig__stopset *set)
+{
+	int r = 0;
+
+	for (size_t k = 0; k < set->n; k++) {
+		struct mig__inject *s = &set->s[k];
+		int q = 0;
+
+		if (s->tid <= 0)
+			continue;
+		/* Seized but not stopped yet (a failed stop): wait for it. */
+		if (!s->stopped) {
+			q = acquire_stop(s, false);
+			s->stopped = q == 0;
+		}
+		if (q != -ESRCH)
+			q = mig__inject_end(s);
+		if (q < 0 && q != -ESRCH && r == 0)
+			r = q;
+	}
+	free(set->s);
+	memset(set, 0, sizeof(*set));
+	return r;
+}
+
 #else /* !__x86_64__ */
+
+int mig__stop_threads(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
+		      void (*release)(void *ud), void *ud, struct mig__stopset *set)
+{
+	(void)t;
+	(void)keep;
+	(void)nkeep;
+	(void)release;
+	(void)ud;
+	memset(set, 0, sizeof(*set));
+	return -EOPNOTSUPP;
+}
+
+int mig__resume_threads(struct mig__stopset *set)
+{
+	free(set->s);
+	memset(set, 0, sizeof(*set));
+	return 0;
+}
 
 pid_t mig__inject_thread(struct mig_tenant *t)
 {
@@ -767,7 +951,8 @@ static size_t executor_writes(struct mig__inject *s, struct mig_range *excl)
  * lock is never held while the thread can fault. A step a signal got
  * ahead of is reported -EINTR and asked for again.
  */
-static int zap_steps(struct mig__inject *s, struct mig_tenant *t, const struct mig__zap_ctl *ctl)
+static int zap_steps(struct mig__inject *s, struct mig_tenant *t, const struct mig__zap_ctl *ctl,
+		     struct mig__stopset *others)
 {
 	struct mig__zap_step st;
 	int r;
@@ -779,6 +964,21 @@ static int zap_steps(struct mig__inject *s, struct mig_tenant *t, const struct m
 		struct uffdio_move m = { 0 };
 		int64_t x = 0;
 
+		if (st.op == MIG__ZAP_STOP) {
+			r = others->n ? 0
+				      : mig__stop_threads(t, &s->tid, 1, ctl->release, ctl->ud,
+							  others);
+			if (r < 0) {
+				/* Let the ones seized go now: they may wait for held faults. */
+				if (ctl->release)
+					ctl->release(ctl->ud);
+				(void)mig__resume_threads(others);
+			}
+			ctl->done(ctl->ud, &st, r, 0);
+			if (r == -ESRCH)
+				break;
+			continue;
+		}
 		if (st.op == MIG__ZAP_MOVE) {
 			m = (struct uffdio_move){ .dst = st.dst,
 						  .src = st.start,
@@ -841,7 +1041,11 @@ static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
 		return r;
 	r = ctl->ready(ctl->ud, excl, executor_writes(&s, excl), &runs, &n);
 	if (r >= 0 && ctl->next) {
-		r = zap_steps(&s, t, ctl);
+		struct mig__stopset others = { 0 };
+
+		r = zap_steps(&s, t, ctl, &others);
+		if (mig__resume_threads(&others) < 0 && r == 0)
+			r = -ESRCH;
 		if (mig__inject_end(&s) < 0 && r == 0)
 			r = -ESRCH;
 		return r;

@@ -52,7 +52,7 @@ static int check_args(mig_tenant *t, const struct mig_range *ranges, size_t n,
 			return -EINVAL;
 	if (o->max_passes > 100 || o->threads > 64 || o->window > (UINT64_C(1) << 34))
 		return -EINVAL;
-	if (o->fill != MIG_FILL_AUTO && o->fill != MIG_FILL_COPY && o->fill != MIG_FILL_MOVE)
+	if (o->fill != MIG_FILL_AUTO && o->fill != MIG_FILL_COPY)
 		return -EINVAL;
 	for (unsigned node = 0; node < MIG_MAX_NODES; node++)
 		if (mig_nodes_test(targets, node) && mig__node_free((int)node) < 0)
@@ -398,12 +398,6 @@ int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	r = check_args(t, ranges, n, targets, &o);
 	if (r < 0)
 		return r;
-	if (o.fill == MIG_FILL_MOVE) {
-		/* docs/engine.md, "UFFDIO_MOVE fill": why it is not there yet. */
-		mig__tenant_set_error("the UFFDIO_MOVE fill (MIG_FILL_MOVE) is not implemented; "
-				      "use MIG_FILL_COPY or MIG_FILL_AUTO");
-		return -EOPNOTSUPP;
-	}
 	if ((mig_tenant_features(t) & MIG__REQUIRED_FEATURES) != MIG__REQUIRED_FEATURES)
 		return -EOPNOTSUPP;
 	if (!o.window)
@@ -586,6 +580,7 @@ int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.pages_retried = j.retried;
 	res.pages_copied = j.copies;
 	res.max_stall_us = j.max_stall_ns / 1000;
+	res.zaps_unstopped = j.unstopped_zaps;
 	res.bytes_per_sec =
 		res.elapsed_ns ? (double)res.pages_moved * MIG__PAGE * 1e9 / (double)res.elapsed_ns
 			       : 0;

@@ -32,8 +32,14 @@
  * One step of a zap, run by the executor inside the tenant:
  * MIG__ZAP_MADVISE: madvise(start, len, MADV_DONTNEED);
  * MIG__ZAP_MOVE: ioctl(uffd, UFFDIO_MOVE, { dst, start, len, mode }).
+ * MIG__ZAP_STOP: stop every other thread of the tenant until the zap
+ *   ends (no syscall; done gets 0 or -errno). The engine asks for it
+ *   before madvise steps on tenant pages: with the tenant's threads
+ *   stopped none of them can change its mappings between the moment a
+ *   run is computed and its madvise, and every REMOVE event read then
+ *   is the zap's own (docs/engine.md, "The zap").
  */
-enum { MIG__ZAP_MADVISE = 1, MIG__ZAP_MOVE };
+enum { MIG__ZAP_MADVISE = 1, MIG__ZAP_MOVE, MIG__ZAP_STOP };
 
 struct mig__zap_step {
 	int op;
@@ -65,6 +71,13 @@ struct mig__zap_ctl {
 	int (*next)(void *ud, struct mig__zap_step *st);
 	void (*unlock)(void *ud);
 	void (*done)(void *ud, const struct mig__zap_step *st, int64_t ret, uint64_t moved);
+	/*
+	 * Optional. A MIG__ZAP_STOP waits for threads that can only stop on
+	 * their way back to user mode: one held in a fault taken in kernel
+	 * mode waits for the engine. When the stop takes long the backend
+	 * calls release, which lets every held fault go, and waits on.
+	 */
+	void (*release)(void *ud);
 	/* MOVE steps: an unregistered page of the tenant for the ioctl's argument. */
 	uint64_t arg_page;
 	void *ud;

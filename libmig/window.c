@@ -384,6 +384,7 @@ struct zap_ctx {
 	bool give_up;	    /* no more MOVE steps in this session */
 	struct mig_range excl[8];
 	size_t nexcl;
+	bool stop_asked; /* the MIG__ZAP_STOP step was given */
 };
 
 /* MOVE steps refused with -EAGAIN before the rest falls back to madvise. */
@@ -397,34 +398,59 @@ struct zap_ctx {
  * thread held in a fault taken from kernel mode, which ptrace cannot
  * stop, so finishes its access and can be stopped.
  */
-static void zap_prepare(void *ud, const pid_t *tids, size_t n)
+/*
+ * Let held writers go the STAGE way (page DIRTY, un-protected, woken):
+ * those mig__may_hold no longer allows, or all. Pages already zapped
+ * are left alone (no write fault can wait on those); a page whose zap
+ * is still pending leaves the zap set, as written. Call with the lock
+ * held for writing; un-protects and wakes after unlocking it.
+ */
+static void release_held(struct mig__job *j, struct mig__win *w, bool all)
 {
-	struct zap_ctx *z = ud;
-	struct mig__job *j = z->j;
-	struct mig__win *w = z->w;
 	_cleanup_free_ struct mig_range *rel = calloc(w->npages, sizeof(*rel));
 	size_t nrel = 0;
 
-	pthread_rwlock_wrlock(&j->lock);
-	j->nexec = MIN(n, ARRAY_SIZE(j->exec_tids));
-	memcpy(j->exec_tids, tids, j->nexec * sizeof(tids[0]));
-	j->exec_preparing = true;
-	for (size_t i = 0; i < w->npages; i++)
-		if (w->held_ns[i] && !mig__may_hold(j, w->held_tid[i] > 0 ? w->held_tid[i] : 0)) {
-			mig__job_stall(j, w->held_ns[i]);
-			w->held_ns[i] = 0;
-			w->held_tid[i] = 0;
-			mig__bit_set(w->dirty, i);
-			if (rel)
-				rel[nrel++] =
-					(struct mig_range){ w->addr[i], w->addr[i] + MIG__PAGE };
-		}
+	for (size_t i = 0; i < w->npages; i++) {
+		if (!w->held_ns[i] ||
+		    (!all && mig__may_hold(j, w->held_tid[i] > 0 ? w->held_tid[i] : 0)) ||
+		    (mig__bit_test(w->zap, i) && !mig__bit_test(w->pend, i)))
+			continue;
+		mig__job_stall(j, w->held_ns[i]);
+		w->held_ns[i] = 0;
+		w->held_tid[i] = 0;
+		mig__bit_set(w->dirty, i);
+		mig__bit_clear(w->pend, i);
+		mig__bit_clear(w->zap, i);
+		if (rel)
+			rel[nrel++] = (struct mig_range){ w->addr[i], w->addr[i] + MIG__PAGE };
+	}
 	pthread_rwlock_unlock(&j->lock);
 	/* Un-protecting wakes the writer; its retried fault then succeeds. */
 	for (size_t k = 0; k < nrel; k++) {
 		(void)wp_range(j, rel[k].start, MIG__PAGE, false);
 		(void)mig__uffd_wake(j->uffd, rel[k].start, MIG__PAGE);
 	}
+}
+
+static void zap_prepare(void *ud, const pid_t *tids, size_t n)
+{
+	struct zap_ctx *z = ud;
+	struct mig__job *j = z->j;
+
+	pthread_rwlock_wrlock(&j->lock);
+	j->nexec = MIN(n, ARRAY_SIZE(j->exec_tids));
+	memcpy(j->exec_tids, tids, j->nexec * sizeof(tids[0]));
+	j->exec_preparing = true;
+	release_held(j, z->w, false);
+}
+
+/* The tenant's threads are being stopped and some take long: let all go. */
+static void zap_release(void *ud)
+{
+	struct zap_ctx *z = ud;
+
+	pthread_rwlock_wrlock(&z->j->lock);
+	release_held(z->j, z->w, true);
 }
 
 /*
@@ -503,6 +529,29 @@ static size_t pending_run(const struct mig__win *w, size_t i, bool fallback)
 }
 
 /*
+ * Before a madvise step on pages [i, i + n): those no longer present (or
+ * now the zero page) were dropped by the tenant after they were staged,
+ * maybe with their REMOVE read before this window began: they are gone,
+ * never zapped nor filled. With the tenant's threads stopped nothing can
+ * change between this look and the madvise. Returns whether any was.
+ */
+static bool drop_absent(struct mig__job *j, struct mig__win *w, size_t i, size_t n)
+{
+	struct mig_pageinfo pi[512];
+	bool any = false;
+
+	if (n > ARRAY_SIZE(pi) || mig_query_pages(j->pid, w->addr[i], n, MIG_QUERY_PAGEMAP, pi) < 0)
+		return false;
+	for (size_t k = 0; k < n; k++)
+		if (!(pi[k].flags & MIG_PAGE_PRESENT) || (pi[k].flags & MIG_PAGE_ZERO)) {
+			mig__bit_set(w->gone, i + k);
+			mig__bit_clear(w->pend, i + k);
+			any = true;
+		}
+	return any;
+}
+
+/*
  * The next zap step, from the current addresses. MOVE steps come first,
  * with the job lock held for reading until the step has run: the fault
  * thread cannot apply a tenant event meanwhile, so the addresses are
@@ -535,14 +584,19 @@ static int zap_next(void *ud, struct mig__zap_step *st)
 			if (z->limit && z->ncur > z->limit)
 				z->ncur = z->limit;
 			z->limit = 0;
+			/*
+			 * No holes allowed: every page of the run was present when
+			 * scanned, so a hole is a page the tenant dropped (maybe
+			 * with its REMOVE read before this window): -ENOENT there.
+			 */
 			*st = (struct mig__zap_step){
 				.op = MIG__ZAP_MOVE,
 				.start = w->addr[i],
 				.len = z->ncur * MIG__PAGE,
 				.dst = j->scratch_dst + i * MIG__PAGE,
-				.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES |
-					UFFDIO_MOVE_MODE_DONTWAKE,
+				.mode = UFFDIO_MOVE_MODE_DONTWAKE,
 			};
+			w->inflight = (struct mig_range){ st->start, st->start + st->len };
 			return 1;
 		}
 		zap_unlock(z);
@@ -557,8 +611,25 @@ static int zap_next(void *ud, struct mig__zap_step *st)
 			mig__bit_clear(w->pend, i);
 			continue;
 		}
+		if (!z->stop_asked) {
+			/*
+			 * First stop the tenant's other threads (MIG__ZAP_STOP),
+			 * and hold none of their faults from now on: a held
+			 * thread could not stop. The runs are computed after.
+			 */
+			z->stop_asked = true;
+			j->exec_all = true;
+			pthread_rwlock_unlock(&j->lock);
+			z->ncur = 0;
+			*st = (struct mig__zap_step){ .op = MIG__ZAP_STOP };
+			return 1;
+		}
 		z->cur = i;
 		z->ncur = pending_run(w, i, mig__bit_test(w->fallback, i));
+		if (drop_absent(j, w, i, z->ncur)) {
+			i--; /* the run's pages changed: compute it again */
+			continue;
+		}
 		w->zap_run = (struct mig_range){ w->addr[i], w->addr[i] + z->ncur * MIG__PAGE };
 		w->zapping = true;
 		pthread_rwlock_unlock(&j->lock);
@@ -592,9 +663,20 @@ static void zap_done(void *ud, const struct mig__zap_step *st, int64_t ret, uint
 	bool again = false;
 
 	zap_unlock(z);
+	if (st->op == MIG__ZAP_STOP) {
+		/*
+		 * Not stopped (an agent tenant we may not trace, a thread
+		 * traced by someone else): the madvise steps run anyway, with
+		 * the race the stop rules out (docs/engine.md, "The zap").
+		 */
+		if (ret < 0)
+			__atomic_fetch_add(&j->unstopped_zaps, 1, __ATOMIC_RELAXED);
+		return;
+	}
 	if (st->op == MIG__ZAP_MADVISE && n == 0)
 		return; /* the scratch area */
 	pthread_rwlock_wrlock(&j->lock);
+	w->inflight = (struct mig_range){ 0, 0 };
 	if (st->op == MIG__ZAP_MADVISE) {
 		w->zapping = false;
 		/* A failed madvise leaves its pages: their fill finds them there. */
@@ -627,6 +709,11 @@ static void zap_done(void *ud, const struct mig__zap_step *st, int64_t ret, uint
 			z->limit = (n - m) / 2;
 			again = ++z->again < MOVE_AGAIN_MAX;
 			z->give_up = !again;
+		} else if (m < n && ret == -ENOENT) {
+			/* A hole: the tenant dropped this page (see zap_next). */
+			mig__bit_set(w->gone, i + m);
+			mig__bit_clear(w->pend, i + m);
+			again = true;
 		} else if (m < n && ret == -EBUSY) {
 			/* Shared with another mm (fork, KSM) or pinned: this page only. */
 			mig__bit_set(w->fallback, i + m);
@@ -668,6 +755,7 @@ static int zap(struct mig__job *j, struct mig__win *w)
 					      .next = zap_next,
 					      .unlock = zap_unlock,
 					      .done = zap_done,
+					      .release = zap_release,
 					      .arg_page = j->arg_page,
 					      .ud = &z,
 				      });
@@ -682,6 +770,7 @@ static int zap(struct mig__job *j, struct mig__win *w)
 	 */
 	pthread_rwlock_wrlock(&j->lock);
 	j->exec_preparing = false;
+	j->exec_all = false;
 	w->zapping = false;
 	for (size_t i = 0; i < w->npages; i++)
 		if (mig__bit_test(w->pend, i)) {

@@ -344,14 +344,12 @@ MIG_API MIG_WUR int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_p
 
 /* How staged content is put back into the tenant. */
 enum mig_fill_method {
-	MIG_FILL_AUTO = 0, /* COPY (MOVE is not used automatically yet) */
+	MIG_FILL_AUTO = 0, /* COPY */
 	MIG_FILL_COPY,	   /* UFFDIO_COPY by workers bound to the target node */
-	/*
-	 * UFFDIO_MOVE from an in-tenant scratch area (6.8+). Not implemented:
-	 * mig_migrate returns -EOPNOTSUPP and mig_tenant_last_error() says
-	 * why (docs/engine.md, "UFFDIO_MOVE fill").
-	 */
-	MIG_FILL_MOVE,
+			   /*
+			    * No UFFDIO_MOVE fill: it would cost the same two copies of each page
+			    * plus an injected ioctl per run (docs/engine.md, "UFFDIO_MOVE fill").
+			    */
 };
 
 /*
@@ -459,6 +457,12 @@ struct mig_migrate_result {
 	uint64_t faults;       /* tenant faults served by the fault thread */
 	uint64_t events;       /* UNMAP, REMOVE, REMAP, FORK events read */
 	uint64_t max_stall_us; /* longest a tenant fault waited for migd */
+	/*
+	 * madvise zaps that ran while the tenant's other threads ran (they
+	 * could not be stopped: ptrace refused). 0 unless something is off;
+	 * see docs/engine.md, "The zap".
+	 */
+	uint64_t zaps_unstopped;
 	uint64_t elapsed_ns;
 	double bytes_per_sec; /* bytes moved / elapsed */
 	struct {

@@ -232,6 +232,9 @@ static inline void print_result(const struct mig_migrate_result *r)
 	for (unsigned k = 0; k < r->nerrnos; k++)
 		printf("#   failed %s: %" PRIu64 " pages\n", mig_errno_name(r->errnos[k].err),
 		       r->errnos[k].pages);
+	if (r->zaps_unstopped)
+		printf("#   %" PRIu64 " zaps ran with the tenant's threads running\n",
+		       r->zaps_unstopped);
 }
 
 /* Every present page not gone: on a target, or failed with a reason. */

@@ -16,13 +16,11 @@
  *   STRESS_ATTACH=agent       attach through libmig-agent.so, not ptrace
  *                   (an agent tenant is zapped with madvise)
  *
- * By default the tenant does all of them ("wrdmupxy") where the zap is a
- * UFFDIO_MOVE (Linux 6.8+, ptrace). With the madvise zap (older kernels,
- * agent tenants, STRESS_ZAP=madvise) it does "wrmup": that zap cannot
- * tell a tenant DONTNEED racing it from its own ("d"), and a tenant
- * mremap between the computing of a run and its madvise makes it zap
- * what the tenant moved there ("x", "y"): known limits of that zap
- * (docs/engine.md, "The zap"). MIG_KNOWN_BUGS=1 runs them all anyway.
+ * The tenant does all of them ("wrdmupxy") whatever the zap. With the
+ * madvise zap (older kernels, agent tenants, STRESS_ZAP=madvise) every
+ * zap must have run with the tenant's other threads stopped
+ * (zaps_unstopped 0): that stop is what makes a tenant DONTNEED or
+ * mremap racing the zap safe (docs/engine.md, "The zap").
  */
 #include "integration/stress_common.h"
 
@@ -70,16 +68,12 @@ int main(int argc, char **argv)
 	const char *zap_env = getenv("STRESS_ZAP"), *attach_env = getenv("STRESS_ATTACH");
 	bool move_zap = kernel_has_move() && !(zap_env && !strcmp(zap_env, "madvise")) &&
 			!(attach_env && !strcmp(attach_env, "agent"));
-	bool all_ops = move_zap || getenv("MIG_KNOWN_BUGS");
-	/* The madvise zap's known limits: see the top of this file. */
 	char sock[108] = "";
 	int lfd = -1, conn = -1;
 	double secs = secs_env ? atof(secs_env) : 12, t0;
 	char seedarg[32];
-	const char *args[] = { "--size",    "16",
-			       "--threads", "4",
-			       "--seed",    seedarg,
-			       "--ops",	    ops && *ops ? ops : all_ops ? "wrdmupxy" : "wrmup",
+	const char *args[] = { "--size", "16",	  "--threads", "4",
+			       "--seed", seedarg, "--ops",     ops && *ops ? ops : "wrdmupxy",
 			       NULL };
 	struct wtenant w = { 0 };
 	struct mig_nodes targets;
@@ -137,6 +131,10 @@ int main(int argc, char **argv)
 			     seed);
 		print_result(&res);
 		st_check_result(&res, &targets);
+		if (res.zaps_unstopped)
+			FAIL("migration %d: %" PRIu64 " zaps ran with the tenant's threads running "
+			     "(seed %" PRIu64 ")",
+			     runs, res.zaps_unstopped, seed);
 		moved += res.pages_moved;
 		gone += res.pages_gone;
 		failed += res.pages_failed;

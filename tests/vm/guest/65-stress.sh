@@ -3,9 +3,9 @@
 # write, read, DONTNEED, re-map, munmap, mprotect and mremap their own
 # pages without pause while it is migrated again and again between node
 # 0 and node 1 (tests/integration/stress_chaos.c). On 6.12 the zap is a
-# UFFDIO_MOVE and every operation runs; on 6.1 it is a madvise and the
-# test leaves out the operations that zap cannot follow (docs/engine.md,
-# "The zap"). The tenant checks every read and every page at the end.
+# UFFDIO_MOVE; on 6.1 it is a madvise run with the tenant's other threads
+# stopped (docs/engine.md, "The zap"). Every operation runs on both. The
+# tenant checks every read and every page at the end.
 [ -w /proc/sys/kernel/numa_balancing ] && echo 0 >/proc/sys/kernel/numa_balancing
 start=$(date +%s)
 STRESS_SECS=${STRESS_SECS:-20} build/tests/integration/stress_chaos
