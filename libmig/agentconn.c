@@ -389,15 +389,7 @@ static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
 				 * helpers run on. Where we may not trace the
 				 * tenant the steps run with them running.
 				 */
-				r = others.n ? 0
-					     : mig__stop_threads(t, tids, nh, ctl->release, ctl->ud,
-								 &others);
-				if (r < 0) {
-					if (ctl->release)
-						ctl->release(ctl->ud);
-					(void)mig__resume_threads(&others);
-				}
-				ctl->done(ctl->ud, &st, r, 0);
+				(void)mig__zap_stop(t, tids, nh, ctl, &st, &others);
 				continue;
 			}
 			if (st.op == MIG__ZAP_MOVE) {

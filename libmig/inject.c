@@ -660,7 +660,25 @@ int mig__resume_threads(struct mig__stopset *set)
 	return r;
 }
 
-#else /* !__x86_64__ */
+#endif /* __x86_64__ */
+
+int mig__zap_stop(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
+		  const struct mig__zap_ctl *ctl, const struct mig__zap_step *st,
+		  struct mig__stopset *others)
+{
+	int r = others->n ? 0 : mig__stop_threads(t, keep, nkeep, ctl->release, ctl->ud, others);
+
+	if (r < 0) {
+		/* Let the ones seized go now: they may wait for held faults. */
+		if (ctl->release)
+			ctl->release(ctl->ud);
+		(void)mig__resume_threads(others);
+	}
+	ctl->done(ctl->ud, st, r, 0);
+	return r;
+}
+
+#ifndef __x86_64__
 
 int mig__stop_threads(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
 		      void (*release)(void *ud), void *ud, struct mig__stopset *set)
@@ -965,16 +983,7 @@ static int zap_steps(struct mig__inject *s, struct mig_tenant *t, const struct m
 		int64_t x = 0;
 
 		if (st.op == MIG__ZAP_STOP) {
-			r = others->n ? 0
-				      : mig__stop_threads(t, &s->tid, 1, ctl->release, ctl->ud,
-							  others);
-			if (r < 0) {
-				/* Let the ones seized go now: they may wait for held faults. */
-				if (ctl->release)
-					ctl->release(ctl->ud);
-				(void)mig__resume_threads(others);
-			}
-			ctl->done(ctl->ud, &st, r, 0);
+			r = mig__zap_stop(t, &s->tid, 1, ctl, &st, others);
 			if (r == -ESRCH)
 				break;
 			continue;

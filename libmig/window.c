@@ -391,14 +391,6 @@ struct zap_ctx {
 #define MOVE_AGAIN_MAX 2000
 
 /*
- * Zap protocol, step 1: the backend names the threads that will run the
- * zap. From now on their WP faults are not held, and the ones held
- * already are released the STAGE way (page DIRTY, un-protected, woken):
- * legal, since nothing is zapped yet and the zap set is not fixed. A
- * thread held in a fault taken from kernel mode, which ptrace cannot
- * stop, so finishes its access and can be stopped.
- */
-/*
  * Let held writers go the STAGE way (page DIRTY, un-protected, woken):
  * those mig__may_hold no longer allows, or all. Pages already zapped
  * are left alone (no write fault can wait on those); a page whose zap
@@ -432,6 +424,14 @@ static void release_held(struct mig__job *j, struct mig__win *w, bool all)
 	}
 }
 
+/*
+ * Zap protocol, step 1: the backend names the threads that will run the
+ * zap. From now on their WP faults are not held, and the ones held
+ * already are released the STAGE way (page DIRTY, un-protected, woken):
+ * legal, since nothing is zapped yet and the zap set is not fixed. A
+ * thread held in a fault taken from kernel mode, which ptrace cannot
+ * stop, so finishes its access and can be stopped.
+ */
 static void zap_prepare(void *ud, const pid_t *tids, size_t n)
 {
 	struct zap_ctx *z = ud;
