@@ -18,7 +18,7 @@
 
 #include "agentproto.h"
 #include "compat.h"
-#include "inject.h"
+#include "stopset.h"
 #include "tenant.h"
 #include "util.h"
 

@@ -1,12 +1,14 @@
 /*
  * procfs.h - internal pieces of the /proc readers (maps.c, pagemap.c,
- * placement.c, split.c) that the unit tests and the other readers need:
- * the maps line parser, the pagemap entry layout and the kpageflags bits.
+ * placement.c, split.c, procfs.c) that the unit tests and the other
+ * readers need: the maps line parser, the pagemap entry layout, the
+ * kpageflags bits, and the per-thread readers of procfs.c.
  * Not installed; the public interface is include/mig.h.
  */
 #ifndef MIG_PROCFS_H
 #define MIG_PROCFS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -72,5 +74,30 @@ MIG_INTERNAL int mig__present_runs(pid_t pid, uint64_t start, uint64_t end, uint
 
 /* Order of a PMD-sized THP on this machine (9 on x86_64 with 4 KiB pages). */
 MIG_INTERNAL unsigned mig__pmd_order(void);
+
+/*
+ * Threads (procfs.c). TracerPid of pid: 0 when untraced, or -errno.
+ */
+MIG_INTERNAL int mig__proc_tracer_pid(pid_t pid);
+
+/* Parent pid of pid from /proc/PID/stat, or -errno. */
+MIG_INTERNAL int mig__proc_parent_pid(pid_t pid);
+
+/* The state letter of thread tid of pid (R, S, D, T, t, Z, X...), or 0. */
+MIG_INTERNAL char mig__proc_thread_state(pid_t pid, pid_t tid);
+
+/* True while thread tid of pid exists and is neither zombie nor dead. */
+MIG_INTERNAL bool mig__proc_thread_live(pid_t pid, pid_t tid);
+
+/*
+ * The thread to act through: the main thread, or, when it has exited
+ * (pthread_exit in main while other threads run: it stays a zombie that
+ * cannot be traced and has no mm or files), the first live thread from
+ * /proc/PID/task. Returns a tid or -ESRCH.
+ */
+MIG_INTERNAL pid_t mig__proc_live_thread(pid_t pid);
+
+/* True when a signal the thread does not block is pending for it or its process. */
+MIG_INTERNAL bool mig__proc_signal_pending(pid_t tid);
 
 #endif /* MIG_PROCFS_H */

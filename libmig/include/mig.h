@@ -217,7 +217,7 @@ MIG_API MIG_WUR int mig_split_large_at(pid_t pid, int pidfd, uint64_t addr);
 MIG_API MIG_WUR int mig_collapse(int pidfd, const struct mig_range *range);
 
 /* ---------------------------------------------------------------------
- * Tenants (libmig/tenant.c, inject.c, agent.c, uffd.c)
+ * Tenants (libmig/tenant.c, backend_ptrace.c, agentconn.c, uffd.c)
  * ------------------------------------------------------------------- */
 
 typedef struct mig_tenant mig_tenant;

@@ -1,5 +1,5 @@
 /*
- * inject.h - ptrace syscall injection: run syscalls inside a tenant thread
+ * ptrace.h - one ptrace session (ptrace.c): run syscalls inside a tenant thread
  * that was not written to cooperate (x86_64; elsewhere -EOPNOTSUPP).
  *
  * A session seizes one thread, stops it, saves its registers, runs any
@@ -17,8 +17,8 @@
  * registered with EVENT_REMOVE/UNMAP) does not return until someone reads
  * the event from the uffd: the caller must have a reader on another thread.
  */
-#ifndef MIG_INJECT_H
-#define MIG_INJECT_H
+#ifndef MIG_PTRACE_H
+#define MIG_PTRACE_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,6 +26,15 @@
 #include <sys/user.h>
 
 #include "tenant.h"
+
+/*
+ * The ptrace backend's state per tenant (t->priv), which the session
+ * uses to find a `syscall` instruction once and keep it.
+ */
+struct mig__ptrace_priv {
+	int memfd;	  /* /proc/PID/mem, read-only: finding `syscall` */
+	uint64_t sysaddr; /* cached address of 0f 05 */
+};
 
 struct mig__inject {
 	struct mig_tenant *t;
@@ -76,37 +85,14 @@ MIG_INTERNAL int mig__inject_syscall(struct mig__inject *s, long nr, const uint6
 MIG_INTERNAL int mig__inject_end(struct mig__inject *s);
 
 /*
- * The threads of a tenant stopped by mig__stop_threads: one session
- * (seized, stopped, registers saved) per thread; tid <= 0 for a thread
- * that exited meanwhile.
+ * Wait until the seized thread sits in our interrupt stop and save its
+ * registers (for the stop set, which seizes threads itself). A
+ * signal-delivery-stop met on the way is let through and the thread
+ * interrupted again; drop_trap drops one single-step SIGTRAP that is
+ * ours; nowait returns -EINPROGRESS when no stop is there yet. Returns
+ * 0, -ESRCH (gone), -EAGAIN (a signal storm), or -errno.
  */
-struct mig__stopset {
-	struct mig__inject *s;
-	size_t n, cap;
-};
+MIG_INTERNAL int mig__inject_acquire_stop(struct mig__inject *s, bool drop_trap, bool nowait);
 
-/*
- * Seize and stop every thread of the tenant but keep[nkeep], listing
- * them again until no new one appears (a stopped thread cannot clone).
- * All are interrupted first and their stops awaited together. A thread
- * held in a userfault taken in kernel mode cannot stop until its fault
- * is served: after a while release(ud) is called (once) and the wait
- * goes on. Returns 0; -EBUSY (a thread is traced by someone else),
- * -ESRCH, -EPERM... Always call mig__resume_threads afterwards.
- */
-MIG_INTERNAL int mig__stop_threads(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
-				   void (*release)(void *ud), void *ud, struct mig__stopset *set);
+#endif /* MIG_PTRACE_H */
 
-/* Restore and detach every thread of set; frees it. Returns 0 or -errno. */
-MIG_INTERNAL int mig__resume_threads(struct mig__stopset *set);
-
-/*
- * A MIG__ZAP_STOP step for a backend: stop every thread but keep[nkeep]
- * into others (unless done already), let them go again at once if that
- * failed, and report the outcome through ctl->done. Returns it.
- */
-MIG_INTERNAL int mig__zap_stop(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
-			       const struct mig__zap_ctl *ctl, const struct mig__zap_step *st,
-			       struct mig__stopset *others);
-
-#endif /* MIG_INJECT_H */

@@ -1,0 +1,470 @@
+/*
+ * backend_ptrace.c - the ptrace backend's operations behind tenant.h, for
+ * an unmodified tenant: create the uffd, zap, map/unmap, UFFDIO_MOVE and
+ * close inside the tenant, each through injected syscalls (ptrace.c).
+ * Arguments that need memory go through a scratch page mapped and
+ * unmapped inside the same session.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "procfs.h"
+#include "ptrace.h"
+#include "stopset.h"
+#include "util.h"
+
+/* One syscall; result < 0 is the syscall's -errno. */
+static int sys(struct mig__inject *s, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+	       uint64_t a4, uint64_t a5, int64_t *ret)
+{
+	const uint64_t args[6] = { a0, a1, a2, a3, a4, a5 };
+
+	return mig__inject_syscall(s, nr, args, ret);
+}
+
+/* Map one scratch page in the tenant for syscall arguments. */
+static int scratch_map(struct mig__inject *s, uint64_t *ret_addr)
+{
+	int64_t a;
+	int r = sys(s, SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, (uint64_t)-1, 0, &a);
+
+	if (r < 0)
+		return r;
+	if (a < 0 && a > -4096)
+		return (int)a;
+	*ret_addr = (uint64_t)a;
+	return 0;
+}
+
+static int scratch_unmap(struct mig__inject *s, uint64_t addr)
+{
+	int64_t x;
+
+	return sys(s, SYS_munmap, addr, 4096, 0, 0, 0, 0, &x);
+}
+
+static int tenant_io(pid_t pid, uint64_t addr, void *buf, size_t len, bool write)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	ssize_t n = write ? process_vm_writev(pid, &local, 1, &remote, 1, 0)
+			  : process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+/*
+ * The fd number the tenant's uffd moves to: high, so it stays out of the
+ * way of the tenant's own numbering, but below the soft RLIMIT_NOFILE and
+ * not so high that the tenant's fd table grows large.
+ */
+static int high_fd_base(pid_t pid)
+{
+	struct rlimit rl;
+
+	if (prlimit(pid, RLIMIT_NOFILE, NULL, &rl) < 0)
+		return 0;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1024)
+		rl.rlim_cur = 1024;
+	return rl.rlim_cur > 64 ? (int)rl.rlim_cur - 32 : 0;
+}
+
+/* Create the uffd in the tenant; returns the tenant's fd number or -errno. */
+static int create_uffd(struct mig__inject *s, int high)
+{
+	static const char dev[] = "/dev/userfaultfd";
+	int64_t fd, dfd, h, x;
+	uint64_t page = 0;
+	int r;
+
+	r = sys(s, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0, &fd);
+	if (r < 0)
+		return r;
+	if (fd < 0) {
+		int e1 = (int)fd;
+
+		r = scratch_map(s, &page);
+		if (r < 0)
+			return r;
+		r = tenant_io(s->tid, page, (void *)dev, sizeof(dev), true);
+		if (r == 0)
+			r = sys(s, SYS_openat, (uint64_t)AT_FDCWD, page, O_RDWR | O_CLOEXEC, 0, 0,
+				0, &dfd);
+		if (r == 0 && dfd >= 0) {
+			r = sys(s, SYS_ioctl, (uint64_t)dfd, USERFAULTFD_IOC_NEW,
+				O_CLOEXEC | O_NONBLOCK, 0, 0, 0, &fd);
+			if (sys(s, SYS_close, (uint64_t)dfd, 0, 0, 0, 0, 0, &x) < 0 && r == 0)
+				r = -ESRCH;
+		} else if (r == 0) {
+			fd = dfd;
+		}
+		if (scratch_unmap(s, page) < 0 && r == 0)
+			r = -ESRCH;
+		if (r < 0)
+			return r;
+		if (fd < 0) {
+			mig__tenant_set_error(
+				"pid %d cannot create a full-mode userfaultfd: userfaultfd(2): %s; "
+				"/dev/userfaultfd: %s. UFFD_USER_MODE_ONLY is never used "
+				"(kernel-mode "
+				"faults would fail with EFAULT in the tenant)",
+				s->tid, strerror((int)-e1), strerror((int)-fd));
+			return -EPERM;
+		}
+	}
+	if (high > fd) {
+		r = sys(s, SYS_fcntl, (uint64_t)fd, F_DUPFD_CLOEXEC, (uint64_t)high, 0, 0, 0, &h);
+		if (r < 0)
+			return r;
+		if (h >= 0) {
+			r = sys(s, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &x);
+			if (r < 0)
+				return r;
+			fd = h;
+		}
+	}
+	return (int)fd;
+}
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+/*
+ * Copy the tenant's fd into migd. pidfd_getfd reads the fd table of the
+ * pidfd's task, the main thread, which has none once it has exited
+ * (-EBADF; -ESRCH since Linux 6.10); then a thread pidfd (PIDFD_THREAD, Linux 6.9) of the live
+ * thread tid is used. Older kernels have no way to name that thread.
+ */
+static int getfd(struct mig_tenant *t, pid_t tid, int fd)
+{
+	int r, tfd, pfd;
+
+	r = (int)syscall(SYS_pidfd_getfd, t->pidfd, fd, 0);
+	if (r >= 0)
+		return r;
+	r = -errno;
+	if ((r == -EBADF || r == -ESRCH) && tid != t->pid) {
+		pfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+		if (pfd < 0) {
+			mig__tenant_set_error(
+				"the main thread of pid %d has exited, and this kernel cannot take "
+				"an fd from another thread (pidfd_open PIDFD_THREAD: %s; needs "
+				"Linux 6.9): use the agent for this tenant",
+				t->pid, strerror(errno));
+			return -EOPNOTSUPP;
+		}
+		tfd = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+		r = tfd < 0 ? -errno : tfd;
+		safe_close(pfd);
+		if (r >= 0)
+			return r;
+	}
+	mig__tenant_set_error("pidfd_getfd(pid %d, fd %d): %s", t->pid, fd, strerror(-r));
+	return r;
+}
+
+int mig__ptrace_attach(struct mig_tenant *t)
+{
+	struct mig__ptrace_priv *p;
+	struct mig__inject s;
+	char path[64];
+	int r, fd, high;
+	pid_t tid = mig__proc_live_thread(t->pid);
+
+	if (tid < 0) {
+		mig__tenant_set_error("pid %d has no live thread", t->pid);
+		return -ESRCH;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	/* A thread's mem file keeps the mm even after that thread exits. */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/mem", t->pid, tid);
+	p->memfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (p->memfd < 0) {
+		r = errno == ENOENT ? -ESRCH : -errno;
+		mig__tenant_set_error("cannot open %s: %s", path, strerror(-r));
+		free(p);
+		return r;
+	}
+	t->priv = p;
+	t->ops = &mig__ptrace_ops;
+	high = high_fd_base(tid);
+
+	r = mig__inject_begin(t, &s);
+	if (r < 0)
+		return r;
+	fd = create_uffd(&s, high);
+	r = mig__inject_end(&s);
+	if (fd < 0)
+		return fd == -ESRCH ? (mig__tenant_set_error("pid %d exited during attach", t->pid),
+				       -ESRCH)
+				    : fd;
+	t->tenant_fd = fd;
+	if (r < 0)
+		return r;
+	r = getfd(t, s.tid, fd);
+	if (r < 0)
+		return r;
+	t->uffd = r;
+	return 0;
+}
+
+/* Bytes below the stack pointer a signal frame (with xsave state) may use. */
+#define SIGFRAME_ZONE (32UL << 10)
+
+/*
+ * What the kernel writes on behalf of the stopped thread while we run
+ * syscalls in it: its rseq area (refreshed on every return to user mode,
+ * and every PTRACE_SINGLESTEP is one), and the stack just below its stack
+ * pointer (the frame of a signal we let through). Fills excl[2]; returns
+ * how many.
+ */
+static size_t executor_writes(struct mig__inject *s, struct mig_range *excl)
+{
+	size_t n = 0;
+#ifdef __x86_64__
+	struct __ptrace_rseq_configuration rc = { 0 };
+	uint64_t sp = s->saved.rsp;
+
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, s->tid, sizeof(rc), &rc) > 0 &&
+	    rc.rseq_abi_pointer && rc.rseq_abi_size)
+		excl[n++] = (struct mig_range){
+			ALIGN_DOWN(rc.rseq_abi_pointer, 4096),
+			ALIGN_UP(rc.rseq_abi_pointer + rc.rseq_abi_size, 4096),
+		};
+	if (sp > SIGFRAME_ZONE)
+		excl[n++] = (struct mig_range){ ALIGN_DOWN(sp - SIGFRAME_ZONE, 4096),
+						ALIGN_UP(sp + 1, 4096) };
+#else
+	(void)s;
+	(void)excl;
+#endif
+	return n;
+}
+
+/*
+ * Run the steps ctl->next gives, one syscall each, in the stopped thread.
+ * ctl->unlock is called as soon as a step's syscall has run and before a
+ * signal is delivered (inject_syscall's before_signal), so the engine's
+ * lock is never held while the thread can fault. A step a signal got
+ * ahead of is reported -EINTR and asked for again.
+ */
+static int zap_steps(struct mig__inject *s, struct mig_tenant *t, const struct mig__zap_ctl *ctl,
+		     struct mig__stopset *others)
+{
+	struct mig__zap_step st;
+	int r;
+
+	s->before_signal = ctl->unlock;
+	s->hook_ud = ctl->ud;
+	s->once = true;
+	while ((r = ctl->next(ctl->ud, &st)) > 0) {
+		struct uffdio_move m = { 0 };
+		int64_t x = 0;
+
+		if (st.op == MIG__ZAP_STOP) {
+			r = mig__zap_stop(t, &s->tid, 1, ctl, &st, others);
+			if (r == -ESRCH)
+				break;
+			continue;
+		}
+		if (st.op == MIG__ZAP_MOVE) {
+			m = (struct uffdio_move){ .dst = st.dst,
+						  .src = st.start,
+						  .len = st.len,
+						  .mode = st.mode };
+			r = tenant_io(s->tid, ctl->arg_page, &m, sizeof(m), true);
+			if (r == 0)
+				r = sys(s, SYS_ioctl, (uint64_t)t->tenant_fd, UFFDIO_MOVE,
+					ctl->arg_page, 0, 0, 0, &x);
+			if (ctl->unlock)
+				ctl->unlock(ctl->ud);
+			if (r == 0 && tenant_io(s->tid, ctl->arg_page, &m, sizeof(m), false) < 0)
+				m.move = 0;
+		} else {
+			r = sys(s, SYS_madvise, st.start, st.len, MADV_DONTNEED, 0, 0, 0, &x);
+			if (ctl->unlock)
+				ctl->unlock(ctl->ud);
+		}
+		if (r == -EINTR) {
+			ctl->done(ctl->ud, &st, -EINTR, 0);
+			continue;
+		}
+		if (r < 0) {
+			ctl->done(ctl->ud, &st, r, 0);
+			break;
+		}
+		ctl->done(ctl->ud, &st, x, m.move > 0 ? (uint64_t)m.move : 0);
+	}
+	s->before_signal = NULL;
+	s->once = false;
+	return r;
+}
+
+/*
+ * The zap protocol (struct mig__zap_ctl): name the thread, stop it, and
+ * only then let the engine fix the runs. While we wait for the stop the
+ * engine holds none of that thread's faults, so a thread sitting in a
+ * fault taken from kernel mode (where PTRACE_INTERRUPT cannot reach it)
+ * is released, finishes its syscall's access and stops. Once stopped it
+ * cannot fault, so holding writers on the runs cannot block it. The stop
+ * spans only the madvise calls.
+ */
+static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
+{
+	const struct mig_range *runs = NULL;
+	struct mig_range excl[2];
+	struct mig__inject s;
+	size_t n = 0;
+	int r, first = 0;
+	pid_t tid = mig__inject_thread(t);
+
+	if (tid < 0) {
+		mig__tenant_set_error("pid %d has no live thread", t->pid);
+		return tid == -EOPNOTSUPP ? mig__inject_begin(t, &s) : -ESRCH;
+	}
+	if (ctl->prepare)
+		ctl->prepare(ctl->ud, &tid, 1);
+	r = mig__inject_begin_thread(t, tid, &s);
+	if (r < 0)
+		return r;
+	r = ctl->ready(ctl->ud, excl, executor_writes(&s, excl), &runs, &n);
+	if (r >= 0 && ctl->next) {
+		struct mig__stopset others = { 0 };
+
+		r = zap_steps(&s, t, ctl, &others);
+		if (mig__resume_threads(&others) < 0 && r == 0)
+			r = -ESRCH;
+		if (mig__inject_end(&s) < 0 && r == 0)
+			r = -ESRCH;
+		return r;
+	}
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		int64_t x;
+
+		r = sys(&s, SYS_madvise, runs[i].start, runs[i].end - runs[i].start, MADV_DONTNEED,
+			0, 0, 0, &x);
+		if (r < 0)
+			break;
+		if (x < 0 && first == 0)
+			first = (int)x;
+	}
+	if (mig__inject_end(&s) < 0 && r == 0)
+		r = -ESRCH;
+	return r < 0 ? r : first;
+}
+
+/* One syscall in its own session; *ret gets its result. */
+static int single(struct mig_tenant *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+		  uint64_t a4, int64_t *ret)
+{
+	struct mig__inject s;
+	int r;
+
+	r = mig__inject_begin(t, &s);
+	if (r < 0)
+		return r;
+	r = sys(&s, nr, a0, a1, a2, a3, a4, 0, ret);
+	if (mig__inject_end(&s) < 0 && r == 0)
+		r = -ESRCH;
+	return r;
+}
+
+static int op_map_scratch(struct mig_tenant *t, size_t len, uint64_t *ret_addr)
+{
+	int64_t a = 0;
+	int r = single(t, SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       (uint64_t)-1, &a);
+
+	if (r < 0)
+		return r;
+	if (a < 0 && a > -4096)
+		return (int)a;
+	*ret_addr = (uint64_t)a;
+	return 0;
+}
+
+static int op_unmap(struct mig_tenant *t, uint64_t addr, size_t len)
+{
+	int64_t x = 0;
+	int r = single(t, SYS_munmap, addr, len, 0, 0, 0, &x);
+
+	return r < 0 ? r : (int)x;
+}
+
+static int op_move(struct mig_tenant *t, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
+		   uint64_t *ret_moved)
+{
+	struct uffdio_move m = { .dst = dst, .src = src, .len = len, .mode = mode };
+	struct mig__inject s;
+	uint64_t page = 0;
+	int64_t x = 0;
+	int r;
+
+	r = mig__inject_begin(t, &s);
+	if (r < 0)
+		return r;
+	r = scratch_map(&s, &page);
+	if (r == 0) {
+		r = tenant_io(s.tid, page, &m, sizeof(m), true);
+		if (r == 0)
+			r = sys(&s, SYS_ioctl, (uint64_t)t->tenant_fd, UFFDIO_MOVE, page, 0, 0, 0,
+				&x);
+		if (r == 0)
+			r = tenant_io(s.tid, page, &m, sizeof(m), false);
+		if (scratch_unmap(&s, page) < 0 && r == 0)
+			r = -ESRCH;
+	}
+	if (mig__inject_end(&s) < 0 && r == 0)
+		r = -ESRCH;
+	if (r < 0)
+		return r;
+	if (ret_moved)
+		*ret_moved = m.move > 0 ? (uint64_t)m.move : 0;
+	return (int)x;
+}
+
+static int op_close_fd(struct mig_tenant *t, int fd)
+{
+	int64_t x = 0;
+	int r = single(t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, &x);
+
+	return r < 0 ? r : (int)x;
+}
+
+static void op_release(struct mig_tenant *t)
+{
+	struct mig__ptrace_priv *p = t->priv;
+
+	if (!p)
+		return;
+	safe_close(p->memfd);
+	free(p);
+	t->priv = NULL;
+}
+
+const struct mig__tenant_ops mig__ptrace_ops = {
+	.name = "ptrace",
+	.zap = op_zap,
+	.map_scratch = op_map_scratch,
+	.unmap = op_unmap,
+	.move = op_move,
+	.close_fd = op_close_fd,
+	.release = op_release,
+};

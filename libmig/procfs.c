@@ -1,0 +1,138 @@
+/*
+ * procfs.c - what libmig reads about a tenant's threads from /proc: the
+ * tracer, the parent, each thread's state, a live thread to act through,
+ * and whether a signal is pending. The ptrace session and the stop set
+ * use these; their callers decide what the answers mean.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "procfs.h"
+#include "util.h"
+
+/* TracerPid of pid from /proc, 0 when untraced, -errno. */
+int mig__proc_tracer_pid(pid_t pid)
+{
+	char path[64], line[256];
+	FILE *f;
+	int r = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "TracerPid: %d", &r) == 1)
+			break;
+	fclose(f);
+	return r;
+}
+
+/* Parent pid of pid from /proc/PID/stat, or -errno. */
+int mig__proc_parent_pid(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = -1;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	safe_close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	/* The command name may hold spaces and parentheses: skip to the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return -EIO;
+	return ppid;
+}
+
+/* The state letter of thread tid of pid (R, S, D, T, t, Z, X...), or 0. */
+char mig__proc_thread_state(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *p;
+	char st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	safe_close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c", &st) != 1)
+		return 0;
+	return st;
+}
+
+bool mig__proc_thread_live(pid_t pid, pid_t tid)
+{
+	char st = mig__proc_thread_state(pid, tid);
+
+	return st && st != 'Z' && st != 'X';
+}
+
+/*
+ * The thread to seize: the main thread, or, when it has exited
+ * (pthread_exit in main while other threads run: it stays a zombie that
+ * cannot be traced and has no mm or files), the first live thread from
+ * /proc/PID/task. Returns a tid or -ESRCH.
+ */
+pid_t mig__proc_live_thread(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	pid_t tid = -ESRCH;
+	DIR *dir;
+
+	if (mig__proc_thread_live(pid, pid))
+		return pid;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -ESRCH;
+	while (tid < 0 && (d = readdir(dir)))
+		if (d->d_name[0] != '.' && mig__proc_thread_live(pid, atoi(d->d_name)))
+			tid = atoi(d->d_name);
+	closedir(dir);
+	return tid;
+}
+
+/* True when a signal the thread does not block is pending for it or its process. */
+bool mig__proc_signal_pending(pid_t tid)
+{
+	char path[64], line[256];
+	unsigned long long pnd = 0, shd = 0, blk = 0, v;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", tid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "SigPnd: %llx", &v) == 1)
+			pnd = v;
+		else if (sscanf(line, "ShdPnd: %llx", &v) == 1)
+			shd = v;
+		else if (sscanf(line, "SigBlk: %llx", &v) == 1)
+			blk = v;
+	}
+	fclose(f);
+	return ((pnd | shd) & ~blk) != 0;
+}
