@@ -501,6 +501,105 @@ MIG_API MIG_WUR int mig_migrate(mig_tenant *t, const struct mig_range *ranges, s
 				const struct mig_migrate_opts *opts, mig_progress_fn progress,
 				void *userdata, struct mig_migrate_result *ret_result);
 
+/* ---------------------------------------------------------------------
+ * Relocation and compaction (libmig/relocate.c; docs/relocate.md)
+ * ------------------------------------------------------------------- */
+
+/* How the pages of one run reached their new address. */
+enum mig_relocate_path {
+	/* UFFDIO_MOVE inside the tenant: the same physical pages, THPs whole where aligned. */
+	MIG_RELOCATE_MOVE = 1,
+	/* UFFDIO_COPY by a thread bound to the node each page was on (no MOVE, or refused). */
+	MIG_RELOCATE_COPY,
+	/*
+	 * mremap of the run: the same physical pages, but the run keeps its old
+	 * anon_vma and index, so it does not merge. The last resort, taken for
+	 * pages neither MOVE nor COPY may take (pinned pages MOVE refuses).
+	 */
+	MIG_RELOCATE_REMAP,
+};
+
+/* The name of a path: "move", "copy", "remap"; "?" otherwise. */
+MIG_API const char *mig_relocate_path_name(int path);
+
+/* A run of pages at their new addresses [start, end) and how they got there. */
+struct mig_relocate_run {
+	uint64_t start, end;
+	int path; /* enum mig_relocate_path */
+};
+
+struct mig_relocate_result {
+	uint64_t pages;		 /* pages in the ranges relocated */
+	uint64_t pages_moved;	 /* by UFFDIO_MOVE */
+	uint64_t pages_copied;	 /* by UFFDIO_COPY */
+	uint64_t pages_remapped; /* by mremap (not merge-correct) */
+	uint64_t pages_absent;	 /* holes and zero pages: read as zero before and after */
+	/* Large folios (heads) in the source before and at the destination after. */
+	uint64_t thp_before, thp_after;	  /* PMD-sized */
+	uint64_t mthp_before, mthp_after; /* smaller than a PMD (mTHP) */
+	uint64_t collapsed;		  /* THPs re-formed with MADV_COLLAPSE afterwards */
+	/*
+	 * VMAs before and after: for mig_relocate the VMAs of the whole
+	 * process; for mig_compact the anonymous private VMAs in its range.
+	 */
+	uint64_t vmas_before, vmas_after;
+	uint64_t merged;      /* mig_compact: VMAs merged into their left neighbour */
+	uint64_t left;	      /* mig_compact: unmerged neighbours left alone (see last error) */
+	uint64_t stopped_ns;  /* how long the tenant's threads were held stopped */
+	uint64_t elapsed_ns;
+	struct mig_relocate_run *runs; /* malloc'd, nruns entries, in address order per call */
+	size_t nruns;
+};
+
+/* Free what a relocation put into *r (not r itself). NULL is fine. */
+MIG_API void mig_relocate_result_free(struct mig_relocate_result *r);
+
+/* dst may replace mappings that are there (like MREMAP_FIXED); default: -EEXIST. */
+#define MIG_RELOCATE_REPLACE (1u << 0)
+/* Take the copy path even where UFFDIO_MOVE exists (tests, comparisons). */
+#define MIG_RELOCATE_NO_MOVE (1u << 1)
+
+/*
+ * Move the anonymous private pages of [src, src + len) of t to
+ * [dst, dst + len), like mremap(MREMAP_MAYMOVE | MREMAP_FIXED) - afterwards
+ * src is unmapped - but so that the pages take the destination VMA's
+ * anon_vma and index: the result merges with its neighbours. The
+ * destination is the left neighbour of dst grown in place when that is an
+ * anonymous VMA with src's flags, name and memory policy, else a new
+ * mapping with src's protection (and THP advice) that merges with any
+ * neighbour whose index continues. All of the tenant's threads are held
+ * stopped while it runs (no thread can see a page in flight); a tenant
+ * pointer into src is the caller's business, as with mremap. Pages move
+ * with UFFDIO_MOVE (6.8+; no copy, same node, a fully covered THP stays
+ * a THP when src and dst are aligned alike); without it, or for pages it
+ * refuses (shared after fork, the zero page...), they are copied by a
+ * thread bound to their node; pages neither can take are mremapped. The
+ * result names the path of every run. src must lie in one anonymous
+ * private VMA; src, dst, len page aligned; the ranges must not overlap.
+ * The tenant must be attached with ptrace and not be migrated meanwhile.
+ * Returns 0 (*ret_result filled; free with mig_relocate_result_free);
+ * -EINVAL (bad ranges: reason in mig_tenant_last_error), -EEXIST (dst is
+ * mapped and no MIG_RELOCATE_REPLACE), -EOPNOTSUPP (agent tenant; a src
+ * VMA policy a new mapping cannot carry), -ESRCH, -ENOMEM, or another
+ * -errno of an injected syscall. On an error after pages were taken, every
+ * page is still at src or at dst, never lost (see the last error).
+ */
+MIG_API MIG_WUR int mig_relocate(mig_tenant *t, uint64_t src, uint64_t len, uint64_t dst,
+				 unsigned flags, struct mig_relocate_result *ret_result);
+
+/*
+ * Merge neighbouring anonymous private VMAs of t inside range (NULL: the
+ * whole process) that have the same flags, name and memory policy but
+ * did not merge (their anon_vma or index differ, typically after the
+ * tenant's mremap): each such VMA is relocated in place onto its left
+ * neighbour grown over it, so both become one. VMAs registered with a
+ * userfaultfd, mlocked ones, [heap] and [stack] are left alone. Counts and
+ * paths go into *ret_result (vmas_before, vmas_after, merged, left, runs).
+ * flags: MIG_RELOCATE_NO_MOVE. Returns 0, or -errno as mig_relocate.
+ */
+MIG_API MIG_WUR int mig_compact(mig_tenant *t, const struct mig_range *range, unsigned flags,
+				struct mig_relocate_result *ret_result);
+
 #ifdef __cplusplus
 }
 #endif

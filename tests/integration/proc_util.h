@@ -34,36 +34,29 @@ struct tenant {
 	int anon_name; /* -n: 1 named, 0 unsupported, -1 not asked */
 };
 
-/* Start proc_tenant with the given arguments (NULL-terminated) and wait for "ready". */
-static inline void tenant_start(struct tenant *t, ...)
+/*
+ * Start build/tests/tenants/NAME with argv[] (NULL-terminated, argv[0]
+ * is replaced) on pipes: *in is its stdin, *out its stdout.
+ */
+static inline void test_spawn(const char *name, const char **argv, pid_t *pid, int *pidfd,
+			      FILE **in, FILE **out)
 {
-	char exe[PATH_MAX], dir[PATH_MAX], prog[PATH_MAX + 32], line[PATH_MAX + 64];
-	const char *argv[16];
-	int to[2], from[2], n = 0;
+	char exe[PATH_MAX], dir[PATH_MAX], prog[PATH_MAX + 32];
+	int to[2], from[2];
 	ssize_t l;
-	va_list ap;
 
-	memset(t, 0, sizeof(*t));
-	t->anon_name = -1;
 	l = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	CHECK(l > 0, "readlink");
 	exe[l] = '\0';
 	snprintf(dir, sizeof(dir), "%s", exe);
-	snprintf(prog, sizeof(prog), "%s/../tenants/proc_tenant", dirname(dir));
+	snprintf(prog, sizeof(prog), "%s/../tenants/%s", dirname(dir), name);
 	if (access(prog, X_OK) < 0)
 		FAIL("tenant %s: %s", prog, strerror(errno));
-
-	argv[n++] = prog;
-	va_start(ap, t);
-	for (const char *a; n < 15 && (a = va_arg(ap, const char *));)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-
+	argv[0] = prog;
 	CHECK(pipe2(to, O_CLOEXEC) == 0 && pipe2(from, O_CLOEXEC) == 0, "pipe");
-	t->pid = fork();
-	CHECK(t->pid >= 0, "fork");
-	if (t->pid == 0) {
+	*pid = fork();
+	CHECK(*pid >= 0, "fork");
+	if (*pid == 0) {
 		dup2(to[0], 0);
 		dup2(from[1], 1);
 		execv(prog, (char *const *)argv);
@@ -71,10 +64,28 @@ static inline void tenant_start(struct tenant *t, ...)
 	}
 	close(to[0]);
 	close(from[1]);
-	t->in = fdopen(to[1], "w");
-	t->out = fdopen(from[0], "r");
-	t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
-	CHECK(t->pidfd >= 0, "pidfd_open: %s", strerror(errno));
+	*in = fdopen(to[1], "w");
+	*out = fdopen(from[0], "r");
+	*pidfd = (int)syscall(SYS_pidfd_open, *pid, 0);
+	CHECK(*pidfd >= 0, "pidfd_open: %s", strerror(errno));
+}
+
+/* Start proc_tenant with the given arguments (NULL-terminated) and wait for "ready". */
+static inline void tenant_start(struct tenant *t, ...)
+{
+	char line[PATH_MAX + 64];
+	const char *argv[16];
+	int n = 1;
+	va_list ap;
+
+	memset(t, 0, sizeof(*t));
+	t->anon_name = -1;
+	va_start(ap, t);
+	for (const char *a; n < 15 && (a = va_arg(ap, const char *));)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	test_spawn("proc_tenant", argv, &t->pid, &t->pidfd, &t->in, &t->out);
 
 	while (fgets(line, sizeof(line), t->out)) {
 		unsigned long a, b;
