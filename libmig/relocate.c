@@ -58,7 +58,8 @@
 
 #include "compat.h"
 #include "engine.h"
-#include "inject.h"
+#include "ptrace.h"
+#include "stopset.h"
 #include "procfs.h"
 #include "tenant.h"
 #include "uffd.h"
@@ -271,9 +272,9 @@ static uint64_t count_vmas(const struct rvma *v, size_t n, const struct mig_rang
 
 struct session {
 	struct mig_tenant *t;
-	struct mig__inject x;	   /* the executor thread */
+	struct mig__inject x;	    /* the executor thread */
 	struct mig__stopset others; /* every other thread */
-	uint64_t arg;		   /* a page of the tenant for ioctl arguments */
+	uint64_t arg;		    /* a page of the tenant for ioctl arguments */
 	uint64_t t0;
 };
 
@@ -501,8 +502,8 @@ static void copy_pages(struct core *c, size_t from, size_t to, struct saved_poli
 			i++;
 			continue;
 		}
-		for (k = i + 1; k < to && k - i < COPY_BATCH && !c->path[k] &&
-				c->pi[k].node == c->pi[i].node;
+		for (k = i + 1;
+		     k < to && k - i < COPY_BATCH && !c->path[k] && c->pi[k].node == c->pi[i].node;
 		     k++)
 			;
 		copy_run(c, i, k, sp);

@@ -543,9 +543,9 @@ struct mig_relocate_result {
 	 * process; for mig_compact the anonymous private VMAs in its range.
 	 */
 	uint64_t vmas_before, vmas_after;
-	uint64_t merged;      /* mig_compact: VMAs merged into their left neighbour */
-	uint64_t left;	      /* mig_compact: unmerged neighbours left alone (see last error) */
-	uint64_t stopped_ns;  /* how long the tenant's threads were held stopped */
+	uint64_t merged;     /* mig_compact: VMAs merged into their left neighbour */
+	uint64_t left;	     /* mig_compact: unmerged neighbours left alone (see last error) */
+	uint64_t stopped_ns; /* how long the tenant's threads were held stopped */
 	uint64_t elapsed_ns;
 	struct mig_relocate_run *runs; /* malloc'd, nruns entries, in address order per call */
 	size_t nruns;

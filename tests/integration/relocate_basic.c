@@ -55,23 +55,21 @@ static size_t put_on(pid_t pid, uint64_t addr, size_t n, int node)
 }
 
 /* Same node for every page; same PFN too when same_pfn. Returns pages compared. */
-static size_t compare(const struct mig_pageinfo *before, const struct mig_pageinfo *after,
-		      size_t n, bool same_pfn, const char *what)
+static size_t compare(const struct mig_pageinfo *before, const struct mig_pageinfo *after, size_t n,
+		      bool same_pfn, const char *what)
 {
 	size_t c = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		if (!(before[i].flags & MIG_PAGE_PRESENT))
 			continue;
-		CHECK(after[i].flags & MIG_PAGE_PRESENT, "%s: page %zu not present after", what,
-		      i);
-		CHECK(after[i].node == before[i].node, "%s: page %zu was on node %d, now %d",
-		      what, i, before[i].node, after[i].node);
+		CHECK(after[i].flags & MIG_PAGE_PRESENT, "%s: page %zu not present after", what, i);
+		CHECK(after[i].node == before[i].node, "%s: page %zu was on node %d, now %d", what,
+		      i, before[i].node, after[i].node);
 		if (same_pfn)
 			CHECK(after[i].pfn == before[i].pfn,
 			      "%s: page %zu was PFN 0x%llx, now 0x%llx", what, i,
-			      (unsigned long long)before[i].pfn,
-			      (unsigned long long)after[i].pfn);
+			      (unsigned long long)before[i].pfn, (unsigned long long)after[i].pfn);
 		c++;
 	}
 	return c;

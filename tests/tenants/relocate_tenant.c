@@ -32,11 +32,11 @@
 
 #include "mig.h"
 
-#define PAGE 4096UL
-#define PMD  (2UL << 20)
+#define PAGE	    4096UL
+#define PMD	    (2UL << 20)
 #define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
 
-static size_t npages; /* per block */
+static size_t npages;		  /* per block */
 static uint64_t *volatile *where; /* address of each logical page */
 static volatile int stop;
 static volatile unsigned long writer_errors, writer_rounds;
