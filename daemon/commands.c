@@ -228,6 +228,8 @@ static void cmd_policies(struct migd *d, struct client *c, uid_t uid, json_objec
 				       json_object_new_int64((int64_t)p->rate_limit));
 		json_object_object_add(e, "huge_pages",
 				       json_object_new_string(policy_huge_name(p->huge)));
+		json_object_object_add(e, "compact_after",
+				       json_object_new_boolean(p->compact_after));
 		json_object_object_add(e, "attach",
 				       json_object_new_string(policy_attach_name(p->attach)));
 		json_object_object_add(e, "vmas", json_object_new_string(vmas));
@@ -253,6 +255,51 @@ static void cmd_placement(struct migd *d, struct client *c, uid_t uid, json_obje
 	}
 }
 
+/*
+ * The tenant a job is for: one job per tenant at a time; a process no
+ * policy names only on root's word. Replies and returns <0 when not.
+ */
+static int claim_tenant(struct migd *d, struct client *c, uid_t uid, json_object *id, pid_t pid,
+			struct tenant **ret)
+{
+	struct tenant *t = tenant_find(d, pid);
+
+	if (t && t->job) {
+		reply_error(c, id, EBUSY, "pid %d already has job %" PRIu64 " (%s)", (int)pid,
+			    t->job->id, job_state_name(t->job->state));
+		return -EBUSY;
+	}
+	if (!t && uid != 0) {
+		reply_error(c, id, EPERM,
+			    "pid %d is not named by any policy; only root may name a process "
+			    "explicitly",
+			    (int)pid);
+		return -EPERM;
+	}
+	if (!t && tenant_add_explicit(d, pid, &t) < 0) {
+		reply_error(c, id, ESRCH, "no such process: %d", (int)pid);
+		return -ESRCH;
+	}
+	*ret = t;
+	return 0;
+}
+
+/* Queue a job for t (takes r->ranges). */
+static void submit_tenant_job(struct migd *d, struct client *c, uid_t uid, json_object *id,
+			      struct tenant *t, const struct engine_migrate_req *r)
+{
+	int e = job_submit(d, JOB_MIGRATE, r, uid, NULL, c, id, &t->job);
+
+	if (e < 0) {
+		free(r->ranges);
+		t->job = NULL;
+		reply_error(c, id, -e, "cannot queue the job: %s", strerror(-e));
+		return;
+	}
+	if (t->job->state == JOB_QUEUED)
+		t->state = TENANT_QUEUED;
+}
+
 static void cmd_migrate(struct migd *d, struct client *c, uid_t uid, json_object *id,
 			json_object *req)
 {
@@ -273,40 +320,101 @@ static void cmd_migrate(struct migd *d, struct client *c, uid_t uid, json_object
 		return;
 	}
 	r.force = force;
+	e = proto_get_string(req, "huge_pages", &s);
+	if (e == 0 && !strcmp(s, "keep"))
+		r.huge = HUGE_KEEP;
+	else if (e == 0 && !strcmp(s, "split"))
+		r.huge = HUGE_SPLIT;
+	else if (e == 0 && !strcmp(s, "skip"))
+		r.huge = HUGE_SKIP;
+	else if (e != -ENOENT) {
+		reply_error(c, id, EINVAL, "'huge_pages' must be \"keep\", \"split\" or \"skip\"");
+		return;
+	}
 	e = proto_get_string(req, "window", &s);
 	if (e == -EINVAL ||
 	    (e == 0 && (mig_parse_size(s, &r.window) < 0 || r.window == 0 || r.window % 4096))) {
 		reply_error(c, id, EINVAL, "'window' must be a size like \"2M\" (multiple of 4K)");
 		return;
 	}
-	t = tenant_find(d, r.pid);
-	if (t && t->job) {
-		reply_error(c, id, EBUSY, "pid %d already has job %" PRIu64 " (%s)", (int)r.pid,
-			    t->job->id, job_state_name(t->job->state));
+	if (claim_tenant(d, c, uid, id, r.pid, &t) < 0)
 		return;
-	}
-	if (!t && uid != 0) {
-		reply_error(c, id, EPERM,
-			    "pid %d is not named by any policy; only root may name a process "
-			    "explicitly",
-			    (int)r.pid);
-		return;
-	}
-	if (!t && tenant_add_explicit(d, r.pid, &t) < 0) {
-		reply_error(c, id, ESRCH, "no such process: %d", (int)r.pid);
-		return;
-	}
 	if (get_ranges(c, id, req, &r.ranges, &r.n) < 0)
 		return;
-	e = job_submit(d, JOB_MIGRATE, &r, uid, NULL, c, id, &t->job);
-	if (e < 0) {
-		free(r.ranges);
-		t->job = NULL;
-		reply_error(c, id, -e, "cannot queue the job: %s", strerror(-e));
+	submit_tenant_job(d, c, uid, id, t, &r);
+}
+
+static int get_addr(struct client *c, json_object *id, json_object *req, const char *key,
+		    uint64_t *ret)
+{
+	const char *s;
+
+	if (proto_get_string(req, key, &s) < 0 || mig_parse_size(s, ret) < 0 || *ret % 4096) {
+		reply_error(c, id, EINVAL,
+			    "'%s' must be a page-aligned number like \"0x7f0000000000\"", key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "copy": true asks for the copy path even where UFFDIO_MOVE exists. */
+static int get_copy_flag(struct client *c, json_object *id, json_object *req, unsigned *flags)
+{
+	int copy = 0, e = proto_get_bool(req, "copy", &copy);
+
+	if (e == -EINVAL) {
+		reply_error(c, id, EINVAL, "'copy' must be true or false");
+		return e;
+	}
+	if (copy)
+		*flags |= MIG_RELOCATE_NO_MOVE;
+	return 0;
+}
+
+static void cmd_relocate(struct migd *d, struct client *c, uid_t uid, json_object *id,
+			 json_object *req)
+{
+	struct engine_migrate_req r = { .op = ENGINE_RELOCATE, .attach = MIG_ATTACH_PTRACE };
+	struct tenant *t;
+	int replace = 0;
+
+	if (get_pid(c, id, req, &r.pid) < 0 || authorize_pid(c, id, uid, r.pid, NULL) < 0 ||
+	    get_addr(c, id, req, "src", &r.src) < 0 || get_addr(c, id, req, "len", &r.len) < 0 ||
+	    get_addr(c, id, req, "dst", &r.dst) < 0 ||
+	    get_copy_flag(c, id, req, &r.relocate_flags) < 0)
+		return;
+	if (r.len == 0) {
+		reply_error(c, id, EINVAL, "'len' must not be 0");
 		return;
 	}
-	if (t->job->state == JOB_QUEUED)
-		t->state = TENANT_QUEUED;
+	if (proto_get_bool(req, "replace", &replace) == -EINVAL) {
+		reply_error(c, id, EINVAL, "'replace' must be true or false");
+		return;
+	}
+	if (replace)
+		r.relocate_flags |= MIG_RELOCATE_REPLACE;
+	if (claim_tenant(d, c, uid, id, r.pid, &t) < 0)
+		return;
+	submit_tenant_job(d, c, uid, id, t, &r);
+}
+
+static void cmd_compact(struct migd *d, struct client *c, uid_t uid, json_object *id,
+			json_object *req)
+{
+	struct engine_migrate_req r = { .op = ENGINE_COMPACT, .attach = MIG_ATTACH_PTRACE };
+	struct tenant *t;
+
+	if (get_pid(c, id, req, &r.pid) < 0 || authorize_pid(c, id, uid, r.pid, NULL) < 0 ||
+	    get_copy_flag(c, id, req, &r.relocate_flags) < 0 ||
+	    claim_tenant(d, c, uid, id, r.pid, &t) < 0 ||
+	    get_ranges(c, id, req, &r.ranges, &r.n) < 0)
+		return;
+	if (r.n > 1) {
+		free(r.ranges);
+		reply_error(c, id, EINVAL, "compact takes one range at most");
+		return;
+	}
+	submit_tenant_job(d, c, uid, id, t, &r);
 }
 
 static void cmd_cancel(struct migd *d, struct client *c, uid_t uid, json_object *id,
@@ -379,6 +487,7 @@ static const struct command commands[] = {
 	{ "status", cmd_status, false },     { "tenants", cmd_tenants, false },
 	{ "policies", cmd_policies, false }, { "placement", cmd_placement, false },
 	{ "migrate", cmd_migrate, false },   { "cancel", cmd_cancel, false },
+	{ "relocate", cmd_relocate, true },  { "compact", cmd_compact, false },
 	{ "reload", cmd_reload, true },	     { "stats", cmd_stats, false },
 };
 

@@ -501,6 +501,13 @@ static int policy_handler(void *user, const char *section, const char *key, cons
 			p->huge = HUGE_SKIP;
 		else
 			ERR(c, "huge_pages must be keep, split or skip, got '%s'", value);
+	} else if (strcmp(key, "compact_after") == 0) {
+		if (strcmp(value, "yes") == 0)
+			p->compact_after = true;
+		else if (strcmp(value, "no") == 0)
+			p->compact_after = false;
+		else
+			ERR(c, "compact_after must be yes or no, got '%s'", value);
 	} else if (strcmp(key, "attach") == 0) {
 		if (strcmp(value, "auto") == 0)
 			p->attach = MIG_ATTACH_AUTO;
@@ -708,6 +715,7 @@ void config_dump(const struct config *cfg, FILE *f)
 		fprintf(f, "window = %" PRIu64 "\n", p->window);
 		fprintf(f, "rate_limit = %" PRIu64 "\n", p->rate_limit);
 		fprintf(f, "huge_pages = %s\n", policy_huge_name(p->huge));
+		fprintf(f, "compact_after = %s\n", p->compact_after ? "yes" : "no");
 		fprintf(f, "attach = %s\n", policy_attach_name(p->attach));
 		fprintf(f, "vmas = %s\n", vmas);
 	}

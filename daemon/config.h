@@ -45,7 +45,8 @@ struct policy {
 	uint64_t rate_limit;  /* bytes/s, 0 = unlimited */
 	enum policy_huge huge;
 	enum mig_attach_method attach;
-	unsigned vmas; /* POLICY_VMA_* */
+	unsigned vmas;	    /* POLICY_VMA_* */
+	bool compact_after; /* merge the tenant's unmerged VMAs after each migration */
 };
 
 struct config {

@@ -213,6 +213,7 @@ static void queue_policy_job(struct migd *d, struct tenant *t, const struct poli
 		.rate_limit = p->rate_limit,
 		.attach = p->attach,
 		.huge = p->huge,
+		.compact_after = p->compact_after,
 		.vmas = p->vmas,
 		.min_region = p->min_region,
 	};

@@ -38,6 +38,7 @@ static void job_free(struct job *j)
 		return;
 	free(j->req.ranges);
 	free(j->policy);
+	free(j->reason);
 	json_object_put(j->summary);
 	json_object_put(j->req_id);
 	if (j->client)
@@ -60,9 +61,10 @@ json_object *job_json(const struct job *j)
 
 	mig_format_nodes(&j->req.to, nodes, sizeof(nodes));
 	json_object_object_add(o, "job", json_object_new_int64((int64_t)j->id));
-	json_object_object_add(
-		o, "kind",
-		json_object_new_string(j->kind == JOB_MIGRATE ? "migrate" : "placement"));
+	json_object_object_add(o, "kind",
+			       json_object_new_string(j->kind == JOB_MIGRATE
+							      ? engine_op_name(j->req.op)
+							      : "placement"));
 	json_object_object_add(o, "pid", json_object_new_int(j->req.pid));
 	json_object_object_add(o, "state", json_object_new_string(job_state_name(j->state)));
 	if (j->kind == JOB_MIGRATE)
@@ -137,7 +139,7 @@ static void work_cb(uv_work_t *w)
 	if (j->kind == JOB_PLACEMENT)
 		j->result = engine_placement(j->req.pid, j->req.ranges, j->req.n, &j->summary);
 	else
-		j->result = engine_migrate(&j->req, on_progress, j, &j->summary);
+		j->result = engine_migrate(&j->req, on_progress, j, &j->summary, &j->reason);
 }
 
 static void start_pending(struct migd *d);
@@ -158,7 +160,7 @@ static const char *result_message(const struct job *j)
 {
 	if (j->result == -ECANCELED)
 		return "cancelled";
-	return NULL;
+	return j->reason && j->reason[0] ? j->reason : NULL;
 }
 
 static void trim_finished(struct migd *d)
@@ -214,7 +216,9 @@ static void after_work_cb(uv_work_t *w, int status)
 	if (j->kind == JOB_MIGRATE) {
 		summary_add_to_stats(d, j->summary);
 		if (j->result == 0)
-			log_info("job %" PRIu64 ": pid %d migrated", j->id, (int)j->req.pid);
+			log_info("job %" PRIu64 ": pid %d %s", j->id, (int)j->req.pid,
+				 j->req.op == ENGINE_MIGRATE ? "migrated"
+							     : engine_op_name(j->req.op));
 		else
 			log_warning("job %" PRIu64 ": pid %d: %s", j->id, (int)j->req.pid, msg);
 	}

@@ -52,6 +52,7 @@ struct job {
 	/* Written by the worker, read by the loop after the work is done. */
 	int result;
 	json_object *summary;
+	char *reason; /* libmig's sentence on why it failed, or NULL */
 
 	struct client *client; /* ref held; events go there while it is alive */
 	json_object *req_id;

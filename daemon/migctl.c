@@ -111,6 +111,7 @@ static int build_migrate(int argc, char **argv, json_object *req)
 		{ "range", required_argument, NULL, 'r' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "window", required_argument, NULL, 'w' },
+		{ "huge-pages", required_argument, NULL, 'H' },
 		{},
 	};
 	struct mig_nodes nodes;
@@ -119,7 +120,7 @@ static int build_migrate(int argc, char **argv, json_object *req)
 	int c;
 
 	optind = 0; /* GNU getopt: 0 re-initialises, permutation included. */
-	while ((c = getopt_long(argc, argv, "t:r:fw:", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "t:r:fw:H:", opts, NULL)) >= 0) {
 		switch (c) {
 		case 't':
 			if (mig_parse_nodes(optarg, &nodes) < 0)
@@ -140,6 +141,12 @@ static int build_migrate(int argc, char **argv, json_object *req)
 				return usage_error("--window '%s' is not a size like 2M", optarg);
 			json_object_object_add(req, "window", json_object_new_string(optarg));
 			break;
+		case 'H':
+			if (strcmp(optarg, "keep") && strcmp(optarg, "split") &&
+			    strcmp(optarg, "skip"))
+				return usage_error("--huge-pages must be keep, split or skip");
+			json_object_object_add(req, "huge_pages", json_object_new_string(optarg));
+			break;
 		default:
 			return -EINVAL;
 		}
@@ -149,6 +156,63 @@ static int build_migrate(int argc, char **argv, json_object *req)
 	if (optind != argc - 1)
 		return usage_error("migrate needs one PID");
 	return parse_pid(argv[optind], req);
+}
+
+/* --copy (both) and --replace (relocate only); returns the index after the options. */
+static int relocate_options(int argc, char **argv, json_object *req, bool replace_ok)
+{
+	static const struct option opts[] = {
+		{ "copy", no_argument, NULL, 'c' },
+		{ "replace", no_argument, NULL, 'R' },
+		{ "range", required_argument, NULL, 'r' },
+		{},
+	};
+	int c;
+
+	optind = 0; /* GNU getopt: 0 re-initialises, permutation included. */
+	while ((c = getopt_long(argc, argv, "cRr:", opts, NULL)) >= 0) {
+		if (c == 'c')
+			json_object_object_add(req, "copy", json_object_new_boolean(1));
+		else if (c == 'R' && replace_ok)
+			json_object_object_add(req, "replace", json_object_new_boolean(1));
+		else if (c == 'r' && !replace_ok) {
+			if (add_range(req, optarg) < 0)
+				return -EINVAL;
+		} else
+			return usage_error("unknown option");
+	}
+	return optind;
+}
+
+static int build_relocate(int argc, char **argv, json_object *req)
+{
+	static const char *const keys[] = { "src", "len", "dst" };
+	int i = relocate_options(argc, argv, req, true);
+
+	if (i < 0)
+		return i;
+	if (argc - i != 4)
+		return usage_error("relocate needs PID SRC LEN DST");
+	for (int k = 0; k < 3; k++) {
+		uint64_t v;
+
+		if (mig_parse_size(argv[i + 1 + k], &v) < 0 || v % 4096)
+			return usage_error("%s '%s' is not a page-aligned number", keys[k],
+					   argv[i + 1 + k]);
+		json_object_object_add(req, keys[k], json_object_new_string(argv[i + 1 + k]));
+	}
+	return parse_pid(argv[i], req);
+}
+
+static int build_compact(int argc, char **argv, json_object *req)
+{
+	int i = relocate_options(argc, argv, req, false);
+
+	if (i < 0)
+		return i;
+	if (argc - i != 1)
+		return usage_error("compact needs one PID");
+	return parse_pid(argv[i], req);
 }
 
 static int build_cancel(int argc, char **argv, json_object *req)
@@ -279,6 +343,35 @@ static void print_migrate(json_object *reply)
 		printf("throughput: %.1f MiB/s\n", json_object_get_double(bps) / (1 << 20));
 	printf("max stall: %" PRId64 " us\n", num(reply, "max_stall_us"));
 	printf("huge pages kept: %" PRId64 "\n", num(reply, "huge_kept"));
+	if (num(reply, "large_skipped"))
+		printf("pages in large folios left where they are: %" PRId64 "\n",
+		       num(reply, "large_skipped"));
+}
+
+/* relocate and compact: the path, the VMAs, the pages, the large folios. */
+static void print_relocate(json_object *reply)
+{
+	json_object *runs;
+
+	printf("job %s: path %s, VMAs %" PRId64 " -> %" PRId64, str(reply, "job"),
+	       str(reply, "path"), num(reply, "vmas_before"), num(reply, "vmas_after"));
+	if (num(reply, "merged") || num(reply, "left"))
+		printf(" (%" PRId64 " merged, %" PRId64 " left)", num(reply, "merged"),
+		       num(reply, "left"));
+	printf("\npages: %" PRId64 " moved, %" PRId64 " copied, %" PRId64 " remapped, %" PRId64
+	       " absent\n",
+	       num(reply, "pages_moved"), num(reply, "pages_copied"), num(reply, "pages_remapped"),
+	       num(reply, "pages_absent"));
+	printf("THPs %" PRId64 " -> %" PRId64 ", mTHPs %" PRId64 " -> %" PRId64 "\n",
+	       num(reply, "thp_before"), num(reply, "thp_after"), num(reply, "mthp_before"),
+	       num(reply, "mthp_after"));
+	printf("tenant stopped: %" PRId64 " us\n", num(reply, "stopped_us"));
+	if (json_object_object_get_ex(reply, "runs", &runs))
+		for (size_t i = 0; i < json_object_array_length(runs); i++) {
+			json_object *e = json_object_array_get_idx(runs, i);
+
+			printf("  %s-%s %s\n", str(e, "start"), str(e, "end"), str(e, "path"));
+		}
 }
 
 static void print_ok(json_object *reply)
@@ -295,13 +388,28 @@ static const struct cmd cmds[] = {
 	{ "placement", "placement PID [--range START-END]...",
 	  "Show on which NUMA nodes the anonymous memory of PID is.", build_placement,
 	  print_placement },
-	{ "migrate", "migrate PID --to NODES [--range START-END]... [--force] [--window SIZE]",
+	{ "migrate",
+	  "migrate PID --to NODES [--range START-END]... [--force] [--window SIZE] "
+	  "[--huge-pages H]",
 	  "Move the anonymous memory of PID to NODES and wait for the job's summary.\n"
 	  "  --to NODES     target nodes, numactl syntax (1, 0-1,3)\n"
 	  "  --range R      only this range (START-END or START+LEN); repeatable\n"
 	  "  --force        also move pages already on a target node\n"
-	  "  --window SIZE  bytes per migration window (default 2M)",
+	  "  --window SIZE  bytes per migration window (default 2M)\n"
+	  "  --huge-pages keep|split|skip  large folios: keep THPs whole (default), let\n"
+	  "                 them be split, or leave them where they are",
 	  build_migrate, print_migrate },
+	{ "relocate", "relocate PID SRC LEN DST [--replace] [--copy]",
+	  "Move LEN bytes of PID's anonymous memory from SRC to DST like mremap, so that\n"
+	  "they merge with DST's neighbours (root only; SRC is unmapped afterwards).\n"
+	  "  --replace      DST may replace what is mapped there\n"
+	  "  --copy         copy the pages even where UFFDIO_MOVE could move them",
+	  build_relocate, print_relocate },
+	{ "compact", "compact PID [--range START-END] [--copy]",
+	  "Merge neighbouring anonymous VMAs of PID that failed to merge.\n"
+	  "  --range R      only VMAs inside this range\n"
+	  "  --copy         copy the pages even where UFFDIO_MOVE could move them",
+	  build_compact, print_relocate },
 	{ "cancel", "cancel JOB", "Cancel a job; it stops after its current window.", build_cancel,
 	  print_ok },
 	{ "reload", "reload", "Re-read the configuration (root only); a bad one is refused.",

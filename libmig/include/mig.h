@@ -216,6 +216,19 @@ MIG_API MIG_WUR int mig_split_large_at(pid_t pid, int pidfd, uint64_t addr);
  */
 MIG_API MIG_WUR int mig_collapse(int pidfd, const struct mig_range *range);
 
+/*
+ * The parts of ranges[n] (page aligned) of pid that hold no page of a
+ * large folio (PMD THP or mTHP), for a migration that must leave large
+ * folios where they are (huge_pages = skip). Parts outside anonymous
+ * private VMAs pass through unchanged. *ret_ranges is malloc'd (free it;
+ * NULL when nothing is left), *ret_skipped gets the pages left out.
+ * Returns 0; -EINVAL (bad ranges), -EPERM (no CAP_SYS_ADMIN: folios
+ * cannot be seen), -ESRCH, -ENOMEM.
+ */
+MIG_API MIG_WUR int mig_ranges_without_large(pid_t pid, const struct mig_range *ranges, size_t n,
+					     struct mig_range **ret_ranges, size_t *ret_n,
+					     uint64_t *ret_skipped);
+
 /* ---------------------------------------------------------------------
  * Tenants (libmig/tenant.c, backend_ptrace.c, agentconn.c, uffd.c)
  * ------------------------------------------------------------------- */

@@ -25,6 +25,7 @@ START_TEST(test_full_policy)
 					     "window = 4M\n"
 					     "rate_limit = 512M\n"
 					     "huge_pages = split\n"
+					     "compact_after = yes\n"
 					     "attach = ptrace\n"
 					     "vmas = heap, stack\n",
 					     "far", "far.ini", &p, &errs),
@@ -39,6 +40,7 @@ START_TEST(test_full_policy)
 	ck_assert_uint_eq(p.window, 4 << 20);
 	ck_assert_uint_eq(p.rate_limit, 512u << 20);
 	ck_assert_int_eq(p.huge, HUGE_SPLIT);
+	ck_assert(p.compact_after);
 	ck_assert_int_eq(p.attach, MIG_ATTACH_PTRACE);
 	ck_assert_uint_eq(p.vmas, POLICY_VMA_HEAP | POLICY_VMA_STACK);
 	policy_done(&p);
@@ -57,6 +59,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(p.window, 2 << 20);
 	ck_assert_uint_eq(p.rate_limit, 0);
 	ck_assert_int_eq(p.attach, MIG_ATTACH_AUTO);
+	ck_assert(!p.compact_after);
 	ck_assert_uint_eq(p.vmas, POLICY_VMA_HEAP | POLICY_VMA_ANON);
 	policy_done(&p);
 }
@@ -75,6 +78,8 @@ static const struct {
 	{ "[policy]\ncgroup = /a\nnodes = 1\nvmas = code\n", "p.ini:4: vmas must be" },
 	{ "[policy]\ncgroup = /a\nnodes = 1\nattach = magic\n", "p.ini:4: attach must be" },
 	{ "[policy]\ncgroup = /a\nnodes = 1\nhuge_pages = maybe\n", "p.ini:4: huge_pages must be" },
+	{ "[policy]\ncgroup = /a\nnodes = 1\ncompact_after = 1\n",
+	  "p.ini:4: compact_after must be yes or no" },
 	{ "[policy]\ncgroup = /a\nnodes = 1\ncolour = red\n", "p.ini:4: unknown key 'colour'" },
 	{ "[policy]\ncgroup = /a\nnodes = 1\ninterval = 5s\n", "only meaningful with trigger" },
 	{ "[polcy]\ncgroup = /a\n", "p.ini:2: unknown section [polcy]" },
