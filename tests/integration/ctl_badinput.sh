@@ -29,8 +29,10 @@ r = ask(f, s, b'not json at all\n')
 assert r["ok"] is False and r["errno"] == "EBADMSG", r
 r = ask(f, s, b'[1,2,3]\n')
 assert r["ok"] is False and r["errno"] == "EINVAL", r
-r = ask(f, s, b'{"id":2,"cmd":"relocate"}\n')
+r = ask(f, s, b'{"id":2,"cmd":"frobnicate"}\n')
 assert r["ok"] is False and r["errno"] == "EOPNOTSUPP" and r["id"] == 2, r
+r = ask(f, s, b'{"id":2,"cmd":"relocate","pid":1,"src":"0x1000","len":"0x1001","dst":"0x9000"}\n')
+assert r["ok"] is False and r["errno"] == "EINVAL" and "'len'" in r["error"], r
 r = ask(f, s, b'{"id":3}\n')
 assert r["ok"] is False and r["errno"] == "EINVAL", r
 r = ask(f, s, b'{"id":4,"cmd":"migrate","pid":"12","to":"0"}\n')
