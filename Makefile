@@ -23,7 +23,7 @@ DESTDIR   ?=
 B := build
 
 # Targets that need the build dependencies installed first.
-DEP_TARGETS := all check check-unit check-integration check-vm demo demo-vm bench lint format install sanitize
+DEP_TARGETS := all check check-unit check-integration check-vm check-stress demo demo-vm bench lint format install sanitize
 DEPS_GROUPS_check := build test lint vm
 DEPS_GROUPS_check-vm := build test vm
 DEPS_GROUPS_demo-vm := build test vm
@@ -176,6 +176,12 @@ check-integration: all
 check-vm: all
 	tests/vm/check
 
+# Long randomized loops, outside `make check` (which runs a bounded slice
+# of each). CRASH_KILLS: random injector kills of crash_inject.
+CRASH_KILLS ?= 200
+check-stress: all
+	$(B)/tests/integration/crash_inject $(CRASH_KILLS)
+
 bench: all
 	tests/run-suite bench
 
@@ -222,7 +228,7 @@ install: all
 sanitize:
 	$(MAKE) --no-print-directory SANITIZE=1 check
 
-.PHONY: FORCE all check check-unit check-integration check-vm bench demo demo-vm lint format install sanitize clean
+.PHONY: FORCE all check check-unit check-integration check-vm check-stress bench demo demo-vm lint format install sanitize clean
 
 -include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)
 

@@ -3,12 +3,14 @@
  * that was not written to cooperate (x86_64; elsewhere -EOPNOTSUPP).
  *
  * A session seizes one thread, stops it, saves its registers, runs any
- * number of syscalls through an existing `syscall` instruction, restores
- * the registers and detaches. Only that thread stops; the others run on.
- * The sigmask is never touched: a signal that arrives while we hold the
- * thread is delivered at once with the thread's own registers (exactly as
- * if we were not there), then the thread is stopped again and the syscall
- * retried. Changing the mask with PTRACE_SETSIGMASK would clear
+ * number of syscalls in it, restores the registers and detaches. Only that
+ * thread stops; the others run on. A session survives its injector: if
+ * migd dies at any instant, the thread resumes where it was with its own
+ * registers, signal mask and FPU state (ptrace.c explains how).
+ * The sigmask is never changed through ptrace: a signal that arrives while
+ * we hold the thread is delivered at once with the thread's own registers
+ * (exactly as if we were not there), then the thread is stopped again and
+ * the syscall retried. Changing the mask with PTRACE_SETSIGMASK would clear
  * TIF_RESTORE_SIGMASK and make a ppoll/pselect/epoll_pwait/sigsuspend
  * temporary mask permanent, so the design's "block all but SIGTRAP" was
  * dropped for this.
@@ -29,11 +31,12 @@
 
 /*
  * The ptrace backend's state per tenant (t->priv), which the session
- * uses to find a `syscall` instruction once and keep it.
+ * uses to find its two code sequences in the tenant once and keep them.
  */
 struct mig__ptrace_priv {
-	int memfd;	  /* /proc/PID/mem, read-only: finding `syscall` */
-	uint64_t sysaddr; /* cached address of 0f 05 */
+	int memfd;	   /* /proc/PID/mem, read-only: finding the code */
+	uint64_t sysaddr;  /* cached address of `syscall; ret` (0f 05 c3) */
+	uint64_t restorer; /* cached address of `mov $15, %rax; syscall` */
 };
 
 struct mig__inject {
@@ -41,8 +44,20 @@ struct mig__inject {
 	pid_t tid;
 	bool child;	  /* the tenant is our child: leave its exit status alone */
 	bool stopped;	  /* between begin and end */
-	uint64_t sysaddr; /* address of a `syscall` instruction in the tenant */
+	uint64_t sysaddr; /* address of `syscall; ret` in the tenant */
+	uint64_t restorer; /* address of an rt_sigreturn sequence in the tenant */
 	uint64_t t0;	  /* CLOCK_MONOTONIC ns when the thread stopped */
+	/*
+	 * The restore frame below the thread's stack pointer (ptrace.c):
+	 * [frame_lo, frame_lo + frame_len) holds it while frame_old holds
+	 * the bytes it covers; stub_sp is the stack pointer the injected
+	 * syscall runs with. injected: the thread's registers are the
+	 * stub's, not saved.
+	 */
+	uint64_t frame_lo, stub_sp;
+	size_t frame_len;
+	uint8_t *frame_old;
+	bool injected;
 	/*
 	 * Optional: called once the injected syscall has run (or did not),
 	 * before a signal is delivered to the thread. With once set, a
@@ -88,11 +103,16 @@ MIG_INTERNAL int mig__inject_end(struct mig__inject *s);
  * Wait until the seized thread sits in our interrupt stop and save its
  * registers (for the stop set, which seizes threads itself). A
  * signal-delivery-stop met on the way is let through and the thread
- * interrupted again; drop_trap drops one single-step SIGTRAP that is
- * ours; nowait returns -EINPROGRESS when no stop is there yet. Returns
- * 0, -ESRCH (gone), -EAGAIN (a signal storm), or -errno.
+ * interrupted again; nowait returns -EINPROGRESS when no stop is there
+ * yet. Returns 0, -ESRCH (gone), -EAGAIN (a signal storm), or -errno.
  */
-MIG_INTERNAL int mig__inject_acquire_stop(struct mig__inject *s, bool drop_trap, bool nowait);
+MIG_INTERNAL int mig__inject_acquire_stop(struct mig__inject *s, bool nowait);
+
+/*
+ * Options every PTRACE_SEIZE of libmig uses: TRACESYSGOOD, and never
+ * EXITKILL (a dying migd must leave its tenants running).
+ */
+#define MIG__PTRACE_OPTIONS PTRACE_O_TRACESYSGOOD
 
 #endif /* MIG_PTRACE_H */
 

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "crashpoint.h"
 #include "engine.h"
 #include "procfs.h"
 #include "stopset.h"
@@ -79,7 +80,7 @@ static int seize_new(struct mig_tenant *t, const pid_t *keep, size_t nkeep, bool
 		s->t = t;
 		s->tid = tid;
 		s->child = child && tid == t->pid;
-		if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
+		if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)(uintptr_t)MIG__PTRACE_OPTIONS) < 0) {
 			r = -errno;
 			if (r == -ESRCH || !mig__proc_thread_live(t->pid, tid)) {
 				r = 0; /* exited meanwhile */
@@ -117,12 +118,13 @@ int mig__stop_threads(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
 
 		if (r < 0)
 			return r;
+		mig__crash_point("stopset:seized");
 		for (size_t k = 0; k < set->n; k++) {
 			struct mig__inject *s = &set->s[k];
 
 			if (s->stopped || s->tid <= 0)
 				continue;
-			r = mig__inject_acquire_stop(s, false, true);
+			r = mig__inject_acquire_stop(s, true);
 			if (r == 0) {
 				s->stopped = true;
 				s->t0 = mig__now_ns();
@@ -143,6 +145,7 @@ int mig__stop_threads(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
 			usleep(20);
 		}
 	}
+	mig__crash_point("stopset:stopped");
 	/* Stopped after the pid was checked: still the same process? */
 	if (syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) < 0)
 		return -ESRCH;
@@ -161,7 +164,7 @@ int mig__resume_threads(struct mig__stopset *set)
 			continue;
 		/* Seized but not stopped yet (a failed stop): wait for it. */
 		if (!s->stopped) {
-			q = mig__inject_acquire_stop(s, false, false);
+			q = mig__inject_acquire_stop(s, false);
 			s->stopped = q == 0;
 		}
 		if (q != -ESRCH)

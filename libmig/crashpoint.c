@@ -1,0 +1,61 @@
+/*
+ * crashpoint.c - MIG_CRASH_AT: kill this process at a named point, so a
+ * test can show what a migd killed exactly there leaves behind. The
+ * variable is read once; without it every point costs one load and a
+ * branch.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crashpoint.h"
+
+#define MAX_POINTS 16
+
+struct point {
+	char name[64];
+	unsigned long nth; /* 0: the first time */
+	atomic_ulong seen;
+};
+
+static struct point points[MAX_POINTS];
+static size_t npoints;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void parse(void)
+{
+	const char *env = getenv("MIG_CRASH_AT");
+	char buf[1024], *save = NULL;
+
+	if (!env || !*env)
+		return;
+	strncpy(buf, env, sizeof(buf) - 1);
+	buf[sizeof(buf) - 1] = 0;
+	for (char *tok = strtok_r(buf, ",", &save); tok && npoints < MAX_POINTS;
+	     tok = strtok_r(NULL, ",", &save)) {
+		struct point *p = &points[npoints];
+		char *at = strchr(tok, '@');
+
+		if (at) {
+			*at = 0;
+			p->nth = strtoul(at + 1, NULL, 10);
+		}
+		strncpy(p->name, tok, sizeof(p->name) - 1);
+		npoints++;
+	}
+}
+
+void mig__crash_point(const char *point)
+{
+	pthread_once(&once, parse);
+	for (size_t i = 0; i < npoints; i++) {
+		struct point *p = &points[i];
+
+		if (strcmp(p->name, point) != 0)
+			continue;
+		if (atomic_fetch_add(&p->seen, 1) + 1 >= (p->nth ? p->nth : 1))
+			raise(SIGKILL);
+	}
+}

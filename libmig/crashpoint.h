@@ -1,0 +1,20 @@
+/*
+ * crashpoint.h - fault injection for crash tests (crashpoint.c): named
+ * points in libmig where the process kills itself with SIGKILL when the
+ * environment asks for it. Always compiled in, inert unless
+ * MIG_CRASH_AT is set.
+ */
+#ifndef MIG_CRASHPOINT_H
+#define MIG_CRASHPOINT_H
+
+#include "util.h"
+
+/*
+ * If MIG_CRASH_AT (read once per process) names this point, raise
+ * SIGKILL. MIG_CRASH_AT is a comma-separated list of "area:step" or
+ * "area:step@N" (the N-th time the point is passed, counting from 1).
+ * Points: see docs/engine.md, "Crash points".
+ */
+MIG_INTERNAL void mig__crash_point(const char *point);
+
+#endif /* MIG_CRASHPOINT_H */
