@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -18,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -323,6 +326,13 @@ static int main_handler(void *user, const char *section, const char *key, const 
 			ERR(c, "max_jobs must be 1..64, got '%s'", value);
 		else
 			cfg->max_jobs = (unsigned)n;
+	} else if (strcmp(key, "max_window") == 0) {
+		/* libmig refuses windows above 16 GiB; a window is a tenant's longest wait. */
+		if (mig_parse_size(value, &v) < 0 || v < (2u << 20) || v % 4096 ||
+		    v > (UINT64_C(1) << 34))
+			ERR(c, "max_window must be a size from 2M to 16G, got '%s'", value);
+		else
+			cfg->max_window = v;
 	} else if (strcmp(key, "log_level") == 0) {
 		if (migd_log_level_parse(value, &cfg->log_level) < 0)
 			ERR(c, "log_level must be error, warning, notice, info or debug, got '%s'",
@@ -342,6 +352,7 @@ static struct config *config_new(void)
 	cfg->socket_mode = 0660;
 	cfg->scan_interval_ms = 2000;
 	cfg->max_jobs = 2;
+	cfg->max_window = 32u << 20;
 	cfg->log_level = LOG_INFO;
 	if (set_string(&cfg->socket_path, "/run/migd/migd.sock") < 0 ||
 	    set_string(&cfg->policy_dir, "/etc/migd/policies.d") < 0 ||
@@ -384,40 +395,51 @@ int config_parse_string(const char *text, const char *name, struct config **ret_
 	return 0;
 }
 
-static int read_file(const char *path, char **ret)
+/*
+ * Read a configuration file whole. It is opened O_NONBLOCK and must be a
+ * regular file (-EFTYPE-like -EINVAL otherwise, *ret_not_regular set), so
+ * a FIFO or a device put where a file belongs never blocks the loop.
+ */
+static int read_file(const char *path, char **ret, bool *ret_not_regular)
 {
 	_cleanup_free_ char *buf = NULL;
-	FILE *f = fopen(path, "re");
+	_cleanup_close_ int fd = -EBADF;
 	size_t len = 0, cap = 0;
+	struct stat st;
 
-	if (!f)
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
 		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode)) {
+		if (ret_not_regular)
+			*ret_not_regular = true;
+		return -EINVAL;
+	}
 	for (;;) {
-		if (cap - len < 4096) {
-			char *n;
+		ssize_t n;
 
-			if (cap > (1u << 20)) {
-				fclose(f);
+		if (cap - len < 4096) {
+			char *b;
+
+			if (cap > (1u << 20))
 				return -EFBIG;
-			}
 			cap = cap ? cap * 2 : 8192;
-			n = realloc(buf, cap);
-			if (!n) {
-				fclose(f);
+			b = realloc(buf, cap);
+			if (!b)
 				return -ENOMEM;
-			}
-			buf = n;
+			buf = b;
 		}
-		size_t n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
 		if (n == 0)
 			break;
+		len += (size_t)n;
 	}
-	if (ferror(f)) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
 	buf[len] = '\0';
 	if (memchr(buf, '\0', len))
 		return -EINVAL;
@@ -484,6 +506,7 @@ static int policy_handler(void *user, const char *section, const char *key, cons
 			ERR(c, "window must be a size >= 4K and a multiple of 4K, got '%s'", value);
 		else
 			p->window = v;
+		p->window_line = c->line;
 	} else if (strcmp(key, "rate_limit") == 0) {
 		if (mig_parse_size(value, &v) < 0)
 			ERR(c,
@@ -588,7 +611,14 @@ int policy_parse_file(const char *path, struct policy *ret, struct config_errors
 	size_t len;
 	int r;
 
-	r = read_file(path, &text);
+	bool not_regular = false;
+
+	r = read_file(path, &text, &not_regular);
+	if (not_regular) {
+		/* Not an error of the configuration: something else lives there. */
+		log_warning("%s: not a regular file, skipped", path);
+		return -EMEDIUMTYPE;
+	}
 	if (r < 0) {
 		config_errors_add(errs, "%s: cannot read: %s", path, strerror(-r));
 		return r;
@@ -632,8 +662,18 @@ int config_load_policies(struct config *cfg, const char *dir, struct config_erro
 
 		if (r == 0 && asprintf(&path, "%s/%s", dir, list[i]->d_name) < 0)
 			r = -ENOMEM;
-		if (r == 0 && policy_parse_file(path, &cfg->policies[cfg->n_policies], errs) == 0)
+		if (r == 0 && policy_parse_file(path, &cfg->policies[cfg->n_policies], errs) == 0) {
+			const struct policy *p = &cfg->policies[cfg->n_policies];
+
+			if (p->window > cfg->max_window)
+				config_errors_add(
+					errs,
+					"%s:%u: window %" PRIu64 " is above max_window %" PRIu64
+					" of %s",
+					p->file, p->window_line, p->window, cfg->max_window,
+					cfg->source ? cfg->source : "the main configuration");
 			cfg->n_policies++;
+		}
 		free(list[i]);
 	}
 	free(list);
@@ -649,9 +689,12 @@ int config_load(const char *path, struct config **ret_config, struct config_erro
 	int r;
 
 	if (path) {
-		r = read_file(path, &text);
+		bool not_regular = false;
+
+		r = read_file(path, &text, &not_regular);
 		if (r < 0) {
-			config_errors_add(errs, "%s: cannot read: %s", path, strerror(-r));
+			config_errors_add(errs, "%s: cannot read: %s", path,
+					  not_regular ? "not a regular file" : strerror(-r));
 			return r;
 		}
 	}
@@ -698,6 +741,7 @@ void config_dump(const struct config *cfg, FILE *f)
 	fprintf(f, "cgroup_root = %s\n", cfg->cgroup_root ? cfg->cgroup_root : "auto");
 	fprintf(f, "scan_interval = %" PRIu64 "ms\n", cfg->scan_interval_ms);
 	fprintf(f, "max_jobs = %u\n", cfg->max_jobs);
+	fprintf(f, "max_window = %" PRIu64 "\n", cfg->max_window);
 	fprintf(f, "log_level = %s\n", migd_log_level_name(cfg->log_level));
 	fprintf(f, "# %zu polic%s\n", cfg->n_policies, cfg->n_policies == 1 ? "y" : "ies");
 	for (size_t i = 0; i < cfg->n_policies; i++) {

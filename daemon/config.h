@@ -45,8 +45,9 @@ struct policy {
 	uint64_t rate_limit;  /* bytes/s, 0 = unlimited */
 	enum policy_huge huge;
 	enum mig_attach_method attach;
-	unsigned vmas;	    /* POLICY_VMA_* */
-	bool compact_after; /* merge the tenant's unmerged VMAs after each migration */
+	unsigned vmas;	      /* POLICY_VMA_* */
+	bool compact_after;   /* merge the tenant's unmerged VMAs after each migration */
+	unsigned window_line; /* line of 'window' in file, 0: the default */
 };
 
 struct config {
@@ -59,6 +60,7 @@ struct config {
 	char *cgroup_root; /* NULL: autodetect the cgroup2 mount */
 	uint64_t scan_interval_ms;
 	unsigned max_jobs;
+	uint64_t max_window;  /* bytes: the largest window a policy or a client may ask for */
 	uint64_t watchdog_ms; /* unused when systemd gives WATCHDOG_USEC */
 	int log_level;
 	struct policy *policies;
@@ -94,7 +96,12 @@ int config_parse_string(const char *text, const char *name, struct config **ret_
 int policy_parse_file(const char *path, struct policy *ret, struct config_errors *errs);
 int policy_parse_string(const char *text, const char *name, const char *file, struct policy *ret,
 			struct config_errors *errs);
-/* Read every *.ini of dir (sorted) into cfg->policies. */
+/*
+ * Read every *.ini of dir (sorted) into cfg->policies and check each
+ * against cfg's limits (max_window). Entries that are not regular files
+ * (FIFO, device, directory, or a symlink to one) are skipped with a
+ * warning and never opened blocking.
+ */
 int config_load_policies(struct config *cfg, const char *dir, struct config_errors *errs);
 
 void policy_done(struct policy *p);
