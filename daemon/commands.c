@@ -6,6 +6,13 @@
  * migrate only processes a policy already names: naming a new process
  * explicitly is root's alone, so a process no policy names is touched
  * only on root's word.
+ *
+ * A request that names a pid takes that process's identity (pidfd, start
+ * time, owner) when it arrives and decides on it; the job carries it and
+ * checks it again when it starts (identity.h). A request's cost is bounded
+ * before it is queued: ranges are merged and counted, the window is held
+ * to the configuration's max_window, and a connection has at most
+ * CLIENT_MAX_PLACEMENTS placement reads in flight.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,12 +23,17 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "identity.h"
 #include "jobs.h"
 #include "log.h"
 #include "proto.h"
+#include "ranges.h"
 #include "util.h"
 
-#define MAX_RANGES 4096
+/* Ranges a request may list before merging: the line cap bounds it anyway. */
+#define MAX_RANGES_RAW 8192
+/* Placement reads one connection may have queued or running. */
+#define CLIENT_MAX_PLACEMENTS 2
 
 struct command {
 	const char *name;
@@ -52,29 +64,27 @@ static void reply_send(struct client *c, json_object *o)
 	json_object_put(o);
 }
 
-/* Check that uid may act on pid; replies and returns <0 when not. */
-static int authorize_pid(struct client *c, json_object *id, uid_t uid, pid_t pid, uid_t *ret_owner)
+/*
+ * Take the identity of pid and check that uid may act on it; replies and
+ * returns <0 when not. The caller owns *ret and ends it with identity_done.
+ */
+static int authorize_pid(struct client *c, json_object *id, uid_t uid, pid_t pid,
+			 struct pid_identity *ret)
 {
-	uint64_t start;
-	uid_t owner;
+	char reason[256];
 	int r;
 
-	r = proc_pid_info(pid, &owner, &start);
-	if (r == -EPERM) {
-		reply_error(c, id, EPERM, "pid %d is a kernel thread", (int)pid);
-		return r;
-	}
+	r = identity_take(pid, ret, reason, sizeof(reason));
 	if (r < 0) {
-		reply_error(c, id, ESRCH, "no such process: %d", (int)pid);
+		reply_error(c, id, r == -EPERM ? EPERM : ESRCH, "%s", reason);
 		return r;
 	}
-	if (uid != 0 && uid != owner) {
+	if (uid != 0 && uid != ret->owner) {
 		reply_error(c, id, EPERM, "uid %u may not act on pid %d (owned by uid %u)",
-			    (unsigned)uid, (int)pid, (unsigned)owner);
+			    (unsigned)uid, (int)pid, (unsigned)ret->owner);
+		identity_done(ret);
 		return -EPERM;
 	}
-	if (ret_owner)
-		*ret_owner = owner;
 	return 0;
 }
 
@@ -109,8 +119,9 @@ static int get_ranges(struct client *c, json_object *id, json_object *req, struc
 		return -EINVAL;
 	}
 	n = json_object_array_length(arr);
-	if (n > MAX_RANGES) {
-		reply_error(c, id, E2BIG, "too many ranges (max %d)", MAX_RANGES);
+	if (n > MAX_RANGES_RAW) {
+		reply_error(c, id, E2BIG, "too many ranges: %zu (at most %d after merging)", n,
+			    RANGES_MAX);
 		return -E2BIG;
 	}
 	out = calloc(n ? n : 1, sizeof(*out));
@@ -132,6 +143,16 @@ static int get_ranges(struct client *c, json_object *id, json_object *req, struc
 			free(out);
 			return -EINVAL;
 		}
+	}
+	/* Overlapping and touching ranges become one: each page is asked for once. */
+	ranges_normalize(out, &n);
+	if (n > RANGES_MAX) {
+		reply_error(c, id, E2BIG,
+			    "too many ranges: %zu after merging overlaps (at most %d); ask for "
+			    "fewer, larger ranges",
+			    n, RANGES_MAX);
+		free(out);
+		return -E2BIG;
 	}
 	*ret = out;
 	*ret_n = n;
@@ -239,35 +260,68 @@ static void cmd_policies(struct migd *d, struct client *c, uid_t uid, json_objec
 	reply_send(c, o);
 }
 
+static unsigned client_placements(struct migd *d, const struct client *c)
+{
+	unsigned n = 0;
+
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->client == c && j->kind == JOB_PLACEMENT &&
+		    (j->state == JOB_QUEUED || j->state == JOB_RUNNING))
+			n++;
+	return n;
+}
+
 static void cmd_placement(struct migd *d, struct client *c, uid_t uid, json_object *id,
 			  json_object *req)
 {
-	struct engine_migrate_req r = { 0 };
+	struct engine_migrate_req r = { .ident = PID_IDENTITY_NULL };
 	int e;
 
-	if (get_pid(c, id, req, &r.pid) < 0 || authorize_pid(c, id, uid, r.pid, NULL) < 0 ||
-	    get_ranges(c, id, req, &r.ranges, &r.n) < 0)
+	if (client_placements(d, c) >= CLIENT_MAX_PLACEMENTS) {
+		reply_error(c, id, EBUSY,
+			    "%d placement reads of this connection are in flight; wait for "
+			    "their replies",
+			    CLIENT_MAX_PLACEMENTS);
 		return;
-	e = job_submit(d, JOB_PLACEMENT, &r, uid, NULL, c, id, NULL);
-	if (e < 0) {
-		free(r.ranges);
-		reply_error(c, id, -e, "cannot start the placement read: %s", strerror(-e));
 	}
+	if (get_pid(c, id, req, &r.pid) < 0 || get_ranges(c, id, req, &r.ranges, &r.n) < 0)
+		return;
+	if (authorize_pid(c, id, uid, r.pid, &r.ident) < 0) {
+		free(r.ranges);
+		return;
+	}
+	e = job_submit(d, JOB_PLACEMENT, &r, uid, NULL, c, id, NULL);
+	if (e < 0)
+		reply_error(c, id, -e, "cannot queue the placement read: %s", strerror(-e));
 }
 
 /*
- * The tenant a job is for: one job per tenant at a time; a process no
- * policy names only on root's word. Replies and returns <0 when not.
+ * The tenant a job on the process of ident is for: one job per tenant at a
+ * time; a process no policy names only on root's word. An entry left by an
+ * earlier process with the same pid does not count for this one. Replies
+ * and returns <0 when not.
  */
-static int claim_tenant(struct migd *d, struct client *c, uid_t uid, json_object *id, pid_t pid,
-			struct tenant **ret)
+static int claim_tenant(struct migd *d, struct client *c, uid_t uid, json_object *id,
+			const struct pid_identity *ident, struct tenant **ret)
 {
+	pid_t pid = ident->pid;
 	struct tenant *t = tenant_find(d, pid);
 
 	if (t && t->job) {
 		reply_error(c, id, EBUSY, "pid %d already has job %" PRIu64 " (%s)", (int)pid,
 			    t->job->id, job_state_name(t->job->state));
 		return -EBUSY;
+	}
+	if (t && t->starttime != ident->starttime) {
+		/* What a policy said of the earlier process says nothing of this one. */
+		if (uid != 0 || tenant_forget(d, t) < 0) {
+			reply_error(c, id, EPERM,
+				    "pid %d is a new process, not the one a policy named; only "
+				    "root may name it",
+				    (int)pid);
+			return -EPERM;
+		}
+		t = NULL;
 	}
 	if (!t && uid != 0) {
 		reply_error(c, id, EPERM,
@@ -284,16 +338,33 @@ static int claim_tenant(struct migd *d, struct client *c, uid_t uid, json_object
 	return 0;
 }
 
-/* Queue a job for t (takes r->ranges). */
+/*
+ * Claim the tenant, read the ranges of req (NULL: none) and queue a job
+ * for it. Takes r->ident and r->ranges in every case.
+ */
 static void submit_tenant_job(struct migd *d, struct client *c, uid_t uid, json_object *id,
-			      struct tenant *t, const struct engine_migrate_req *r)
+			      json_object *req, struct engine_migrate_req *r)
 {
-	int e = job_submit(d, JOB_MIGRATE, r, uid, NULL, c, id, &t->job);
+	struct tenant *t;
+	int e;
 
-	if (e < 0) {
+	if (claim_tenant(d, c, uid, id, &r->ident, &t) < 0 ||
+	    (req && get_ranges(c, id, req, &r->ranges, &r->n) < 0)) {
+		identity_done(&r->ident);
 		free(r->ranges);
+		return;
+	}
+	if (r->op == ENGINE_COMPACT && r->n > 1) {
+		reply_error(c, id, EINVAL, "compact takes one range at most");
+		identity_done(&r->ident);
+		free(r->ranges);
+		return;
+	}
+	e = job_submit(d, JOB_MIGRATE, r, uid, NULL, c, id, &t->job);
+	if (e < 0) {
 		t->job = NULL;
-		reply_error(c, id, -e, "cannot queue the job: %s", strerror(-e));
+		reply_error(c, id, -e, "cannot queue the job: %s",
+			    e == -EBUSY ? "too many jobs of this uid are queued" : strerror(-e));
 		return;
 	}
 	if (t->job->state == JOB_QUEUED)
@@ -303,12 +374,13 @@ static void submit_tenant_job(struct migd *d, struct client *c, uid_t uid, json_
 static void cmd_migrate(struct migd *d, struct client *c, uid_t uid, json_object *id,
 			json_object *req)
 {
-	struct engine_migrate_req r = { .attach = MIG_ATTACH_AUTO, .huge = HUGE_KEEP };
-	struct tenant *t;
+	struct engine_migrate_req r = { .attach = MIG_ATTACH_AUTO,
+					.huge = HUGE_KEEP,
+					.ident = PID_IDENTITY_NULL };
 	const char *to, *s;
 	int force = 0, e;
 
-	if (get_pid(c, id, req, &r.pid) < 0 || authorize_pid(c, id, uid, r.pid, NULL) < 0)
+	if (get_pid(c, id, req, &r.pid) < 0)
 		return;
 	if (proto_get_string(req, "to", &to) < 0 || mig_parse_nodes(to, &r.to) < 0) {
 		reply_error(c, id, EINVAL, "'to' must be a node list like \"1\" or \"0-1,3\"");
@@ -337,11 +409,22 @@ static void cmd_migrate(struct migd *d, struct client *c, uid_t uid, json_object
 		reply_error(c, id, EINVAL, "'window' must be a size like \"2M\" (multiple of 4K)");
 		return;
 	}
-	if (claim_tenant(d, c, uid, id, r.pid, &t) < 0)
+	if (r.window > d->cfg->max_window) {
+		reply_error(c, id, EINVAL,
+			    "'window' %s is larger than max_window (%" PRIu64
+			    " bytes): a window is how long the tenant may wait",
+			    s, d->cfg->max_window);
 		return;
-	if (get_ranges(c, id, req, &r.ranges, &r.n) < 0)
+	}
+	e = proto_get_string(req, "rate_limit", &s);
+	if (e == -EINVAL || (e == 0 && mig_parse_size(s, &r.rate_limit) < 0)) {
+		reply_error(c, id, EINVAL,
+			    "'rate_limit' must be bytes per second like \"64M\" (0: unlimited)");
 		return;
-	submit_tenant_job(d, c, uid, id, t, &r);
+	}
+	if (authorize_pid(c, id, uid, r.pid, &r.ident) < 0)
+		return;
+	submit_tenant_job(d, c, uid, id, req, &r);
 }
 
 static int get_addr(struct client *c, json_object *id, json_object *req, const char *key,
@@ -374,13 +457,13 @@ static int get_copy_flag(struct client *c, json_object *id, json_object *req, un
 static void cmd_relocate(struct migd *d, struct client *c, uid_t uid, json_object *id,
 			 json_object *req)
 {
-	struct engine_migrate_req r = { .op = ENGINE_RELOCATE, .attach = MIG_ATTACH_PTRACE };
-	struct tenant *t;
+	struct engine_migrate_req r = { .op = ENGINE_RELOCATE,
+					.attach = MIG_ATTACH_PTRACE,
+					.ident = PID_IDENTITY_NULL };
 	int replace = 0;
 
-	if (get_pid(c, id, req, &r.pid) < 0 || authorize_pid(c, id, uid, r.pid, NULL) < 0 ||
-	    get_addr(c, id, req, "src", &r.src) < 0 || get_addr(c, id, req, "len", &r.len) < 0 ||
-	    get_addr(c, id, req, "dst", &r.dst) < 0 ||
+	if (get_pid(c, id, req, &r.pid) < 0 || get_addr(c, id, req, "src", &r.src) < 0 ||
+	    get_addr(c, id, req, "len", &r.len) < 0 || get_addr(c, id, req, "dst", &r.dst) < 0 ||
 	    get_copy_flag(c, id, req, &r.relocate_flags) < 0)
 		return;
 	if (r.len == 0) {
@@ -393,28 +476,25 @@ static void cmd_relocate(struct migd *d, struct client *c, uid_t uid, json_objec
 	}
 	if (replace)
 		r.relocate_flags |= MIG_RELOCATE_REPLACE;
-	if (claim_tenant(d, c, uid, id, r.pid, &t) < 0)
+	if (authorize_pid(c, id, uid, r.pid, &r.ident) < 0)
 		return;
-	submit_tenant_job(d, c, uid, id, t, &r);
+	/* Its ranges are src, len, dst: a "ranges" field is not read. */
+	r.ranges = NULL;
+	r.n = 0;
+	submit_tenant_job(d, c, uid, id, NULL, &r);
 }
 
 static void cmd_compact(struct migd *d, struct client *c, uid_t uid, json_object *id,
 			json_object *req)
 {
-	struct engine_migrate_req r = { .op = ENGINE_COMPACT, .attach = MIG_ATTACH_PTRACE };
-	struct tenant *t;
+	struct engine_migrate_req r = { .op = ENGINE_COMPACT,
+					.attach = MIG_ATTACH_PTRACE,
+					.ident = PID_IDENTITY_NULL };
 
-	if (get_pid(c, id, req, &r.pid) < 0 || authorize_pid(c, id, uid, r.pid, NULL) < 0 ||
-	    get_copy_flag(c, id, req, &r.relocate_flags) < 0 ||
-	    claim_tenant(d, c, uid, id, r.pid, &t) < 0 ||
-	    get_ranges(c, id, req, &r.ranges, &r.n) < 0)
+	if (get_pid(c, id, req, &r.pid) < 0 || get_copy_flag(c, id, req, &r.relocate_flags) < 0 ||
+	    authorize_pid(c, id, uid, r.pid, &r.ident) < 0)
 		return;
-	if (r.n > 1) {
-		free(r.ranges);
-		reply_error(c, id, EINVAL, "compact takes one range at most");
-		return;
-	}
-	submit_tenant_job(d, c, uid, id, t, &r);
+	submit_tenant_job(d, c, uid, id, req, &r);
 }
 
 static void cmd_cancel(struct migd *d, struct client *c, uid_t uid, json_object *id,
@@ -478,6 +558,7 @@ static void cmd_stats(struct migd *d, struct client *c, uid_t uid, json_object *
 	ADD(requests);
 	ADD(bad_requests);
 	ADD(clients);
+	ADD(clients_dropped);
 	ADD(scans);
 #undef ADD
 	reply_send(c, o);
@@ -515,4 +596,21 @@ void command_dispatch(struct migd *d, struct client *c, uid_t uid, json_object *
 	}
 	d->stats.bad_requests++;
 	reply_error(c, id, EOPNOTSUPP, "unknown command '%.64s'", name);
+}
+
+void command_line(struct migd *d, struct client *c, uid_t uid, const char *line, size_t len)
+{
+	json_object *req = NULL;
+	const char *why = NULL;
+	int r;
+
+	d->stats.requests++;
+	r = proto_parse_object(line, len, &req, &why);
+	if (r < 0) {
+		d->stats.bad_requests++;
+		reply_error(c, NULL, -r, "malformed request: %s", why);
+		return;
+	}
+	command_dispatch(d, c, uid, req);
+	json_object_put(req);
 }

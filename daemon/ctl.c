@@ -6,11 +6,14 @@
  * Limits that keep one client from hurting migd: a request line longer
  * than PROTO_MAX_LINE gets an error reply and the connection is closed; a
  * client that stops reading has its progress events dropped once its
- * write queue passes a bound; a client that goes away only loses its
- * events, the jobs it started carry on.
+ * write queue passes CLIENT_MAX_QUEUED, and is dropped itself (with a log
+ * line) when a reply would pass it, so what migd holds for one client is
+ * bounded and goes back to the system when it is dropped; a client that
+ * goes away only loses its events, the jobs it started carry on.
  */
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,7 +26,8 @@
 #include "proto.h"
 #include "util.h"
 
-#define CLIENT_MAX_QUEUED (4u << 20)
+/* Unread replies and events migd keeps for one client. */
+#define CLIENT_MAX_QUEUED (1u << 20)
 
 struct client {
 	struct client *next;
@@ -34,6 +38,7 @@ struct client {
 	unsigned refs;
 	bool closing;
 	bool discard; /* after an oversized line: drop input until the peer closes */
+	bool dropped; /* closed for not reading its replies */
 };
 
 struct write_req {
@@ -63,8 +68,12 @@ bool client_alive(const struct client *c)
 static void on_client_closed(uv_handle_t *h)
 {
 	struct client *c = h->data;
+	bool dropped = c->dropped;
 
 	client_unref(c);
+	if (dropped)
+		/* Its queue was up to CLIENT_MAX_QUEUED of small blocks: give them back. */
+		malloc_trim(0);
 }
 
 static void client_close(struct client *c)
@@ -95,13 +104,21 @@ static void client_write(struct client *c, json_object *o, bool droppable)
 {
 	struct write_req *w;
 	uv_buf_t b;
-	size_t len;
+	size_t len, queued;
 
 	if (c->closing)
 		return;
-	if (droppable &&
-	    uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > CLIENT_MAX_QUEUED)
+	queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+	if (queued > CLIENT_MAX_QUEUED) {
+		if (droppable)
+			return;
+		log_warning("client pid %d uid %u: %zu bytes of replies unread, dropping it",
+			    (int)c->cred.pid, (unsigned)c->cred.uid, queued);
+		c->dropped = true;
+		c->d->stats.clients_dropped++;
+		client_close(c);
 		return;
+	}
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return;
@@ -154,24 +171,8 @@ static void on_shutdown_then_drain(uv_shutdown_t *req, int status)
 static int on_line(void *userdata, char *line, size_t len)
 {
 	struct client *c = userdata;
-	struct migd *d = c->d;
-	json_object *req = NULL, *id = NULL;
-	const char *why = NULL;
-	int r;
 
-	d->stats.requests++;
-	r = proto_parse_object(line, len, &req, &why);
-	if (r < 0) {
-		json_object *reply = proto_reply_error(NULL, r, "malformed request: %s", why);
-
-		d->stats.bad_requests++;
-		client_send(c, reply);
-		json_object_put(reply);
-		return 0;
-	}
-	(void)id;
-	command_dispatch(d, c, c->cred.uid, req);
-	json_object_put(req);
+	command_line(c->d, c, c->cred.uid, line, len);
 	return c->closing ? -ECONNRESET : 0;
 }
 

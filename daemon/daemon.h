@@ -44,7 +44,7 @@ struct migd_stats {
 	uint64_t jobs_started, jobs_succeeded, jobs_failed, jobs_cancelled;
 	uint64_t pages_moved, pages_failed;
 	uint64_t reloads, reload_failures;
-	uint64_t requests, bad_requests, clients;
+	uint64_t requests, bad_requests, clients, clients_dropped;
 	uint64_t scans;
 };
 
@@ -70,7 +70,8 @@ struct migd {
 
 	struct job *jobs; /* every job, newest first; finished ones are trimmed */
 	uint64_t next_job_id;
-	unsigned running_jobs;
+	unsigned running_jobs;	     /* migrations */
+	unsigned running_placements; /* placement reads */
 
 	struct client *clients;
 	struct migd_stats stats;
@@ -90,6 +91,8 @@ void migd_close_all_handles(struct migd *d);
 int discovery_init(struct migd *d);
 void discovery_scan(struct migd *d);
 struct tenant *tenant_find(struct migd *d, pid_t pid);
+/* Drop the entry of a tenant without a job (its pid names a new process). */
+int tenant_forget(struct migd *d, struct tenant *t);
 /* Add pid as an explicitly named tenant (root only). */
 int tenant_add_explicit(struct migd *d, pid_t pid, struct tenant **ret);
 void discovery_done(struct migd *d);
@@ -110,5 +113,7 @@ bool client_alive(const struct client *c);
 
 /* commands.c */
 void command_dispatch(struct migd *d, struct client *c, uid_t uid, json_object *req);
+/* One request line from c (peer uid): parse it, answer a malformed one, dispatch. */
+void command_line(struct migd *d, struct client *c, uid_t uid, const char *line, size_t len);
 
 #endif /* MIGD_DAEMON_H */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "identity.h"
 #include "jobs.h"
 #include "log.h"
 #include "util.h"
@@ -204,10 +205,25 @@ int tenant_add_explicit(struct migd *d, pid_t pid, struct tenant **ret)
 	return 0;
 }
 
+int tenant_forget(struct migd *d, struct tenant *t)
+{
+	if (t->job)
+		return -EBUSY;
+	for (size_t i = 0; i < d->n_tenants; i++)
+		if (d->tenants[i] == t) {
+			d->tenants[i] = d->tenants[--d->n_tenants];
+			tenant_free(t);
+			return 0;
+		}
+	return -ENOENT;
+}
+
 static void queue_policy_job(struct migd *d, struct tenant *t, const struct policy *p)
 {
+	char reason[256];
 	struct engine_migrate_req req = {
 		.pid = t->pid,
+		.ident = PID_IDENTITY_NULL,
 		.to = p->nodes,
 		.window = p->window,
 		.rate_limit = p->rate_limit,
@@ -220,6 +236,14 @@ static void queue_policy_job(struct migd *d, struct tenant *t, const struct poli
 	struct job *j;
 	int r;
 
+	/* The identity of the process this scan saw, checked again when the job starts. */
+	r = identity_take(t->pid, &req.ident, reason, sizeof(reason));
+	if (r == 0 && req.ident.starttime != t->starttime) {
+		identity_done(&req.ident);
+		r = -ESRCH;
+	}
+	if (r < 0)
+		return; /* Gone or replaced since the scan read it: the next scan sees. */
 	/* The ranges are chosen by the job itself: the tenant's VMAs change until then. */
 	r = job_submit(d, JOB_MIGRATE, &req, 0, p->name, NULL, NULL, &j);
 	if (r < 0) {

@@ -3,41 +3,164 @@
  * for the duration of one job and detaches before returning, so migd
  * holds no tenant between jobs and a daemon that stops leaves every
  * tenant as it found it.
+ *
+ * Order of a migration: check the identity (the pid still names the
+ * request's process), read its VMAs and keep the anonymous private parts
+ * of the ranges, attach, check the identity again (a pid-based attach
+ * reached the request's process only if that process was alive all
+ * along), then migrate chunk by chunk and detach. libmig sizes per-page
+ * arrays by the span it is given, so a chunk's span is bounded
+ * (ENGINE_CHUNK_SPAN) and cut at 2 MiB boundaries.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
+#include "ranges.h"
 #include "util.h"
 
-int engine_placement(pid_t pid, const struct mig_range *ranges, size_t n, json_object **ret_json)
+#define REASON_MAX 512
+
+static void set_reason(char **ret_reason, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Keep the first reason: it is the one closest to the cause. */
+static void set_reason(char **ret_reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!ret_reason || *ret_reason)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(ret_reason, fmt, ap) < 0)
+		*ret_reason = NULL;
+	va_end(ap);
+}
+
+/* libmig's reason for the last failed call on this thread, or strerror. */
+static void set_libmig_reason(char **ret_reason, const char *what, pid_t pid, int err)
+{
+	const char *why = mig_tenant_last_error();
+
+	set_reason(ret_reason, "%s pid %d: %s", what, (int)pid, why && *why ? why : strerror(-err));
+}
+
+/* The request's process still holds its pid (identity.h), or why not. */
+static int check_identity(const struct engine_migrate_req *req, char **ret_reason)
+{
+	char why[REASON_MAX];
+	int r = identity_check(&req->ident, req->uid, why, sizeof(why));
+
+	if (r < 0)
+		set_reason(ret_reason, "%s", why);
+	return r;
+}
+
+static bool keep_anon_private(const struct mig_vma *v, void *userdata)
+{
+	(void)userdata;
+	return mig_vma_is_anon_private(v);
+}
+
+/*
+ * The anonymous private parts of the request's ranges (all of them when it
+ * names none). -EFAULT when named ranges hold none, with the reason.
+ */
+static int anon_ranges(const struct engine_migrate_req *req, struct mig_range **ret, size_t *ret_n,
+		       char **ret_reason)
+{
+	_cleanup_free_ struct mig_vma *v = NULL;
+	size_t nv;
+	int r;
+
+	r = mig_read_vmas(req->pid, &v, &nv);
+	if (r < 0) {
+		set_reason(ret_reason, "cannot read the memory map of pid %d: %s", (int)req->pid,
+			   strerror(-r));
+		return r;
+	}
+	r = ranges_intersect_vmas(req->ranges, req->n, v, nv, keep_anon_private, NULL, ret, ret_n);
+	if (r < 0) {
+		set_reason(ret_reason, "out of memory");
+		return r;
+	}
+	if (req->n > 0 && *ret_n == 0) {
+		set_reason(ret_reason,
+			   "the range%s %#" PRIx64 "-%#" PRIx64 "%s of pid %d hold%s no anonymous "
+			   "private memory (only that can be migrated)",
+			   req->n > 1 ? "s" : "", req->ranges[0].start, req->ranges[0].end,
+			   req->n > 1 ? ",..." : "", (int)req->pid, req->n > 1 ? "" : "s");
+		free(*ret);
+		*ret = NULL;
+		return -EFAULT;
+	}
+	return 0;
+}
+
+int engine_placement(const struct engine_migrate_req *req, json_object **ret_json,
+		     char **ret_reason)
 {
 	_cleanup_free_ struct mig_placement *pl = calloc(1, sizeof(*pl));
+	_cleanup_free_ struct mig_placement *sum = calloc(1, sizeof(*sum));
+	_cleanup_free_ struct mig_range *ranges = NULL;
 	json_object *o, *nodes;
+	size_t n = 0;
 	char key[16];
 	int r;
 
-	if (!pl)
+	if (!pl || !sum)
 		return -ENOMEM;
-	r = mig_placement(pid, ranges, n, pl);
+	r = check_identity(req, ret_reason);
+	if (r < 0)
+		return r;
+	r = anon_ranges(req, &ranges, &n, ret_reason);
+	if (r < 0)
+		return r;
+	/* Slice by slice, so a cancel is seen within one slice's read. */
+	for (size_t i = 0; i < n; i++) {
+		for (uint64_t s = ranges[i].start; s < ranges[i].end;) {
+			struct mig_range slice = { s,
+						   MIN(ranges[i].end, s + ENGINE_PLACEMENT_SLICE) };
+
+			if (req->cancel && *req->cancel) {
+				set_reason(ret_reason, "cancelled");
+				return -ECANCELED;
+			}
+			r = mig_placement(req->pid, &slice, 1, pl);
+			if (r < 0) {
+				set_reason(ret_reason, "cannot read the placement of pid %d: %s",
+					   (int)req->pid, strerror(-r));
+				return r;
+			}
+			for (unsigned k = 0; k < MIG_MAX_NODES; k++)
+				sum->node_pages[k] += pl->node_pages[k];
+			sum->absent += pl->absent;
+			sum->huge += pl->huge;
+			sum->total += pl->total;
+			s = slice.end;
+		}
+	}
+	/* Still alive after the reads: what they saw was the request's process. */
+	r = check_identity(req, ret_reason);
 	if (r < 0)
 		return r;
 	o = json_object_new_object();
 	nodes = json_object_new_object();
 	for (unsigned i = 0; i < MIG_MAX_NODES; i++) {
-		if (!pl->node_pages[i])
+		if (!sum->node_pages[i])
 			continue;
 		snprintf(key, sizeof(key), "%u", i);
 		json_object_object_add(nodes, key,
-				       json_object_new_int64((int64_t)pl->node_pages[i]));
+				       json_object_new_int64((int64_t)sum->node_pages[i]));
 	}
 	json_object_object_add(o, "nodes", nodes);
-	json_object_object_add(o, "absent", json_object_new_int64((int64_t)pl->absent));
-	json_object_object_add(o, "huge", json_object_new_int64((int64_t)pl->huge));
-	json_object_object_add(o, "total", json_object_new_int64((int64_t)pl->total));
+	json_object_object_add(o, "absent", json_object_new_int64((int64_t)sum->absent));
+	json_object_object_add(o, "huge", json_object_new_int64((int64_t)sum->huge));
+	json_object_object_add(o, "total", json_object_new_int64((int64_t)sum->total));
 	*ret_json = o;
 	return 0;
 }
@@ -76,34 +199,6 @@ int engine_policy_ranges(pid_t pid, unsigned vmas, uint64_t min_region,
 	*ret_ranges = out;
 	*ret_n = n;
 	return 0;
-}
-
-static json_object *summary_json(const struct mig_migrate_result *res)
-{
-	json_object *o = json_object_new_object(), *f = json_object_new_object();
-
-	json_object_object_add(o, "pages_total", json_object_new_int64((int64_t)res->pages_total));
-	json_object_object_add(o, "pages_moved", json_object_new_int64((int64_t)res->pages_moved));
-	json_object_object_add(o, "pages_skipped",
-			       json_object_new_int64((int64_t)res->pages_skipped));
-	json_object_object_add(o, "pages_failed",
-			       json_object_new_int64((int64_t)res->pages_failed));
-	json_object_object_add(o, "pages_gone", json_object_new_int64((int64_t)res->pages_gone));
-	json_object_object_add(o, "pages_retried",
-			       json_object_new_int64((int64_t)res->pages_retried));
-	for (unsigned i = 0; i < res->nerrnos && i < MIG_MIGRATE_MAX_ERRNOS; i++)
-		json_object_object_add(f, mig_errno_name(res->errnos[i].err),
-				       json_object_new_int64((int64_t)res->errnos[i].pages));
-	json_object_object_add(o, "failures", f);
-	json_object_object_add(o, "bytes_per_sec", json_object_new_double(res->bytes_per_sec));
-	json_object_object_add(o, "max_stall_us",
-			       json_object_new_int64((int64_t)res->max_stall_us));
-	json_object_object_add(o, "huge_kept", json_object_new_int64((int64_t)res->huge_kept));
-	json_object_object_add(o, "windows", json_object_new_int64((int64_t)res->windows));
-	json_object_object_add(o, "faults", json_object_new_int64((int64_t)res->faults));
-	json_object_object_add(o, "elapsed_us",
-			       json_object_new_int64((int64_t)(res->elapsed_ns / 1000)));
-	return o;
 }
 
 const char *engine_op_name(enum engine_op op)
@@ -181,10 +276,96 @@ static int engine_relocate(mig_tenant *t, const struct engine_migrate_req *req,
 	return 0;
 }
 
-int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progress, void *userdata,
-		   json_object **ret_summary, char **ret_reason)
+/* Add one chunk's result into the job's. */
+static void result_add(struct mig_migrate_result *sum, const struct mig_migrate_result *c)
 {
-	struct mig_attach_opts aopts = { .method = req->attach, .agent_fd = -1 };
+	sum->pages_total += c->pages_total;
+	sum->pages_present += c->pages_present;
+	sum->pages_moved += c->pages_moved;
+	sum->pages_skipped += c->pages_skipped;
+	sum->pages_failed += c->pages_failed;
+	sum->pages_gone += c->pages_gone;
+	sum->pages_retried += c->pages_retried;
+	sum->pages_copied += c->pages_copied;
+	sum->huge_kept += c->huge_kept;
+	sum->windows += c->windows;
+	sum->passes = MAX(sum->passes, c->passes);
+	sum->faults += c->faults;
+	sum->events += c->events;
+	sum->max_stall_us = MAX(sum->max_stall_us, c->max_stall_us);
+	sum->zaps_unstopped += c->zaps_unstopped;
+	sum->elapsed_ns += c->elapsed_ns;
+	for (unsigned i = 0; i < c->nerrnos && i < MIG_MIGRATE_MAX_ERRNOS; i++) {
+		unsigned k;
+
+		for (k = 0; k < sum->nerrnos; k++)
+			if (sum->errnos[k].err == c->errnos[i].err)
+				break;
+		if (k == sum->nerrnos) {
+			if (k == MIG_MIGRATE_MAX_ERRNOS)
+				continue;
+			sum->errnos[sum->nerrnos++].err = c->errnos[i].err;
+		}
+		sum->errnos[k].pages += c->errnos[i].pages;
+	}
+	sum->bytes_per_sec =
+		sum->elapsed_ns ? (double)sum->pages_moved * 4096.0 * 1e9 / (double)sum->elapsed_ns
+				: 0;
+}
+
+static json_object *summary_json(const struct mig_migrate_result *res, uint64_t pages_not_anon)
+{
+	json_object *o = json_object_new_object(), *f = json_object_new_object();
+
+	json_object_object_add(o, "pages_total", json_object_new_int64((int64_t)res->pages_total));
+	json_object_object_add(o, "pages_moved", json_object_new_int64((int64_t)res->pages_moved));
+	json_object_object_add(o, "pages_skipped",
+			       json_object_new_int64((int64_t)res->pages_skipped));
+	json_object_object_add(o, "pages_failed",
+			       json_object_new_int64((int64_t)res->pages_failed));
+	json_object_object_add(o, "pages_gone", json_object_new_int64((int64_t)res->pages_gone));
+	json_object_object_add(o, "pages_retried",
+			       json_object_new_int64((int64_t)res->pages_retried));
+	json_object_object_add(o, "pages_not_anon", json_object_new_int64((int64_t)pages_not_anon));
+	for (unsigned i = 0; i < res->nerrnos && i < MIG_MIGRATE_MAX_ERRNOS; i++)
+		json_object_object_add(f, mig_errno_name(res->errnos[i].err),
+				       json_object_new_int64((int64_t)res->errnos[i].pages));
+	json_object_object_add(o, "failures", f);
+	json_object_object_add(o, "bytes_per_sec", json_object_new_double(res->bytes_per_sec));
+	json_object_object_add(o, "max_stall_us",
+			       json_object_new_int64((int64_t)res->max_stall_us));
+	json_object_object_add(o, "huge_kept", json_object_new_int64((int64_t)res->huge_kept));
+	json_object_object_add(o, "windows", json_object_new_int64((int64_t)res->windows));
+	json_object_object_add(o, "faults", json_object_new_int64((int64_t)res->faults));
+	json_object_object_add(o, "elapsed_us",
+			       json_object_new_int64((int64_t)(res->elapsed_ns / 1000)));
+	return o;
+}
+
+/* Progress of the whole job across its chunks. */
+struct chunk_progress {
+	mig_progress_fn fn;
+	void *userdata;
+	uint64_t done_before, total;
+	struct mig_migrate_progress last;
+};
+
+static int on_chunk_progress(const struct mig_migrate_progress *p, void *userdata)
+{
+	struct chunk_progress *cp = userdata;
+	struct mig_migrate_progress all = *p;
+
+	all.bytes_done += cp->done_before;
+	all.bytes_total = cp->total;
+	all.pages_moved += cp->last.pages_moved;
+	all.windows += cp->last.windows;
+	return cp->fn ? cp->fn(&all, cp->userdata) : 0;
+}
+
+static int migrate_chunks(mig_tenant *t, const struct engine_migrate_req *req,
+			  const struct mig_range *ranges, size_t n, mig_progress_fn progress,
+			  void *userdata, struct mig_migrate_result *sum, char **ret_reason)
+{
 	struct mig_migrate_opts mopts = {
 		.window = req->window,
 		.force = req->force,
@@ -192,53 +373,110 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 		.cancel = req->cancel,
 		.rate_limit = req->rate_limit,
 	};
-	struct mig_migrate_result res = { 0 };
-	_cleanup_free_ struct mig_range *all = NULL, *small = NULL;
-	const struct mig_range *ranges = req->ranges;
+	struct chunk_progress cp = { progress, userdata, 0, ranges_span(ranges, n), { 0 } };
+	_cleanup_free_ struct mig_range *chunk = calloc(n + 1, sizeof(*chunk));
+	size_t pos = 0, k;
+	uint64_t off = 0;
+	int r = 0;
+
+	if (!chunk)
+		return -ENOMEM;
+	while ((k = ranges_next_chunk(ranges, n, ENGINE_CHUNK_SPAN, &pos, &off, chunk)) > 0) {
+		struct mig_migrate_result res = { 0 };
+
+		if (req->cancel && *req->cancel)
+			return -ECANCELED;
+		r = mig_migrate(t, chunk, k, &req->to, &mopts, on_chunk_progress, &cp, &res);
+		if (r == 0 || r == -ECANCELED)
+			result_add(sum, &res);
+		mig_migrate_result_free(&res);
+		if (r < 0) {
+			if (r != -ECANCELED)
+				set_libmig_reason(ret_reason, "migration of", req->pid, r);
+			return r;
+		}
+		cp.done_before += ranges_span(chunk, k);
+		cp.last.pages_moved = sum->pages_moved;
+		cp.last.windows = sum->windows;
+	}
+	return 0;
+}
+
+int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progress, void *userdata,
+		   json_object **ret_summary, char **ret_reason)
+{
+	struct mig_attach_opts aopts = { .method = req->attach, .agent_fd = -1 };
+	struct mig_migrate_result sum = { 0 };
+	_cleanup_free_ struct mig_range *ranges = NULL, *small = NULL;
+	const struct mig_range *todo;
 	json_object *compact = NULL;
-	size_t n = req->n;
-	uint64_t skipped = 0;
+	uint64_t not_anon = 0, skipped = 0;
+	size_t n = 0;
 	mig_tenant *t = NULL;
 	int r, r2;
 
+	r = check_identity(req, ret_reason);
+	if (r < 0)
+		return r;
 	if (req->op != ENGINE_MIGRATE) {
 		/* The tenant's threads are held with ptrace for it (mig_relocate). */
 		aopts.method = MIG_ATTACH_PTRACE;
 		r = mig_tenant_attach(req->pid, &aopts, &t);
-		if (r >= 0) {
+		if (r < 0) {
+			set_libmig_reason(ret_reason, "cannot attach to", req->pid, r);
+			return r;
+		}
+		r = check_identity(req, ret_reason);
+		if (r == 0) {
 			r = engine_relocate(t, req, ret_summary);
-			if (r < 0 && ret_reason)
-				*ret_reason = strdup(mig_tenant_last_error());
-			r2 = mig_tenant_detach(t);
-			r = r < 0 ? r : r2;
-		} else if (ret_reason)
-			*ret_reason = strdup(mig_tenant_last_error());
-		return r;
+			if (r < 0)
+				set_libmig_reason(ret_reason, engine_op_name(req->op), req->pid, r);
+		}
+		r2 = mig_tenant_detach(t);
+		return r < 0 ? r : r2;
 	}
-	if (n == 0) {
+	if (req->n == 0) {
 		/* Stacks only when a policy asks: the default is the heap and anon mmaps. */
 		unsigned vmas = req->vmas ? req->vmas : POLICY_VMA_HEAP | POLICY_VMA_ANON;
 
-		r = engine_policy_ranges(req->pid, vmas, req->min_region, &all, &n);
+		r = engine_policy_ranges(req->pid, vmas, req->min_region, &ranges, &n);
+		if (r < 0) {
+			set_reason(ret_reason, "cannot read the memory map of pid %d: %s",
+				   (int)req->pid, strerror(-r));
+			return r;
+		}
+	} else {
+		r = anon_ranges(req, &ranges, &n, ret_reason);
 		if (r < 0)
 			return r;
-		ranges = all;
+		not_anon = (ranges_span(req->ranges, req->n) - ranges_span(ranges, n)) / 4096;
 	}
-	if (req->huge == HUGE_SKIP) {
+	todo = ranges;
+	if (req->huge == HUGE_SKIP && n > 0) {
 		/* Leave every large folio where it is: migrate only the rest. */
 		r = mig_ranges_without_large(req->pid, ranges, n, &small, &n, &skipped);
-		if (r < 0)
+		if (r < 0) {
+			set_reason(ret_reason, "cannot find the large folios of pid %d: %s",
+				   (int)req->pid, strerror(-r));
 			return r;
-		ranges = small;
+		}
+		todo = small;
+	}
+	if (n == 0 && !req->compact_after) {
+		/* Nothing to move (all large, or nothing mapped): done, nothing failed. */
+		*ret_summary = summary_json(&sum, not_anon);
+		json_object_object_add(*ret_summary, "large_skipped",
+				       json_object_new_int64((int64_t)skipped));
+		return 0;
 	}
 	r = mig_tenant_attach(req->pid, &aopts, &t);
 	if (r < 0) {
-		if (ret_reason)
-			*ret_reason = strdup(mig_tenant_last_error());
+		set_libmig_reason(ret_reason, "cannot attach to", req->pid, r);
 		return r;
 	}
-	/* Everything left out (all large): nothing to migrate, nothing failed. */
-	r = n ? mig_migrate(t, ranges, n, &req->to, &mopts, progress, userdata, &res) : 0;
+	r = check_identity(req, ret_reason);
+	if (r == 0)
+		r = migrate_chunks(t, req, todo, n, progress, userdata, &sum, ret_reason);
 	if (r == 0 && req->compact_after) {
 		struct mig_relocate_result cres = { 0 };
 
@@ -250,8 +488,10 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 		mig_relocate_result_free(&cres);
 	}
 	r2 = mig_tenant_detach(t);
+	if (r == 0 && r2 < 0)
+		set_libmig_reason(ret_reason, "cannot detach from", req->pid, r2);
 	if (r == 0 || r == -ECANCELED) {
-		*ret_summary = summary_json(&res);
+		*ret_summary = summary_json(&sum, not_anon);
 		json_object_object_add(*ret_summary, "large_skipped",
 				       json_object_new_int64((int64_t)skipped));
 		if (compact)
@@ -259,6 +499,5 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 		compact = NULL;
 	}
 	json_object_put(compact);
-	mig_migrate_result_free(&res);
 	return r < 0 ? r : r2;
 }

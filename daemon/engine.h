@@ -2,6 +2,12 @@
  * engine.h - the daemon's thin adapter over libmig's tenant, placement and
  * migration calls. Everything here blocks on a tenant and runs on a job
  * thread, never on the loop.
+ *
+ * Each call checks first that the request's process is still the one
+ * holding the pid (identity.h), works on the parts of the ranges that are
+ * anonymous private memory, in chunks of bounded span (ranges.h), and on
+ * failure writes a reason a person can act on: libmig's own
+ * (mig_tenant_last_error) where it has one.
  */
 #ifndef MIGD_ENGINE_H
 #define MIGD_ENGINE_H
@@ -10,15 +16,13 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "identity.h"
 #include "mig.h"
 
-/* Placement of pid's anonymous memory in ranges (n == 0: all) as
- * {"nodes":{"0":N,...},"absent":N,"huge":N,"total":N}. Returns 0 or -errno. */
-int engine_placement(pid_t pid, const struct mig_range *ranges, size_t n, json_object **ret_json);
-
-/* The VMAs of pid a policy selects (vmas kinds, at least min_region bytes). */
-int engine_policy_ranges(pid_t pid, unsigned vmas, uint64_t min_region,
-			 struct mig_range **ret_ranges, size_t *ret_n);
+/* Span libmig is given per call: it sizes per-page arrays by the span. */
+#define ENGINE_CHUNK_SPAN (UINT64_C(4) << 30)
+/* Span a placement read covers between two looks at the cancel flag. */
+#define ENGINE_PLACEMENT_SLICE (UINT64_C(1) << 30)
 
 /* What a job does to its tenant. */
 enum engine_op {
@@ -32,7 +36,9 @@ const char *engine_op_name(enum engine_op op);
 struct engine_migrate_req {
 	enum engine_op op;
 	pid_t pid;
-	struct mig_range *ranges; /* n == 0: every anonymous private VMA */
+	struct pid_identity ident; /* taken when the request arrived; owned */
+	uid_t uid;		   /* who asked: 0 root or a policy */
+	struct mig_range *ranges;  /* sorted, merged; n == 0: every selected VMA */
 	size_t n;
 	struct mig_nodes to;
 	bool force;
@@ -49,14 +55,30 @@ struct engine_migrate_req {
 };
 
 /*
- * Attach, run the request's op, detach. A migration fills *ret_summary
+ * Placement of the request's process in its ranges (n == 0: all anonymous
+ * private memory) as {"nodes":{"0":N,...},"absent":N,"huge":N,"total":N}.
+ * Returns 0, -ECANCELED, -ESRCH (exited or another process now), -errno;
+ * *ret_reason (may be NULL) gets why on failure (malloc'd).
+ */
+int engine_placement(const struct engine_migrate_req *req, json_object **ret_json,
+		     char **ret_reason);
+
+/* The VMAs of pid a policy selects (vmas kinds, at least min_region bytes). */
+int engine_policy_ranges(pid_t pid, unsigned vmas, uint64_t min_region,
+			 struct mig_range **ret_ranges, size_t *ret_n);
+
+/*
+ * Attach, run the request's op, detach. A migration works on the
+ * anonymous private parts of its ranges only (pages_not_anon counts the
+ * rest; none at all is -EFAULT) and hands them to libmig in chunks. A migration fills *ret_summary
  * with the job summary (pages_moved, pages_skipped, pages_failed,
  * failures, bytes_per_sec, max_stall_us, huge_kept, large_skipped, ...)
  * also when cancelled, and with compact_after a "compact" object; a
  * relocation or compaction with "path" (the path of every run, or "mixed"),
  * "runs" [{"start","end","path"}], "vmas_before", "vmas_after" and the page
  * and large-folio counts (docs/protocol.md). Returns 0, -ECANCELED or
- * -errno; *ret_reason (may be NULL) gets libmig's sentence on failure.
+ * -errno; *ret_reason (may be NULL) gets why on failure (malloc'd): libmig's
+ * sentence, or the daemon's (identity, ranges).
  */
 int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progress, void *userdata,
 		   json_object **ret_summary, char **ret_reason);

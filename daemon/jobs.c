@@ -1,10 +1,15 @@
 /*
- * jobs.c - the job queue. At most max_jobs migrations run at a time,
- * placement reads do not wait behind them. The loop thread owns the list;
- * a worker touches only its own job, and only the fields marked so.
+ * jobs.c - the job queue. At most max_jobs migrations and
+ * JOBS_MAX_PLACEMENTS placement reads run at a time, each kind in its own
+ * share of the pool, so placement reads never wait behind migrations nor
+ * the other way round. The next job to start is the queued one whose uid
+ * has the fewest jobs of its kind running, the oldest among equals. The
+ * loop thread owns the list; a worker touches only its own job, and only
+ * the fields marked so.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +42,7 @@ static void job_free(struct job *j)
 	if (!j)
 		return;
 	free(j->req.ranges);
+	identity_done(&j->req.ident);
 	free(j->policy);
 	free(j->reason);
 	json_object_put(j->summary);
@@ -137,7 +143,7 @@ static void work_cb(uv_work_t *w)
 		return;
 	}
 	if (j->kind == JOB_PLACEMENT)
-		j->result = engine_placement(j->req.pid, j->req.ranges, j->req.n, &j->summary);
+		j->result = engine_placement(&j->req, &j->summary, &j->reason);
 	else
 		j->result = engine_migrate(&j->req, on_progress, j, &j->summary, &j->reason);
 }
@@ -156,11 +162,14 @@ static void summary_add_to_stats(struct migd *d, json_object *s)
 		d->stats.pages_failed += (uint64_t)v;
 }
 
-static const char *result_message(const struct job *j)
+/* The reason of a failed job: the engine's sentence, else strerror. */
+static const char *result_reason(struct job *j)
 {
 	if (j->result == -ECANCELED)
 		return "cancelled";
-	return j->reason && j->reason[0] ? j->reason : NULL;
+	if (!j->reason && asprintf(&j->reason, "%s", strerror(-j->result)) < 0)
+		j->reason = NULL;
+	return j->reason ? j->reason : "out of memory";
 }
 
 static void trim_finished(struct migd *d)
@@ -186,7 +195,6 @@ static void after_work_cb(uv_work_t *w, int status)
 	struct migd *d = j->d;
 	struct tenant *t = tenant_find(d, j->req.pid);
 	const char *msg;
-	char buf[512];
 
 	if (status == UV_ECANCELED)
 		j->result = -ECANCELED;
@@ -195,12 +203,10 @@ static void after_work_cb(uv_work_t *w, int status)
 	j->finished_ms = uv_now(d->loop);
 	if (j->kind == JOB_MIGRATE)
 		d->running_jobs--;
+	else
+		d->running_placements--;
 
-	msg = result_message(j);
-	if (!msg) {
-		snprintf(buf, sizeof(buf), "%s", strerror(-j->result));
-		msg = buf;
-	}
+	msg = j->result < 0 ? result_reason(j) : NULL;
 	if (j->result == 0) {
 		j->state = JOB_DONE;
 		if (j->kind == JOB_MIGRATE)
@@ -220,8 +226,14 @@ static void after_work_cb(uv_work_t *w, int status)
 				 j->req.op == ENGINE_MIGRATE ? "migrated"
 							     : engine_op_name(j->req.op));
 		else
-			log_warning("job %" PRIu64 ": pid %d: %s", j->id, (int)j->req.pid, msg);
+			log_warning("job %" PRIu64 ": %s pid %d failed (%s): %s", j->id,
+				    engine_op_name(j->req.op), (int)j->req.pid,
+				    mig_errno_name(j->result), msg);
+	} else if (j->result < 0 && j->result != -ECANCELED) {
+		log_info("job %" PRIu64 ": placement of pid %d failed (%s): %s", j->id,
+			 (int)j->req.pid, mig_errno_name(j->result), msg);
 	}
+	/* Only the job on this very process speaks for the tenant entry. */
 	if (t && t->job == j) {
 		t->job = NULL;
 		t->jobs++;
@@ -238,9 +250,11 @@ static void after_work_cb(uv_work_t *w, int status)
 		if (j->result == 0)
 			reply = proto_reply_ok(j->req_id);
 		else
-			reply = proto_reply_error(j->req_id, j->result, "%s", msg);
-		if (j->kind == JOB_MIGRATE)
-			json_object_object_add(reply, "job", json_object_new_int64((int64_t)j->id));
+			reply = proto_reply_error_reason(
+				j->req_id, j->result, msg, "%s of pid %d %s",
+				j->kind == JOB_MIGRATE ? "migration" : "placement read",
+				(int)j->req.pid, j->result == -ECANCELED ? "cancelled" : "failed");
+		json_object_object_add(reply, "job", json_object_new_int64((int64_t)j->id));
 		if (j->summary) {
 			json_object_object_foreach (j->summary, key, val) {
 				json_object_object_add(reply, key, json_object_get(val));
@@ -279,6 +293,8 @@ static int job_run(struct job *j)
 	}
 	j->state = JOB_RUNNING;
 	j->started_ms = uv_now(d->loop);
+	if (j->kind == JOB_PLACEMENT)
+		d->running_placements++;
 	if (j->kind == JOB_MIGRATE) {
 		struct tenant *t = tenant_find(d, j->req.pid);
 
@@ -291,48 +307,101 @@ static int job_run(struct job *j)
 	return 0;
 }
 
-static void start_pending(struct migd *d)
+static unsigned running_of(struct migd *d, enum job_kind kind, uid_t uid)
 {
-	struct job *oldest;
+	unsigned n = 0;
 
-	if (d->stopping)
-		return;
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->state == JOB_RUNNING && j->kind == kind && j->uid == uid)
+			n++;
+	return n;
+}
+
+/* The queued job of kind to start next: fewest running for its uid, then oldest. */
+static struct job *pick_next(struct migd *d, enum job_kind kind)
+{
+	struct job *best = NULL;
+	unsigned best_running = 0;
+
+	/* The list is newest first: a later candidate with equal running is older. */
+	for (struct job *j = d->jobs; j; j = j->next) {
+		unsigned running;
+
+		if (j->state != JOB_QUEUED || j->kind != kind)
+			continue;
+		running = running_of(d, kind, j->uid);
+		if (!best || running <= best_running) {
+			best = j;
+			best_running = running;
+		}
+	}
+	return best;
+}
+
+static void start_kind(struct migd *d, enum job_kind kind)
+{
 	for (;;) {
-		if (d->running_jobs >= d->cfg->max_jobs)
+		unsigned running = kind == JOB_MIGRATE ? d->running_jobs : d->running_placements;
+		unsigned limit = kind == JOB_MIGRATE ? d->cfg->max_jobs : JOBS_MAX_PLACEMENTS;
+		struct job *next;
+
+		if (running >= limit)
 			return;
-		oldest = NULL;
-		for (struct job *j = d->jobs; j; j = j->next)
-			if (j->state == JOB_QUEUED && j->kind == JOB_MIGRATE)
-				oldest = j;
-		if (!oldest)
+		next = pick_next(d, kind);
+		if (!next)
 			return;
-		if (job_run(oldest) < 0) {
-			oldest->state = JOB_FAILED;
-			oldest->result = -ENOMEM;
+		if (job_run(next) < 0) {
+			next->state = JOB_FAILED;
+			next->result = -ENOMEM;
 			return;
 		}
 	}
 }
 
+static void start_pending(struct migd *d)
+{
+	if (d->stopping)
+		return;
+	start_kind(d, JOB_MIGRATE);
+	start_kind(d, JOB_PLACEMENT);
+}
+
+static unsigned queued_of(struct migd *d, uid_t uid)
+{
+	unsigned n = 0;
+
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->state == JOB_QUEUED && j->uid == uid && !j->policy)
+			n++;
+	return n;
+}
+
 int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_req *req, uid_t uid,
 	       const char *policy, struct client *c, json_object *req_id, struct job **ret)
 {
-	struct job *j;
-	int r;
+	struct engine_migrate_req own = *req;
+	struct job *j = NULL;
+	int r = 0;
 
 	if (d->stopping)
-		return -ESHUTDOWN;
-	j = calloc(1, sizeof(*j));
-	if (!j)
-		return -ENOMEM;
+		r = -ESHUTDOWN;
+	else if (!policy && queued_of(d, uid) >= JOBS_MAX_QUEUED_PER_UID)
+		r = -EBUSY;
+	else if (!(j = calloc(1, sizeof(*j))))
+		r = -ENOMEM;
+	if (r < 0) {
+		free(own.ranges);
+		identity_done(&own.ident);
+		return r;
+	}
 	pthread_mutex_init(&j->lock, NULL);
 	j->d = d;
-	/* Only migrations are jobs a user can see and cancel; placement reads are id 0. */
-	j->id = kind == JOB_MIGRATE ? ++d->next_job_id : 0;
+	j->id = ++d->next_job_id;
 	j->kind = kind;
 	j->state = JOB_QUEUED;
 	j->uid = uid;
-	j->req = *req;
+	j->req = own;
+	j->req.uid = uid;
 	j->req.cancel = &j->cancel;
 	j->policy = policy ? strdup(policy) : NULL;
 	j->client = c ? client_ref(c) : NULL;
@@ -341,18 +410,9 @@ int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_r
 	j->next = d->jobs;
 	d->jobs = j;
 
-	if (kind == JOB_PLACEMENT) {
-		r = job_run(j);
-		if (r < 0) {
-			d->jobs = j->next;
-			j->req.ranges = NULL; /* The caller keeps them on failure. */
-			job_free(j);
-			return r;
-		}
-	} else {
+	if (kind == JOB_MIGRATE)
 		send_event(j, "queued");
-		start_pending(d);
-	}
+	start_pending(d);
 	if (ret)
 		*ret = j;
 	migd_update_status(d);

@@ -3,6 +3,12 @@
  * migration) runs on libuv's thread pool; progress comes back to the loop
  * through a uv_async. A job outlives the client that asked for it: a
  * client that goes away only stops receiving events.
+ *
+ * Both kinds queue and can be cancelled by their number. At most max_jobs
+ * migrations and JOBS_MAX_PLACEMENTS placement reads run at once, so the
+ * pool (max_jobs + 4 threads) always has room for both; among queued jobs
+ * the uid with the fewest running jobs goes first, so one client's flood
+ * cannot starve another's work.
  */
 #ifndef MIGD_JOBS_H
 #define MIGD_JOBS_H
@@ -16,6 +22,11 @@
 
 #include "daemon.h"
 #include "engine.h"
+
+/* Placement reads running at once. */
+#define JOBS_MAX_PLACEMENTS 2
+/* Jobs one uid may have queued (policy jobs are bounded by the tenants). */
+#define JOBS_MAX_QUEUED_PER_UID 64
 
 enum job_kind {
 	JOB_MIGRATE,
@@ -52,7 +63,7 @@ struct job {
 	/* Written by the worker, read by the loop after the work is done. */
 	int result;
 	json_object *summary;
-	char *reason; /* libmig's sentence on why it failed, or NULL */
+	char *reason; /* why it failed, for the client and the log (malloc'd) */
 
 	struct client *client; /* ref held; events go there while it is alive */
 	json_object *req_id;
@@ -60,8 +71,10 @@ struct job {
 };
 
 /*
- * Queue a job (takes ownership of req.ranges). The client, if any, gets a
- * "queued" event now, progress events, and the reply at the end.
+ * Queue a job (takes ownership of req.ranges and req.ident, also on
+ * failure). The client, if any, gets a "queued" event now, progress
+ * events, and the reply at the end. Returns 0, -ESHUTDOWN, -EBUSY (uid
+ * has JOBS_MAX_QUEUED_PER_UID jobs queued), -ENOMEM.
  */
 int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_req *req, uid_t uid,
 	       const char *policy, struct client *c, json_object *req_id, struct job **ret);

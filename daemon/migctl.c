@@ -112,6 +112,7 @@ static int build_migrate(int argc, char **argv, json_object *req)
 		{ "force", no_argument, NULL, 'f' },
 		{ "window", required_argument, NULL, 'w' },
 		{ "huge-pages", required_argument, NULL, 'H' },
+		{ "rate-limit", required_argument, NULL, 'l' },
 		{},
 	};
 	struct mig_nodes nodes;
@@ -120,7 +121,7 @@ static int build_migrate(int argc, char **argv, json_object *req)
 	int c;
 
 	optind = 0; /* GNU getopt: 0 re-initialises, permutation included. */
-	while ((c = getopt_long(argc, argv, "t:r:fw:H:", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "t:r:fw:H:l:", opts, NULL)) >= 0) {
 		switch (c) {
 		case 't':
 			if (mig_parse_nodes(optarg, &nodes) < 0)
@@ -146,6 +147,12 @@ static int build_migrate(int argc, char **argv, json_object *req)
 			    strcmp(optarg, "skip"))
 				return usage_error("--huge-pages must be keep, split or skip");
 			json_object_object_add(req, "huge_pages", json_object_new_string(optarg));
+			break;
+		case 'l':
+			if (mig_parse_size(optarg, &w) < 0)
+				return usage_error("--rate-limit '%s' is not a size like 64M",
+						   optarg);
+			json_object_object_add(req, "rate_limit", json_object_new_string(optarg));
 			break;
 		default:
 			return -EINVAL;
@@ -390,14 +397,16 @@ static const struct cmd cmds[] = {
 	  print_placement },
 	{ "migrate",
 	  "migrate PID --to NODES [--range START-END]... [--force] [--window SIZE] "
-	  "[--huge-pages H]",
+	  "[--huge-pages H] [--rate-limit SIZE]",
 	  "Move the anonymous memory of PID to NODES and wait for the job's summary.\n"
-	  "  --to NODES     target nodes, numactl syntax (1, 0-1,3)\n"
-	  "  --range R      only this range (START-END or START+LEN); repeatable\n"
-	  "  --force        also move pages already on a target node\n"
-	  "  --window SIZE  bytes per migration window (default 2M)\n"
+	  "  --to NODES         target nodes, numactl syntax (1, 0-1,3)\n"
+	  "  --range R          only this range (START-END or START+LEN); repeatable\n"
+	  "  --force            also move pages already on a target node\n"
+	  "  --window SIZE      bytes per migration window (default 2M, at most\n"
+	  "                     migd's max_window)\n"
 	  "  --huge-pages keep|split|skip  large folios: keep THPs whole (default), let\n"
-	  "                 them be split, or leave them where they are",
+	  "                     them be split, or leave them where they are\n"
+	  "  --rate-limit SIZE  bytes copied per second (default unlimited)",
 	  build_migrate, print_migrate },
 	{ "relocate", "relocate PID SRC LEN DST [--replace] [--copy]",
 	  "Move LEN bytes of PID's anonymous memory from SRC to DST like mremap, so that\n"
@@ -655,6 +664,10 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "migctl: %s: %s (%s)\n", cmd->name, str(reply, "error"),
 			str(reply, "errno"));
+		/* The reason is printed when it adds to the message (a job's failure). */
+		if (strcmp(str(reply, "reason"), "-") != 0 &&
+		    !strstr(str(reply, "error"), str(reply, "reason")))
+			fprintf(stderr, "migctl: reason: %s\n", str(reply, "reason"));
 		json_object_put(reply);
 		return CTL_EXIT_FAILED;
 	}

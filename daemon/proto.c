@@ -108,19 +108,42 @@ json_object *proto_reply_ok(json_object *id)
 	return o;
 }
 
-json_object *proto_reply_error(json_object *id, int err, const char *fmt, ...)
+static json_object *reply_error_v(json_object *id, int err, const char *reason, const char *fmt,
+				  va_list ap)
 {
 	json_object *o = json_object_new_object();
 	char msg[1024];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	json_object_object_add(o, "id", id ? json_object_get(id) : NULL);
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
 	json_object_object_add(o, "error", json_object_new_string(msg));
 	json_object_object_add(o, "errno", json_object_new_string(mig_errno_name(err)));
+	json_object_object_add(o, "reason",
+			       json_object_new_string(reason && *reason ? reason : msg));
+	return o;
+}
+
+json_object *proto_reply_error(json_object *id, int err, const char *fmt, ...)
+{
+	json_object *o;
+	va_list ap;
+
+	va_start(ap, fmt);
+	o = reply_error_v(id, err, NULL, fmt, ap);
+	va_end(ap);
+	return o;
+}
+
+json_object *proto_reply_error_reason(json_object *id, int err, const char *reason, const char *fmt,
+				      ...)
+{
+	json_object *o;
+	va_list ap;
+
+	va_start(ap, fmt);
+	o = reply_error_v(id, err, reason, fmt, ap);
+	va_end(ap);
 	return o;
 }
 

@@ -3,7 +3,8 @@
  * object per line over a unix stream socket (see docs/protocol.md).
  *
  *   request   {"id":1,"cmd":"migrate","pid":123,"to":"1",...}
- *   reply     {"id":1,"ok":true,...} | {"id":1,"ok":false,"error":"...","errno":"ESRCH"}
+ *   reply     {"id":1,"ok":true,...}
+ *             {"id":1,"ok":false,"error":"...","errno":"ESRCH","reason":"..."}
  *   event     {"id":1,"event":"progress",...}   (before the reply of a long job)
  */
 #ifndef MIGD_PROTO_H
@@ -52,10 +53,18 @@ int proto_linebuf_feed(struct proto_linebuf *lb, const char *data, size_t n, pro
  */
 int proto_parse_object(const char *line, size_t len, json_object **ret, const char **ret_err);
 
-/* Build replies. id may be NULL (the request had none or was unreadable). */
+/*
+ * Build replies. id may be NULL (the request had none or was unreadable).
+ * An error reply says what failed ("error"), its errno name and why
+ * ("reason": a sentence a person can act on). proto_reply_error is for
+ * refusals whose message is its own reason; proto_reply_error_reason
+ * carries a separate reason (libmig's, for a failed job).
+ */
 json_object *proto_reply_ok(json_object *id);
 json_object *proto_reply_error(json_object *id, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+json_object *proto_reply_error_reason(json_object *id, int err, const char *reason, const char *fmt,
+				      ...) __attribute__((format(printf, 4, 5)));
 
 /* Serialise one message as a line (malloc'd, '\n'-terminated, *ret_len set). */
 char *proto_serialize(json_object *o, size_t *ret_len);

@@ -31,10 +31,11 @@ sleep 0.2
 as_nobody "$MIGCTL" --json placement "$NP" >/dev/null || fail "nobody: placement of its own process"
 out=$(as_nobody "$MIGCTL" --json migrate "$NP" --to 0); rc=$?
 [ $rc = 1 ] && echo "$out" | grep -q "not named by any policy" || fail "nobody: migrate unnamed: rc=$rc $out"
-"$MIGCTL" --json migrate "$TENANT_PID" --to 0 --force --range "$TENANT_RANGE" >/dev/null || fail "root: migrate"
+out=$("$MIGCTL" --json migrate "$TENANT_PID" --to 0 --force --range "$TENANT_RANGE") || fail "root: migrate"
+RJOB=$(echo "$out" | json job)
 n=$(as_nobody "$MIGCTL" --json tenants | json tenants | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 [ "$n" = 0 ] || fail "nobody sees $n tenants of root"
-out=$(as_nobody "$MIGCTL" --json cancel 1); rc=$?
+out=$(as_nobody "$MIGCTL" --json cancel "$RJOB"); rc=$?
 [ $rc = 1 ] && echo "$out" | grep -q ENOENT || fail "nobody: cancel root's job: rc=$rc $out"
 stop_tenant "$TENANT_PID"
 echo PASS

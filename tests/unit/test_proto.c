@@ -72,7 +72,7 @@ START_TEST(test_replies)
 	char *line = proto_serialize(r, &len);
 
 	ck_assert_str_eq(line, "{\"id\":7,\"ok\":false,\"error\":\"no such process: 42\","
-			       "\"errno\":\"ESRCH\"}\n");
+			       "\"errno\":\"ESRCH\",\"reason\":\"no such process: 42\"}\n");
 	ck_assert_uint_eq(len, strlen(line));
 	ck_assert_int_eq(proto_errno_from_name("ESRCH"), ESRCH);
 	free(line);
