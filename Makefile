@@ -4,6 +4,8 @@
 #   make check      install what is missing, build, run every test suite
 #   make demo       run the main job on the embedded default configuration
 #   make bench      benchmarks that print figures
+#   make fuzz       libFuzzer targets, FUZZ_SECS (default 60) seconds each
+#   make check-stress  long loops and the load test (not in make check)
 #   make install PREFIX=/usr DESTDIR=/tmp/x
 #   SANITIZE=1      build with ASan + UBSan; CI=1 adds -Werror
 #
@@ -23,12 +25,14 @@ DESTDIR   ?=
 B := build
 
 # Targets that need the build dependencies installed first.
-DEP_TARGETS := all check check-unit check-integration check-vm check-stress demo demo-vm bench lint format install sanitize
+DEP_TARGETS := all check check-unit check-integration check-vm check-stress demo demo-vm bench lint \
+	format install sanitize fuzz
 DEPS_GROUPS_check := build test lint vm
 DEPS_GROUPS_check-vm := build test vm
 DEPS_GROUPS_demo-vm := build test vm
 DEPS_GROUPS_lint := build lint
 DEPS_GROUPS_format := lint
+DEPS_GROUPS_fuzz := build fuzz
 
 ifeq ($(MIG_DEPS_DONE),)
 
@@ -134,6 +138,55 @@ $(B)/tests/unit-tests: $(UNIT_OBJS) $(DAEMON_LIBOBJS) $(B)/libmig.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(DAEMON_LIBOBJS) $(B)/libmig.a $(PKG_LIBS) $(CHECK_LIBS)
 
+# ---- fuzzing ----------------------------------------------------------------
+# Each tests/fuzz/fuzz_NAME.c is a libFuzzer target. The daemon's code is
+# linked without its socket (ctl.c): tests/fuzz/stub_ctl.c stands in for
+# the client side. `make check-unit` builds each target with the normal
+# compiler and replays its seeds and regression inputs (replay.c); `make
+# fuzz` builds them with clang's libFuzzer, ASan and UBSan and runs each for
+# FUZZ_SECS seconds. A crash input goes to build/fuzz/crashes/NAME/; copy
+# it into tests/fuzz/regress/NAME/ once fixed.
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECS ?= 60
+FUZZ_CC ?= clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS = -O1 -g -std=gnu11 -pthread -fPIC -D_GNU_SOURCE -Ilibmig/include -Ilibmig -Idaemon \
+	-Itests/fuzz $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_LIB_SRCS := $(LIBMIG_SRCS) $(filter-out daemon/ctl.c daemon/main.c $(MIGCTL_MAIN),$(DAEMON_SRCS)) \
+	tests/fuzz/stub_ctl.c
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(B)/fuzz/obj/%.o)
+REPLAY_OBJS := $(filter-out $(B)/obj/daemon/ctl.o $(B)/obj/daemon/main.o,$(DAEMON_OBJS))
+
+$(B)/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/fuzz/obj/daemon/defconf.o: conf/migd.ini
+
+$(B)/fuzz/fuzz_%: $(B)/fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/tests/fuzz-replay-%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/stub_ctl.c $(REPLAY_OBJS) \
+		$(B)/libmig.a $(B)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests/fuzz -o $@ $(filter %.c,$^) $(REPLAY_OBJS) \
+		$(B)/libmig.a $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+FUZZ_REPLAYS := $(FUZZ_NAMES:%=$(B)/tests/fuzz-replay-%)
+.SECONDARY: $(FUZZ_LIB_OBJS) $(FUZZ_NAMES:%=$(B)/fuzz/obj/tests/fuzz/fuzz_%.o)
+
+fuzz: $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
+	@set -e; for t in $(FUZZ_NAMES); do \
+		mkdir -p $(B)/fuzz/corpus/$$t $(B)/fuzz/crashes/$$t; \
+		echo "fuzz $$t: $(FUZZ_SECS)s"; \
+		$(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECS) -print_final_stats=1 -max_len=8192 \
+			-artifact_prefix=$(B)/fuzz/crashes/$$t/ $(B)/fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+			tests/fuzz/regress/$$t >$(B)/fuzz/$$t.log 2>&1 || { tail -n 40 $(B)/fuzz/$$t.log; \
+			echo "fuzz $$t: FAILED, input in $(B)/fuzz/crashes/$$t/"; exit 1; }; \
+		grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' $(B)/fuzz/$$t.log | \
+			sed "s/^/  $$t: /"; \
+	done
+
 # Tenants are fixtures: the processes under test, not the code under test.
 # They are built without sanitizers even with SANITIZE=1, because a
 # sanitizer runtime reserves terabytes of shadow address space in them,
@@ -167,8 +220,10 @@ else
 	@echo "check-vm: SKIP under SANITIZE=1 (sanitized binaries are too slow in the emulated guests; run make check-vm without SANITIZE)"
 endif
 
-check-unit: $(B)/tests/unit-tests
+check-unit: $(B)/tests/unit-tests $(FUZZ_REPLAYS)
 	$(B)/tests/unit-tests
+	@for t in $(FUZZ_NAMES); do \
+		$(B)/tests/fuzz-replay-$$t tests/fuzz/corpus/$$t tests/fuzz/regress/$$t || exit 1; done
 
 check-integration: all
 	tests/run-suite integration
@@ -177,10 +232,12 @@ check-vm: all
 	tests/vm/check
 
 # Long randomized loops, outside `make check` (which runs a bounded slice
-# of each). CRASH_KILLS: random injector kills of crash_inject.
+# of each). CRASH_KILLS: random injector kills of crash_inject. Then the
+# scripts of tests/stress/ (the control-socket load test).
 CRASH_KILLS ?= 200
 check-stress: all
 	$(B)/tests/integration/crash_inject $(CRASH_KILLS)
+	tests/run-suite stress
 
 bench: all
 	tests/run-suite bench
@@ -194,7 +251,7 @@ demo-vm: all
 # ---- quality ---------------------------------------------------------------
 
 C_SRCS = $(sort $(wildcard libmig/*.c libmig/*.h libmig/include/*.h libmig/agent/*.c \
-	daemon/*.c daemon/*.h tests/unit/*.c tests/unit/*.h tests/*/*.c))
+	daemon/*.c daemon/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.h tests/*/*.c))
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
@@ -228,8 +285,9 @@ install: all
 sanitize:
 	$(MAKE) --no-print-directory SANITIZE=1 check
 
-.PHONY: FORCE all check check-unit check-integration check-vm check-stress bench demo demo-vm lint format install sanitize clean
+.PHONY: FORCE all check check-unit check-integration check-vm check-stress bench demo demo-vm lint \
+	format install sanitize fuzz clean
 
--include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/tests $(B)/fuzz -name '*.d' 2>/dev/null)
 
 endif
