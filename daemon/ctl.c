@@ -9,7 +9,8 @@
  * write queue passes CLIENT_MAX_QUEUED, and is dropped itself (with a log
  * line) when a reply would pass it, so what migd holds for one client is
  * bounded and goes back to the system when it is dropped; a client that
- * goes away only loses its events, the jobs it started carry on.
+ * goes away only loses its events, the migrations it started carry on
+ * (its placement reads, whose answer only it wanted, are cancelled).
  */
 #include <errno.h>
 #include <grp.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "jobs.h"
 #include "log.h"
 #include "proto.h"
 #include "util.h"
@@ -88,6 +90,7 @@ static void client_close(struct client *c)
 			*p = c->next;
 			break;
 		}
+	jobs_client_gone(d, c);
 	uv_close((uv_handle_t *)&c->pipe, on_client_closed);
 }
 

@@ -444,6 +444,14 @@ void job_cancel(struct job *j)
 	}
 }
 
+void jobs_client_gone(struct migd *d, struct client *c)
+{
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->client == c && j->kind == JOB_PLACEMENT &&
+		    (j->state == JOB_QUEUED || j->state == JOB_RUNNING))
+			job_cancel(j);
+}
+
 void jobs_cancel_all(struct migd *d)
 {
 	for (struct job *j = d->jobs; j; j = j->next)

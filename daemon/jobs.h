@@ -80,6 +80,8 @@ int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_r
 	       const char *policy, struct client *c, json_object *req_id, struct job **ret);
 struct job *job_find(struct migd *d, uint64_t id);
 void job_cancel(struct job *j);
+/* c is going away: cancel its placement reads (its migrations carry on). */
+void jobs_client_gone(struct migd *d, struct client *c);
 /* Ask every job to stop after its current window. */
 void jobs_cancel_all(struct migd *d);
 const char *job_state_name(enum job_state s);
