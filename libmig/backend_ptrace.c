@@ -6,6 +6,7 @@
  * unmapped inside the same session.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
-#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -70,74 +71,31 @@ static int tenant_io(pid_t pid, uint64_t addr, void *buf, size_t len, bool write
 /*
  * The fd number the tenant's uffd moves to: high, so it stays out of the
  * way of the tenant's own numbering, but below the soft RLIMIT_NOFILE and
- * not so high that the tenant's fd table grows large.
+ * not so high that the tenant's fd table grows large. The limit is read
+ * from /proc/PID/limits: prlimit(2) on another user's process needs
+ * CAP_SYS_RESOURCE, which migd does not have.
  */
 static int high_fd_base(pid_t pid)
 {
-	struct rlimit rl;
+	char path[64], line[256];
+	unsigned long long cur = 0;
+	char soft[32] = "";
+	FILE *f;
 
-	if (prlimit(pid, RLIMIT_NOFILE, NULL, &rl) < 0)
+	snprintf(path, sizeof(path), "/proc/%d/limits", pid);
+	f = fopen(path, "re");
+	if (!f)
 		return 0;
-	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1024)
-		rl.rlim_cur = 1024;
-	return rl.rlim_cur > 64 ? (int)rl.rlim_cur - 32 : 0;
-}
-
-/* Create the uffd in the tenant; returns the tenant's fd number or -errno. */
-static int create_uffd(struct mig__inject *s, int high)
-{
-	static const char dev[] = "/dev/userfaultfd";
-	int64_t fd, dfd, h, x;
-	uint64_t page = 0;
-	int r;
-
-	r = sys(s, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0, &fd);
-	if (r < 0)
-		return r;
-	if (fd < 0) {
-		int e1 = (int)fd;
-
-		r = scratch_map(s, &page);
-		if (r < 0)
-			return r;
-		r = tenant_io(s->tid, page, (void *)dev, sizeof(dev), true);
-		if (r == 0)
-			r = sys(s, SYS_openat, (uint64_t)AT_FDCWD, page, O_RDWR | O_CLOEXEC, 0, 0,
-				0, &dfd);
-		if (r == 0 && dfd >= 0) {
-			r = sys(s, SYS_ioctl, (uint64_t)dfd, USERFAULTFD_IOC_NEW,
-				O_CLOEXEC | O_NONBLOCK, 0, 0, 0, &fd);
-			if (sys(s, SYS_close, (uint64_t)dfd, 0, 0, 0, 0, 0, &x) < 0 && r == 0)
-				r = -ESRCH;
-		} else if (r == 0) {
-			fd = dfd;
-		}
-		if (scratch_unmap(s, page) < 0 && r == 0)
-			r = -ESRCH;
-		if (r < 0)
-			return r;
-		if (fd < 0) {
-			mig__tenant_set_error(
-				"pid %d cannot create a full-mode userfaultfd: userfaultfd(2): %s; "
-				"/dev/userfaultfd: %s. UFFD_USER_MODE_ONLY is never used "
-				"(kernel-mode "
-				"faults would fail with EFAULT in the tenant)",
-				s->tid, strerror((int)-e1), strerror((int)-fd));
-			return -EPERM;
-		}
-	}
-	if (high > fd) {
-		r = sys(s, SYS_fcntl, (uint64_t)fd, F_DUPFD_CLOEXEC, (uint64_t)high, 0, 0, 0, &h);
-		if (r < 0)
-			return r;
-		if (h >= 0) {
-			r = sys(s, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &x);
-			if (r < 0)
-				return r;
-			fd = h;
-		}
-	}
-	return (int)fd;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Max open files %31s", soft) == 1)
+			break;
+	fclose(f);
+	if (!strcmp(soft, "unlimited"))
+		cur = 1024;
+	else if (sscanf(soft, "%llu", &cur) != 1)
+		return 0;
+	cur = MIN(cur, 1024);
+	return cur > 64 ? (int)cur - 32 : 0;
 }
 
 #ifndef PIDFD_THREAD
@@ -176,6 +134,221 @@ static int getfd(struct mig_tenant *t, pid_t tid, int fd)
 	}
 	mig__tenant_set_error("pidfd_getfd(pid %d, fd %d): %s", t->pid, fd, strerror(-r));
 	return r;
+}
+
+/* The uid a tenant runs as (for error messages), or -1. */
+static long tenant_uid(pid_t pid)
+{
+	char path[64], line[256];
+	long uid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %*d %ld", &uid) == 1)
+			break;
+	fclose(f);
+	return uid;
+}
+
+/* Where the handoff keeps its recvmsg arguments in the scratch page. */
+struct handoff_page {
+	int32_t sv[2];
+	uint8_t byte;
+	struct iovec iov;
+	struct msghdr msg;
+	uint64_t cmsg[8]; /* CMSG_SPACE(sizeof(int)), 8-byte aligned */
+};
+
+/* Close the tenant's fds in fds[n] (-1 entries skipped). */
+static int close_in_tenant(struct mig__inject *s, const int64_t *fds, size_t n)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t x;
+
+		if (fds[i] >= 0 && sys(s, SYS_close, (uint64_t)fds[i], 0, 0, 0, 0, 0, &x) < 0)
+			r = -ESRCH;
+	}
+	return r;
+}
+
+/*
+ * A full-mode uffd for a tenant that may not make one itself: migd (root)
+ * opens /dev/userfaultfd, whose permission is checked at open only; the
+ * tenant makes a socketpair, migd takes one end with pidfd_getfd and sends
+ * the open file over it; the tenant's recvmsg gets it and its
+ * ioctl(USERFAULTFD_IOC_NEW) makes a uffd bound to the tenant's own mm.
+ * Everything but the uffd is closed again in the tenant. *ret_fd gets
+ * the uffd's fd in the tenant or the -errno of the step that failed,
+ * with that step named in why. Returns 0, or -errno when the session
+ * broke.
+ */
+static int uffd_by_handoff(struct mig__inject *s, int64_t *ret_fd, char *why, size_t wlen)
+{
+	struct handoff_page hp = { .sv = { -1, -1 } };
+	_cleanup_close_ int dev = -EBADF, ours = -EBADF;
+	int64_t x, tfd = -1, fd = -EIO;
+	uint64_t page = 0;
+	struct cmsghdr *cm;
+	int r, q;
+
+	*ret_fd = -EIO;
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0) {
+		*ret_fd = -errno;
+		snprintf(why, wlen, "migd cannot open /dev/userfaultfd: %s", strerror(errno));
+		return 0;
+	}
+	r = scratch_map(s, &page);
+	if (r < 0)
+		return r;
+	r = sys(s, SYS_socketpair, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0,
+		page + offsetof(struct handoff_page, sv), 0, 0, &x);
+	if (r == 0 && x < 0) {
+		fd = x;
+		snprintf(why, wlen, "socketpair in the tenant: %s", strerror((int)-x));
+		goto out;
+	}
+	if (r == 0)
+		r = tenant_io(s->tid, page, &hp.sv, sizeof(hp.sv), false);
+	if (r < 0)
+		goto out;
+	ours = getfd(s->t, s->tid, hp.sv[1]);
+	if (ours < 0) {
+		fd = ours;
+		snprintf(why, wlen, "pidfd_getfd of the tenant's socket: %s", strerror(-ours));
+		goto out;
+	}
+	{
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} u = { 0 };
+		struct iovec iov = { .iov_base = &hp.byte, .iov_len = 1 };
+		struct msghdr m = { .msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = u.buf,
+				    .msg_controllen = sizeof(u.buf) };
+
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &dev, sizeof(int));
+		if (sendmsg(ours, &m, MSG_DONTWAIT) != 1) {
+			fd = -errno;
+			snprintf(why, wlen, "sending /dev/userfaultfd to the tenant: %s",
+				 strerror(errno));
+			goto out;
+		}
+	}
+	/* The tenant's recvmsg arguments, pointing into the scratch page. */
+	hp.iov = (struct iovec){ (void *)(uintptr_t)(page + offsetof(struct handoff_page, byte)),
+				 1 };
+	hp.msg = (struct msghdr){
+		.msg_iov = (void *)(uintptr_t)(page + offsetof(struct handoff_page, iov)),
+		.msg_iovlen = 1,
+		.msg_control = (void *)(uintptr_t)(page + offsetof(struct handoff_page, cmsg)),
+		.msg_controllen = CMSG_SPACE(sizeof(int)),
+	};
+	r = tenant_io(s->tid, page, &hp, sizeof(hp), true);
+	if (r == 0)
+		r = sys(s, SYS_recvmsg, (uint64_t)hp.sv[0], page + offsetof(struct handoff_page, msg),
+			MSG_CMSG_CLOEXEC | MSG_DONTWAIT, 0, 0, 0, &x);
+	if (r == 0 && x != 1) {
+		fd = x < 0 ? x : -EPROTO;
+		snprintf(why, wlen, "recvmsg in the tenant: %s", strerror((int)-fd));
+		goto out;
+	}
+	if (r == 0)
+		r = tenant_io(s->tid, page, &hp, sizeof(hp), false);
+	if (r < 0)
+		goto out;
+	/* The tenant's copy of the fd migd sent: the kernel wrote the cmsg. */
+	hp.msg.msg_control = hp.cmsg;
+	cm = CMSG_FIRSTHDR(&hp.msg);
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
+		fd = -EPROTO;
+		snprintf(why, wlen, "recvmsg in the tenant brought no fd");
+		goto out;
+	}
+	memcpy(&q, CMSG_DATA(cm), sizeof(q));
+	tfd = q;
+	r = sys(s, SYS_ioctl, (uint64_t)tfd, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK, 0, 0, 0,
+		&fd);
+	if (r == 0 && fd < 0)
+		snprintf(why, wlen, "ioctl(USERFAULTFD_IOC_NEW) in the tenant: %s",
+			 strerror((int)-fd));
+out:
+	/* Nothing of the handoff stays in the tenant (unless it is gone). */
+	if (r != -ESRCH) {
+		const int64_t fds[3] = { tfd, hp.sv[0], hp.sv[1] };
+
+		if (close_in_tenant(s, fds, 3) < 0 && r == 0)
+			r = -ESRCH;
+		if (scratch_unmap(s, page) < 0 && r == 0)
+			r = -ESRCH;
+	}
+	if (r == 0)
+		*ret_fd = fd;
+	return r;
+}
+
+/*
+ * Create the uffd in the tenant; returns the tenant's fd number or -errno.
+ * userfaultfd(2) runs with the tenant's credentials: it gives a full-mode
+ * uffd to root, to a tenant with CAP_SYS_PTRACE, or with
+ * vm.unprivileged_userfaultfd = 1. Where it refuses (EPERM for any other
+ * user on a stock host), migd hands /dev/userfaultfd in (above). Never
+ * UFFD_USER_MODE_ONLY: kernel-mode faults would fail with EFAULT in the
+ * tenant.
+ */
+static int create_uffd(struct mig__inject *s, int high)
+{
+	char why[256] = "";
+	int64_t fd, h, x;
+	int r, e1;
+
+	r = sys(s, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0, &fd);
+	if (r < 0)
+		return r;
+	if (fd < 0) {
+		e1 = (int)fd;
+		r = uffd_by_handoff(s, &fd, why, sizeof(why));
+		if (r < 0)
+			return r;
+		if (fd < 0) {
+			mig__tenant_set_error(
+				"%s: tenant %d (uid %ld) cannot create a full-mode userfaultfd: "
+				"userfaultfd(2): %s%s; /dev/userfaultfd handed in by migd: %s. "
+				"UFFD_USER_MODE_ONLY is never used (kernel-mode faults would fail "
+				"with EFAULT in the tenant)",
+				mig_errno_name((int)fd), s->t->pid, tenant_uid(s->t->pid),
+				strerror(-e1),
+				e1 == -EPERM ? " (vm.unprivileged_userfaultfd = 0 and no "
+					       "CAP_SYS_PTRACE)"
+					     : "",
+				why);
+			return (int)fd;
+		}
+	}
+	if (high > fd) {
+		r = sys(s, SYS_fcntl, (uint64_t)fd, F_DUPFD_CLOEXEC, (uint64_t)high, 0, 0, 0, &h);
+		if (r < 0)
+			return r;
+		if (h >= 0) {
+			r = sys(s, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &x);
+			if (r < 0)
+				return r;
+			fd = h;
+		}
+	}
+	return (int)fd;
 }
 
 int mig__ptrace_attach(struct mig_tenant *t)

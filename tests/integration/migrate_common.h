@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -74,7 +75,9 @@ static inline void prog_path(const char *self, const char *rel, char *buf, size_
 	snprintf(buf, size, "%.*s/../%s", dir, slash ? self : ".", rel);
 }
 
-static inline void wt_start(struct wtenant *w, const char *self, const char *const *args)
+/* Start the writer tenant; uid >= 0: as that user (groups dropped). */
+static inline void wt_start_as(struct wtenant *w, const char *self, const char *const *args,
+			       int uid)
 {
 	int pin[2], pout[2];
 	char prog[4096], line[256];
@@ -97,6 +100,8 @@ static inline void wt_start(struct wtenant *w, const char *self, const char *con
 		dup2(pout[1], 1);
 		close(pin[1]);
 		close(pout[0]);
+		if (uid >= 0 && (setgroups(0, NULL) || setgid((gid_t)uid) || setuid((uid_t)uid)))
+			_exit(126);
 		execv(prog, (char **)argv);
 		_exit(127);
 	}
@@ -108,6 +113,11 @@ static inline void wt_start(struct wtenant *w, const char *self, const char *con
 	    sscanf(line, "READY %d %p %" SCNu64, &pid, &addr, &w->len) != 3)
 		FAIL("writer did not start (%s)", prog);
 	w->addr = (uint64_t)(uintptr_t)addr;
+}
+
+static inline void wt_start(struct wtenant *w, const char *self, const char *const *args)
+{
+	wt_start_as(w, self, args, -1);
 }
 
 /* Send a command, return its answer line (static buffer). */
