@@ -200,14 +200,18 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 		/*
 		 * Never populated, or dropped by the tenant: zero, as without
 		 * us. A page present at the window's first scan that we did
-		 * not take out was dropped by the tenant, even when its REMOVE
-		 * was read before this window began (the tenant zaps only
-		 * after the event is read): never fill it from staging now.
+		 * not take out and that is really absent now (the zero page
+		 * went in) was dropped by the tenant, even when its REMOVE was
+		 * read before this window began (the tenant zaps only after
+		 * the event is read): never fill it from staging now. A stale
+		 * fault, read after the page came back (filled in an earlier
+		 * pass, whose zap set is forgotten), finds it present
+		 * (-EEXIST): that page is not gone, it was only waited for.
 		 */
-		if (!child && i >= 0 && mig__bit_test(w->present, i) &&
+		r = mig__uffd_zeropage(fd, addr, MIG__PAGE, 0, NULL);
+		if (r >= 0 && !child && i >= 0 && mig__bit_test(w->present, i) &&
 		    !mig__bit_test(w->gone, i) && !zapped_by_us(w, i, addr))
 			mig__bit_set(w->gone, i);
-		r = mig__uffd_zeropage(fd, addr, MIG__PAGE, 0, NULL);
 		if (r == -EEXIST)
 			r = mig__uffd_wake(fd, addr, MIG__PAGE);
 	}
