@@ -29,6 +29,7 @@ DEP_TARGETS := all check check-unit check-integration check-vm check-stress demo
 	format install sanitize fuzz
 DEPS_GROUPS_check := build test lint vm
 DEPS_GROUPS_check-vm := build test vm
+DEPS_GROUPS_check-stress := build test vm
 DEPS_GROUPS_demo-vm := build test vm
 DEPS_GROUPS_lint := build lint
 DEPS_GROUPS_format := lint
@@ -227,6 +228,11 @@ check-unit: $(B)/tests/unit-tests $(FUZZ_REPLAYS)
 
 check-integration: all
 	tests/run-suite integration
+
+# The long loops (not part of check): every executable in tests/stress/,
+# at full length (the churn loop: 200 runs per zap kind), then the guests.
+check-stress: all
+	MIG_TEST_TIMEOUT=$${MIG_TEST_TIMEOUT:-21600} tests/run-suite stress
 
 check-vm: all
 	tests/vm/check

@@ -285,6 +285,7 @@ static void result_add(struct mig_migrate_result *sum, const struct mig_migrate_
 	sum->pages_skipped += c->pages_skipped;
 	sum->pages_failed += c->pages_failed;
 	sum->pages_gone += c->pages_gone;
+	sum->pages_absent += c->pages_absent;
 	sum->pages_retried += c->pages_retried;
 	sum->pages_copied += c->pages_copied;
 	sum->huge_kept += c->huge_kept;
@@ -318,6 +319,10 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
 	json_object *o = json_object_new_object(), *f = json_object_new_object();
 
 	json_object_object_add(o, "pages_total", json_object_new_int64((int64_t)res->pages_total));
+	json_object_object_add(o, "pages_absent",
+			       json_object_new_int64((int64_t)res->pages_absent));
+	json_object_object_add(o, "pages_present",
+			       json_object_new_int64((int64_t)res->pages_present));
 	json_object_object_add(o, "pages_moved", json_object_new_int64((int64_t)res->pages_moved));
 	json_object_object_add(o, "pages_skipped",
 			       json_object_new_int64((int64_t)res->pages_skipped));

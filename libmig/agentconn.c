@@ -18,7 +18,6 @@
 
 #include "agentproto.h"
 #include "compat.h"
-#include "stopset.h"
 #include "tenant.h"
 #include "util.h"
 
@@ -346,84 +345,66 @@ static bool thread_stack(pid_t pid, pid_t tid, struct mig_range *ret)
 	return found;
 }
 
-/*
- * The helper thread is always ready. Its stack mapping (which holds its
- * TLS and rseq area too) is kept out of the zap set: the helper writes
- * it while it receives and runs the request.
- */
-static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
+static int op_zap_threads(struct mig_tenant *t, pid_t *tids, size_t max)
 {
-	struct mig_agent_req req = { .op = MIG_AGENT_ZAP };
-	const struct mig_range *runs = NULL;
-	struct mig_range excl[8];
-	struct mig_agent_resp resp;
-	size_t n = 0, nexcl = 0, nh;
-	pid_t tids[8];
-	int first = 0, r;
+	return (int)helper_threads(t->pid, tids, max);
+}
 
-	nh = helper_threads(t->pid, tids, ARRAY_SIZE(tids));
-	if (ctl->prepare)
-		ctl->prepare(ctl->ud, tids, nh);
-	for (size_t k = 0; k < nh; k++)
-		if (thread_stack(t->pid, tids[k], &excl[nexcl]))
-			nexcl++;
-	r = ctl->ready(ctl->ud, excl, nexcl, &runs, &n);
+/*
+ * The helper threads are always ready. Their stack mappings (which hold
+ * their TLS and rseq areas too) are kept out of the zap set: a helper
+ * writes them while it receives and runs a request.
+ */
+static int op_zap_begin(struct mig_tenant *t, const pid_t *tids, size_t ntids, void **ret_x,
+			struct mig_range *excl)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < ntids && n < MIG__ZAP_MAX_EXCL; k++)
+		if (thread_stack(t->pid, tids[k], &excl[n]))
+			n++;
+	*ret_x = NULL;
+	return (int)n;
+}
+
+/*
+ * One request per step. The engine gives an agent madvise steps only
+ * (migrate.c: the helper's libc could fault on a page a MOVE step just
+ * took out, under the engine's lock).
+ */
+static int op_zap_step(struct mig_tenant *t, void *x, const struct mig__zap_step *st,
+		       void (*unlock)(void *ud), void *ud, int64_t *ret_val, uint64_t *ret_moved)
+{
+	struct mig_agent_resp resp;
+	int r;
+
+	(void)x;
+	if (st->op == MIG__ZAP_MOVE) {
+		struct mig_agent_req mq = { .op = MIG_AGENT_MOVE,
+					    .arg = { st->dst, st->start, st->len, st->mode } };
+
+		r = agent_call(t, &mq, -1, &resp, NULL);
+	} else {
+		struct mig_agent_req req = { .op = MIG_AGENT_ZAP, .nruns = 1 };
+
+		req.runs[0].start = st->start;
+		req.runs[0].end = st->start + st->len;
+		r = agent_call(t, &req, -1, &resp, NULL);
+	}
+	if (unlock)
+		unlock(ud);
 	if (r < 0)
 		return r;
-	if (ctl->next) {
-		struct mig__stopset others = { 0 };
-		struct mig__zap_step st;
+	*ret_val = resp.ret;
+	*ret_moved = st->op == MIG__ZAP_MOVE && resp.val > 0 ? (uint64_t)resp.val : 0;
+	return 0;
+}
 
-		/*
-		 * One request per step. The engine gives an agent madvise
-		 * steps only (migrate.c: the helper's libc could fault on a
-		 * page a MOVE step just took out, under the engine's lock).
-		 */
-		while ((r = ctl->next(ctl->ud, &st)) > 0) {
-			struct mig_agent_req mq = { .op = MIG_AGENT_MOVE,
-						    .arg = { st.dst, st.start, st.len, st.mode } };
-
-			if (st.op == MIG__ZAP_STOP) {
-				/*
-				 * The other threads are stopped with ptrace, the
-				 * helpers run on. Where we may not trace the
-				 * tenant the steps run with them running.
-				 */
-				(void)mig__zap_stop(t, tids, nh, ctl, &st, &others);
-				continue;
-			}
-			if (st.op == MIG__ZAP_MOVE) {
-				r = agent_call(t, &mq, -1, &resp, NULL);
-			} else {
-				req.nruns = 1;
-				req.runs[0].start = st.start;
-				req.runs[0].end = st.start + st.len;
-				r = agent_call(t, &req, -1, &resp, NULL);
-			}
-			if (ctl->unlock)
-				ctl->unlock(ctl->ud);
-			ctl->done(ctl->ud, &st, r < 0 ? r : resp.ret,
-				  r < 0 || st.op != MIG__ZAP_MOVE ? 0 : resp.val);
-			if (r < 0)
-				break;
-		}
-		if (mig__resume_threads(&others) < 0 && r == 0)
-			r = -ESRCH;
-		return r;
-	}
-	for (size_t i = 0; i < n;) {
-		req.nruns = 0;
-		for (; i < n && req.nruns < MIG_AGENT_MAX_RUNS; i++, req.nruns++) {
-			req.runs[req.nruns].start = runs[i].start;
-			req.runs[req.nruns].end = runs[i].end;
-		}
-		r = agent_call(t, &req, -1, &resp, NULL);
-		if (r < 0)
-			return r;
-		if (resp.ret < 0 && first == 0)
-			first = (int)resp.ret;
-	}
-	return first;
+static int op_zap_end(struct mig_tenant *t, void *x)
+{
+	(void)t;
+	(void)x;
+	return 0;
 }
 
 static int op_map_scratch(struct mig_tenant *t, size_t len, uint64_t *ret_addr)
@@ -485,7 +466,10 @@ static void op_release(struct mig_tenant *t)
 
 const struct mig__tenant_ops mig__agent_ops = {
 	.name = "agent",
-	.zap = op_zap,
+	.zap_threads = op_zap_threads,
+	.zap_begin = op_zap_begin,
+	.zap_step = op_zap_step,
+	.zap_end = op_zap_end,
 	.map_scratch = op_map_scratch,
 	.unmap = op_unmap,
 	.move = op_move,

@@ -22,7 +22,6 @@
 #include "compat.h"
 #include "procfs.h"
 #include "ptrace.h"
-#include "stopset.h"
 #include "util.h"
 
 /* One syscall; result < 0 is the syscall's -errno. */
@@ -431,116 +430,96 @@ static size_t executor_writes(struct mig__inject *s, struct mig_range *excl)
 	return n;
 }
 
-/*
- * Run the steps ctl->next gives, one syscall each, in the stopped thread.
- * ctl->unlock is called as soon as a step's syscall has run and before a
- * signal is delivered (inject_syscall's before_signal), so the engine's
- * lock is never held while the thread can fault. A step a signal got
- * ahead of is reported -EINTR and asked for again.
- */
-static int zap_steps(struct mig__inject *s, struct mig_tenant *t, const struct mig__zap_ctl *ctl,
-		     struct mig__stopset *others)
+/* The executor: the thread mig__inject_begin_thread will seize. */
+static int op_zap_threads(struct mig_tenant *t, pid_t *tids, size_t max)
 {
-	struct mig__zap_step st;
-	int r;
+	pid_t tid = mig__inject_thread(t);
 
-	s->before_signal = ctl->unlock;
-	s->hook_ud = ctl->ud;
-	s->once = true;
-	while ((r = ctl->next(ctl->ud, &st)) > 0) {
-		struct uffdio_move m = { 0 };
-		int64_t x = 0;
-
-		if (st.op == MIG__ZAP_STOP) {
-			r = mig__zap_stop(t, &s->tid, 1, ctl, &st, others);
-			if (r == -ESRCH)
-				break;
-			continue;
-		}
-		if (st.op == MIG__ZAP_MOVE) {
-			m = (struct uffdio_move){ .dst = st.dst,
-						  .src = st.start,
-						  .len = st.len,
-						  .mode = st.mode };
-			r = tenant_io(s->tid, ctl->arg_page, &m, sizeof(m), true);
-			if (r == 0)
-				r = sys(s, SYS_ioctl, (uint64_t)t->tenant_fd, UFFDIO_MOVE,
-					ctl->arg_page, 0, 0, 0, &x);
-			if (ctl->unlock)
-				ctl->unlock(ctl->ud);
-			if (r == 0 && tenant_io(s->tid, ctl->arg_page, &m, sizeof(m), false) < 0)
-				m.move = 0;
-		} else {
-			r = sys(s, SYS_madvise, st.start, st.len, MADV_DONTNEED, 0, 0, 0, &x);
-			if (ctl->unlock)
-				ctl->unlock(ctl->ud);
-		}
-		if (r == -EINTR) {
-			ctl->done(ctl->ud, &st, -EINTR, 0);
-			continue;
-		}
-		if (r < 0) {
-			ctl->done(ctl->ud, &st, r, 0);
-			break;
-		}
-		ctl->done(ctl->ud, &st, x, m.move > 0 ? (uint64_t)m.move : 0);
+	if (tid == -EOPNOTSUPP)
+		return 0; /* no injection on this architecture: zap_begin says why */
+	if (tid < 0) {
+		mig__tenant_set_error("pid %d has no live thread", t->pid);
+		return -ESRCH;
 	}
-	s->before_signal = NULL;
-	s->once = false;
-	return r;
+	if (max < 1)
+		return -EINVAL;
+	tids[0] = tid;
+	return 1;
 }
 
 /*
- * The zap protocol (struct mig__zap_ctl): name the thread, stop it, and
- * only then let the engine fix the runs. While we wait for the stop the
- * engine holds none of that thread's faults, so a thread sitting in a
- * fault taken from kernel mode (where PTRACE_INTERRUPT cannot reach it)
- * is released, finishes its syscall's access and stops. Once stopped it
- * cannot fault, so holding writers on the runs cannot block it. The stop
- * spans only the madvise calls.
+ * Seize and stop the executor. Once stopped it cannot fault, so writers
+ * held on the zap set cannot block it (zap.c: the zap protocol).
  */
-static int op_zap(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
+static int op_zap_begin(struct mig_tenant *t, const pid_t *tids, size_t ntids, void **ret_x,
+			struct mig_range *excl)
 {
-	const struct mig_range *runs = NULL;
-	struct mig_range excl[2];
-	struct mig__inject s;
-	size_t n = 0;
-	int r, first = 0;
-	pid_t tid = mig__inject_thread(t);
+	struct mig__inject *s = calloc(1, sizeof(*s));
+	int r;
 
-	if (tid < 0) {
-		mig__tenant_set_error("pid %d has no live thread", t->pid);
-		return tid == -EOPNOTSUPP ? mig__inject_begin(t, &s) : -ESRCH;
+	if (!s)
+		return -ENOMEM;
+	r = ntids ? mig__inject_begin_thread(t, tids[0], s) : mig__inject_begin(t, s);
+	if (r < 0) {
+		free(s);
+		return r;
 	}
-	if (ctl->prepare)
-		ctl->prepare(ctl->ud, &tid, 1);
-	r = mig__inject_begin_thread(t, tid, &s);
+	*ret_x = s;
+	return (int)executor_writes(s, excl);
+}
+
+/*
+ * One step in the stopped thread. unlock is called as soon as the
+ * syscall has run and before a signal is delivered (the session's
+ * before_signal), so the engine's lock is never held while the thread
+ * can fault. A step a signal got ahead of is not run: -EINTR.
+ */
+static int op_zap_step(struct mig_tenant *t, void *x, const struct mig__zap_step *st,
+		       void (*unlock)(void *ud), void *ud, int64_t *ret_val, uint64_t *ret_moved)
+{
+	struct mig__inject *s = x;
+	struct uffdio_move m = { 0 };
+	int64_t v = 0;
+	int r;
+
+	s->before_signal = unlock;
+	s->hook_ud = ud;
+	s->once = true;
+	if (st->op == MIG__ZAP_MOVE) {
+		m = (struct uffdio_move){ .dst = st->dst,
+					  .src = st->start,
+					  .len = st->len,
+					  .mode = st->mode };
+		r = tenant_io(s->tid, st->arg_page, &m, sizeof(m), true);
+		if (r == 0)
+			r = sys(s, SYS_ioctl, (uint64_t)t->tenant_fd, UFFDIO_MOVE, st->arg_page, 0,
+				0, 0, &v);
+		if (unlock)
+			unlock(ud);
+		if (r == 0 && tenant_io(s->tid, st->arg_page, &m, sizeof(m), false) < 0)
+			m.move = 0;
+	} else {
+		r = sys(s, SYS_madvise, st->start, st->len, MADV_DONTNEED, 0, 0, 0, &v);
+		if (unlock)
+			unlock(ud);
+	}
+	s->before_signal = NULL;
+	s->once = false;
 	if (r < 0)
 		return r;
-	r = ctl->ready(ctl->ud, excl, executor_writes(&s, excl), &runs, &n);
-	if (r >= 0 && ctl->next) {
-		struct mig__stopset others = { 0 };
+	*ret_val = v;
+	*ret_moved = m.move > 0 ? (uint64_t)m.move : 0;
+	return 0;
+}
 
-		r = zap_steps(&s, t, ctl, &others);
-		if (mig__resume_threads(&others) < 0 && r == 0)
-			r = -ESRCH;
-		if (mig__inject_end(&s) < 0 && r == 0)
-			r = -ESRCH;
-		return r;
-	}
-	for (size_t i = 0; r >= 0 && i < n; i++) {
-		int64_t x;
+static int op_zap_end(struct mig_tenant *t, void *x)
+{
+	struct mig__inject *s = x;
+	int r = mig__inject_end(s);
 
-		r = sys(&s, SYS_madvise, runs[i].start, runs[i].end - runs[i].start, MADV_DONTNEED,
-			0, 0, 0, &x);
-		if (r < 0)
-			break;
-		if (x < 0 && first == 0)
-			first = (int)x;
-	}
-	if (mig__inject_end(&s) < 0 && r == 0)
-		r = -ESRCH;
-	return r < 0 ? r : first;
+	(void)t;
+	free(s);
+	return r;
 }
 
 /* One syscall in its own session; *ret gets its result. */
@@ -634,7 +613,10 @@ static void op_release(struct mig_tenant *t)
 
 const struct mig__tenant_ops mig__ptrace_ops = {
 	.name = "ptrace",
-	.zap = op_zap,
+	.zap_threads = op_zap_threads,
+	.zap_begin = op_zap_begin,
+	.zap_step = op_zap_step,
+	.zap_end = op_zap_end,
 	.map_scratch = op_map_scratch,
 	.unmap = op_unmap,
 	.move = op_move,

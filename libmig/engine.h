@@ -120,11 +120,15 @@ struct mig__win {
 	bool zapping;		  /* our own injected madvise is in flight */
 	struct mig_range zap_run; /* while zapping: what it zaps (its REMOVE events are ours) */
 	/*
-	 * The MOVE step in flight, from zap_next to zap_done: a page fault
-	 * there waits until the step's outcome is known (pages it moved
-	 * out are served from staging, holes the tenant made are not).
+	 * The MOVE step in flight, from zap_next to zap_done: its pages, by
+	 * index [inflight_i, inflight_i + inflight_n). A fault on one of them
+	 * waits for the step's outcome (the pages may be out already while
+	 * pend is still set). By index, not address: between the MOVE and
+	 * zap_done the fault thread may read a tenant REMAP that moves the
+	 * holes the MOVE left (found by stress_chaos: an address range missed
+	 * them, and the fault thread put the zero page where they went).
 	 */
-	struct mig_range inflight;
+	size_t inflight_i, inflight_n;
 	struct mig_range regs[MIG__MAX_REGS]; /* registered, current addresses */
 	size_t nregs;
 };
@@ -212,6 +216,17 @@ MIG_INTERNAL int mig__fill_page_locked(struct mig__job *j, struct mig__win *w, i
 
 /* window.c: run one window through all its passes. */
 MIG_INTERNAL int mig__window_run(struct mig__job *j, struct mig__win *w);
+/* Contiguous runs (by current address) of the pages set in bits, up to max. */
+MIG_INTERNAL size_t mig__runs_of(const struct mig__win *w, const uint64_t *bits,
+				 struct mig_range *out, size_t max);
+/* UFFDIO_WRITEPROTECT, retried while an event makes the mm "changing". */
+MIG_INTERNAL int mig__wp_range(struct mig__job *j, uint64_t start, uint64_t len, bool wp);
+/*
+ * ZAP: take the pass's zap set out of the tenant (zap.c; the rules are
+ * stated there). Returns 0, -ESRCH (tenant gone) or -errno; pages not
+ * taken out leave the zap set as written (DIRTY).
+ */
+MIG_INTERNAL int mig__window_zap(struct mig__job *j, struct mig__win *w);
 MIG_INTERNAL int mig__window_alloc(size_t npages, struct mig__win **ret);
 MIG_INTERNAL void mig__window_free(struct mig__win *w);
 

@@ -190,7 +190,8 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 		if (!child && i >= 0)
 			mig__bit_set(w->dirty, i);
 		r = mig__uffd_writeprotect(fd, addr, MIG__PAGE, false, false);
-	} else if (!child && i >= 0 && addr >= w->inflight.start && addr < w->inflight.end) {
+	} else if (i >= 0 && (size_t)i >= w->inflight_i &&
+		   (size_t)i < w->inflight_i + w->inflight_n) {
 		/* A MOVE step in flight took it out, or found a hole: wait for its outcome. */
 		r = -EAGAIN;
 	} else if (i >= 0 && zapped_by_us(w, i, addr) && (child || !mig__bit_test(w->filled, i))) {

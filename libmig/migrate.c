@@ -244,6 +244,7 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 			continue;
 		}
 		if (!(f & PF_PRESENT)) {
+			res->pages_absent++;
 			if (err == EFAULT)
 				res->status[x] = -EFAULT;
 			else if (!(f & PF_DONE) && err)
@@ -252,20 +253,29 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 		}
 		res->pages_present++;
 		/*
-		 * Absent now (-ENOENT), or no longer mapped or the zero page
-		 * (-EFAULT), though present when its window began: the tenant
-		 * dropped or moved it after the window: gone, like a page
-		 * dropped during it.
+		 * Gone is a page the tenant itself removed: an event said so
+		 * during its window (PF_GONE), or it is absent now (-ENOENT)
+		 * and not in swap or under migration, or no longer mapped or
+		 * the zero page (-EFAULT). A page the kernel holds in a swap
+		 * or migration entry is still the tenant's: not gone.
 		 */
-		if ((f & PF_GONE) || node == -ENOENT || node == -EFAULT) {
+		if ((f & PF_GONE) || node == -EFAULT ||
+		    (node == -ENOENT && !(pi[k].flags & MIG_PAGE_SWAPPED))) {
 			res->pages_gone++;
+		} else if (node == -ENOENT) {
+			res->status[x] = -EBUSY;
+			res->pages_failed++;
+			add_errno(res, EBUSY);
 		} else if ((f & (PF_SKIPPED | PF_FILLED)) && !err && node >= 0 && !on_target) {
 			/*
-			 * It was on a target when its window ended: the tenant
-			 * has put a new page there since (mmap over it, mremap
-			 * onto it), allocated where the tenant runs.
+			 * It was on a target when its window ended and is not now:
+			 * the kernel moved it (NUMA balancing, compaction) or the
+			 * tenant replaced it after its window (nothing tells which
+			 * once the window is unregistered). Not moved, not gone.
 			 */
-			res->pages_gone++;
+			res->status[x] = -EAGAIN;
+			res->pages_failed++;
+			add_errno(res, EAGAIN);
 		} else if (f & PF_SKIPPED) {
 			res->pages_skipped++;
 		} else if (!err && on_target && (f & PF_FILLED)) {
@@ -305,6 +315,7 @@ static int verify(struct mig__job *j, const struct mig_range *ranges, size_t n,
 				;
 			if (empty) {
 				status_empty(&ranges[k], i, e, vmas, nvmas, res->status + base);
+				res->pages_absent += e - i;
 				continue;
 			}
 			r = verify_stretch(j, &ranges[k], base, i, e, jp, res);
@@ -380,9 +391,11 @@ static void pace(const struct mig_migrate_opts *o, uint64_t t0, uint64_t bytes)
 	}
 }
 
-int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
-		const struct mig_nodes *targets, const struct mig_migrate_opts *opts,
-		mig_progress_fn progress, void *userdata, struct mig_migrate_result *ret_result)
+/* The job proper: ranges sorted, disjoint, not adjacent (see mig_migrate). */
+static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
+		       const struct mig_nodes *targets, const struct mig_migrate_opts *opts,
+		       mig_progress_fn progress, void *userdata,
+		       struct mig_migrate_result *ret_result)
 {
 	struct mig_migrate_opts o = opts ? *opts : (struct mig_migrate_opts){ 0 };
 	struct mig_migrate_result res = { 0 };
@@ -604,5 +617,102 @@ out:
 	free(jp.err);
 	free(jp.flags);
 	free(res.status);
+	return r;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct mig_range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/*
+ * Sort and merge ranges: overlapping, repeated and adjacent ranges become
+ * one, so that a page asked for twice is moved, counted and verified once.
+ * *ret is malloc'd. Returns how many merged ranges, or -ENOMEM.
+ */
+static ssize_t merge_ranges(const struct mig_range *ranges, size_t n, struct mig_range **ret)
+{
+	struct mig_range *m = malloc(n * sizeof(*m));
+	size_t k = 0;
+
+	if (!m)
+		return -ENOMEM;
+	memcpy(m, ranges, n * sizeof(*m));
+	qsort(m, n, sizeof(*m), range_cmp);
+	for (size_t i = 1; i < n; i++) {
+		if (m[i].start <= m[k].end)
+			m[k].end = MAX(m[k].end, m[i].end);
+		else
+			m[++k] = m[i];
+	}
+	*ret = m;
+	return (ssize_t)k + 1;
+}
+
+/* Index of page addr in the merged ranges m[nm] (it is in one of them). */
+static size_t merged_index(const struct mig_range *m, size_t nm, const size_t *first, uint64_t addr)
+{
+	size_t lo = 0, hi = nm;
+
+	while (hi - lo > 1) {
+		size_t mid = (lo + hi) / 2;
+
+		if (m[mid].start <= addr)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return first[lo] + (addr - m[lo].start) / MIG__PAGE;
+}
+
+int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
+		const struct mig_nodes *targets, const struct mig_migrate_opts *opts,
+		mig_progress_fn progress, void *userdata, struct mig_migrate_result *ret_result)
+{
+	_cleanup_free_ struct mig_range *m = NULL;
+	_cleanup_free_ size_t *first = NULL;
+	struct mig_migrate_result res;
+	size_t asked = 0, i = 0;
+	int32_t *status;
+	ssize_t nm;
+	int r;
+
+	if (!ret_result)
+		return -EINVAL;
+	r = check_args(t, ranges, n, targets, opts ? opts : &(struct mig_migrate_opts){ 0 });
+	if (r < 0)
+		return r;
+	nm = merge_ranges(ranges, n, &m);
+	if (nm < 0)
+		return (int)nm;
+	first = calloc((size_t)nm, sizeof(*first));
+	if (!first)
+		return -ENOMEM;
+	for (size_t k = 0; k < (size_t)nm; k++)
+		first[k] = k ? first[k - 1] + (m[k - 1].end - m[k - 1].start) / MIG__PAGE : 0;
+	for (size_t k = 0; k < n; k++)
+		asked += (ranges[k].end - ranges[k].start) / MIG__PAGE;
+	r = migrate_job(t, m, (size_t)nm, targets, opts, progress, userdata, &res);
+	if (r < 0 && r != -ECANCELED)
+		return r;
+	if ((size_t)nm == n && asked == res.nstatus && !memcmp(m, ranges, n * sizeof(*m))) {
+		*ret_result = res;
+		return r;
+	}
+	/* The status follows the ranges as asked, repeats included. */
+	status = calloc(asked, sizeof(*status));
+	if (!status) {
+		mig_migrate_result_free(&res);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < n; k++)
+		for (uint64_t a = ranges[k].start; a < ranges[k].end; a += MIG__PAGE)
+			status[i++] = res.status[merged_index(m, (size_t)nm, first, a)];
+	free(res.status);
+	res.status = status;
+	res.nstatus = asked;
+	*ret_result = res;
 	return r;
 }

@@ -199,19 +199,3 @@ int mig__resume_threads(struct mig__stopset *set)
 }
 
 #endif /* __x86_64__ */
-
-int mig__zap_stop(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
-		  const struct mig__zap_ctl *ctl, const struct mig__zap_step *st,
-		  struct mig__stopset *others)
-{
-	int r = others->n ? 0 : mig__stop_threads(t, keep, nkeep, ctl->release, ctl->ud, others);
-
-	if (r < 0) {
-		/* Let the ones seized go now: they may wait for held faults. */
-		if (ctl->release)
-			ctl->release(ctl->ud);
-		(void)mig__resume_threads(others);
-	}
-	ctl->done(ctl->ud, st, r, 0);
-	return r;
-}

@@ -36,13 +36,4 @@ MIG_INTERNAL int mig__stop_threads(struct mig_tenant *t, const pid_t *keep, size
 /* Restore and detach every thread of set; frees it. Returns 0 or -errno. */
 MIG_INTERNAL int mig__resume_threads(struct mig__stopset *set);
 
-/*
- * A MIG__ZAP_STOP step for a backend: stop every thread but keep[nkeep]
- * into others (unless done already), let them go again at once if that
- * failed, and report the outcome through ctl->done. Returns it.
- */
-MIG_INTERNAL int mig__zap_stop(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
-			       const struct mig__zap_ctl *ctl, const struct mig__zap_step *st,
-			       struct mig__stopset *others);
-
 #endif /* MIG_STOPSET_H */

@@ -334,50 +334,6 @@ uint64_t mig_tenant_stop_ns(const mig_tenant *t, uint64_t *ret_max_ns)
 	return t->stop_ns;
 }
 
-static bool runs_valid(const struct mig_range *runs, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (runs[i].end <= runs[i].start || (runs[i].start | runs[i].end) & 4095)
-			return false;
-	return true;
-}
-
-int mig__tenant_zap_ctl(struct mig_tenant *t, const struct mig__zap_ctl *ctl)
-{
-	int r;
-
-	pthread_mutex_lock(&t->op_lock);
-	r = t->ops->zap(t, ctl);
-	pthread_mutex_unlock(&t->op_lock);
-	return r;
-}
-
-struct fixed_runs {
-	const struct mig_range *runs;
-	size_t n;
-};
-
-static int fixed_ready(void *ud, const struct mig_range *excl, size_t nexcl,
-		       const struct mig_range **runs, size_t *n)
-{
-	const struct fixed_runs *f = ud;
-
-	*runs = f->runs;
-	*n = f->n;
-	return 0;
-}
-
-int mig_tenant_zap(mig_tenant *t, const struct mig_range *runs, size_t n)
-{
-	struct fixed_runs f = { runs, n };
-
-	if (!t || (n && !runs) || !runs_valid(runs, n))
-		return -EINVAL;
-	if (n == 0)
-		return 0;
-	return mig__tenant_zap_ctl(t, &(struct mig__zap_ctl){ .ready = fixed_ready, .ud = &f });
-}
-
 int mig_tenant_map_scratch(mig_tenant *t, size_t len, uint64_t *ret_addr)
 {
 	int r;

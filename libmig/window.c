@@ -82,8 +82,8 @@ void mig__window_free(struct mig__win *w)
 }
 
 /* Contiguous runs (by current address) of the pages set in bits. */
-static size_t runs_of(const struct mig__win *w, const uint64_t *bits, struct mig_range *out,
-		      size_t max)
+size_t mig__runs_of(const struct mig__win *w, const uint64_t *bits, struct mig_range *out,
+		    size_t max)
 {
 	size_t n = 0;
 
@@ -104,7 +104,7 @@ static size_t runs_of(const struct mig__win *w, const uint64_t *bits, struct mig
  * UFFDIO_WRITEPROTECT, retried while an event makes the mm "changing"
  * (-EAGAIN until the fault thread has read it).
  */
-static int wp_range(struct mig__job *j, uint64_t start, uint64_t len, bool wp)
+int mig__wp_range(struct mig__job *j, uint64_t start, uint64_t len, bool wp)
 {
 	int r;
 
@@ -119,11 +119,11 @@ static int wp_range(struct mig__job *j, uint64_t start, uint64_t len, bool wp)
 static int protect(struct mig__job *j, struct mig__win *w, const uint64_t *bits, bool wp)
 {
 	struct mig_range runs[512];
-	size_t n = runs_of(w, bits, runs, ARRAY_SIZE(runs));
+	size_t n = mig__runs_of(w, bits, runs, ARRAY_SIZE(runs));
 	int r = 0;
 
 	for (size_t k = 0; k < n; k++) {
-		int q = wp_range(j, runs[k].start, runs[k].end - runs[k].start, wp);
+		int q = mig__wp_range(j, runs[k].start, runs[k].end - runs[k].start, wp);
 
 		/*
 		 * A run that could not be protected (the tenant unmapped or
@@ -162,13 +162,13 @@ static void thaw(struct mig__job *j, struct mig__win *w)
 		memcpy(regs, w->regs, n * sizeof(regs[0]));
 		pthread_rwlock_unlock(&j->lock);
 		for (size_t k = 0; k < n; k++)
-			(void)wp_range(j, regs[k].start, regs[k].end - regs[k].start, false);
+			(void)mig__wp_range(j, regs[k].start, regs[k].end - regs[k].start, false);
 	} else {
 		pthread_rwlock_rdlock(&j->lock);
-		n = runs_of(w, w->invma, runs, w->npages);
+		n = mig__runs_of(w, w->invma, runs, w->npages);
 		pthread_rwlock_unlock(&j->lock);
 		for (size_t k = 0; k < n; k++)
-			(void)wp_range(j, runs[k].start, runs[k].end - runs[k].start, false);
+			(void)mig__wp_range(j, runs[k].start, runs[k].end - runs[k].start, false);
 		free(runs);
 	}
 	for (size_t i = 0; i < w->npages; i++)
@@ -221,9 +221,18 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 		if (mig__bit_test(w->gone, i) || pi[i].node < 0 ||
 		    !(pi[i].flags & MIG_PAGE_PRESENT) || (pi[i].flags & MIG_PAGE_ZERO)) {
 			mig__bit_clear(w->sel, i);
-			/* Present at the first scan, not now: the tenant replaced it. */
-			if (!first)
+			/*
+			 * Present at the first scan, not now: the tenant dropped
+			 * or replaced it, unless the kernel holds it in a swap or
+			 * migration entry (still the tenant's: it stays, -EBUSY).
+			 */
+			if (!first && (pi[i].flags & MIG_PAGE_SWAPPED) &&
+			    !mig__bit_test(w->gone, i)) {
+				if (!w->err[i])
+					w->err[i] = EBUSY;
+			} else if (!first) {
 				mig__bit_set(w->gone, i);
+			}
 			continue;
 		}
 		/*
@@ -372,420 +381,6 @@ static int fill(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
 	return mig__pool_run(pool, fill_chunk, &f, f.nchunks);
 }
 
-struct zap_ctx {
-	struct mig__job *j;
-	struct mig__win *w;
-	bool locked;	    /* j->lock held for reading by a MOVE step */
-	bool scratch_used;  /* pages were moved into the scratch area */
-	bool scratch_freed; /* the step freeing it was given */
-	size_t cur, ncur;   /* pages of the step in flight */
-	unsigned again;	    /* MOVE steps refused while events were unread */
-	size_t limit;	    /* pages in the next MOVE step at most, 0: no limit */
-	bool give_up;	    /* no more MOVE steps in this session */
-	struct mig_range excl[8];
-	size_t nexcl;
-	bool stop_asked; /* the MIG__ZAP_STOP step was given */
-};
-
-/* MOVE steps refused with -EAGAIN before the rest falls back to madvise. */
-#define MOVE_AGAIN_MAX 2000
-
-/*
- * Let held writers go the STAGE way (page DIRTY, un-protected, woken):
- * those mig__may_hold no longer allows, or all. Pages already zapped
- * are left alone (no write fault can wait on those); a page whose zap
- * is still pending leaves the zap set, as written. Call with the lock
- * held for writing; un-protects and wakes after unlocking it.
- */
-static void release_held(struct mig__job *j, struct mig__win *w, bool all)
-{
-	_cleanup_free_ struct mig_range *rel = calloc(w->npages, sizeof(*rel));
-	size_t nrel = 0;
-
-	for (size_t i = 0; i < w->npages; i++) {
-		if (!w->held_ns[i] ||
-		    (!all && mig__may_hold(j, w->held_tid[i] > 0 ? w->held_tid[i] : 0)) ||
-		    (mig__bit_test(w->zap, i) && !mig__bit_test(w->pend, i)))
-			continue;
-		mig__job_stall(j, w->held_ns[i]);
-		w->held_ns[i] = 0;
-		w->held_tid[i] = 0;
-		mig__bit_set(w->dirty, i);
-		mig__bit_clear(w->pend, i);
-		mig__bit_clear(w->zap, i);
-		if (rel)
-			rel[nrel++] = (struct mig_range){ w->addr[i], w->addr[i] + MIG__PAGE };
-	}
-	pthread_rwlock_unlock(&j->lock);
-	/* Un-protecting wakes the writer; its retried fault then succeeds. */
-	for (size_t k = 0; k < nrel; k++) {
-		(void)wp_range(j, rel[k].start, MIG__PAGE, false);
-		(void)mig__uffd_wake(j->uffd, rel[k].start, MIG__PAGE);
-	}
-}
-
-/*
- * Zap protocol, step 1: the backend names the threads that will run the
- * zap. From now on their WP faults are not held, and the ones held
- * already are released the STAGE way (page DIRTY, un-protected, woken):
- * legal, since nothing is zapped yet and the zap set is not fixed. A
- * thread held in a fault taken from kernel mode, which ptrace cannot
- * stop, so finishes its access and can be stopped.
- */
-static void zap_prepare(void *ud, const pid_t *tids, size_t n)
-{
-	struct zap_ctx *z = ud;
-	struct mig__job *j = z->j;
-
-	pthread_rwlock_wrlock(&j->lock);
-	j->nexec = MIN(n, ARRAY_SIZE(j->exec_tids));
-	memcpy(j->exec_tids, tids, j->nexec * sizeof(tids[0]));
-	j->exec_preparing = true;
-	release_held(j, z->w, false);
-}
-
-/* The tenant's threads are being stopped and some take long: let all go. */
-static void zap_release(void *ud)
-{
-	struct zap_ctx *z = ud;
-
-	pthread_rwlock_wrlock(&z->j->lock);
-	release_held(z->j, z->w, true);
-}
-
-/*
- * Step 2: the executor is ready (ptrace: stopped, so it cannot fault).
- * Only now is the zap set fixed (COPIED, not DIRTY, not gone) and WP
- * faults on it held until the fill. The pages the executor's kernel
- * writes (excl) stay, -EBUSY, and lose their protection: a MOVE step
- * holds the job lock, and the executor must then never wait for the
- * fault thread.
- */
-static int zap_ready(void *ud, const struct mig_range *excl, size_t nexcl,
-		     const struct mig_range **runs, size_t *n)
-{
-	struct zap_ctx *z = ud;
-	struct mig__job *j = z->j;
-	struct mig__win *w = z->w;
-
-	pthread_rwlock_wrlock(&j->lock);
-	j->exec_preparing = false;
-	for (size_t i = 0; i < w->npages; i++) {
-		bool busy = false;
-
-		if (!mig__bit_test(w->sel, i))
-			continue;
-		for (size_t k = 0; k < nexcl && !busy; k++)
-			busy = w->addr[i] >= excl[k].start && w->addr[i] < excl[k].end;
-		if (busy) {
-			/*
-			 * The executor's kernel writes this page while it runs
-			 * the zap: holding such a write would deadlock, letting
-			 * it through would lose it. The page stays, -EBUSY.
-			 */
-			mig__bit_clear(w->sel, i);
-			w->err[i] = EBUSY;
-			continue;
-		}
-		if (mig__bit_test(w->copied, i) && !mig__bit_test(w->dirty, i) &&
-		    !mig__bit_test(w->gone, i)) {
-			mig__bit_set(w->zap, i);
-			mig__bit_set(w->pend, i);
-		}
-	}
-	w->zap_fixed = true;
-	pthread_rwlock_unlock(&j->lock);
-	z->nexcl = MIN(nexcl, ARRAY_SIZE(z->excl));
-	memcpy(z->excl, excl, z->nexcl * sizeof(excl[0]));
-	if (j->move_zap)
-		for (size_t k = 0; k < z->nexcl; k++)
-			(void)wp_range(j, excl[k].start, excl[k].end - excl[k].start, false);
-	*runs = NULL;
-	*n = 0;
-	return 0;
-}
-
-static void zap_unlock(void *ud)
-{
-	struct zap_ctx *z = ud;
-
-	if (z->locked) {
-		z->locked = false;
-		pthread_rwlock_unlock(&z->j->lock);
-	}
-}
-
-/* A run of pending pages from i: consecutive indices at consecutive addresses. */
-static size_t pending_run(const struct mig__win *w, size_t i, bool fallback)
-{
-	size_t k = i + 1;
-
-	while (k < w->npages && k - i < 512 && mig__bit_test(w->pend, k) &&
-	       !mig__bit_test(w->gone, k) && !mig__bit_test(w->dirty, k) &&
-	       mig__bit_test(w->fallback, k) == fallback &&
-	       w->addr[k] == w->addr[k - 1] + MIG__PAGE)
-		k++;
-	return k - i;
-}
-
-/*
- * Before a madvise step on pages [i, i + n): those no longer present (or
- * now the zero page) were dropped by the tenant after they were staged,
- * maybe with their REMOVE read before this window began: they are gone,
- * never zapped nor filled. With the tenant's threads stopped nothing can
- * change between this look and the madvise. Returns whether any was.
- */
-static bool drop_absent(struct mig__job *j, struct mig__win *w, size_t i, size_t n)
-{
-	struct mig_pageinfo pi[512];
-	bool any = false;
-
-	if (n > ARRAY_SIZE(pi) || mig_query_pages(j->pid, w->addr[i], n, MIG_QUERY_PAGEMAP, pi) < 0)
-		return false;
-	for (size_t k = 0; k < n; k++)
-		if (!(pi[k].flags & MIG_PAGE_PRESENT) || (pi[k].flags & MIG_PAGE_ZERO)) {
-			mig__bit_set(w->gone, i + k);
-			mig__bit_clear(w->pend, i + k);
-			any = true;
-		}
-	return any;
-}
-
-/*
- * The next zap step, from the current addresses. MOVE steps come first,
- * with the job lock held for reading until the step has run: the fault
- * thread cannot apply a tenant event meanwhile, so the addresses are
- * right when the MOVE runs, and an event the tenant made after they
- * were read is still unread then, which makes the kernel refuse the
- * MOVE (-EAGAIN: mmap_changing). madvise steps (no UFFDIO_MOVE, or pages
- * MOVE refused) run without the lock: their REMOVE events must be read.
- * Last, the scratch area's old pages are dropped.
- */
-static int zap_next(void *ud, struct mig__zap_step *st)
-{
-	struct zap_ctx *z = ud;
-	struct mig__job *j = z->j;
-	struct mig__win *w = z->w;
-
-	if (j->move_zap && !z->give_up) {
-		pthread_rwlock_rdlock(&j->lock);
-		z->locked = true;
-		for (size_t i = 0; i < w->npages; i++) {
-			/* Moved by the tenant meanwhile (dirty): left for the next pass. */
-			if (!mig__bit_test(w->pend, i) || mig__bit_test(w->fallback, i) ||
-			    mig__bit_test(w->dirty, i))
-				continue;
-			if (mig__bit_test(w->gone, i)) {
-				mig__bit_clear(w->pend, i); /* the tenant dropped it: stays out */
-				continue;
-			}
-			z->cur = i;
-			z->ncur = pending_run(w, i, false);
-			if (z->limit && z->ncur > z->limit)
-				z->ncur = z->limit;
-			z->limit = 0;
-			/*
-			 * No holes allowed: every page of the run was present when
-			 * scanned, so a hole is a page the tenant dropped (maybe
-			 * with its REMOVE read before this window): -ENOENT there.
-			 */
-			*st = (struct mig__zap_step){
-				.op = MIG__ZAP_MOVE,
-				.start = w->addr[i],
-				.len = z->ncur * MIG__PAGE,
-				.dst = j->scratch_dst + i * MIG__PAGE,
-				.mode = UFFDIO_MOVE_MODE_DONTWAKE,
-			};
-			w->inflight = (struct mig_range){ st->start, st->start + st->len };
-			return 1;
-		}
-		zap_unlock(z);
-	}
-	pthread_rwlock_wrlock(&j->lock);
-	for (size_t i = 0; i < w->npages; i++) {
-		/* With the MOVE zap only the pages MOVE refused for themselves. */
-		if (!mig__bit_test(w->pend, i) || mig__bit_test(w->dirty, i) ||
-		    (j->move_zap && !mig__bit_test(w->fallback, i)))
-			continue;
-		if (mig__bit_test(w->gone, i)) {
-			mig__bit_clear(w->pend, i);
-			continue;
-		}
-		if (!z->stop_asked) {
-			/*
-			 * First stop the tenant's other threads (MIG__ZAP_STOP),
-			 * and hold none of their faults from now on: a held
-			 * thread could not stop. The runs are computed after.
-			 */
-			z->stop_asked = true;
-			j->exec_all = true;
-			pthread_rwlock_unlock(&j->lock);
-			z->ncur = 0;
-			*st = (struct mig__zap_step){ .op = MIG__ZAP_STOP };
-			return 1;
-		}
-		z->cur = i;
-		z->ncur = pending_run(w, i, mig__bit_test(w->fallback, i));
-		if (drop_absent(j, w, i, z->ncur)) {
-			i--; /* the run's pages changed: compute it again */
-			continue;
-		}
-		w->zap_run = (struct mig_range){ w->addr[i], w->addr[i] + z->ncur * MIG__PAGE };
-		w->zapping = true;
-		pthread_rwlock_unlock(&j->lock);
-		*st = (struct mig__zap_step){
-			.op = MIG__ZAP_MADVISE,
-			.start = w->zap_run.start,
-			.len = z->ncur * MIG__PAGE,
-		};
-		return 1;
-	}
-	pthread_rwlock_unlock(&j->lock);
-	if (z->scratch_used && !z->scratch_freed) {
-		z->scratch_freed = true;
-		z->ncur = 0;
-		*st = (struct mig__zap_step){
-			.op = MIG__ZAP_MADVISE,
-			.start = j->scratch_dst,
-			.len = j->scratch_dst_len,
-		};
-		return 1;
-	}
-	return 0;
-}
-
-static void zap_done(void *ud, const struct mig__zap_step *st, int64_t ret, uint64_t moved)
-{
-	struct zap_ctx *z = ud;
-	struct mig__job *j = z->j;
-	struct mig__win *w = z->w;
-	size_t i = z->cur, n = z->ncur, m;
-	bool again = false;
-
-	zap_unlock(z);
-	if (st->op == MIG__ZAP_STOP) {
-		/*
-		 * Not stopped (an agent tenant we may not trace, a thread
-		 * traced by someone else): the madvise steps run anyway, with
-		 * the race the stop rules out (docs/engine.md, "The zap").
-		 */
-		if (ret < 0)
-			__atomic_fetch_add(&j->unstopped_zaps, 1, __ATOMIC_RELAXED);
-		return;
-	}
-	if (st->op == MIG__ZAP_MADVISE && n == 0)
-		return; /* the scratch area */
-	pthread_rwlock_wrlock(&j->lock);
-	w->inflight = (struct mig_range){ 0, 0 };
-	if (st->op == MIG__ZAP_MADVISE) {
-		w->zapping = false;
-		/* A failed madvise leaves its pages: their fill finds them there. */
-		for (size_t k = i; k < i + n; k++)
-			mig__bit_clear(w->pend, k);
-	} else {
-		m = MIN(n, moved / MIG__PAGE);
-		for (size_t k = i; k < i + m; k++)
-			mig__bit_clear(w->pend, k);
-		if (m)
-			z->scratch_used = true;
-		if (m < n && (ret == -EAGAIN || ret == -EINTR || ret >= 0)) {
-			/*
-			 * A tenant event is unread (or a signal came first), or
-			 * the kernel stopped part way (it then says why only when
-			 * asked again from the page it stopped at): again.
-			 */
-			again = ++z->again < MOVE_AGAIN_MAX;
-			/*
-			 * The tenant keeps changing its mappings: the pages left
-			 * stay for the next pass (a madvise now could hit what a
-			 * tenant mremap put at their addresses).
-			 */
-			z->give_up = !again;
-		} else if (m < n && ret == -EINVAL && n - m > 1) {
-			/*
-			 * The run crosses a VMA boundary (UFFDIO_MOVE moves within
-			 * one VMA): halve it until the boundary is found.
-			 */
-			z->limit = (n - m) / 2;
-			again = ++z->again < MOVE_AGAIN_MAX;
-			z->give_up = !again;
-		} else if (m < n && ret == -ENOENT) {
-			/* A hole: the tenant dropped this page (see zap_next). */
-			mig__bit_set(w->gone, i + m);
-			mig__bit_clear(w->pend, i + m);
-			again = true;
-		} else if (m < n && ret == -EBUSY) {
-			/* Shared with another mm (fork, KSM) or pinned: this page only. */
-			mig__bit_set(w->fallback, i + m);
-		} else if (m < n) {
-			/* Refused for the VMA (mlocked, other protection...): madvise the rest. */
-			for (size_t k = i + m; k < i + n; k++)
-				mig__bit_set(w->fallback, k);
-		}
-	}
-	pthread_rwlock_unlock(&j->lock);
-	if (again)
-		usleep(20); /* let the fault thread read the event */
-}
-
-static int zap(struct mig__job *j, struct mig__win *w)
-{
-	struct zap_ctx z = { .j = j, .w = w };
-	_cleanup_free_ struct mig_range *runs = NULL;
-	bool any_copied = false;
-	size_t n;
-	int r;
-
-	for (size_t i = 0; i < w->npages && !any_copied; i++)
-		any_copied = mig__bit_test(w->sel, i) && mig__bit_test(w->copied, i);
-	if (!any_copied) {
-		/* Nothing can be zapped: no need to stop the tenant. */
-		pthread_rwlock_wrlock(&j->lock);
-		w->zap_fixed = true;
-		pthread_rwlock_unlock(&j->lock);
-		return 0;
-	}
-	runs = calloc(w->npages, sizeof(*runs));
-	if (!runs)
-		return -ENOMEM;
-
-	r = mig__tenant_zap_ctl(j->t, &(struct mig__zap_ctl){
-					      .prepare = zap_prepare,
-					      .ready = zap_ready,
-					      .next = zap_next,
-					      .unlock = zap_unlock,
-					      .done = zap_done,
-					      .release = zap_release,
-					      .arg_page = j->arg_page,
-					      .ud = &z,
-				      });
-	zap_unlock(&z);
-
-	/*
-	 * Pages still pending were not taken out (the executor failed, or
-	 * never got ready): they leave the zap set as written pages, so the
-	 * fill leaves them and the next pass tries again. Writers held on
-	 * the zap set can go now: their retried fault finds a hole and is
-	 * served from staging at once, ahead of the batch, or finds the page.
-	 */
-	pthread_rwlock_wrlock(&j->lock);
-	j->exec_preparing = false;
-	j->exec_all = false;
-	w->zapping = false;
-	for (size_t i = 0; i < w->npages; i++)
-		if (mig__bit_test(w->pend, i)) {
-			mig__bit_clear(w->pend, i);
-			mig__bit_clear(w->zap, i);
-			mig__bit_set(w->dirty, i);
-		}
-	mig__bitmap_zero(w->fallback, w->npages);
-	n = runs_of(w, w->zap, runs, w->npages);
-	for (size_t k = 0; k < n; k++)
-		(void)mig__uffd_wake(j->uffd, runs[k].start, runs[k].end - runs[k].start);
-	pthread_rwlock_unlock(&j->lock);
-	return r;
-}
-
 static void hook(struct mig__job *j, struct mig__win *w, int phase)
 {
 	struct mig_range rg = { w->start, w->start + w->npages * MIG__PAGE };
@@ -855,7 +450,7 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 		if (r < 0)
 			return r;
 		hook(j, w, MIG_PHASE_STAGED);
-		r = zap(j, w);
+		r = mig__window_zap(j, w);
 		if (r == -ESRCH)
 			return r;
 		/* A failed zap leaves pages in place: their fill gets -EEXIST. */

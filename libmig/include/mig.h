@@ -456,7 +456,14 @@ typedef int (*mig_progress_fn)(const struct mig_migrate_progress *p, void *userd
 #define MIG_MIGRATE_MAX_ERRNOS 16
 
 struct mig_migrate_result {
-	uint64_t pages_total;	/* pages in the ranges */
+	/*
+	 * Every page of the ranges, counted once (overlapping and repeated
+	 * ranges are merged before the job starts), is in exactly one of:
+	 * pages_total = pages_present + pages_absent, and
+	 * pages_present = pages_moved + pages_skipped + pages_failed + pages_gone.
+	 */
+	uint64_t pages_total;	/* distinct pages in the ranges */
+	uint64_t pages_absent;	/* never present while the job looked, or not anonymous */
 	uint64_t pages_present; /* present when their window was scanned */
 	uint64_t pages_moved;	/* now on a target node, put there by this job */
 	uint64_t pages_skipped; /* already on a target node (not forced) */
@@ -484,7 +491,8 @@ struct mig_migrate_result {
 	} errnos[MIG_MIGRATE_MAX_ERRNOS];
 	unsigned nerrnos;
 	/*
-	 * Per page of the ranges, in order (like move_pages(2) status): the
+	 * Per page of the ranges as given, in order, repeats included (so
+	 * nstatus can exceed pages_total; like move_pages(2) status): the
 	 * node the page is on afterwards, or -errno: -ENOENT not present,
 	 * -EFAULT unmapped, -EAGAIN still being written after max_passes,
 	 * -ENOMEM target full, -EXDEV the tenant's own memory policy binds

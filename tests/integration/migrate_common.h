@@ -227,13 +227,41 @@ static inline void pick_target(struct mig_nodes *targets, struct mig_migrate_opt
 	       nodes < 2 ? " (forced)" : "");
 }
 
+/*
+ * Every result adds up (mig.h): each distinct page is absent or present,
+ * each present page moved, skipped, failed or gone, and the failed ones
+ * are exactly those the errnos name. Checked in every test that prints
+ * a result.
+ */
+static inline void check_identity(const struct mig_migrate_result *r)
+{
+	uint64_t failed = 0;
+
+	if (r->pages_total != r->pages_present + r->pages_absent)
+		FAIL("pages_total %" PRIu64 " != present %" PRIu64 " + absent %" PRIu64,
+		     r->pages_total, r->pages_present, r->pages_absent);
+	if (r->pages_moved + r->pages_skipped + r->pages_failed + r->pages_gone != r->pages_present)
+		FAIL("moved %" PRIu64 " + skipped %" PRIu64 " + failed %" PRIu64 " + gone %" PRIu64
+		     " != present %" PRIu64,
+		     r->pages_moved, r->pages_skipped, r->pages_failed, r->pages_gone,
+		     r->pages_present);
+	for (unsigned k = 0; k < r->nerrnos; k++)
+		failed += r->errnos[k].pages;
+	if (r->nerrnos < MIG_MIGRATE_MAX_ERRNOS && failed != r->pages_failed)
+		FAIL("errnos add up to %" PRIu64 ", pages_failed %" PRIu64, failed,
+		     r->pages_failed);
+	if (r->nstatus < r->pages_total)
+		FAIL("nstatus %zu < pages_total %" PRIu64, r->nstatus, r->pages_total);
+}
+
 static inline void print_result(const struct mig_migrate_result *r)
 {
-	printf("# migrated %" PRIu64 " MiB: moved %" PRIu64 ", skipped %" PRIu64 ", failed %" PRIu64
-	       ", gone %" PRIu64 ", retried %" PRIu64 ", copies %" PRIu64 ", huge kept %" PRIu64
-	       "\n",
-	       r->pages_total * 4096 >> 20, r->pages_moved, r->pages_skipped, r->pages_failed,
-	       r->pages_gone, r->pages_retried, r->pages_copied, r->huge_kept);
+	check_identity(r);
+	printf("# migrated %" PRIu64 " MiB: absent %" PRIu64 ", moved %" PRIu64 ", skipped %" PRIu64
+	       ", failed %" PRIu64 ", gone %" PRIu64 ", retried %" PRIu64 ", copies %" PRIu64
+	       ", huge kept %" PRIu64 "\n",
+	       r->pages_total * 4096 >> 20, r->pages_absent, r->pages_moved, r->pages_skipped,
+	       r->pages_failed, r->pages_gone, r->pages_retried, r->pages_copied, r->huge_kept);
 	printf("# %.3f s, %.2f GB/s, %.0f pages/s, windows %" PRIu64 ", passes %" PRIu64
 	       ", faults %" PRIu64 ", events %" PRIu64 ", migd max stall %" PRIu64 " us\n",
 	       r->elapsed_ns / 1e9, r->bytes_per_sec / 1e9,

@@ -111,20 +111,7 @@ static inline void sleep_ms(unsigned ms)
 static inline void st_check_result(const struct mig_migrate_result *r,
 				   const struct mig_nodes *targets)
 {
-	uint64_t failed = 0;
-
-	if (r->nstatus != r->pages_total)
-		FAIL("nstatus %zu != pages_total %" PRIu64, r->nstatus, r->pages_total);
-	if (r->pages_moved + r->pages_skipped + r->pages_failed + r->pages_gone != r->pages_present)
-		FAIL("moved %" PRIu64 " + skipped %" PRIu64 " + failed %" PRIu64 " + gone %" PRIu64
-		     " != present %" PRIu64,
-		     r->pages_moved, r->pages_skipped, r->pages_failed, r->pages_gone,
-		     r->pages_present);
-	for (unsigned k = 0; k < r->nerrnos; k++)
-		failed += r->errnos[k].pages;
-	if (failed != r->pages_failed)
-		FAIL("errnos add up to %" PRIu64 ", pages_failed %" PRIu64, failed,
-		     r->pages_failed);
+	check_identity(r);
 	check_status(r, targets);
 }
 

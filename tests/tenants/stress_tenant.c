@@ -21,6 +21,15 @@
  *   y  mremap a run over another run of the slice (MREMAP_FIXED): the
  *      destination holds the source's content, the source is mapped
  *      again fresh (zero)
+ *   g  mremap that grows and shrinks: shrink a run in place (its tail is
+ *      unmapped), map the tail again (it reads zero), then move
+ *      it out growing it (MAYMOVE|FIXED to the spare slot, twice the
+ *      size) and back shrinking it (content unchanged)
+ *   f  madvise(MADV_FREE) a run: each page reads its content or zero
+ *      (the kernel may reclaim it) until written; then written afresh
+ *   k  fork: the child checks the thread's whole slice against the model
+ *      as it was at the fork, writes pages of its copy, checks them, and
+ *      exits; the parent's pages are untouched by it (checked after)
  *
  * Page content: word 0 = MAGIC ^ content id, word 1 and the last word =
  * generation, the words between a pattern of the content id.
@@ -43,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,11 +74,11 @@ static uint64_t *cid; /* content id of page i, NONE: zero */
 static uint64_t *gen; /* its generation */
 static char *spare;   /* SPARE pages per thread, outside the data area */
 static unsigned nthreads = 4;
-static const char *ops = "wrdmupxy";
+static const char *ops = "wrdmupxygfk";
 static atomic_int stop;
 static atomic_uint_fast64_t nops, nbad;
 static atomic_uint_fast64_t next_cid;
-static atomic_uint_fast64_t counts[8];
+static atomic_uint_fast64_t counts[11];
 
 static uint64_t pattern(uint64_t c, size_t w)
 {
@@ -89,9 +99,13 @@ static char *addr_of(size_t i)
 	return base + i * PAGE;
 }
 
+static void dump(const char *why, const void *addr);
+
 static void bad(size_t i, const char *op, const char *why, const uint64_t *p)
 {
-	atomic_fetch_add(&nbad, 1);
+	/* The first bad read names the operations before it, and the mappings. */
+	if (atomic_fetch_add(&nbad, 1) == 0)
+		dump("bad read", p);
 	fprintf(stderr,
 		"BAD page %zu (%p) after op '%s': %s; want cid %" PRIx64 " gen %" PRIu64
 		", got w0 %" PRIx64 " w1 %" PRIu64 " wlast %" PRIu64 "\n",
@@ -126,6 +140,22 @@ static bool check(size_t i, const uint64_t *p, const char *op, bool full)
 	return true;
 }
 
+/* After MADV_FREE: the page reads its content, or zero if reclaimed. */
+static void check_freed(size_t i, const char *op)
+{
+	const uint64_t *p = (const uint64_t *)addr_of(i);
+
+	if (cid[i] != NONE && p[0] == 0) {
+		for (size_t w = 0; w < WORDS; w += 37)
+			if (p[w]) {
+				bad(i, op, "neither content nor zero", p);
+				return;
+			}
+		return;
+	}
+	check(i, p, op, false);
+}
+
 static void write_page(size_t i)
 {
 	uint64_t *p = (uint64_t *)addr_of(i);
@@ -143,8 +173,6 @@ static void write_page(size_t i)
 	p[1] = gen[i];
 	p[WORDS - 1] = gen[i];
 }
-
-static void dump(const char *why, const void *addr);
 
 static void die(const char *what, size_t i)
 {
@@ -370,6 +398,104 @@ static void *thread_main(void *arg)
 			atomic_fetch_add(&counts[7], 1);
 			break;
 		}
+		case 'g': {
+			size_t half = n / 2 ? n / 2 : 1;
+
+			if (n < 2 || n > SPARE / 2)
+				break;
+			/*
+			 * Shrink in place: the tail is unmapped. A run over
+			 * several VMAs cannot be resized (EFAULT, nothing done).
+			 */
+			if (mremap(addr_of(first), n * PAGE, half * PAGE, 0) != addr_of(first)) {
+				if (errno == EFAULT)
+					break;
+				die("mremap shrink", first);
+			}
+			/* Map the tail again: new, zero. */
+			if (mmap(addr_of(first + half), (n - half) * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+				 0) != addr_of(first + half))
+				die("mmap tail again", first + half);
+			zero_run(first + half, n - half, "g(grown)");
+			for (size_t k = 0; k < half; k++)
+				check(first + k, (uint64_t *)addr_of(first + k), "g(shrunk)",
+				      false);
+			/* Move out growing to twice the size, back shrinking. */
+			if (mremap(addr_of(first), n * PAGE, 2 * n * PAGE,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, myspare) == MAP_FAILED) {
+				if (errno != EFAULT)
+					die("mremap grow out", first);
+				/* Several VMAs, one userfaultfd-armed (see 'x'). */
+				bring_back(myspare, first, n, "mremap grow partial back");
+				if (mmap(myspare, SPARE * PAGE, PROT_NONE,
+					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+					 0) == MAP_FAILED)
+					die("mmap spare", first);
+				break;
+			}
+			for (size_t k = 0; k < n; k++)
+				check(first + k, (uint64_t *)(myspare + k * PAGE), "g(out)", false);
+			if (mremap(myspare, 2 * n * PAGE, n * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   addr_of(first)) == MAP_FAILED) {
+				if (errno != EFAULT)
+					die("mremap shrink back", first);
+				bring_back(myspare, first, n, "mremap shrink back (page by page)");
+			}
+			if (mmap(myspare, SPARE * PAGE, PROT_NONE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+				die("mmap spare", first);
+			for (size_t k = 0; k < n; k++)
+				check(first + k, (uint64_t *)addr_of(first + k), "g(back)", false);
+			atomic_fetch_add(&counts[8], 1);
+			break;
+		}
+		case 'f':
+			if (madvise(addr_of(first), n * PAGE, MADV_FREE))
+				die("madvise free", first);
+			for (size_t k = 0; k < n; k++)
+				check_freed(first + k, "f");
+			/* Written afresh: the model is exact again. */
+			for (size_t k = 0; k < n; k++) {
+				cid[first + k] = NONE;
+				write_page(first + k);
+			}
+			atomic_fetch_add(&counts[9], 1);
+			break;
+		case 'k': {
+			pid_t c = fork();
+			int st = 0;
+
+			if (c < 0)
+				die("fork", first);
+			if (c == 0) {
+				/*
+				 * The child: only this thread runs, and its slice
+				 * and model are as they were at the fork.
+				 */
+				uint64_t before = atomic_load(&nbad);
+
+				for (size_t i = lo; i < lo + per_thread; i++)
+					check(i, (uint64_t *)addr_of(i), "k(child)", true);
+				for (size_t k = 0; k < n; k++) {
+					write_page(first + k);
+					check(first + k, (uint64_t *)addr_of(first + k),
+					      "k(child write)", true);
+				}
+				_exit(atomic_load(&nbad) == before ? 0 : 1);
+			}
+			while (waitpid(c, &st, 0) < 0 && errno == EINTR)
+				;
+			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+				fprintf(stderr, "BAD fork child of thread %u: status %#x\n", t, st);
+				atomic_fetch_add(&nbad, 1);
+			}
+			for (size_t k = 0; k < n; k++)
+				check(first + k, (uint64_t *)addr_of(first + k), "k(parent)",
+				      false);
+			atomic_fetch_add(&counts[10], 1);
+			break;
+		}
 		}
 		atomic_fetch_add(&nops, 1);
 	}
@@ -526,10 +652,12 @@ int main(int argc, char **argv)
 			ok += check(i, (uint64_t *)addr_of(i), "final", true);
 		printf("# stress tenant: %" PRIuFAST64 " ops (w %" PRIu64 " r %" PRIu64
 		       " d %" PRIu64 " m %" PRIu64 " u %" PRIu64 " p %" PRIu64 " x %" PRIu64
-		       " y %" PRIu64 "), %zu/%zu pages right, %" PRIuFAST64 " bad reads\n",
+		       " y %" PRIu64 " g %" PRIu64 " f %" PRIu64 " k %" PRIu64
+		       "), %zu/%zu pages right, %" PRIuFAST64 " bad reads\n",
 		       atomic_load(&nops), (uint64_t)counts[0], (uint64_t)counts[1],
 		       (uint64_t)counts[2], (uint64_t)counts[3], (uint64_t)counts[4],
-		       (uint64_t)counts[5], (uint64_t)counts[6], (uint64_t)counts[7], ok, total,
+		       (uint64_t)counts[5], (uint64_t)counts[6], (uint64_t)counts[7],
+		       (uint64_t)counts[8], (uint64_t)counts[9], (uint64_t)counts[10], ok, total,
 		       atomic_load(&nbad));
 		fflush(stdout);
 		return ok == total && atomic_load(&nbad) == 0 ? 0 : 1;

@@ -1,0 +1,580 @@
+/*
+ * zap.c - taking pages out of the tenant: the ZAP step of a window pass,
+ * for both zaps (UFFDIO_MOVE into a scratch area, injected madvise) and
+ * both backends (ptrace, agent), through the backends' few primitives
+ * (struct mig__tenant_ops: zap_threads, zap_begin, zap_step, zap_end).
+ *
+ * The rules that keep the tenant's data safe, and its own mapping changes
+ * with it (docs/engine.md, "The zap protocol" and "The zap", tells how
+ * each was found):
+ *
+ *  1. Only pages that are COPIED (staged intact), not DIRTY (written since)
+ *     and not gone are zapped: a failed or raced copy never destroys the
+ *     original. The zap set is fixed only once the executor is ready
+ *     (zap_ready), and WP faults on it are held from then until the fill.
+ *  2. The executor (the tenant thread that runs the steps) must never wait
+ *     for a fault the engine holds, or the zap waits for it and it for the
+ *     zap. So its WP faults are never held from the moment it is named
+ *     (zap_prepare releases those already held, legal because nothing is
+ *     zapped yet), and the pages its kernel writes while it runs steps
+ *     (its rseq area, the stack below its stack pointer, an agent helper's
+ *     whole stack) leave the pass, -EBUSY.
+ *  3. Every step is computed from the current addresses when it is due
+ *     (zap_next), never from a list fixed earlier: a tenant mremap moves
+ *     pages, and a run computed before it would zap what the tenant put
+ *     at the old addresses.
+ *  4. A MOVE step runs with the job lock held for reading, from zap_next
+ *     until the syscall has run (zap_unlock): the fault thread cannot
+ *     apply a tenant event meanwhile, so the addresses are right, and an
+ *     event the tenant made after they were read is still unread, so the
+ *     kernel refuses the MOVE (mmap_changing: -EAGAIN) and the step is
+ *     computed again. The executor cannot fault while the lock is held: it
+ *     runs only the ioctl, and the backend calls zap_unlock before it can
+ *     deliver a signal to it. A MOVE sends no event, so every REMOVE the
+ *     fault thread reads is the tenant's, and those pages read zero.
+ *  5. Holes are not allowed in a MOVE (no ALLOW_SRC_HOLES): every page of
+ *     a run was present when scanned, so a hole is a page the tenant
+ *     dropped (its REMOVE maybe read before this window began; the kernel
+ *     zaps a DONTNEED range only after its event was read): -ENOENT there,
+ *     the page is gone, never refilled.
+ *  6. madvise steps (no UFFDIO_MOVE, agent tenants, pages MOVE refused)
+ *     run with every other thread of the tenant stopped (MIG__ZAP_STOP,
+ *     stopset.c), taken before the first one: a thread stops only once its
+ *     own mapping change is complete and its event read, so nothing can
+ *     change between computing a run and its madvise, and every REMOVE
+ *     read while a madvise runs is that madvise's own. Before each run its
+ *     pagemap is read (drop_absent): a page absent now was dropped by the
+ *     tenant after it was staged: gone. A thread held in a kernel-mode
+ *     fault cannot stop: after a while every held fault is let go the
+ *     STAGE way (zap_release) and from the STOP step on none is held.
+ *  7. Pages still pending when the session ends were not taken out: they
+ *     leave the zap set as written (DIRTY) and wait for the next pass.
+ *
+ * Locks: the job lock (j->lock) is taken and released in this file only;
+ * the tenant's op_lock (one in-tenant operation at a time) is held for
+ * the whole session by zap_session.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "bitmap.h"
+#include "engine.h"
+#include "stopset.h"
+#include "tenant.h"
+#include "uffd.h"
+
+struct zap_ctx {
+	struct mig__job *j;
+	struct mig__win *w;
+	bool locked;	    /* j->lock held for reading by a MOVE step */
+	bool scratch_used;  /* pages were moved into the scratch area */
+	bool scratch_freed; /* the step freeing it was given */
+	size_t cur, ncur;   /* pages of the step in flight */
+	unsigned again;	    /* MOVE steps refused while events were unread */
+	size_t limit;	    /* pages in the next MOVE step at most, 0: no limit */
+	bool give_up;	    /* no more MOVE steps in this session */
+	struct mig_range excl[8];
+	size_t nexcl;
+	bool stop_asked; /* the MIG__ZAP_STOP step was given */
+};
+
+/* MOVE steps refused with -EAGAIN before the rest falls back to madvise. */
+#define MOVE_AGAIN_MAX 2000
+
+/*
+ * Let held writers go the STAGE way (page DIRTY, un-protected, woken):
+ * those mig__may_hold no longer allows, or all. Pages already zapped
+ * are left alone (no write fault can wait on those); a page whose zap
+ * is still pending leaves the zap set, as written. Call with the lock
+ * held for writing; un-protects and wakes after unlocking it.
+ */
+static void release_held(struct mig__job *j, struct mig__win *w, bool all)
+{
+	_cleanup_free_ struct mig_range *rel = calloc(w->npages, sizeof(*rel));
+	size_t nrel = 0;
+
+	for (size_t i = 0; i < w->npages; i++) {
+		if (!w->held_ns[i] ||
+		    (!all && mig__may_hold(j, w->held_tid[i] > 0 ? w->held_tid[i] : 0)) ||
+		    (mig__bit_test(w->zap, i) && !mig__bit_test(w->pend, i)))
+			continue;
+		mig__job_stall(j, w->held_ns[i]);
+		w->held_ns[i] = 0;
+		w->held_tid[i] = 0;
+		mig__bit_set(w->dirty, i);
+		mig__bit_clear(w->pend, i);
+		mig__bit_clear(w->zap, i);
+		if (rel)
+			rel[nrel++] = (struct mig_range){ w->addr[i], w->addr[i] + MIG__PAGE };
+	}
+	pthread_rwlock_unlock(&j->lock);
+	/* Un-protecting wakes the writer; its retried fault then succeeds. */
+	for (size_t k = 0; k < nrel; k++) {
+		(void)mig__wp_range(j, rel[k].start, MIG__PAGE, false);
+		(void)mig__uffd_wake(j->uffd, rel[k].start, MIG__PAGE);
+	}
+}
+
+/*
+ * Zap protocol, step 1: the backend names the threads that will run the
+ * zap. From now on their WP faults are not held, and the ones held
+ * already are released the STAGE way (page DIRTY, un-protected, woken):
+ * legal, since nothing is zapped yet and the zap set is not fixed. A
+ * thread held in a fault taken from kernel mode, which ptrace cannot
+ * stop, so finishes its access and can be stopped.
+ */
+static void zap_prepare(struct zap_ctx *z, const pid_t *tids, size_t n)
+{
+	struct mig__job *j = z->j;
+
+	pthread_rwlock_wrlock(&j->lock);
+	j->nexec = MIN(n, ARRAY_SIZE(j->exec_tids));
+	memcpy(j->exec_tids, tids, j->nexec * sizeof(tids[0]));
+	j->exec_preparing = true;
+	release_held(j, z->w, false);
+}
+
+/* The tenant's threads are being stopped and some take long: let all go. */
+static void zap_release(void *ud)
+{
+	struct zap_ctx *z = ud;
+
+	pthread_rwlock_wrlock(&z->j->lock);
+	release_held(z->j, z->w, true);
+}
+
+/*
+ * Step 2: the executor is ready (ptrace: stopped, so it cannot fault).
+ * Only now is the zap set fixed (COPIED, not DIRTY, not gone) and WP
+ * faults on it held until the fill. The pages the executor's kernel
+ * writes (excl) stay, -EBUSY, and lose their protection: a MOVE step
+ * holds the job lock, and the executor must then never wait for the
+ * fault thread.
+ */
+static void zap_ready(struct zap_ctx *z, const struct mig_range *excl, size_t nexcl)
+{
+	struct mig__job *j = z->j;
+	struct mig__win *w = z->w;
+
+	pthread_rwlock_wrlock(&j->lock);
+	j->exec_preparing = false;
+	for (size_t i = 0; i < w->npages; i++) {
+		bool busy = false;
+
+		if (!mig__bit_test(w->sel, i))
+			continue;
+		for (size_t k = 0; k < nexcl && !busy; k++)
+			busy = w->addr[i] >= excl[k].start && w->addr[i] < excl[k].end;
+		if (busy) {
+			/*
+			 * The executor's kernel writes this page while it runs
+			 * the zap: holding such a write would deadlock, letting
+			 * it through would lose it. The page stays, -EBUSY.
+			 */
+			mig__bit_clear(w->sel, i);
+			w->err[i] = EBUSY;
+			continue;
+		}
+		if (mig__bit_test(w->copied, i) && !mig__bit_test(w->dirty, i) &&
+		    !mig__bit_test(w->gone, i)) {
+			mig__bit_set(w->zap, i);
+			mig__bit_set(w->pend, i);
+		}
+	}
+	w->zap_fixed = true;
+	pthread_rwlock_unlock(&j->lock);
+	z->nexcl = MIN(nexcl, ARRAY_SIZE(z->excl));
+	memcpy(z->excl, excl, z->nexcl * sizeof(excl[0]));
+	if (j->move_zap)
+		for (size_t k = 0; k < z->nexcl; k++)
+			(void)mig__wp_range(j, excl[k].start, excl[k].end - excl[k].start, false);
+}
+
+static void zap_unlock(void *ud)
+{
+	struct zap_ctx *z = ud;
+
+	if (z->locked) {
+		z->locked = false;
+		pthread_rwlock_unlock(&z->j->lock);
+	}
+}
+
+/* A run of pending pages from i: consecutive indices at consecutive addresses. */
+static size_t pending_run(const struct mig__win *w, size_t i, bool fallback)
+{
+	size_t k = i + 1;
+
+	while (k < w->npages && k - i < 512 && mig__bit_test(w->pend, k) &&
+	       !mig__bit_test(w->gone, k) && !mig__bit_test(w->dirty, k) &&
+	       mig__bit_test(w->fallback, k) == fallback &&
+	       w->addr[k] == w->addr[k - 1] + MIG__PAGE)
+		k++;
+	return k - i;
+}
+
+/*
+ * Before a madvise step on pages [i, i + n): those no longer present (or
+ * now the zero page) were dropped by the tenant after they were staged,
+ * maybe with their REMOVE read before this window began: they are gone,
+ * never zapped nor filled. With the tenant's threads stopped nothing can
+ * change between this look and the madvise. Returns whether any was.
+ */
+static bool drop_absent(struct mig__job *j, struct mig__win *w, size_t i, size_t n)
+{
+	struct mig_pageinfo pi[512];
+	bool any = false;
+
+	if (n > ARRAY_SIZE(pi) || mig_query_pages(j->pid, w->addr[i], n, MIG_QUERY_PAGEMAP, pi) < 0)
+		return false;
+	for (size_t k = 0; k < n; k++)
+		if (!(pi[k].flags & MIG_PAGE_PRESENT) || (pi[k].flags & MIG_PAGE_ZERO)) {
+			mig__bit_set(w->gone, i + k);
+			mig__bit_clear(w->pend, i + k);
+			any = true;
+		}
+	return any;
+}
+
+/*
+ * The next zap step, from the current addresses. MOVE steps come first,
+ * with the job lock held for reading until the step has run: the fault
+ * thread cannot apply a tenant event meanwhile, so the addresses are
+ * right when the MOVE runs, and an event the tenant made after they
+ * were read is still unread then, which makes the kernel refuse the
+ * MOVE (-EAGAIN: mmap_changing). madvise steps (no UFFDIO_MOVE, or pages
+ * MOVE refused) run without the lock: their REMOVE events must be read.
+ * Last, the scratch area's old pages are dropped.
+ */
+static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
+{
+	struct mig__job *j = z->j;
+	struct mig__win *w = z->w;
+
+	if (j->move_zap && !z->give_up) {
+		pthread_rwlock_rdlock(&j->lock);
+		z->locked = true;
+		for (size_t i = 0; i < w->npages; i++) {
+			/* Moved by the tenant meanwhile (dirty): left for the next pass. */
+			if (!mig__bit_test(w->pend, i) || mig__bit_test(w->fallback, i) ||
+			    mig__bit_test(w->dirty, i))
+				continue;
+			if (mig__bit_test(w->gone, i)) {
+				mig__bit_clear(w->pend, i); /* the tenant dropped it: stays out */
+				continue;
+			}
+			z->cur = i;
+			z->ncur = pending_run(w, i, false);
+			if (z->limit && z->ncur > z->limit)
+				z->ncur = z->limit;
+			z->limit = 0;
+			/*
+			 * No holes allowed: every page of the run was present when
+			 * scanned, so a hole is a page the tenant dropped (maybe
+			 * with its REMOVE read before this window): -ENOENT there.
+			 */
+			*st = (struct mig__zap_step){
+				.op = MIG__ZAP_MOVE,
+				.start = w->addr[i],
+				.len = z->ncur * MIG__PAGE,
+				.dst = j->scratch_dst + i * MIG__PAGE,
+				.mode = UFFDIO_MOVE_MODE_DONTWAKE,
+				.arg_page = j->arg_page,
+			};
+			w->inflight_i = i;
+			w->inflight_n = z->ncur;
+			return 1;
+		}
+		zap_unlock(z);
+	}
+	pthread_rwlock_wrlock(&j->lock);
+	for (size_t i = 0; i < w->npages; i++) {
+		/* With the MOVE zap only the pages MOVE refused for themselves. */
+		if (!mig__bit_test(w->pend, i) || mig__bit_test(w->dirty, i) ||
+		    (j->move_zap && !mig__bit_test(w->fallback, i)))
+			continue;
+		if (mig__bit_test(w->gone, i)) {
+			mig__bit_clear(w->pend, i);
+			continue;
+		}
+		if (!z->stop_asked) {
+			/*
+			 * First stop the tenant's other threads (MIG__ZAP_STOP),
+			 * and hold none of their faults from now on: a held
+			 * thread could not stop. The runs are computed after.
+			 */
+			z->stop_asked = true;
+			j->exec_all = true;
+			pthread_rwlock_unlock(&j->lock);
+			z->ncur = 0;
+			*st = (struct mig__zap_step){ .op = MIG__ZAP_STOP };
+			return 1;
+		}
+		z->cur = i;
+		z->ncur = pending_run(w, i, mig__bit_test(w->fallback, i));
+		if (drop_absent(j, w, i, z->ncur)) {
+			i--; /* the run's pages changed: compute it again */
+			continue;
+		}
+		w->zap_run = (struct mig_range){ w->addr[i], w->addr[i] + z->ncur * MIG__PAGE };
+		w->zapping = true;
+		pthread_rwlock_unlock(&j->lock);
+		*st = (struct mig__zap_step){
+			.op = MIG__ZAP_MADVISE,
+			.start = w->zap_run.start,
+			.len = z->ncur * MIG__PAGE,
+		};
+		return 1;
+	}
+	pthread_rwlock_unlock(&j->lock);
+	if (z->scratch_used && !z->scratch_freed) {
+		z->scratch_freed = true;
+		z->ncur = 0;
+		*st = (struct mig__zap_step){
+			.op = MIG__ZAP_MADVISE,
+			.start = j->scratch_dst,
+			.len = j->scratch_dst_len,
+		};
+		return 1;
+	}
+	return 0;
+}
+
+static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t ret, uint64_t moved)
+{
+	struct mig__job *j = z->j;
+	struct mig__win *w = z->w;
+	size_t i = z->cur, n = z->ncur, m;
+	bool again = false;
+
+	zap_unlock(z);
+	if (st->op == MIG__ZAP_MADVISE && n == 0)
+		return; /* the scratch area */
+	pthread_rwlock_wrlock(&j->lock);
+	w->inflight_n = 0;
+	if (st->op == MIG__ZAP_MADVISE) {
+		w->zapping = false;
+		/* A failed madvise leaves its pages: their fill finds them there. */
+		for (size_t k = i; k < i + n; k++)
+			mig__bit_clear(w->pend, k);
+	} else {
+		m = MIN(n, moved / MIG__PAGE);
+		for (size_t k = i; k < i + m; k++)
+			mig__bit_clear(w->pend, k);
+		if (m)
+			z->scratch_used = true;
+		if (m < n && (ret == -EAGAIN || ret == -EINTR || ret >= 0)) {
+			/*
+			 * A tenant event is unread (or a signal came first), or
+			 * the kernel stopped part way (it then says why only when
+			 * asked again from the page it stopped at): again.
+			 */
+			again = ++z->again < MOVE_AGAIN_MAX;
+			/*
+			 * The tenant keeps changing its mappings: the pages left
+			 * stay for the next pass (a madvise now could hit what a
+			 * tenant mremap put at their addresses).
+			 */
+			z->give_up = !again;
+		} else if (m < n && ret == -EINVAL && n - m > 1) {
+			/*
+			 * The run crosses a VMA boundary (UFFDIO_MOVE moves within
+			 * one VMA): halve it until the boundary is found.
+			 */
+			z->limit = (n - m) / 2;
+			again = ++z->again < MOVE_AGAIN_MAX;
+			z->give_up = !again;
+		} else if (m < n && ret == -ENOENT) {
+			/* A hole: the tenant dropped this page (see zap_next). */
+			mig__bit_set(w->gone, i + m);
+			mig__bit_clear(w->pend, i + m);
+			again = true;
+		} else if (m < n && ret == -EBUSY) {
+			/* Shared with another mm (fork, KSM) or pinned: this page only. */
+			mig__bit_set(w->fallback, i + m);
+		} else if (m < n) {
+			/* Refused for the VMA (mlocked, other protection...): madvise the rest. */
+			for (size_t k = i + m; k < i + n; k++)
+				mig__bit_set(w->fallback, k);
+		}
+	}
+	pthread_rwlock_unlock(&j->lock);
+	if (again)
+		usleep(20); /* let the fault thread read the event */
+}
+
+/*
+ * MIG__ZAP_STOP: stop every thread but the executors (keep) until the
+ * session ends. Where that fails (an agent tenant we may not trace, a
+ * thread traced by a debugger) the threads seized so far go again at once
+ * (they may wait for held faults) and the madvise steps run anyway: the
+ * result counts them (zaps_unstopped).
+ */
+static int zap_stop(struct zap_ctx *z, const pid_t *keep, size_t nkeep, struct mig__stopset *others)
+{
+	int r = others->n ? 0 : mig__stop_threads(z->j->t, keep, nkeep, zap_release, z, others);
+
+	if (r < 0) {
+		zap_release(z);
+		(void)mig__resume_threads(others);
+		__atomic_fetch_add(&z->j->unstopped_zaps, 1, __ATOMIC_RELAXED);
+	}
+	return r;
+}
+
+/*
+ * The driver, one for both backends: name the executors (step 1), get
+ * them ready (2), fix the zap set (3), run the steps (4), end. The job
+ * lock a MOVE step takes in zap_next is dropped in zap_unlock, here or
+ * by the backend's step through the same function before it can let the
+ * executor fault (struct mig__tenant_ops, zap_step).
+ */
+static int zap_session(struct zap_ctx *z)
+{
+	struct mig__job *j = z->j;
+	struct mig_tenant *t = j->t;
+	struct mig_range excl[MIG__ZAP_MAX_EXCL];
+	struct mig__stopset others = { 0 };
+	struct mig__zap_step st;
+	pid_t tids[8];
+	void *x = NULL;
+	int r, nt, ne;
+
+	pthread_mutex_lock(&t->op_lock);
+	nt = t->ops->zap_threads(t, tids, ARRAY_SIZE(tids));
+	if (nt < 0) {
+		r = nt;
+		goto out;
+	}
+	zap_prepare(z, tids, (size_t)nt);
+	ne = t->ops->zap_begin(t, tids, (size_t)nt, &x, excl);
+	if (ne < 0) {
+		r = ne;
+		goto out;
+	}
+	zap_ready(z, excl, (size_t)ne);
+	while ((r = zap_next(z, &st)) > 0) {
+		int64_t val = 0;
+		uint64_t moved = 0;
+
+		if (st.op == MIG__ZAP_STOP) {
+			r = zap_stop(z, tids, (size_t)nt, &others);
+			if (r == -ESRCH)
+				break;
+			continue;
+		}
+		r = t->ops->zap_step(t, x, &st, zap_unlock, z, &val, &moved);
+		zap_unlock(z);
+		zap_done(z, &st, r < 0 ? r : val, moved);
+		if (r < 0 && r != -EINTR)
+			break;
+	}
+	zap_unlock(z);
+	if (mig__resume_threads(&others) < 0 && r == 0)
+		r = -ESRCH;
+	if (t->ops->zap_end(t, x) < 0 && r == 0)
+		r = -ESRCH;
+out:
+	pthread_mutex_unlock(&t->op_lock);
+	return r;
+}
+
+int mig__window_zap(struct mig__job *j, struct mig__win *w)
+{
+	struct zap_ctx z = { .j = j, .w = w };
+	_cleanup_free_ struct mig_range *runs = NULL;
+	bool any_copied = false;
+	size_t n;
+	int r;
+
+	for (size_t i = 0; i < w->npages && !any_copied; i++)
+		any_copied = mig__bit_test(w->sel, i) && mig__bit_test(w->copied, i);
+	if (!any_copied) {
+		/* Nothing can be zapped: no need to stop the tenant. */
+		pthread_rwlock_wrlock(&j->lock);
+		w->zap_fixed = true;
+		pthread_rwlock_unlock(&j->lock);
+		return 0;
+	}
+	runs = calloc(w->npages, sizeof(*runs));
+	if (!runs)
+		return -ENOMEM;
+
+	r = zap_session(&z);
+
+	/*
+	 * Pages still pending were not taken out (the executor failed, or
+	 * never got ready): they leave the zap set as written pages, so the
+	 * fill leaves them and the next pass tries again. Writers held on
+	 * the zap set can go now: their retried fault finds a hole and is
+	 * served from staging at once, ahead of the batch, or finds the page.
+	 */
+	pthread_rwlock_wrlock(&j->lock);
+	j->exec_preparing = false;
+	j->exec_all = false;
+	w->zapping = false;
+	for (size_t i = 0; i < w->npages; i++)
+		if (mig__bit_test(w->pend, i)) {
+			mig__bit_clear(w->pend, i);
+			mig__bit_clear(w->zap, i);
+			mig__bit_set(w->dirty, i);
+		}
+	mig__bitmap_zero(w->fallback, w->npages);
+	n = mig__runs_of(w, w->zap, runs, w->npages);
+	for (size_t k = 0; k < n; k++)
+		(void)mig__uffd_wake(j->uffd, runs[k].start, runs[k].end - runs[k].start);
+	pthread_rwlock_unlock(&j->lock);
+	return r;
+}
+
+/* ---------------------------------------------------------------------
+ * mig_tenant_zap: fixed runs, no job (attach tests, tools).
+ * ------------------------------------------------------------------- */
+
+static bool runs_valid(const struct mig_range *runs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (runs[i].end <= runs[i].start || (runs[i].start | runs[i].end) & 4095)
+			return false;
+	return true;
+}
+
+int mig_tenant_zap(mig_tenant *t, const struct mig_range *runs, size_t n)
+{
+	struct mig_range excl[MIG__ZAP_MAX_EXCL];
+	pid_t tids[8];
+	void *x = NULL;
+	int r, nt, first = 0;
+
+	if (!t || (n && !runs) || !runs_valid(runs, n))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&t->op_lock);
+	nt = t->ops->zap_threads(t, tids, ARRAY_SIZE(tids));
+	r = nt < 0 ? nt : t->ops->zap_begin(t, tids, (size_t)nt, &x, excl);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct mig__zap_step st = { .op = MIG__ZAP_MADVISE,
+					    .start = runs[i].start,
+					    .len = runs[i].end - runs[i].start };
+		int64_t val = 0;
+		uint64_t moved;
+
+		r = t->ops->zap_step(t, x, &st, NULL, NULL, &val, &moved);
+		if (r == -EINTR) {
+			i--; /* a signal came first: the step did not run */
+			continue;
+		}
+		if (r < 0)
+			break;
+		if (val < 0 && first == 0)
+			first = (int)val;
+	}
+	if (t->ops->zap_end(t, x) < 0 && r == 0)
+		r = -ESRCH;
+out:
+	pthread_mutex_unlock(&t->op_lock);
+	return r < 0 ? r : first;
+}

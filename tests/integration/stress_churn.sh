@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# stress_churn - the bounded slice of the churn loop that every `make check`
+# runs: 20 random runs per zap kind (so a 1-in-20 failure shows up in CI),
+# plus the fixed seeds of every failure found so far (issue 12 and later).
+# The full loop is `make check-stress` (tests/stress/churn.sh, 200 per kind).
+# run-suite-timeout: 2400
+top=$(cd "$(dirname "$0")/../.." && pwd)
+export STRESS_SEEDS="1883559896695404 1883559683715632 1883567791763803"
+exec "$top/tests/stress/churn.sh" "${CHURN_RUNS:-20}" "${CHURN_SECS:-4}"

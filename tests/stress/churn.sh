@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# churn - the churn-safety stress loop: stress_chaos (a tenant whose threads
+# write, read, DONTNEED, re-map, munmap, mprotect, mremap, MADV_FREE and fork
+# their own pages without pause, checking every read) run many times with
+# random seeds, for each zap kind:
+#   move     UFFDIO_MOVE zap, ptrace tenant (skipped where the kernel has no MOVE)
+#   madvise  injected madvise zap, ptrace tenant
+#   agent    madvise zap through libmig-agent.so
+# Each run asks for the data area, random pieces of it (overlapping,
+# repeated, cutting THPs) or the whole process, in turn.
+#
+#   tests/stress/churn.sh [RUNS [SECS [KINDS]]]      defaults: 200 5 "move madvise agent"
+#   STRESS_SEEDS="s1 s2 ..."   fixed seeds run first for every kind (regressions)
+#
+# Prints per kind: runs, failures, tenant operations, bad reads and the seed
+# of every failing run (STRESS_SEED=... reproduces its choices); exits 1 if
+# any run failed. Must run as root from the top of the tree after `make`.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top" || exit 1
+runs=${1:-200} secs=${2:-5} kinds=${3:-move madvise agent}
+prog=build/tests/integration/stress_chaos
+logdir=build/test-logs/stress
+mkdir -p "$logdir"
+[ -x "$prog" ] || { echo "churn: $prog missing (run make)"; exit 1; }
+if [ "$(id -u)" != 0 ]; then echo "SKIP: churn needs root (ptrace, kpageflags)"; exit 77; fi
+
+has_move() {
+	# The kernel offers UFFDIO_MOVE from 6.8.
+	local v; v=$(uname -r); v=${v%%-*}
+	local maj=${v%%.*} min=${v#*.}; min=${min%%.*}
+	[ "$maj" -gt 6 ] || { [ "$maj" = 6 ] && [ "$min" -ge 8 ]; }
+}
+
+total_fail=0
+for kind in $kinds; do
+	env=()
+	case $kind in
+	move) has_move || { echo "# churn move: SKIP (kernel $(uname -r) has no UFFDIO_MOVE)"; continue; }
+	      env=(STRESS_ZAP=move) ;;
+	madvise) env=(STRESS_ZAP=madvise) ;;
+	agent) env=(STRESS_ATTACH=agent) ;;
+	*) echo "churn: unknown kind $kind"; exit 2 ;;
+	esac
+	n=0 fail=0 ops=0 bad=0 seeds=()
+	# shellcheck disable=SC2206
+	list=(${STRESS_SEEDS:-})
+	for ((k = 0; k < runs; k++)); do list+=(random); done
+	for seed in "${list[@]}"; do
+		case $((n % 3)) in 0) rg=data ;; 1) rg=random ;; 2) rg=whole ;; esac
+		log=$logdir/$kind.$n.log
+		if [ "$seed" = random ]; then s=(); else s=(STRESS_SEED="$seed"); fi
+		env "${env[@]}" "${s[@]}" STRESS_SECS="$secs" STRESS_RANGES=$rg \
+			timeout --kill-after=10 $((secs * 20 + 120)) "$prog" >"$log" 2>&1
+		rc=$?
+		o=$(sed -n 's/^# stress tenant: \([0-9]*\) ops.*/\1/p' "$log" | tail -1)
+		b=$(grep -c '^BAD ' "$log")
+		used=$(sed -n 's/^# seed \([0-9]*\).*/\1/p' "$log" | head -1)
+		ops=$((ops + ${o:-0})) bad=$((bad + b))
+		if [ $rc != 0 ]; then
+			fail=$((fail + 1)); seeds+=("$used($rg)")
+			echo "# churn $kind run $n FAIL (exit $rc, seed $used, ranges $rg): $(grep -m1 -E '^(FAIL|BAD)' "$log")"
+		else
+			rm -f "$log"
+		fi
+		n=$((n + 1))
+	done
+	echo "# churn $kind: runs $n, failed $fail, tenant ops $ops, bad reads $bad${seeds:+, failing seeds: ${seeds[*]}}"
+	total_fail=$((total_fail + fail))
+done
+[ $total_fail = 0 ]
