@@ -109,9 +109,19 @@ START_TEST(test_self)
 					ck_assert_uint_ne(pi[i].pfn, 0);
 			} else if (i == 40) {
 				ck_assert(pi[i].flags & MIG_PAGE_PRESENT);
-				ck_assert_int_eq(pi[i].node, -EFAULT);
-				if (root_view)
+				/*
+				 * A read fault maps the shared zero page (-EFAULT
+				 * from move_pages), unless the kernel has none for
+				 * anonymous reads (some hypervisors' guests boot
+				 * with pvm_no_zero_page=1): then a zero-filled page
+				 * of its own, on a node.
+				 */
+				if (pi[i].node != -EFAULT) {
+					ck_assert_int_ge(pi[i].node, 0);
+					ck_assert(!(pi[i].flags & MIG_PAGE_ZERO));
+				} else if (root_view) {
 					ck_assert(pi[i].flags & MIG_PAGE_ZERO);
+				}
 			} else {
 				ck_assert_msg(!(pi[i].flags & MIG_PAGE_PRESENT), "page %zu present",
 					      i);
