@@ -687,20 +687,30 @@ int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	nm = merge_ranges(ranges, n, &m);
 	if (nm < 0)
 		return (int)nm;
+	for (size_t k = 0; k < n; k++)
+		asked += (ranges[k].end - ranges[k].start) / MIG__PAGE;
+	{
+		uint64_t merged = 0;
+
+		for (size_t k = 0; k < (size_t)nm; k++)
+			merged += (m[k].end - m[k].start) / MIG__PAGE;
+		/*
+		 * No page asked for twice: the ranges go to the job as they
+		 * are (a whole-process job of a sparse 256 GiB reservation
+		 * must not pay for a remapped copy of its status).
+		 */
+		if (merged == asked)
+			return migrate_job(t, ranges, n, targets, opts, progress, userdata,
+					   ret_result);
+	}
 	first = calloc((size_t)nm, sizeof(*first));
 	if (!first)
 		return -ENOMEM;
 	for (size_t k = 0; k < (size_t)nm; k++)
 		first[k] = k ? first[k - 1] + (m[k - 1].end - m[k - 1].start) / MIG__PAGE : 0;
-	for (size_t k = 0; k < n; k++)
-		asked += (ranges[k].end - ranges[k].start) / MIG__PAGE;
 	r = migrate_job(t, m, (size_t)nm, targets, opts, progress, userdata, &res);
 	if (r < 0 && r != -ECANCELED)
 		return r;
-	if ((size_t)nm == n && asked == res.nstatus && !memcmp(m, ranges, n * sizeof(*m))) {
-		*ret_result = res;
-		return r;
-	}
 	/* The status follows the ranges as asked, repeats included. */
 	status = calloc(asked, sizeof(*status));
 	if (!status) {
