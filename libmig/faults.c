@@ -56,6 +56,8 @@ struct pending {
 };
 
 #define MAX_PENDING 1024
+/* How long the uffd must stay quiet before a stopping fault thread exits. */
+#define QUIET_MS 50
 
 struct fstate {
 	struct mig__job *j;
@@ -459,6 +461,23 @@ static void *fault_main(void *arg)
 			retry_pending(fs);
 	}
 out:
+	/*
+	 * Stopped: everything is unregistered by now, so no new event can
+	 * start, but one whose tenant thread passed its check before the
+	 * last unregister may still be on its way (a DONTNEED queues its
+	 * REMOVE after dropping the mmap lock), and its thread waits until
+	 * it is read. Read until the uffd stays quiet for QUIET_MS.
+	 */
+	for (int rounds = 0; rounds < 100; rounds++) {
+		struct pollfd p = { .fd = j->uffd, .events = POLLIN };
+
+		if (poll(&p, 1, fs->npend ? 1 : QUIET_MS) <= 0 && !fs->npend)
+			break;
+		if (p.revents & POLLIN)
+			drain(fs, j->uffd);
+		if (fs->npend)
+			retry_pending(fs);
+	}
 	free(fs);
 	return NULL;
 }

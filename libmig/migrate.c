@@ -476,6 +476,16 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	 * out: a fault there would wait for the fault thread, which waits
 	 * for the lock. Agent tenants zap with madvise.
 	 */
+	/*
+	 * The fault thread runs before anything is registered (the scratch
+	 * area included) and stops only after everything is unregistered: a
+	 * tenant event (a fork, a munmap) on a registered range waits until
+	 * it is read, and with nobody reading the tenant would hang for good
+	 * (found by stress_chaos's fork operation).
+	 */
+	r = mig__faults_start(&j);
+	if (r < 0)
+		goto out;
 	if (o.zap != MIG_ZAP_MADVISE && (mig_tenant_features(t) & UFFD_FEATURE_MOVE) &&
 	    t->method == MIG_ATTACH_PTRACE) {
 		r = scratch_setup(&j, o.window);
@@ -496,9 +506,6 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 		r = -EOPNOTSUPP;
 		goto out;
 	}
-	r = mig__faults_start(&j);
-	if (r < 0)
-		goto out;
 
 	t0 = mig__now_ns();
 	for (size_t k = 0; k < n && r >= 0; k++) {
@@ -571,6 +578,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 		}
 		base += (ranges[k].end - ranges[k].start) / MIG__PAGE;
 	}
+	scratch_teardown(&j);
 	mig__faults_stop(&j);
 	res.elapsed_ns = mig__now_ns() - t0;
 	if (r == -ESRCH)
@@ -602,8 +610,8 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 		res.status = NULL;
 	}
 out:
-	mig__faults_stop(&j);
 	scratch_teardown(&j);
+	mig__faults_stop(&j);
 	for (size_t k = 0; j.pools && k < j.npools; k++) {
 		mig__pool_free(j.pools[k]);
 		if (staging)
