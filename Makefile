@@ -229,21 +229,17 @@ check-unit: $(B)/tests/unit-tests $(FUZZ_REPLAYS)
 check-integration: all
 	tests/run-suite integration
 
-# The long loops (not part of check): every executable in tests/stress/,
-# at full length (the churn loop: 200 runs per zap kind), then the guests.
+# The long randomized loops, outside `make check` (which runs a bounded
+# slice of each): every tests/stress/*.sh at full length (the churn loop:
+# 200 runs per zap kind, then the guests; crash_inject: CRASH_KILLS random
+# injector kills).
+CRASH_KILLS ?= 200
+export CRASH_KILLS
 check-stress: all
 	MIG_TEST_TIMEOUT=$${MIG_TEST_TIMEOUT:-21600} tests/run-suite stress
 
 check-vm: all
 	tests/vm/check
-
-# Long randomized loops, outside `make check` (which runs a bounded slice
-# of each). CRASH_KILLS: random injector kills of crash_inject. Then the
-# scripts of tests/stress/ (the control-socket load test).
-CRASH_KILLS ?= 200
-check-stress: all
-	$(B)/tests/integration/crash_inject $(CRASH_KILLS)
-	tests/run-suite stress
 
 bench: all
 	tests/run-suite bench
