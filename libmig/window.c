@@ -510,6 +510,38 @@ static void collapse(struct mig__job *j, struct mig__win *w)
 	}
 }
 
+/*
+ * A registered VMA can grow without an event: mremap in place, or moved
+ * and grown at once (its REMAP names the old length only). Its new part
+ * is registered too (registration belongs to the whole VMA), and left
+ * registered after the job a fork or munmap there would raise an event
+ * nobody reads, and the tenant would hang (found by stress_chaos's 'g').
+ * So every VMA that overlaps a registered piece is unregistered whole.
+ */
+static void unregister_grown(struct mig__job *j, struct mig__win *w)
+{
+	_cleanup_free_ struct mig_vma *v = NULL;
+	struct mig_range regs[MIG__MAX_REGS];
+	size_t nv = 0, n;
+
+	pthread_rwlock_rdlock(&j->lock);
+	n = w->nregs;
+	memcpy(regs, w->regs, n * sizeof(regs[0]));
+	pthread_rwlock_unlock(&j->lock);
+	if (mig_read_vmas(j->pid, &v, &nv) < 0)
+		return;
+	for (size_t a = 0; a < nv; a++) {
+		bool over = false, inside = false;
+
+		for (size_t k = 0; k < n && !over; k++) {
+			over = v[a].start < regs[k].end && regs[k].start < v[a].end;
+			inside = regs[k].start <= v[a].start && v[a].end <= regs[k].end;
+		}
+		if (over && !inside && mig_vma_is_anon_private(&v[a]))
+			(void)mig__uffd_unregister(j->uffd, v[a].start, v[a].end - v[a].start);
+	}
+}
+
 int mig__window_run(struct mig__job *j, struct mig__win *w)
 {
 	struct mig__pool *pool = NULL;
@@ -569,6 +601,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 		(void)mig__uffd_unregister(j->uffd, w->regs[k].start,
 					   w->regs[k].end - w->regs[k].start);
 	pthread_rwlock_unlock(&j->lock);
+	unregister_grown(j, w);
 	pthread_rwlock_wrlock(&j->lock);
 	j->win = NULL;
 	pthread_rwlock_unlock(&j->lock);

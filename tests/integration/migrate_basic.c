@@ -65,6 +65,42 @@ int main(int argc, char **argv)
 	}
 	print_result(&res);
 	maps_lines(w.pid, after, sizeof(after));
+	{
+		/*
+		 * The writers rewrite whole pages and never unmap anything:
+		 * no page is gone, placement finds every page (none absent
+		 * that the tenant still has) and agrees with pages_moved.
+		 */
+		struct mig_placement pl;
+		uint64_t on = 0;
+
+		r = mig_placement(w.pid, &rg, 1, &pl);
+		if (r < 0) {
+			wt_kill(&w);
+			FAIL("mig_placement: %s", strerror(-r));
+		}
+		for (unsigned n = 0; n < MIG_MAX_NODES; n++)
+			if (mig_nodes_test(&targets, n))
+				on += pl.node_pages[n];
+		printf("# placement after: %" PRIu64 " of %" PRIu64 " pages on the target, %" PRIu64
+		       " absent, %" PRIu64 " in large folios\n",
+		       on, pl.total, pl.absent, pl.huge);
+		if (res.pages_gone) {
+			wt_kill(&w);
+			FAIL("%" PRIu64 " pages gone, but the tenant removed none", res.pages_gone);
+		}
+		if (pl.absent) {
+			wt_kill(&w);
+			FAIL("placement says %" PRIu64 " pages absent, the tenant has them all",
+			     pl.absent);
+		}
+		if (on < res.pages_moved + res.pages_skipped || on * 1000 < pl.total * 999) {
+			wt_kill(&w);
+			FAIL("placement: %" PRIu64 " on the target, the job moved %" PRIu64
+			     " and skipped %" PRIu64 " of %" PRIu64,
+			     on, res.pages_moved, res.pages_skipped, pl.total);
+		}
+	}
 	r = mig_tenant_detach(w.t);
 	if (r < 0)
 		printf("detach: %s\n", strerror(-r));

@@ -9,6 +9,7 @@
 #define MIGRATE_COMMON_H
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -134,11 +135,52 @@ static inline const char *wt_cmd(struct wtenant *w, const char *cmd)
 }
 
 /* Stop the writer; it checks every page. Returns its exit status. */
+/*
+ * A tenant that does not end within WT_STOP_S of "stop" is hung (a thread
+ * left blocked in the kernel by us): say where each thread waits, kill it.
+ */
+#define WT_STOP_S 120
+static pid_t wt_stop_pid;
+static volatile sig_atomic_t wt_hung;
+
+static inline void wt_stop_alarm(int sig)
+{
+	char path[320], buf[128];
+	DIR *d;
+	struct dirent *e;
+
+	(void)sig;
+	wt_hung = 1;
+	snprintf(path, sizeof(path), "/proc/%d/task", wt_stop_pid);
+	d = opendir(path);
+	while (d && (e = readdir(d))) {
+		int fd, n;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", wt_stop_pid, e->d_name);
+		fd = open(path, O_RDONLY);
+		n = fd >= 0 ? (int)read(fd, buf, sizeof(buf) - 1) : 0;
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		fprintf(stderr, "HUNG tenant %d thread %s waits in %s\n", wt_stop_pid, e->d_name,
+			buf);
+	}
+	if (d)
+		closedir(d);
+	kill(wt_stop_pid, SIGKILL);
+}
+
 static inline int wt_stop(struct wtenant *w, uint64_t *max_us, uint64_t *p99_us)
 {
 	char line[512];
 	int st = 0;
 
+	wt_stop_pid = w->pid;
+	wt_hung = 0;
+	signal(SIGALRM, wt_stop_alarm);
+	alarm(WT_STOP_S);
 	fprintf(w->in, "stop\n");
 	fflush(w->in);
 	while (fgets(line, sizeof(line), w->out)) {
@@ -147,8 +189,13 @@ static inline int wt_stop(struct wtenant *w, uint64_t *max_us, uint64_t *p99_us)
 			sscanf(line, "STALL max_us=%" SCNu64 " p99_us=%" SCNu64, max_us, p99_us);
 	}
 	waitpid(w->pid, &st, 0);
+	alarm(0);
 	fclose(w->in);
 	fclose(w->out);
+	if (wt_hung) {
+		printf("# the tenant hung after stop (threads above)\n");
+		return 124;
+	}
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
