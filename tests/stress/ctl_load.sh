@@ -32,7 +32,7 @@ import json, random, socket, sys, threading, time
 path, nclients, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 pids = [int(p) for p in sys.argv[4].split()]
 ranges = dict(zip(pids, sys.argv[5].split()))
-lat, errors, counts = [], [], {}
+lat, errors, counts, by_op = [], [], {}, {}
 lock = threading.Lock()
 deadline = time.time() + secs
 # Answers a loaded migd may rightly give.
@@ -73,6 +73,7 @@ def client(n):
                 break
         with lock:
             lat.append(first)
+            by_op.setdefault(op, []).append(first)
             key = op if o["ok"] else f"{op}:{o['errno']}"
             counts[key] = counts.get(key, 0) + 1
             if not o["ok"] and o["errno"] not in expected:
@@ -83,9 +84,15 @@ for t in threads:
     t.start()
 for t in threads:
     t.join()
-lat.sort()
-pct = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] * 1000
-print(f"requests {len(lat)} p50_ms {pct(0.50):.2f} p99_ms {pct(0.99):.2f} max_ms {lat[-1] * 1000:.2f}")
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(len(v) * p))] * 1000
+# A job's first line is its "queued" event (migrate) or its reply (placement,
+# which waits its turn behind the reads running): "answers" are the rest.
+answers = [x for op in ("status", "tenants", "stats", "cancel", "migrate") for x in by_op.get(op, [])]
+print(f"requests {len(lat)} p50_ms {pct(lat, 0.50):.2f} p99_ms {pct(lat, 0.99):.2f} "
+      f"max_ms {max(lat) * 1000:.2f}; without placement reads: p99_ms {pct(answers, 0.99):.2f}")
+print("p99_ms_by_op", " ".join(f"{op}={pct(v, 0.99):.1f}" for op, v in sorted(by_op.items())))
 print("counts", json.dumps(counts, sort_keys=True))
 for e in errors[:20]:
     print("error", e)
@@ -111,6 +118,10 @@ grep -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$T/migd.log" &
 [ $mrc = 0 ] || fail "migd exited with $mrc"
 l=$(head -n 1 "$T/load.out")
 echo "# load: $NT tenants, max_jobs 8, $NC clients, ${SECS}s: $l"
+echo "# load: $(sed -n 2p "$T/load.out")"
 echo "# load: jobs succeeded $(echo "$stats" | json jobs_succeeded), failed $(echo "$stats" | json jobs_failed), cancelled $(echo "$stats" | json jobs_cancelled); migd RSS ${rss0} -> ${rss1} KiB"
-[ $((rss1 - rss0)) -lt 32768 ] || fail "migd RSS grew by $((rss1 - rss0)) KiB"
+# Under ASan freed memory sits in its quarantine: LeakSanitizer at exit is the check there.
+if ! ldd "$MIGD" | grep -q libasan; then
+	[ $((rss1 - rss0)) -lt 32768 ] || fail "migd RSS grew by $((rss1 - rss0)) KiB"
+fi
 echo PASS
