@@ -403,9 +403,9 @@ int mig__ptrace_attach(struct mig_tenant *t)
 /*
  * What the kernel writes on behalf of the stopped thread while we run
  * syscalls in it: its rseq area (refreshed on every return to user mode,
- * and every PTRACE_SINGLESTEP is one), and the stack just below its stack
- * pointer (the frame of a signal we let through). Fills excl[2]; returns
- * how many.
+ * and every injected syscall returns to it), and the stack just below its
+ * stack pointer (the restore frame of the session, ptrace.c, and the
+ * frame of a signal we let through). Fills excl[2]; returns how many.
  */
 static size_t executor_writes(struct mig__inject *s, struct mig_range *excl)
 {
