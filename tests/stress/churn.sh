@@ -51,7 +51,7 @@ for kind in $kinds; do
 		log=$logdir/$kind.$n.log
 		if [ "$seed" = random ]; then s=(); else s=(STRESS_SEED="$seed"); fi
 		env "${env[@]}" "${s[@]}" STRESS_SECS="$secs" STRESS_RANGES=$rg \
-			timeout --kill-after=10 $((secs * 20 + 120)) "$prog" >"$log" 2>&1
+			timeout -k 10 $((secs * 20 + 120)) "$prog" >"$log" 2>&1
 		rc=$?
 		o=$(sed -n 's/^# stress tenant: \([0-9]*\) ops.*/\1/p' "$log" | tail -1)
 		b=$(grep -c '^BAD ' "$log")
@@ -59,7 +59,9 @@ for kind in $kinds; do
 		ops=$((ops + ${o:-0})) bad=$((bad + b))
 		if [ $rc != 0 ]; then
 			fail=$((fail + 1)); seeds+=("$used($rg)")
-			echo "# churn $kind run $n FAIL (exit $rc, seed $used, ranges $rg): $(grep -m1 -E '^(FAIL|BAD)' "$log")"
+			echo "# churn $kind run $n FAIL (exit $rc, seed $used, ranges $rg): $(grep -m1 -E '^(FAIL|BAD|HUNG)' "$log")"
+			# The guests keep no files: the end of the log says why.
+			tail -n 15 "$log" | sed 's/^/#   | /'
 		else
 			rm -f "$log"
 		fi
