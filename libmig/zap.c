@@ -71,6 +71,7 @@ struct zap_ctx {
 	bool scratch_freed; /* the step freeing it was given */
 	size_t cur, ncur;   /* pages of the step in flight */
 	unsigned again;	    /* MOVE steps refused while events were unread */
+	uint64_t again_t0;  /* when the first of them was refused */
 	size_t limit;	    /* pages in the next MOVE step at most, 0: no limit */
 	bool give_up;	    /* no more MOVE steps in this session */
 	struct mig_range excl[8];
@@ -78,8 +79,25 @@ struct zap_ctx {
 	bool stop_asked; /* the MIG__ZAP_STOP step was given */
 };
 
-/* MOVE steps refused with -EAGAIN before the rest falls back to madvise. */
+/*
+ * MOVE steps refused (-EAGAIN, or halved at a VMA boundary) before the
+ * pages left wait for the next pass: at most this many, and for at most
+ * MOVE_AGAIN_NS. Each refusal costs an injected syscall (a ptrace round
+ * trip, milliseconds on a loaded host), and a tenant that keeps changing
+ * its mappings must not hold its writers that long.
+ */
 #define MOVE_AGAIN_MAX 2000
+#define MOVE_AGAIN_NS  (1000ULL * 1000 * 1000)
+
+/* One more refused MOVE step: may the session try again? */
+static bool move_again(struct zap_ctx *z)
+{
+	uint64_t now = mig__now_ns();
+
+	if (z->again++ == 0)
+		z->again_t0 = now;
+	return z->again < MOVE_AGAIN_MAX && now - z->again_t0 < MOVE_AGAIN_NS;
+}
 
 /*
  * Let held writers go the STAGE way (page DIRTY, un-protected, woken):
@@ -369,7 +387,7 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 			 * the kernel stopped part way (it then says why only when
 			 * asked again from the page it stopped at): again.
 			 */
-			again = ++z->again < MOVE_AGAIN_MAX;
+			again = move_again(z);
 			/*
 			 * The tenant keeps changing its mappings: the pages left
 			 * stay for the next pass (a madvise now could hit what a
@@ -382,7 +400,7 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 			 * one VMA): halve it until the boundary is found.
 			 */
 			z->limit = (n - m) / 2;
-			again = ++z->again < MOVE_AGAIN_MAX;
+			again = move_again(z);
 			z->give_up = !again;
 		} else if (m < n && ret == -ENOENT) {
 			/* A hole: the tenant dropped this page (see zap_next). */
