@@ -159,6 +159,16 @@ static int get_ranges(struct client *c, json_object *id, json_object *req, struc
 	return 0;
 }
 
+static int64_t count_unrecovered(const struct migd *d, uid_t uid)
+{
+	int64_t n = 0;
+
+	for (size_t i = 0; i < d->n_tenants; i++)
+		n += d->tenants[i]->state == TENANT_UNRECOVERED &&
+		     (uid == 0 || d->tenants[i]->uid == uid);
+	return n;
+}
+
 static void cmd_status(struct migd *d, struct client *c, uid_t uid, json_object *id,
 		       json_object *req)
 {
@@ -183,6 +193,7 @@ static void cmd_status(struct migd *d, struct client *c, uid_t uid, json_object 
 			       d->cgroup_root ? json_object_new_string(d->cgroup_root) : NULL);
 	json_object_object_add(o, "policies", json_object_new_int64((int64_t)d->cfg->n_policies));
 	json_object_object_add(o, "tenants", json_object_new_int64((int64_t)d->n_tenants));
+	json_object_object_add(o, "unrecovered", json_object_new_int64(count_unrecovered(d, uid)));
 	json_object_object_add(o, "jobs_running", json_object_new_int64(d->running_jobs));
 	json_object_object_add(o, "jobs_queued", json_object_new_int64(queued));
 	json_object_object_add(o, "jobs", jobs);
@@ -218,6 +229,7 @@ static void cmd_tenants(struct migd *d, struct client *c, uid_t uid, json_object
 		json_object_array_add(arr, e);
 	}
 	json_object_object_add(o, "tenants", arr);
+	json_object_object_add(o, "unrecovered", json_object_new_int64(count_unrecovered(d, uid)));
 	reply_send(c, o);
 }
 
@@ -307,6 +319,13 @@ static int claim_tenant(struct migd *d, struct client *c, uid_t uid, json_object
 	pid_t pid = ident->pid;
 	struct tenant *t = tenant_find(d, pid);
 
+	if (t && t->state == TENANT_UNRECOVERED) {
+		reply_error(c, id, EBUSY,
+			    "pid %d was not recovered after a crash of migd and is not touched "
+			    "again until it is: %s",
+			    (int)pid, t->last_error ? t->last_error : "see migd's log");
+		return -EBUSY;
+	}
 	if (t && t->job) {
 		reply_error(c, id, EBUSY, "pid %d already has job %" PRIu64 " (%s)", (int)pid,
 			    t->job->id, job_state_name(t->job->state));

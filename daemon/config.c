@@ -304,7 +304,16 @@ static int main_handler(void *user, const char *section, const char *key, const 
 	} else if (strcmp(key, "policy_dir") == 0) {
 		r = set_string(&cfg->policy_dir, value);
 	} else if (strcmp(key, "state_dir") == 0) {
-		r = set_string(&cfg->state_dir, value);
+		/* Crash journals live here: a relative path would follow the cwd. */
+		if (value[0] != '/')
+			ERR(c, "state_dir must be an absolute path, got '%s'", value);
+		else
+			r = set_string(&cfg->state_dir, value);
+	} else if (strcmp(key, "runtime_dir") == 0) {
+		if (value[0] != '/')
+			ERR(c, "runtime_dir must be an absolute path, got '%s'", value);
+		else
+			r = set_string(&cfg->runtime_dir, value);
 	} else if (strcmp(key, "cgroup_root") == 0) {
 		if (strcmp(value, "auto") == 0) {
 			free(cfg->cgroup_root);
@@ -356,7 +365,8 @@ static struct config *config_new(void)
 	cfg->log_level = LOG_INFO;
 	if (set_string(&cfg->socket_path, "/run/migd/migd.sock") < 0 ||
 	    set_string(&cfg->policy_dir, "/etc/migd/policies.d") < 0 ||
-	    set_string(&cfg->state_dir, "/var/lib/migd") < 0)
+	    set_string(&cfg->state_dir, "/var/lib/migd") < 0 ||
+	    set_string(&cfg->runtime_dir, "/run/migd") < 0)
 		return config_free(cfg);
 	return cfg;
 }
@@ -723,6 +733,7 @@ struct config *config_free(struct config *cfg)
 	free(cfg->socket_group);
 	free(cfg->policy_dir);
 	free(cfg->state_dir);
+	free(cfg->runtime_dir);
 	free(cfg->cgroup_root);
 	free(cfg);
 	return NULL;
@@ -738,6 +749,7 @@ void config_dump(const struct config *cfg, FILE *f)
 	fprintf(f, "socket_group = %s\n", cfg->socket_group ? cfg->socket_group : "(root)");
 	fprintf(f, "policy_dir = %s\n", cfg->policy_dir);
 	fprintf(f, "state_dir = %s\n", cfg->state_dir);
+	fprintf(f, "runtime_dir = %s\n", cfg->runtime_dir);
 	fprintf(f, "cgroup_root = %s\n", cfg->cgroup_root ? cfg->cgroup_root : "auto");
 	fprintf(f, "scan_interval = %" PRIu64 "ms\n", cfg->scan_interval_ms);
 	fprintf(f, "max_jobs = %u\n", cfg->max_jobs);

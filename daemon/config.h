@@ -56,7 +56,8 @@ struct config {
 	unsigned socket_mode;
 	char *socket_group; /* NULL: root's group */
 	char *policy_dir;
-	char *state_dir;
+	char *state_dir;   /* crash journals (<pid>-<starttime>.journal) */
+	char *runtime_dir; /* tmpfs: staging files in staging/ */
 	char *cgroup_root; /* NULL: autodetect the cgroup2 mount */
 	uint64_t scan_interval_ms;
 	unsigned max_jobs;

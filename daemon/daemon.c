@@ -181,6 +181,10 @@ int migd_start(struct migd *d)
 	r = discovery_init(d);
 	if (r < 0)
 		return r;
+	/* Tenants a dead migd left mid-window come first: before any client is served. */
+	r = recovery_run(d);
+	if (r < 0)
+		return r;
 	r = ctl_listen(d);
 	if (r < 0)
 		return r;

@@ -23,6 +23,8 @@ enum tenant_state {
 	TENANT_QUEUED,	  /* a policy job is waiting */
 	TENANT_MIGRATING, /* a job runs on it */
 	TENANT_FAILED,	  /* the last job failed: see last_error */
+	/* A crash of an earlier migd left it mid-window and recovery failed: see last_error. */
+	TENANT_UNRECOVERED,
 };
 
 /* A process migd may act on: found through a policy, or named by root. */
@@ -86,6 +88,9 @@ void migd_shutdown(struct migd *d);
 /* Set up signals, timers, discovery and the socket; say READY. Returns 0 or -errno. */
 int migd_start(struct migd *d);
 void migd_close_all_handles(struct migd *d);
+
+/* recovery.c: recover every journal in state_dir (before serving). Returns 0 or -errno. */
+int recovery_run(struct migd *d);
 
 /* discovery.c */
 int discovery_init(struct migd *d);

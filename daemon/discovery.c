@@ -40,6 +40,8 @@ const char *tenant_state_name(enum tenant_state s)
 		return "migrating";
 	case TENANT_FAILED:
 		return "failed";
+	case TENANT_UNRECOVERED:
+		return "unrecovered";
 	}
 	return "?";
 }
@@ -236,6 +238,9 @@ static void queue_policy_job(struct migd *d, struct tenant *t, const struct poli
 	struct job *j;
 	int r;
 
+	/* Its journal from a crash is still there: the engine would refuse (logged at start). */
+	if (t->state == TENANT_UNRECOVERED)
+		return;
 	/* The identity of the process this scan saw, checked again when the job starts. */
 	r = identity_take(t->pid, &req.ident, reason, sizeof(reason));
 	if (r == 0 && req.ident.starttime != t->starttime) {

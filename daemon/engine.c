@@ -377,6 +377,8 @@ static int migrate_chunks(mig_tenant *t, const struct engine_migrate_req *req,
 		.no_collapse = req->huge != HUGE_KEEP,
 		.cancel = req->cancel,
 		.rate_limit = req->rate_limit,
+		.journal_dir = req->journal_dir,
+		.staging_dir = req->staging_dir,
 	};
 	struct chunk_progress cp = { progress, userdata, 0, ranges_span(ranges, n), { 0 } };
 	_cleanup_free_ struct mig_range *chunk = calloc(n + 1, sizeof(*chunk));

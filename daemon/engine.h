@@ -52,6 +52,9 @@ struct engine_migrate_req {
 	bool compact_after;	 /* ENGINE_MIGRATE: compact the tenant after it */
 	uint64_t src, len, dst;	 /* ENGINE_RELOCATE */
 	unsigned relocate_flags; /* MIG_RELOCATE_* */
+	/* Crash recovery: the journal directory and the staging directory (tmpfs). */
+	const char *journal_dir;
+	const char *staging_dir;
 };
 
 /*

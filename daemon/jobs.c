@@ -43,6 +43,8 @@ static void job_free(struct job *j)
 		return;
 	free(j->req.ranges);
 	identity_done(&j->req.ident);
+	free(j->journal_dir);
+	free(j->staging_dir);
 	free(j->policy);
 	free(j->reason);
 	json_object_put(j->summary);
@@ -403,6 +405,20 @@ int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_r
 	j->req = own;
 	j->req.uid = uid;
 	j->req.cancel = &j->cancel;
+	j->journal_dir = strdup(d->cfg->state_dir);
+	if (asprintf(&j->staging_dir, "%s/staging", d->cfg->runtime_dir) < 0)
+		j->staging_dir = NULL;
+	if (!j->journal_dir || !j->staging_dir) {
+		free(j->journal_dir);
+		free(j->staging_dir);
+		free(own.ranges);
+		identity_done(&own.ident);
+		pthread_mutex_destroy(&j->lock);
+		free(j);
+		return -ENOMEM;
+	}
+	j->req.journal_dir = j->journal_dir;
+	j->req.staging_dir = j->staging_dir;
 	j->policy = policy ? strdup(policy) : NULL;
 	j->client = c ? client_ref(c) : NULL;
 	j->req_id = req_id ? json_object_get(req_id) : NULL;

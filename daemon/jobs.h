@@ -51,6 +51,8 @@ struct job {
 	char *policy; /* the policy that triggered it, NULL when asked for */
 	struct engine_migrate_req req;
 	volatile int cancel;
+	/* Copies of the configuration's directories (a reload may free the config). */
+	char *journal_dir, *staging_dir;
 
 	uv_work_t work;
 	uv_async_t async;

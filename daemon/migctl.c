@@ -576,7 +576,8 @@ static void usage(FILE *f)
 		"  -h, --help         this text; 'migctl COMMAND --help' for one command\n"
 		"\n"
 		"Exit status: 0 ok, 1 the command failed, 2 usage error, 3 cannot reach migd,\n"
-		"4 migration finished but some pages could not be moved. See migctl(1).\n",
+		"4 migration finished but some pages could not be moved, 5 (status, tenants)\n"
+		"migd could not recover a tenant after a crash. See migctl(1).\n",
 		DEFAULT_SOCKET);
 }
 
@@ -682,6 +683,10 @@ int main(int argc, char **argv)
 	r = CTL_EXIT_OK;
 	if (strcmp(cmd->name, "migrate") == 0 && num(reply, "pages_failed") > 0)
 		r = CTL_EXIT_PARTIAL;
+	/* A tenant left blocked by a crash of migd must not go unnoticed by scripts. */
+	if ((strcmp(cmd->name, "status") == 0 || strcmp(cmd->name, "tenants") == 0) &&
+	    num(reply, "unrecovered") > 0)
+		r = CTL_EXIT_UNRECOVERED;
 	json_object_put(reply);
 	return r;
 }

@@ -26,6 +26,7 @@ enum {
 	CTL_EXIT_USAGE = 2,	  /* bad command line */
 	CTL_EXIT_UNREACHABLE = 3, /* cannot reach migd */
 	CTL_EXIT_PARTIAL = 4,	  /* migration done, some pages failed */
+	CTL_EXIT_UNRECOVERED = 5, /* status/tenants: a tenant was not recovered after a crash */
 };
 
 /* Splits a byte stream into lines, refusing lines longer than max. */

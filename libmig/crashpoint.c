@@ -2,7 +2,8 @@
  * crashpoint.c - MIG_CRASH_AT: kill this process at a named point, so a
  * test can show what a migd killed exactly there leaves behind. The
  * variable is read once; without it every point costs one load and a
- * branch.
+ * branch. A point ending in ":abrt" raises SIGABRT instead (what
+ * systemd's watchdog sends).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 struct point {
 	char name[64];
 	unsigned long nth; /* 0: the first time */
+	int sig;
 	atomic_ulong seen;
 };
 
@@ -36,7 +38,15 @@ static void parse(void)
 	for (char *tok = strtok_r(buf, ",", &save); tok && npoints < MAX_POINTS;
 	     tok = strtok_r(NULL, ",", &save)) {
 		struct point *p = &points[npoints];
-		char *at = strchr(tok, '@');
+		size_t len = strlen(tok);
+		char *at;
+
+		p->sig = SIGKILL;
+		if (len > 5 && strcmp(tok + len - 5, ":abrt") == 0) {
+			tok[len - 5] = 0;
+			p->sig = SIGABRT;
+		}
+		at = strchr(tok, '@');
 
 		if (at) {
 			*at = 0;
@@ -56,6 +66,6 @@ void mig__crash_point(const char *point)
 		if (strcmp(p->name, point) != 0)
 			continue;
 		if (atomic_fetch_add(&p->seen, 1) + 1 >= (p->nth ? p->nth : 1))
-			raise(SIGKILL);
+			raise(p->sig);
 	}
 }

@@ -43,8 +43,60 @@ MIG_INTERNAL int mig__prefer_thread(int node);
 /* Page-aligned anonymous memory preferring node. Returns 0 or -errno. */
 MIG_INTERNAL int mig__staging_alloc(int node, size_t len, void **ret);
 MIG_INTERNAL void mig__staging_free(void *p, size_t len);
+/* Prefer node for the staging memory [p, p + len) (also a shared file mapping). */
+MIG_INTERNAL void mig__staging_place(void *p, size_t len, int node);
+
+/* Staging in a file that outlives this process (docs/engine.md, "After a crash"). */
+struct mig__staging {
+	int fd;
+	char path[512];
+	char *base; /* len bytes, MAP_SHARED */
+	size_t len;
+};
+/*
+ * Create (or replace) dir/<pid>-<starttime> of len bytes and map it.
+ * Returns 0 or -errno (-ESRCH: no such process).
+ */
+MIG_INTERNAL int mig__staging_file(const char *dir, pid_t pid, size_t len,
+				   struct mig__staging *ret);
+/* Unmap and remove it; fd < 0 is fine. */
+MIG_INTERNAL void mig__staging_file_close(struct mig__staging *s);
 /* Free bytes of node (numa_node_size64), or -errno. */
 MIG_INTERNAL int64_t mig__node_free(int node);
+
+/* ---- journal.c: crash recovery (docs/engine.md, "After a crash") ----- */
+
+struct mig__journal;
+struct mig__win;
+
+/* Start time of pid (field 22 of /proc/PID/stat). Returns 0, -ESRCH, -errno. */
+MIG_INTERNAL int mig__proc_starttime(pid_t pid, uint64_t *ret);
+/*
+ * Create dir/<pid>-<starttime>.journal for a job on t with windows of up
+ * to max_pages pages. Returns 0, -EBUSY (a journal of an unrecovered
+ * crash exists; the tenant's last error says so), or -errno.
+ */
+MIG_INTERNAL int mig__journal_open(const char *dir, mig_tenant *t, uint64_t max_pages,
+				   struct mig__journal **ret);
+/* The staging file the windows' content goes to (before the first window). */
+MIG_INTERNAL void mig__journal_staging(struct mig__journal *jr, const char *path,
+				       const void *base, uint64_t size);
+/* Remove the journal (the job ended and left nothing to undo); NULL is fine. */
+MIG_INTERNAL void mig__journal_close(struct mig__journal *jr);
+/* The MOVE zap's scratch area inside the tenant. NULL jr is fine. */
+MIG_INTERNAL void mig__journal_scratch(struct mig__journal *jr, uint64_t scratch, uint64_t len,
+				       uint64_t dst, uint64_t dst_len);
+/*
+ * Room in the journal for a window's addresses (npages words) and its
+ * nbitmaps bitmaps, zeroed; the window keeps its state there, so the
+ * journal is always current. Returns 0, or -ENOSPC (no journal, too big,
+ * or a window still in flight): then allocate elsewhere.
+ */
+MIG_INTERNAL int mig__journal_window_mem(struct mig__journal *jr, size_t npages, size_t nbitmaps,
+					 uint64_t **ret_addr, uint64_t **ret_bits);
+/* Hooks: before the window's first registration, after its last unregistration. */
+MIG_INTERNAL void mig__journal_window_begin(struct mig__journal *jr, const struct mig__win *w);
+MIG_INTERNAL void mig__journal_window_end(struct mig__journal *jr);
 
 /* ---- copy.c ------------------------------------------------------------ */
 
@@ -131,6 +183,7 @@ struct mig__win {
 	size_t inflight_i, inflight_n;
 	struct mig_range regs[MIG__MAX_REGS]; /* registered, current addresses */
 	size_t nregs;
+	bool in_journal; /* addr and the bitmaps are the journal's memory */
 };
 
 struct mig__job {
@@ -180,6 +233,10 @@ struct mig__job {
 	uint64_t scratch_dst, scratch_dst_len;
 	uint64_t arg_page;
 
+	/* Crash recovery: the journal (NULL: none) and the staging file (fd < 0: none). */
+	struct mig__journal *journal;
+	struct mig__staging staging;
+
 	pthread_t fault_thread;
 	bool fault_thread_started;
 	int epfd;
@@ -227,7 +284,8 @@ MIG_INTERNAL int mig__wp_range(struct mig__job *j, uint64_t start, uint64_t len,
  * taken out leave the zap set as written (DIRTY).
  */
 MIG_INTERNAL int mig__window_zap(struct mig__job *j, struct mig__win *w);
-MIG_INTERNAL int mig__window_alloc(size_t npages, struct mig__win **ret);
+/* addr and the page states go into jr's memory when there is one (jr may be NULL). */
+MIG_INTERNAL int mig__window_alloc(struct mig__journal *jr, size_t npages, struct mig__win **ret);
 MIG_INTERNAL void mig__window_free(struct mig__win *w);
 
 /* Index of the page of w now at addr, or -1. */

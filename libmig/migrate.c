@@ -101,7 +101,7 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	r = mig_read_vmas(j->pid, &vmas, &nvmas);
 	if (r < 0)
 		return r;
-	r = mig__window_alloc(np, &w);
+	r = mig__window_alloc(j->journal, np, &w);
 	if (r < 0)
 		return r;
 	w->start = start;
@@ -355,6 +355,8 @@ static int scratch_setup(struct mig__job *j, uint64_t window)
 	}
 	j->scratch_dst = ALIGN_UP(j->scratch + MIG__PAGE, (uint64_t)MIG__PMD);
 	j->scratch_dst_len = window;
+	/* Known to the journal before it is registered: a restarted migd unregisters and unmaps it. */
+	mig__journal_scratch(j->journal, j->scratch, j->scratch_len, j->scratch_dst, window);
 	r = mig__uffd_register(j->uffd, j->scratch_dst, window, UFFDIO_REGISTER_MODE_MISSING, NULL);
 	if (r < 0)
 		goto fail;
@@ -400,7 +402,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	struct mig_migrate_opts o = opts ? *opts : (struct mig_migrate_opts){ 0 };
 	struct mig_migrate_result res = { 0 };
 	struct job_pages jp = { 0 };
-	struct mig__job j = { .epfd = -EBADF, .stopfd = -EBADF };
+	struct mig__job j = { .epfd = -EBADF, .stopfd = -EBADF, .staging = { .fd = -EBADF } };
 	void **staging = NULL;
 	uint64_t t0, bytes_total = 0, bytes_done = 0;
 	size_t base = 0, nwin = 0;
@@ -451,6 +453,25 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 		r = -ENOMEM;
 		goto out;
 	}
+	/*
+	 * The journal first: one left by a crash that was not recovered
+	 * refuses the job before anything (its staging file above all) is
+	 * touched.
+	 */
+	if (o.journal_dir) {
+		r = mig__journal_open(o.journal_dir, t, o.window / MIG__PAGE, &j.journal);
+		if (r < 0)
+			goto out;
+	}
+	if (o.staging_dir) {
+		r = mig__staging_file(o.staging_dir, j.pid, j.npools * o.window, &j.staging);
+		if (r < 0) {
+			mig__tenant_set_error("cannot create the staging file in %s: %s",
+					      o.staging_dir, strerror(-r));
+			goto out;
+		}
+		mig__journal_staging(j.journal, j.staging.path, j.staging.base, j.staging.len);
+	}
 	for (unsigned node = 0, k = 0; node < MIG_MAX_NODES && k < j.npools; node++) {
 		if (!mig_nodes_test(targets, node))
 			continue;
@@ -458,9 +479,14 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 		r = mig__pool_new((int)node, o.threads, &j.pools[k]);
 		if (r < 0)
 			goto out;
-		r = mig__staging_alloc((int)node, o.window, &staging[k]);
-		if (r < 0)
-			goto out;
+		if (j.staging.fd >= 0) {
+			staging[k] = j.staging.base + k * o.window;
+			mig__staging_place(staging[k], o.window, (int)node);
+		} else {
+			r = mig__staging_alloc((int)node, o.window, &staging[k]);
+			if (r < 0)
+				goto out;
+		}
 		k++;
 	}
 	/* A tenant without numa_maps (no NUMA in the kernel) has no VMA policies. */
@@ -612,11 +638,14 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 out:
 	scratch_teardown(&j);
 	mig__faults_stop(&j);
+	/* Every window undid what it did and every event was read: nothing is left to recover. */
+	mig__journal_close(j.journal);
 	for (size_t k = 0; j.pools && k < j.npools; k++) {
 		mig__pool_free(j.pools[k]);
-		if (staging)
+		if (staging && j.staging.fd < 0)
 			mig__staging_free(staging[k], o.window);
 	}
+	mig__staging_file_close(&j.staging);
 	pthread_rwlock_destroy(&j.lock);
 	free(j.pols);
 	free(j.pools);

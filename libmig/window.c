@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 
 #include "bitmap.h"
+#include "crashpoint.h"
 #include "engine.h"
 #include "tenant.h"
 #include "uffd.h"
@@ -31,24 +32,41 @@
 #define MIG__NODE_RESERVE (64UL << 20)
 /* Pages per UFFDIO_COPY of a fill chunk. */
 #define FILL_CHUNK 64
+/* Page-state bitmaps of a window, in one block (see mig__window_alloc). */
+#define NBITMAPS 13
 
-int mig__window_alloc(size_t npages, struct mig__win **ret)
+int mig__window_alloc(struct mig__journal *jr, size_t npages, struct mig__win **ret)
 {
 	size_t words = MIG__BITMAP_WORDS(npages);
 	struct mig__win *w;
-	uint64_t *bits;
+	uint64_t *bits = NULL;
 
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->npages = npages;
-	w->addr = calloc(npages, sizeof(uint64_t));
+	/*
+	 * Addresses and page states live in the journal when the job has one
+	 * (journal.c): a window a crash could not be recovered from never runs.
+	 */
+	if (jr) {
+		int r = mig__journal_window_mem(jr, npages, NBITMAPS, &w->addr, &bits);
+
+		if (r < 0) {
+			free(w);
+			return r;
+		}
+		w->in_journal = true;
+	} else {
+		w->addr = calloc(npages, sizeof(uint64_t));
+		bits = calloc(NBITMAPS * words, sizeof(uint64_t));
+	}
 	w->err = calloc(npages, sizeof(int32_t));
 	w->held_ns = calloc(npages, sizeof(uint64_t));
 	w->held_tid = calloc(npages, sizeof(int32_t));
-	bits = calloc(13 * words, sizeof(uint64_t));
 	if (!w->addr || !w->err || !w->held_ns || !w->held_tid || !bits) {
-		free(bits);
+		if (!w->in_journal)
+			free(bits);
 		mig__window_free(w);
 		return -ENOMEM;
 	}
@@ -73,8 +91,10 @@ void mig__window_free(struct mig__win *w)
 {
 	if (!w)
 		return;
-	free(w->invma);
-	free(w->addr);
+	if (!w->in_journal) {
+		free(w->invma);
+		free(w->addr);
+	}
 	free(w->err);
 	free(w->held_ns);
 	free(w->held_tid);
@@ -297,6 +317,7 @@ static int stage(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
 					       .err = err,
 					       .pool = pool,
 				       });
+	mig__crash_point("window:stage");
 	for (size_t k = 0; k < n; k++) {
 		if (mig__bit_test(copied, k)) {
 			mig__bit_set(w->copied, idx[k]);
@@ -349,6 +370,7 @@ static int fill_chunk(void *arg, size_t c)
 			if (w->held_ns[i + p])
 				mig__job_stall(j, w->held_ns[i + p]);
 		}
+		mig__crash_point("window:fill");
 		i += done / MIG__PAGE;
 		if (r < 0 && i < k) {
 			/* The page that stopped the run: its own outcome. */
@@ -429,6 +451,7 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 		r = protect(j, w, w->sel, true);
 		if (r < 0)
 			return r;
+		mig__crash_point("window:freeze");
 		r = scan(j, w, pass == 1);
 		if (r < 0)
 			return r;
@@ -453,6 +476,9 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 		r = mig__window_zap(j, w);
 		if (r == -ESRCH)
 			return r;
+		/* Only where something was taken out: the content is then only in staging. */
+		if (any(w->zap, w->npages))
+			mig__crash_point("window:zap");
 		/* A failed zap leaves pages in place: their fill gets -EEXIST. */
 		hook(j, w, MIG_PHASE_ZAPPED);
 		r = fill(j, w, pool);
@@ -554,6 +580,8 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	if (!pool)
 		return -EINVAL;
 
+	/* From the first registration on, a crash needs the journal to undo it. */
+	mig__journal_window_begin(j->journal, w);
 	for (; reg < w->nregs; reg++) {
 		uint64_t ioctls = 0;
 
@@ -573,6 +601,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 			(void)mig__uffd_unregister(j->uffd, w->regs[k].start,
 						   w->regs[k].end - w->regs[k].start);
 		set_err(w, w->invma, -r);
+		mig__journal_window_end(j->journal);
 		return r == -EOPNOTSUPP || r == -ESRCH ? r : 0;
 	}
 
@@ -602,6 +631,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 					   w->regs[k].end - w->regs[k].start);
 	pthread_rwlock_unlock(&j->lock);
 	unregister_grown(j, w);
+	mig__journal_window_end(j->journal);
 	pthread_rwlock_wrlock(&j->lock);
 	j->win = NULL;
 	pthread_rwlock_unlock(&j->lock);

@@ -58,6 +58,7 @@
 #include <string.h>
 
 #include "bitmap.h"
+#include "crashpoint.h"
 #include "engine.h"
 #include "stopset.h"
 #include "tenant.h"
@@ -366,6 +367,8 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 	bool again = false;
 
 	zap_unlock(z);
+	/* Between two steps: the executor is stopped inside its session. */
+	mig__crash_point("window:step");
 	if (st->op == MIG__ZAP_MADVISE && n == 0)
 		return; /* the scratch area */
 	pthread_rwlock_wrlock(&j->lock);

@@ -438,6 +438,19 @@ struct mig_migrate_opts {
 	void (*phase_hook)(int phase, const struct mig_range *window, void *userdata);
 	void *hook_userdata;
 	enum mig_zap_method zap;
+	/*
+	 * Crash recovery (docs/engine.md, "After a crash"). staging_dir: a
+	 * directory on tmpfs where staging is a file (<pid>-<starttime>,
+	 * mapped shared, so it outlives this process). journal_dir: where the
+	 * job keeps <pid>-<starttime>.journal, which mig_recover() uses to
+	 * put a tenant right after this process died mid-window. NULL:
+	 * anonymous staging and no journal; a process that dies mid-window
+	 * then leaves the tenant blocked for good, and with the madvise zap
+	 * the content of the pages taken out is lost. A journal left by a
+	 * crash that was not recovered makes mig_migrate fail with -EBUSY.
+	 */
+	const char *staging_dir;
+	const char *journal_dir;
 };
 
 #define MIG_PHASE_STAGED 1
@@ -620,6 +633,40 @@ MIG_API MIG_WUR int mig_relocate(mig_tenant *t, uint64_t src, uint64_t len, uint
  */
 MIG_API MIG_WUR int mig_compact(mig_tenant *t, const struct mig_range *range, unsigned flags,
 				struct mig_relocate_result *ret_result);
+
+/* ---------------------------------------------------------------------
+ * Crash recovery (libmig/journal.c; docs/engine.md, "After a crash")
+ * ------------------------------------------------------------------- */
+
+struct mig_recover_info {
+	pid_t pid;		 /* the tenant the journal names */
+	uint64_t starttime;	 /* its /proc/PID/stat start time */
+	int tenant_fd;		 /* its uffd's fd number inside the tenant */
+	uint64_t pages_refilled; /* zapped pages put back from staging or scratch */
+	uint64_t pages_gone;	 /* dropped or unmapped by the tenant meanwhile: left so */
+	uint64_t pages_lost;	 /* content found nowhere: the tenant stays blocked */
+	bool fd_closed;		 /* the tenant's uffd was closed inside it */
+	uint64_t elapsed_ns;
+	char reason[256]; /* why it was dropped or not recovered, or a warning */
+};
+
+/*
+ * Finish what a dead process left in the journal at path (a
+ * mig_migrate_opts.journal_dir file): take the tenant's uffd back with
+ * pidfd_getfd, apply the events queued meanwhile, put back every page
+ * that was taken out and not filled (from the staging file, or the MOVE
+ * zap's scratch area), un-protect, unregister, close the tenant's uffd
+ * inside it (ptrace tenants; an agent keeps its own), then remove the
+ * journal and the staging file. Returns 0 (recovered), 1 (nothing to do:
+ * the tenant exited, its pid is another process now, the journal is from
+ * another boot or incomplete; removed), or -errno with the journal kept
+ * and ret_info->reason saying why: -EBUSY (in use by a running job),
+ * -ENODATA (content of taken-out pages found nowhere: the tenant stays
+ * blocked on them rather than read zero), -EPERM, -EBADF (the tenant
+ * closed its uffd), -EPROTO (a journal this version cannot read).
+ * *ret_info is always filled.
+ */
+MIG_API MIG_WUR int mig_recover(const char *path, struct mig_recover_info *ret_info);
 
 #ifdef __cplusplus
 }

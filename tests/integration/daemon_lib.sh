@@ -43,6 +43,7 @@ write_config() {
 		echo "socket = $T/migd.sock"
 		echo "policy_dir = $T/policies.d"
 		echo "state_dir = $T/state"
+		echo "runtime_dir = $T/run"
 		echo "scan_interval = 200ms"
 		for l in "$@"; do echo "$l"; done
 	} >"$T/migd.ini"

@@ -25,6 +25,10 @@
  *   mremap OFF LEN     move part of the data to a new address
  *   fork               fork; the child checks every page, exits 0 or 1
  *   exit               exit at once
+ *   progress           "PROGRESS N0 N1 ...": writes each writer thread has
+ *                      made so far (a thread blocked for good stops counting)
+ *   stalls             "STALLS START:END ...": the last writes of every
+ *                      thread that took over 1 ms, wall-clock nanoseconds
  *   stop               stop writing, check every page, print figures,
  *                      exit 0 (all good) or 1
  */
@@ -62,10 +66,14 @@ static unsigned nthreads = 2;
 /* Write-latency histogram: 1 us buckets below 10 ms, 1 ms buckets to 100 s. */
 #define FINE   10000
 #define COARSE 100000
+/* The last STALL_LOG writes that took over 1 ms: wall-clock start and end. */
+#define STALL_LOG 64
 struct hist {
 	uint64_t fine[FINE];
 	uint64_t coarse[COARSE];
 	uint64_t n, max_ns;
+	uint64_t stall_start[STALL_LOG], stall_end[STALL_LOG];
+	unsigned nstall;
 };
 static struct hist *hists;
 
@@ -135,6 +143,25 @@ static void record(struct hist *h, uint64_t ns)
 		h->max_ns = ns;
 }
 
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A write that just ended after ns: when it was, on the wall clock (tests compare with date). */
+static void note_stall(struct hist *h, uint64_t ns)
+{
+	uint64_t end = wall_ns();
+	unsigned k = h->nstall % STALL_LOG;
+
+	h->stall_start[k] = end - ns;
+	h->stall_end[k] = end;
+	__atomic_store_n(&h->nstall, h->nstall + 1, __ATOMIC_RELEASE);
+}
+
 static void *writer_main(void *arg)
 {
 	unsigned k = (unsigned)(uintptr_t)arg;
@@ -156,7 +183,10 @@ static void *writer_main(void *arg)
 			p[WORDS - 1] = g;
 			genrec[i] = g;
 			pthread_rwlock_unlock(&quiesce);
-			record(h, now_ns() - t0);
+			g = now_ns() - t0;
+			record(h, g);
+			if (g > 1000000)
+				note_stall(h, g);
 		}
 	}
 	return NULL;
@@ -315,6 +345,21 @@ static void command(const char *line)
 		       child > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "OK" : "FAIL fork");
 	} else if (!strcmp(line, "exit")) {
 		_exit(0);
+	} else if (!strcmp(line, "stalls")) {
+		printf("STALLS");
+		for (unsigned k = 0; k < nthreads; k++) {
+			unsigned ns = __atomic_load_n(&hists[k].nstall, __ATOMIC_ACQUIRE);
+
+			for (unsigned x = ns > STALL_LOG ? ns - STALL_LOG : 0; x < ns; x++)
+				printf(" %" PRIu64 ":%" PRIu64, hists[k].stall_start[x % STALL_LOG],
+				       hists[k].stall_end[x % STALL_LOG]);
+		}
+		printf("\n");
+	} else if (!strcmp(line, "progress")) {
+		printf("PROGRESS");
+		for (unsigned k = 0; k < nthreads; k++)
+			printf(" %" PRIu64, __atomic_load_n(&hists[k].n, __ATOMIC_RELAXED));
+		printf("\n");
 	} else {
 		printf("FAIL unknown command\n");
 	}

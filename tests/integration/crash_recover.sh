@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# crash_recover.sh - migd killed in the middle of a migration and started
+# again: the tenant (writer, 2 threads writing throughout) must be alive,
+# write again within 2 s of the restart, verify every page, and the
+# journal must be gone (docs/engine.md, "After a crash").
+#
+# Each crash point once (MIGD_CRASH_AT, SIGKILL; two with SIGABRT, what
+# systemd's watchdog sends), a crash during recovery itself, then
+# CRASH_RANDOM (default 3) kill -9 at random moments. make check-stress
+# runs the long loop (crash_stress.sh).
+source "$(dirname "$0")/daemon_lib.sh"
+source "$(dirname "$0")/crash_lib.sh"
+need_root
+write_config
+
+points=${CRASH_POINTS:-"freeze stage zap inject fill zap:abrt fill:2:abrt"}
+for p in $points; do
+	crash_round "$p" 0 MIGD_CRASH_AT="$p"
+done
+CRASH_AGAIN=recovery crash_round "zap+recovery" 0 MIGD_CRASH_AT=zap
+for _ in $(seq "${CRASH_RANDOM:-3}"); do
+	d=0.$(printf '%02d' $((RANDOM % 30 + 2)))
+	crash_round "kill@${d}s" "$d"
+done
+
+# A tenant that cannot be brought back is named loudly and never migrated
+# again: the staging file is removed after a crash between zap and fill,
+# so the content of the pages taken out is nowhere.
+echo "unrecoverable: staging removed after a crash at zap"
+: >"$T/migd.log"
+crash_start_writer || fail "writer did not start"
+crash_start_migd MIGD_CRASH_AT=zap || fail "migd did not start"
+"$MIGCTL" --quiet migrate "$WPID" "${CRASH_TO[@]}" >/dev/null 2>&1
+crash_wait_migd 60 || fail "migd did not die at zap"
+ls "$T"/state/*.journal >/dev/null 2>&1 || fail "no journal after a crash at zap"
+rm -f "$T"/run/staging/*
+crash_start_migd || fail "migd did not restart"
+grep -q "NOT recovered" "$T/migd.log" || fail "no error logged for the unrecoverable tenant"
+out=$("$MIGCTL" tenants 2>&1)
+rc=$?
+echo "$out" | sed 's/^/  | /'
+[ $rc = 5 ] || fail "migctl tenants exited $rc, not 5 (unrecovered)"
+echo "$out" | grep -q "unrecovered" || fail "migctl tenants does not say unrecovered"
+"$MIGCTL" status >/dev/null 2>&1
+rc=$?
+[ $rc = 5 ] || fail "migctl status exited $rc, not 5"
+out=$("$MIGCTL" migrate "$WPID" "${CRASH_TO[@]}" 2>&1)
+rc=$?
+echo "  | $out"
+[ $rc = 1 ] && echo "$out" | grep -q "not recovered" || fail "migctl migrate of an unrecovered tenant: exit $rc"
+ls "$T"/state/*.journal >/dev/null 2>&1 || fail "the journal of an unrecovered tenant was removed"
+kill -9 "$WPID"
+wait "$WPID" 2>/dev/null
+exec 7>&- 8<&-
+kill "$MIGD_PID"
+crash_wait_migd 30
+crash_start_migd || fail "migd did not restart"
+grep -q "dropped: the tenant has exited" "$T/migd.log" || fail "journal of the exited tenant not dropped"
+ls "$T"/state/*.journal >/dev/null 2>&1 && fail "journal of the exited tenant left"
+kill "$MIGD_PID"
+crash_wait_migd 30
+
+crash_report
