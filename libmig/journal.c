@@ -94,6 +94,7 @@ struct jhdr {
 	/* Where its live state lies in this file. */
 	uint64_t max_pages, addr_off, bits_off, words;
 	uint64_t bit_invma, bit_zap, bit_filled, bit_gone; /* word offsets in the block */
+	uint64_t bit_pend, bit_fallback;
 };
 
 struct mig__journal {
@@ -270,8 +271,7 @@ int mig__journal_window_mem(struct mig__journal *jr, size_t npages, size_t nbitm
 	if (!jr || npages > jr->h->max_pages || nbitmaps > JOURNAL_BITMAPS ||
 	    __atomic_load_n(&jr->h->state, __ATOMIC_ACQUIRE) != J_IDLE)
 		return -ENOSPC;
-	/* The window's bitmaps are packed with its own word count (window.c's layout). */
-	(void)words;
+	/* The window packs its bitmaps with its own word count: zero as many. */
 	memset(jr->map + jr->h->addr_off, 0, npages * sizeof(uint64_t));
 	memset(jr->map + jr->h->bits_off, 0, nbitmaps * words * sizeof(uint64_t));
 	*ret_addr = (uint64_t *)(void *)(jr->map + jr->h->addr_off);
@@ -302,6 +302,8 @@ void mig__journal_window_begin(struct mig__journal *jr, const struct mig__win *w
 	h->bit_zap = (uint64_t)(w->zap - bits);
 	h->bit_filled = (uint64_t)(w->filled - bits);
 	h->bit_gone = (uint64_t)(w->gone - bits);
+	h->bit_pend = (uint64_t)(w->pend - bits);
+	h->bit_fallback = (uint64_t)(w->fallback - bits);
 	__atomic_store_n(&h->state, J_WINDOW, __ATOMIC_RELEASE);
 }
 
@@ -322,7 +324,10 @@ struct rec {
 	const char *staging; /* the staging file's content, or NULL */
 	size_t staging_len;
 	uint64_t *addr;
-	uint64_t *invma, *zap, *filled, *gone;
+	uint64_t *invma, *zap, *filled, *gone, *pend, *fallback;
+	/* Runs our own madvise was zapping when the process died (their REMOVE read here). */
+	struct mig_range own[8];
+	size_t nown;
 	int children[16]; /* uffds of children forked while migd was dead */
 	size_t nchildren;
 	struct mig_recover_info *info;
@@ -340,8 +345,29 @@ static void reason(struct mig_recover_info *info, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void mark_gone(struct rec *rc, uint64_t start, uint64_t end)
+/*
+ * A REMOVE of [start, end): the tenant's DONTNEED, whose pages must read
+ * zero (gone), or our own madvise zap that was in flight when the process
+ * died: its pages are in the zap set and still pending (their step was
+ * not done), zapped with madvise (no MOVE zap, or a page MOVE refused).
+ * No tenant DONTNEED can race such a step: the tenant's other threads are
+ * stopped for madvise steps (docs/engine.md, "The zap"). A MOVE sends no
+ * event, so with the MOVE zap every other REMOVE is the tenant's.
+ */
+static void removed(struct rec *rc, uint64_t start, uint64_t end)
 {
+	bool ours = false;
+
+	for (size_t i = 0; i < rc->h->npages; i++)
+		if (rc->addr[i] >= start && rc->addr[i] < end && mig__bit_test(rc->zap, i) &&
+		    mig__bit_test(rc->pend, i) &&
+		    (!rc->h->scratch || mig__bit_test(rc->fallback, i)))
+			ours = true;
+	if (ours) {
+		if (rc->nown < ARRAY_SIZE(rc->own))
+			rc->own[rc->nown++] = (struct mig_range){ start, end };
+		return;
+	}
 	for (size_t i = 0; i < rc->h->npages; i++)
 		if (rc->addr[i] >= start && rc->addr[i] < end)
 			mig__bit_set(rc->gone, i);
@@ -365,9 +391,14 @@ static int drain(struct rec *rc)
 
 			switch (m[k].event) {
 			case UFFD_EVENT_REMOVE:
-			case UFFD_EVENT_UNMAP:
 				if (win)
-					mark_gone(rc, m[k].arg.remove.start, m[k].arg.remove.end);
+					removed(rc, m[k].arg.remove.start, m[k].arg.remove.end);
+				break;
+			case UFFD_EVENT_UNMAP:
+				for (size_t i = 0; win && i < rc->h->npages; i++)
+					if (rc->addr[i] >= m[k].arg.remove.start &&
+					    rc->addr[i] < m[k].arg.remove.end)
+						mig__bit_set(rc->gone, i);
 				break;
 			case UFFD_EVENT_REMAP:
 				for (size_t i = 0; win && i < rc->h->npages; i++) {
@@ -436,6 +467,33 @@ static int copy_page(struct rec *rc, int fd, uint64_t addr, const void *src)
 	}
 }
 
+/*
+ * Our madvise whose REMOVE was read here goes on in the tenant: wait
+ * (bounded) until it has zapped its run, so a page put back is not zapped
+ * after it.
+ */
+static void wait_own(struct rec *rc)
+{
+	for (size_t k = 0; k < rc->nown; k++) {
+		size_t n = (rc->own[k].end - rc->own[k].start) / MIG__PAGE;
+		_cleanup_free_ struct mig_pageinfo *pi = calloc(n, sizeof(*pi));
+
+		for (int tries = 0; pi && tries < 1000; tries++) {
+			bool present = false;
+
+			if (mig_query_pages(rc->pid, rc->own[k].start, n, MIG_QUERY_PAGEMAP, pi) < 0)
+				break;
+			for (size_t i = 0; i < n && !present; i++)
+				present = (pi[i].flags & MIG_PAGE_PRESENT) &&
+					  !(pi[i].flags & MIG_PAGE_ZERO);
+			if (!present)
+				break;
+			usleep(1000);
+		}
+	}
+	rc->nown = 0;
+}
+
 /* Put back every page zapped and not filled, gone excepted. */
 static int refill(struct rec *rc)
 {
@@ -444,6 +502,7 @@ static int refill(struct rec *rc)
 
 	if (!buf)
 		return -ENOMEM;
+	wait_own(rc);
 	for (size_t i = 0; i < n; i++) {
 		const void *src;
 		int r;
@@ -622,8 +681,11 @@ static int recover_locked(const char *path, struct rec *rc, int pidfd)
 		}
 	}
 	if (h->state == J_WINDOW) {
-		if (h->npages > h->max_pages || h->bit_gone >= JOURNAL_BITMAPS * h->words ||
-		    h->bit_zap >= JOURNAL_BITMAPS * h->words) {
+		uint64_t lim = JOURNAL_BITMAPS * h->words;
+
+		if (h->npages > h->max_pages || h->bit_gone >= lim || h->bit_zap >= lim ||
+		    h->bit_invma >= lim || h->bit_filled >= lim || h->bit_pend >= lim ||
+		    h->bit_fallback >= lim) {
 			reason(info, "the journal's window is damaged");
 			return -EBADMSG;
 		}
@@ -632,6 +694,8 @@ static int recover_locked(const char *path, struct rec *rc, int pidfd)
 		rc->zap = (uint64_t *)(void *)(rc->map + h->bits_off) + h->bit_zap;
 		rc->filled = (uint64_t *)(void *)(rc->map + h->bits_off) + h->bit_filled;
 		rc->gone = (uint64_t *)(void *)(rc->map + h->bits_off) + h->bit_gone;
+		rc->pend = (uint64_t *)(void *)(rc->map + h->bits_off) + h->bit_pend;
+		rc->fallback = (uint64_t *)(void *)(rc->map + h->bits_off) + h->bit_fallback;
 	}
 	{
 		/* New pages go to the window's target, like the fill would have put them. */

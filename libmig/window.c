@@ -30,6 +30,8 @@
  * reached the OOM killer.
  */
 #define MIG__NODE_RESERVE (64UL << 20)
+/* Page-state bitmaps of a window, in one block (see mig__window_alloc). */
+#define NBITMAPS 13
 /* Pages per UFFDIO_COPY of a fill chunk. */
 #define FILL_CHUNK 64
 /* Page-state bitmaps of a window, in one block (see mig__window_alloc). */

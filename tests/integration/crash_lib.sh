@@ -26,7 +26,7 @@ crash_start_migd() {
 	env "$@" "$MIGD" --foreground --config "$T/migd.ini" >>"$T/migd.log" 2>&1 &
 	MIGD_PID=$!
 	PIDS+=("$MIGD_PID")
-	for _ in $(seq 200); do
+	for _ in $(seq 1000); do
 		[ -S "$T/migd.sock" ] && return 0
 		kill -0 "$MIGD_PID" 2>/dev/null || return 1
 		sleep 0.01
@@ -62,7 +62,18 @@ crash_start_writer() {
 	WPID=$!
 	PIDS+=("$WPID")
 	exec 7>"$T/w.in" 8<"$T/w.pipe"
-	crash_wline READY 20 >/dev/null
+	# Filling 256 MiB niced on a loaded machine can take a while.
+	crash_wline READY 120 >/dev/null && return 0
+	crash_writer_gone
+	return 1
+}
+
+# End the writer of a failed round (ours, by pid) and close its fifos,
+# so the next round starts clean.
+crash_writer_gone() {
+	kill -9 "$WPID" 2>/dev/null
+	wait "$WPID" 2>/dev/null
+	exec 7>&- 8<&-
 }
 
 # crash_wline PREFIX SECONDS: print the next line of the writer starting with PREFIX.
@@ -140,7 +151,7 @@ crash_round() {
 	RUNS=$((RUNS + 1))
 	: >"$T/migd.log"
 	crash_start_writer || { crash_fail "$label: writer did not start"; return; }
-	crash_start_migd "$@" || { crash_fail "$label: migd did not start"; return; }
+	crash_start_migd "$@" || { crash_fail "$label: migd did not start"; crash_writer_gone; return; }
 	"$MIGCTL" --quiet migrate "$WPID" "${CRASH_TO[@]}" >"$T/migctl.out" 2>&1 &
 	local ctl=$!
 	if [ "$delay" != 0 ]; then
@@ -179,10 +190,14 @@ crash_round() {
 		return
 	fi
 	if [ -n "${CRASH_AGAIN:-}" ]; then
-		crash_start_migd MIGD_CRASH_AT="$CRASH_AGAIN" || true
-		crash_wait_migd 30 || { crash_fail "$label: migd did not die in recovery"; kill -9 "$MIGD_PID"; crash_wait_migd 5; }
+		if crash_start_migd MIGD_CRASH_AT="$CRASH_AGAIN"; then
+			# Recovery ended without reaching the point: nothing was left to put back.
+			echo "  $label: recovery had nothing to put back, its crash point was not reached"
+			kill "$MIGD_PID"
+		fi
+		crash_wait_migd 30 || { crash_fail "$label: migd did not end"; kill -9 "$MIGD_PID"; crash_wait_migd 5; }
 	fi
-	crash_start_migd || { crash_fail "$label: migd did not restart"; return; }
+	crash_start_migd || { crash_fail "$label: migd did not restart"; crash_writer_gone; return; }
 	# migd recovers before it listens: from here on the tenant must write.
 	t0=$(date +%s%N)
 	rms=$(sed -n 's/.*recovered after a crash of migd in \([0-9]*\)\..*/\1/p' "$T/migd.log" | tail -n 1)
@@ -207,20 +222,22 @@ crash_round() {
 		crash_fail "$label: migctl tenants lists an unrecovered tenant"
 	fi
 	line=$(crash_wcmd stop VERIFY 60) || line="(no answer)"
-	if [[ $line != "VERIFY OK"* ]]; then
-		BAD=$((BAD + 1))
-		crash_fail "$label: $line"
-		grep -v '^#' "$T/w.out" | tail -n 5 | sed 's/^/    tenant| /'
+	if [[ $line == "(no answer)" ]]; then
+		crash_fail "$label: the tenant did not answer stop"
+		crash_writer_gone
+	else
+		[[ $line == "VERIFY OK"* ]] || { BAD=$((BAD + 1)); crash_fail "$label: $line"; }
+		exec 7>&- 8<&-
+		wait "$WPID" 2>/dev/null
 	fi
-	exec 7>&- 8<&-
-	wait "$WPID" 2>/dev/null
+	[[ $line == "VERIFY OK"* ]] || grep -v '^#' "$T/w.out" | tail -n 5 | sed 's/^/    tenant| /'
 	kill "$MIGD_PID" 2>/dev/null
 	crash_wait_migd 30
 	[ -n "${CRASH_VERBOSE:-}" ] && sed "s/^/    migd| /" "$T/migd.log"
 	echo "  $label: migd exit $rc, recovery ${rms:--} ms, blocked ${ms:-?} ms after migd was back; $line"
 }
 
-# max_of NAME: the largest of the array NAME's numbers (0 when empty).
+# crash_max NAME: the largest of the array NAME's numbers (0 when empty).
 crash_max() {
 	local -n arr=$1
 	local m=0 v
