@@ -167,7 +167,7 @@ crash_fail() {
 
 # crash_round LABEL DELAY [ENV=VALUE...]: one migration killed by a crash
 # point (ENV) or, with DELAY > 0, by kill -9 after DELAY seconds. With
-# CRASH_AGAIN set, the first restart gets that MIGD_CRASH_AT (a crash
+# CRASH_AGAIN set, the first restart gets that MIG_CRASH_AT (a crash
 # during recovery) and a second restart follows.
 crash_round() {
 	local label=$1 delay=$2 t0 t1 ms rms rc line wstat
@@ -201,7 +201,7 @@ crash_round() {
 		return
 	fi
 	if [ -n "${CRASH_AGAIN:-}" ]; then
-		if crash_start_migd MIGD_CRASH_AT="$CRASH_AGAIN"; then
+		if crash_start_migd MIG_CRASH_AT="$CRASH_AGAIN"; then
 			# Recovery ended without reaching the point: nothing was left to put back.
 			echo "  $label: recovery had nothing to put back, its crash point was not reached"
 			kill "$MIGD_PID"

@@ -4,7 +4,7 @@
 # write again within 2 s of the restart, verify every page, and the
 # journal must be gone (docs/engine.md, "After a crash").
 #
-# Each crash point once (MIGD_CRASH_AT, SIGKILL; two with SIGABRT, what
+# Each crash point of a window once (MIG_CRASH_AT, SIGKILL; two with SIGABRT, what
 # systemd's watchdog sends), a crash during recovery itself, then
 # CRASH_RANDOM (default 3) kill -9 at random moments. make check-stress
 # runs the long loop (crash_stress.sh).
@@ -13,11 +13,11 @@ source "$(dirname "$0")/crash_lib.sh"
 need_root
 write_config
 
-points=${CRASH_POINTS:-"freeze stage zap inject fill zap:abrt fill:2:abrt"}
+points=${CRASH_POINTS:-"window:freeze window:stage window:zap window:step window:fill window:zap:abrt window:fill@2:abrt"}
 for p in $points; do
-	crash_round "$p" 0 MIGD_CRASH_AT="$p"
+	crash_round "$p" 0 MIG_CRASH_AT="$p"
 done
-CRASH_AGAIN=recovery crash_round "zap+recovery" 0 MIGD_CRASH_AT=zap
+CRASH_AGAIN=recovery:refill crash_round "zap+recovery" 0 MIG_CRASH_AT=window:zap
 for _ in $(seq "${CRASH_RANDOM:-3}"); do
 	d=0.$(printf '%02d' $((RANDOM % 30 + 2)))
 	crash_round "kill@${d}s" "$d"
@@ -29,7 +29,7 @@ done
 echo "unrecoverable: staging removed after a crash at zap"
 : >"$T/migd.log"
 crash_start_writer || fail "writer did not start"
-crash_start_migd MIGD_CRASH_AT=zap || fail "migd did not start"
+crash_start_migd MIG_CRASH_AT=window:zap || fail "migd did not start"
 "$MIGCTL" --quiet migrate "$WPID" "${CRASH_TO[@]}" >/dev/null 2>&1
 crash_wait_migd 60 || fail "migd did not die at zap"
 ls "$T"/state/*.journal >/dev/null 2>&1 || fail "no journal after a crash at zap"

@@ -11,12 +11,12 @@ source "$(dirname "$0")/../integration/crash_lib.sh"
 need_root
 write_config
 
-for p in freeze stage zap inject fill; do
-	crash_round "$p" 0 MIGD_CRASH_AT="$p:2"
-	crash_round "$p:abrt" 0 MIGD_CRASH_AT="$p:3:abrt"
+for p in freeze stage zap step fill; do
+	crash_round "window:$p" 0 MIG_CRASH_AT="window:$p@2"
+	crash_round "window:$p:abrt" 0 MIG_CRASH_AT="window:$p@3:abrt"
 done
-CRASH_AGAIN=recovery crash_round "zap+recovery" 0 MIGD_CRASH_AT=zap:5
-CRASH_AGAIN=recovery:1:abrt crash_round "fill+recovery:abrt" 0 MIGD_CRASH_AT=fill:3
+CRASH_AGAIN=recovery:refill crash_round "zap+recovery" 0 MIG_CRASH_AT=window:zap@5
+CRASH_AGAIN=recovery:refill:abrt crash_round "fill+recovery:abrt" 0 MIG_CRASH_AT=window:fill@3
 for i in $(seq "${CRASH_KILLS:-60}"); do
 	d=$(printf '0.%03d' $((RANDOM % 600 + 5)))
 	crash_round "kill $i @${d}s" "$d"
