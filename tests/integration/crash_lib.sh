@@ -23,6 +23,12 @@ RECOVERY_MS=()
 MIGD_MS=()
 FAILURES=()
 
+# Wall-clock nanoseconds (the guests' busybox date has no %N).
+crash_now_ns() {
+	local t=${EPOCHREALTIME/[.,]/}
+	echo "${t}000"
+}
+
 # crash_start_migd [ENV=VALUE...]: a migd on $T/migd.ini, log appended.
 crash_start_migd() {
 	rm -f "$T/migd.sock"
@@ -210,7 +216,7 @@ crash_round() {
 	fi
 	crash_start_migd || { crash_fail "$label: migd did not restart"; crash_writer_gone; return; }
 	# migd recovers before it listens: from here on the tenant must write.
-	t0=$(date +%s%N)
+	t0=$(crash_now_ns)
 	rms=$(sed -n 's/.*recovered after a crash of migd in \([0-9]*\)\..*/\1/p' "$T/migd.log" | tail -n 1)
 	if [ -n "$rms" ]; then
 		MIGD_MS+=("$rms")
