@@ -8,6 +8,7 @@
 #define MIG_ENGINE_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -37,6 +38,15 @@ MIG_INTERNAL int mig__pool_run(struct mig__pool *p, int (*fn)(void *arg, size_t 
 MIG_INTERNAL int mig__bind_thread(const struct mig_nodes *nodes);
 /* Prefer node for the calling thread's allocations (MPOL_PREFERRED). */
 MIG_INTERNAL int mig__prefer_thread(int node);
+
+/* ---- numa.c: the edge to libnuma --------------------------------------- */
+
+/*
+ * The CPUs of node (numa_node_to_cpus). Returns 0, -ENOENT when the node
+ * has none (a memory-only node), -ENODEV when it is not a node of this
+ * host, -ENOMEM.
+ */
+MIG_INTERNAL int mig__node_cpus(int node, cpu_set_t *ret);
 
 /* ---- staging.c ------------------------------------------------------- */
 

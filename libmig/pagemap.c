@@ -20,10 +20,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <numa.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "compat.h"
@@ -351,7 +351,7 @@ static int query_nodes(pid_t pid, uint64_t start, size_t npages, bool pagemap_kn
 			index[n++] = i;
 		}
 		if (n > 0) {
-			r = syscall(SYS_move_pages, pid, (unsigned long)n, pages, NULL, status, 0);
+			r = numa_move_pages(pid, (unsigned long)n, pages, NULL, status, 0);
 			if (r < 0)
 				return -errno;
 			for (size_t j = 0; j < n; j++)

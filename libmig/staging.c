@@ -22,12 +22,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <numa.h>
 #include <numaif.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -44,7 +44,7 @@ int mig__staging_alloc(int node, size_t len, void **ret)
 		return -errno;
 	mig_nodes_set(&n, (unsigned)node);
 	/* Placement is a matter of speed here; an mbind failure is not fatal. */
-	(void)syscall(SYS_mbind, p, len, MPOL_PREFERRED, n.bits, MIG_MAX_NODES + 1, 0);
+	(void)mbind(p, len, MPOL_PREFERRED, (const unsigned long *)n.bits, MIG_MAX_NODES + 1, 0);
 	*ret = p;
 	return 0;
 }
@@ -63,7 +63,7 @@ void mig__staging_place(void *p, size_t len, int node)
 	if (node < 0 || node >= MIG_MAX_NODES)
 		return;
 	mig_nodes_set(&n, (unsigned)node);
-	(void)syscall(SYS_mbind, p, len, MPOL_PREFERRED, n.bits, MIG_MAX_NODES + 1, 0);
+	(void)mbind(p, len, MPOL_PREFERRED, (const unsigned long *)n.bits, MIG_MAX_NODES + 1, 0);
 }
 
 int mig__staging_file(const char *dir, pid_t pid, size_t len, struct mig__staging *ret)
@@ -116,22 +116,12 @@ void mig__staging_file_close(struct mig__staging *s)
 
 int64_t mig__node_free(int node)
 {
-	char path[96], buf[4096], *s;
-	unsigned long long kb;
-	ssize_t len;
-	int fd;
+	long long free_bytes;
 
-	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/meminfo", node);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ENODEV : -errno;
-	len = read(fd, buf, sizeof(buf) - 1);
-	safe_close(fd);
-	if (len < 0)
-		return -errno;
-	buf[len] = 0;
-	s = strstr(buf, "MemFree:");
-	if (!s || sscanf(s, "MemFree: %llu kB", &kb) != 1)
-		return -EIO;
-	return (int64_t)(kb * 1024);
+	if (node < 0 || node >= MIG_MAX_NODES)
+		return -ENODEV;
+	/* -1 (or a free figure of -1) when the node has no meminfo: not a node here. */
+	if (numa_node_size64(node, &free_bytes) < 0 || free_bytes < 0)
+		return -ENODEV;
+	return (int64_t)free_bytes;
 }

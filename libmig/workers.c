@@ -4,7 +4,8 @@
  * UFFDIO_COPY allocates the tenant's new page with the policy of the
  * calling thread (when the tenant's VMA has none), and process_vm_readv
  * faults staging pages in with it too. So every worker binds its memory
- * to its node with set_mempolicy(MPOL_BIND) and runs on the node's CPUs:
+ * to its node with set_mempolicy(MPOL_BIND) and runs on the node's CPUs
+ * (libnuma's numa_node_to_cpus()):
  * whatever it copies lands on that node. A memory-only node has no CPUs;
  * its workers then keep the process's affinity.
  *
@@ -12,13 +13,9 @@
  * [0, n) to the threads and waits for all of them.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <numaif.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,7 +50,8 @@ uint64_t mig__now_ns(void)
 int mig__bind_thread(const struct mig_nodes *nodes)
 {
 	/* The kernel wants maxnode one above the highest bit it may read. */
-	return RET_NERRNO(syscall(SYS_set_mempolicy, MPOL_BIND, nodes->bits, MIG_MAX_NODES + 1));
+	return RET_NERRNO(
+		set_mempolicy(MPOL_BIND, (const unsigned long *)nodes->bits, MIG_MAX_NODES + 1));
 }
 
 int mig__prefer_thread(int node)
@@ -61,40 +59,10 @@ int mig__prefer_thread(int node)
 	struct mig_nodes n = { 0 };
 
 	if (node < 0)
-		return RET_NERRNO(syscall(SYS_set_mempolicy, MPOL_DEFAULT, NULL, 0));
+		return RET_NERRNO(set_mempolicy(MPOL_DEFAULT, NULL, 0));
 	mig_nodes_set(&n, (unsigned)node);
-	return RET_NERRNO(syscall(SYS_set_mempolicy, MPOL_PREFERRED, n.bits, MIG_MAX_NODES + 1));
-}
-
-/* CPUs of node from sysfs, in cpulist syntax; -ENOENT when it has none. */
-static int node_cpus(int node, cpu_set_t *ret)
-{
-	char path[96], buf[4096];
-	struct mig_nodes cpus;
-	ssize_t len;
-	int fd, r;
-
-	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	len = read(fd, buf, sizeof(buf) - 1);
-	safe_close(fd);
-	if (len < 0)
-		return -errno;
-	buf[len] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	if (!buf[0])
-		return -ENOENT;
-	/* A cpulist has the same syntax as a node list. */
-	r = mig_parse_nodes(buf, &cpus);
-	if (r < 0)
-		return r;
-	CPU_ZERO(ret);
-	for (unsigned c = 0; c < CPU_SETSIZE && c < MIG_MAX_NODES; c++)
-		if (mig_nodes_test(&cpus, c))
-			CPU_SET(c, ret);
-	return 0;
+	return RET_NERRNO(
+		set_mempolicy(MPOL_PREFERRED, (const unsigned long *)n.bits, MIG_MAX_NODES + 1));
 }
 
 static void *worker_main(void *arg)
@@ -107,7 +75,7 @@ static void *worker_main(void *arg)
 
 	mig_nodes_set(&n, (unsigned)p->node);
 	r = mig__bind_thread(&n);
-	if (r >= 0 && node_cpus(p->node, &cpus) >= 0)
+	if (r >= 0 && mig__node_cpus(p->node, &cpus) >= 0)
 		(void)sched_setaffinity(0, sizeof(cpus), &cpus);
 	pthread_mutex_lock(&p->lock);
 	if (r < 0 && !p->setup_err)

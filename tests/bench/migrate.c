@@ -13,7 +13,6 @@
 #include <numaif.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 
 #include "integration/migrate_common.h"
 
@@ -78,7 +77,7 @@ static double time_move_pages(const char *self, const char *size)
 		nodes[i] = 1;
 	}
 	t = now_s();
-	r = syscall(SYS_move_pages, w.pid, n, pages, nodes, status, MPOL_MF_MOVE);
+	r = move_pages(w.pid, n, pages, nodes, status, MPOL_MF_MOVE);
 	t = now_s() - t;
 	if (wt_stop(&w, &max_us, &p99) != 0)
 		printf("move_pages tenant: verify failed\n");
@@ -104,7 +103,7 @@ static double time_migrate_pages(const char *self, const char *size)
 
 	wt_start(&w, self, args);
 	t = now_s();
-	r = syscall(SYS_migrate_pages, w.pid, 1024 + 1, from, to);
+	r = migrate_pages(w.pid, 1024 + 1, from, to);
 	t = now_s() - t;
 	if (wt_stop(&w, &max_us, &p99) != 0)
 		printf("migrate_pages tenant: verify failed\n");

@@ -22,6 +22,7 @@
  * Every tenant checks its data at the end: reading placement and moving
  * pages must not change it.
  */
+#include <numa.h>
 #include <sys/utsname.h>
 
 #include "mig.h"
@@ -69,8 +70,8 @@ static void arrange(pid_t pid, uint64_t *addrs, int *nodes, size_t n)
 	}
 	for (int round = 0; round < 4 && left; round++) {
 		size_t k = 0;
-		long r = syscall(SYS_move_pages, pid, (unsigned long)left, pages, want, status,
-				 MPOL_MF_MOVE);
+		long r = numa_move_pages(pid, (unsigned long)left, pages, want, status,
+					 MPOL_MF_MOVE);
 
 		CHECK(r >= 0, "move_pages: %s", strerror(errno));
 		for (size_t i = 0; i < left; i++)

@@ -41,7 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -417,7 +416,7 @@ int main(int argc, char **argv)
 		unsigned long mask[16] = { 0 };
 
 		mask[node / 64] = 1UL << (node % 64);
-		if (syscall(SYS_set_mempolicy, MPOL_BIND, mask, 1024 + 1) < 0) {
+		if (set_mempolicy(MPOL_BIND, mask, 1024 + 1) < 0) {
 			perror("writer: set_mempolicy");
 			return 1;
 		}
@@ -427,7 +426,7 @@ int main(int argc, char **argv)
 		fill_page(i, 0);
 	}
 	if (node >= 0)
-		(void)syscall(SYS_set_mempolicy, MPOL_DEFAULT, NULL, 0);
+		(void)set_mempolicy(MPOL_DEFAULT, NULL, 0);
 	for (unsigned k = 0; k < nthreads; k++)
 		if (pthread_create(&threads[k], NULL, writer_main, (void *)(uintptr_t)k)) {
 			perror("writer: pthread_create");
