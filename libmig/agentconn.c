@@ -83,12 +83,32 @@ static int peer_pid(int fd, pid_t *ret_pid)
 	return 0;
 }
 
-int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid, int *ret_conn_fd)
+int mig_agent_read_hello(int conn_fd, pid_t *ret_pid)
 {
-	_cleanup_close_ int fd = -EBADF;
 	struct mig_agent_hello h;
 	pid_t pid = 0;
 	ssize_t n;
+	int r;
+
+	if (conn_fd < 0 || !ret_pid)
+		return -EINVAL;
+	n = recv(conn_fd, &h, sizeof(h), MSG_DONTWAIT);
+	if (n < 0)
+		return -errno;
+	if (n != sizeof(h) || h.magic != MIG_AGENT_MAGIC || h.version != MIG_AGENT_VERSION)
+		return -EPROTO;
+	/* h.pid is in the agent's pid namespace: the kernel's word counts, not the agent's. */
+	r = peer_pid(conn_fd, &pid);
+	if (r < 0)
+		return r;
+	*ret_pid = pid;
+	return 0;
+}
+
+int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid, int *ret_conn_fd)
+{
+	_cleanup_close_ int fd = -EBADF;
+	pid_t pid = 0;
 	int r;
 
 	if (listen_fd < 0 || !ret_pid || !ret_conn_fd)
@@ -99,12 +119,7 @@ int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid, int *ret_con
 	r = wait_readable(fd, timeout_ms);
 	if (r < 0)
 		return r;
-	n = recv(fd, &h, sizeof(h), MSG_DONTWAIT);
-	if (n < 0)
-		return -errno;
-	if (n != sizeof(h) || h.magic != MIG_AGENT_MAGIC || h.version != MIG_AGENT_VERSION)
-		return -EPROTO;
-	r = peer_pid(fd, &pid);
+	r = mig_agent_read_hello(fd, &pid);
 	if (r < 0)
 		return r;
 	*ret_pid = pid;
@@ -134,15 +149,18 @@ static int agent_call(struct mig_tenant *t, struct mig_agent_req *req, int timeo
 	if (n < 0)
 		return errno == EPIPE || errno == ECONNRESET ? -ESRCH : -errno;
 	for (;;) {
-		if (timeout_ms >= 0) {
-			r = wait_readable(p->conn, timeout_ms);
-			if (r < 0)
-				return r;
-		}
+		/*
+		 * Poll first, also with no timeout (-1): the caller's connection
+		 * may be non-blocking (it shares the file with ours), and an
+		 * EAGAIN taken for a failed request would hide what the agent did.
+		 */
+		r = wait_readable(p->conn, timeout_ms);
+		if (r < 0)
+			return r;
 		mh.msg_control = cm.buf;
 		mh.msg_controllen = sizeof(cm.buf);
-		n = recvmsg(p->conn, &mh, MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
+		n = recvmsg(p->conn, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
 			return errno == ECONNRESET ? -ESRCH : -errno;

@@ -40,6 +40,16 @@ void numa_warn(int num, char *fmt, ...)
 	(void)fmt;
 }
 
+void mig_nodes_online(struct mig_nodes *ret)
+{
+	struct mig_nodes n = { { 0 } };
+
+	for (unsigned i = 0; numa_nodes_ptr && i < MIG_MAX_NODES; i++)
+		if (numa_bitmask_isbitset(numa_nodes_ptr, i))
+			mig_nodes_set(&n, i);
+	*ret = n;
+}
+
 /*
  * numa_node_to_cpus() fills a per-node cache without a lock (its own
  * comment calls the races "relatively harmless": leaked masks), and

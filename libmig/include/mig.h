@@ -84,6 +84,9 @@ static inline bool mig_nodes_test(const struct mig_nodes *n, unsigned node)
 	return node < MIG_MAX_NODES && (n->bits[node / 64] >> (node % 64)) & 1;
 }
 
+/* The NUMA nodes of this host now (libnuma's view of sysfs). */
+MIG_API void mig_nodes_online(struct mig_nodes *ret_nodes);
+
 /* Number of nodes in the set. */
 MIG_API unsigned mig_nodes_count(const struct mig_nodes *nodes);
 
@@ -349,6 +352,15 @@ MIG_API MIG_WUR int mig_agent_listen(const char *path, int *ret_fd);
  */
 MIG_API MIG_WUR int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid,
 				     int *ret_conn_fd);
+
+/*
+ * Read the hello of an agent connection accepted by the caller (for an
+ * event loop: call it when conn_fd is readable; it never blocks).
+ * *ret_pid gets the agent's process from SO_PEERCRED (in our pid
+ * namespace; the pid the agent writes is not trusted). Returns 0,
+ * -EAGAIN (nothing to read yet), -EPROTO (not an agent's hello), -errno.
+ */
+MIG_API MIG_WUR int mig_agent_read_hello(int conn_fd, pid_t *ret_pid);
 
 /* ---------------------------------------------------------------------
  * Migration (libmig/migrate.c, window.c, faults.c, workers.c, copy.c,
