@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agents.h"
 #include "daemon.h"
 #include "identity.h"
 #include "jobs.h"
@@ -220,6 +221,9 @@ static void cmd_tenants(struct migd *d, struct client *c, uid_t uid, json_object
 				       t->policy ? json_object_new_string(t->policy) : NULL);
 		json_object_object_add(e, "state",
 				       json_object_new_string(tenant_state_name(t->state)));
+		json_object_object_add(
+			e, "agent",
+			json_object_new_boolean(agents_connected(t->pid, t->starttime)));
 		json_object_object_add(e, "jobs", json_object_new_int64((int64_t)t->jobs));
 		json_object_object_add(e, "job",
 				       t->job ? json_object_new_int64((int64_t)t->job->id) : NULL);

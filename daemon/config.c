@@ -301,6 +301,24 @@ static int main_handler(void *user, const char *section, const char *key, const 
 			cfg->socket_mode = (unsigned)m;
 	} else if (strcmp(key, "socket_group") == 0) {
 		r = set_string(&cfg->socket_group, value);
+	} else if (strcmp(key, "agent_socket") == 0) {
+		cfg->agent_socket_set = true;
+		free(cfg->agent_socket);
+		cfg->agent_socket = NULL;
+		if (strcmp(value, "none") == 0)
+			;
+		else if (value[0] != '/' || strlen(value) >= 108)
+			ERR(c,
+			    "agent_socket must be an absolute path (under 108 bytes) or none, got "
+			    "'%s'",
+			    value);
+		else
+			r = set_string(&cfg->agent_socket, value);
+	} else if (strcmp(key, "agent_wait") == 0) {
+		if (config_parse_duration(value, &v) < 0 || v < 1000)
+			ERR(c, "agent_wait must be a duration >= 1s like 30s, got '%s'", value);
+		else
+			cfg->agent_wait_ms = v;
 	} else if (strcmp(key, "policy_dir") == 0) {
 		r = set_string(&cfg->policy_dir, value);
 	} else if (strcmp(key, "state_dir") == 0) {
@@ -362,6 +380,7 @@ static struct config *config_new(void)
 	cfg->scan_interval_ms = 2000;
 	cfg->max_jobs = 2;
 	cfg->max_window = 32u << 20;
+	cfg->agent_wait_ms = 30000;
 	cfg->log_level = LOG_INFO;
 	if (set_string(&cfg->socket_path, "/run/migd/migd.sock") < 0 ||
 	    set_string(&cfg->policy_dir, "/etc/migd/policies.d") < 0 ||
@@ -385,6 +404,28 @@ static int run_parser(struct parse_ctx *c, const char *text, ini_handler h)
 	return c->errs->n > before ? -EINVAL : 0;
 }
 
+/* agent.sock in the control socket's directory (/run/migd/agent.sock by default). */
+static int default_agent_socket(struct config *cfg, struct config_errors *errs, const char *name)
+{
+	const char *slash = strrchr(cfg->socket_path, '/');
+	int len = (int)(slash - cfg->socket_path);
+
+	if (len + sizeof("/agent.sock") > 108) {
+		config_errors_add(
+			errs,
+			"%s: the socket's directory is too long for agent.sock beside it; "
+			"set agent_socket",
+			name);
+		return -EINVAL;
+	}
+	free(cfg->agent_socket);
+	if (asprintf(&cfg->agent_socket, "%.*s/agent.sock", len, cfg->socket_path) < 0) {
+		cfg->agent_socket = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int config_parse_string(const char *text, const char *name, struct config **ret_config,
 			struct config_errors *errs)
 {
@@ -397,6 +438,8 @@ int config_parse_string(const char *text, const char *name, struct config **ret_
 	r = run_parser(&c, text, main_handler);
 	if (r == 0)
 		r = set_string(&cfg->source, name);
+	if (r == 0 && !cfg->agent_socket_set)
+		r = default_agent_socket(cfg, errs, name);
 	if (r < 0) {
 		config_free(cfg);
 		return r;
@@ -713,6 +756,14 @@ int config_load(const char *path, struct config **ret_config, struct config_erro
 	if (r < 0)
 		return r;
 	r = config_load_policies(cfg, cfg->policy_dir, errs);
+	/* A policy that waits for agents which can never connect is refused. */
+	for (size_t i = 0; r == 0 && i < cfg->n_policies; i++)
+		if (cfg->policies[i].attach == MIG_ATTACH_AGENT && !cfg->agent_socket) {
+			config_errors_add(
+				errs, "%s: attach = agent cannot work: agent_socket = none in %s",
+				cfg->policies[i].file, cfg->source);
+			r = -EINVAL;
+		}
 	if (r < 0) {
 		config_free(cfg);
 		return r;
@@ -730,6 +781,7 @@ struct config *config_free(struct config *cfg)
 	free(cfg->policies);
 	free(cfg->source);
 	free(cfg->socket_path);
+	free(cfg->agent_socket);
 	free(cfg->socket_group);
 	free(cfg->policy_dir);
 	free(cfg->state_dir);
@@ -747,6 +799,8 @@ void config_dump(const struct config *cfg, FILE *f)
 	fprintf(f, "socket = %s\n", cfg->socket_path);
 	fprintf(f, "socket_mode = %04o\n", cfg->socket_mode);
 	fprintf(f, "socket_group = %s\n", cfg->socket_group ? cfg->socket_group : "(root)");
+	fprintf(f, "agent_socket = %s\n", cfg->agent_socket ? cfg->agent_socket : "none");
+	fprintf(f, "agent_wait = %" PRIu64 "ms\n", cfg->agent_wait_ms);
 	fprintf(f, "policy_dir = %s\n", cfg->policy_dir);
 	fprintf(f, "state_dir = %s\n", cfg->state_dir);
 	fprintf(f, "runtime_dir = %s\n", cfg->runtime_dir);

@@ -55,6 +55,13 @@ struct config {
 	char *socket_path;
 	unsigned socket_mode;
 	char *socket_group; /* NULL: root's group */
+	/*
+	 * Where tenants' agents (libmig-agent.so) connect; NULL: none. Unset,
+	 * it is agent.sock beside the control socket.
+	 */
+	char *agent_socket;
+	bool agent_socket_set;
+	uint64_t agent_wait_ms; /* how long attach = agent waits for an agent */
 	char *policy_dir;
 	char *state_dir;   /* crash journals (<pid>-<starttime>.journal) */
 	char *runtime_dir; /* tmpfs: staging files in staging/ */

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agents.h"
 #include "daemon.h"
 #include "jobs.h"
 #include "log.h"
@@ -78,9 +79,15 @@ int migd_reload(struct migd *d, char **ret_msg)
 	}
 	if (strcmp(cfg->socket_path, d->cfg->socket_path) != 0)
 		log_warning("socket path change to %s takes effect at restart", cfg->socket_path);
+	if (!cfg->agent_socket != !d->cfg->agent_socket ||
+	    (cfg->agent_socket && strcmp(cfg->agent_socket, d->cfg->agent_socket) != 0))
+		log_warning("agent_socket change to %s takes effect at restart",
+			    cfg->agent_socket ? cfg->agent_socket : "none");
 	/* Jobs hold copies of what they need: the old config can go at once. */
 	free(cfg->socket_path);
 	cfg->socket_path = strdup(d->cfg->socket_path);
+	free(cfg->agent_socket);
+	cfg->agent_socket = d->cfg->agent_socket ? strdup(d->cfg->agent_socket) : NULL;
 	config_free(d->cfg);
 	d->cfg = cfg;
 	d->reload_failed = false;
@@ -133,6 +140,7 @@ void migd_shutdown(struct migd *d)
 			return; /* after_work_cb calls us again. */
 	/* Every job ended and detached: close the rest, uv_run returns. */
 	ctl_close(d);
+	agents_stop(d);
 	migd_close_own_handles(d);
 }
 
@@ -186,6 +194,9 @@ int migd_start(struct migd *d)
 	if (r < 0)
 		return r;
 	r = ctl_listen(d);
+	if (r < 0)
+		return r;
+	r = agents_start(d);
 	if (r < 0)
 		return r;
 

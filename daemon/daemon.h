@@ -25,6 +25,8 @@ enum tenant_state {
 	TENANT_FAILED,	  /* the last job failed: see last_error */
 	/* A crash of an earlier migd left it mid-window and recovery failed: see last_error. */
 	TENANT_UNRECOVERED,
+	/* attach = agent: no agent connected yet (agents.c). */
+	TENANT_WAITING_AGENT,
 };
 
 /* A process migd may act on: found through a policy, or named by root. */
@@ -36,10 +38,11 @@ struct tenant {
 	char *policy; /* NULL: named explicitly by root over the socket */
 	enum tenant_state state;
 	char *last_error;
-	uint64_t last_run_ms; /* loop time the last policy job finished, 0: never */
-	uint64_t jobs;	      /* jobs run on it */
-	unsigned gen;	      /* scan generation it was last seen in */
-	struct job *job;      /* the job running or queued on it */
+	uint64_t last_run_ms;	      /* loop time the last policy job finished, 0: never */
+	uint64_t jobs;		      /* jobs run on it */
+	unsigned gen;		      /* scan generation it was last seen in */
+	struct job *job;	      /* the job running or queued on it */
+	uint64_t agent_wait_since_ms; /* loop time it began to wait for its agent, 0: not */
 };
 
 struct migd_stats {
@@ -104,6 +107,8 @@ void discovery_done(struct migd *d);
 /* Read the owner uid and start time of pid. Returns 0, -ESRCH. */
 int proc_pid_info(pid_t pid, uid_t *ret_uid, uint64_t *ret_starttime);
 const char *tenant_state_name(enum tenant_state s);
+/* Queue a job for t by its policy now (an agent it waited for has come). */
+void discovery_queue_policy_job(struct migd *d, struct tenant *t);
 
 /* ctl.c */
 int ctl_listen(struct migd *d);

@@ -17,6 +17,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "agents.h"
 #include "daemon.h"
 #include "identity.h"
 #include "jobs.h"
@@ -42,6 +43,8 @@ const char *tenant_state_name(enum tenant_state s)
 		return "failed";
 	case TENANT_UNRECOVERED:
 		return "unrecovered";
+	case TENANT_WAITING_AGENT:
+		return "waiting-for-agent";
 	}
 	return "?";
 }
@@ -241,6 +244,8 @@ static void queue_policy_job(struct migd *d, struct tenant *t, const struct poli
 	/* Its journal from a crash is still there: the engine would refuse (logged at start). */
 	if (t->state == TENANT_UNRECOVERED)
 		return;
+	if (agents_policy_must_wait(d, t, p))
+		return;
 	/* The identity of the process this scan saw, checked again when the job starts. */
 	r = identity_take(t->pid, &req.ident, reason, sizeof(reason));
 	if (r == 0 && req.ident.starttime != t->starttime) {
@@ -260,6 +265,15 @@ static void queue_policy_job(struct migd *d, struct tenant *t, const struct poli
 	t->state = j->state == JOB_RUNNING ? TENANT_MIGRATING : TENANT_QUEUED;
 }
 
+void discovery_queue_policy_job(struct migd *d, struct tenant *t)
+{
+	for (size_t i = 0; t->policy && i < d->cfg->n_policies; i++)
+		if (strcmp(d->cfg->policies[i].name, t->policy) == 0) {
+			queue_policy_job(d, t, &d->cfg->policies[i]);
+			return;
+		}
+}
+
 static void see_pid(struct migd *d, pid_t pid, const char *cgroup, const struct policy *p)
 {
 	struct tenant *t = tenant_find(d, pid);
@@ -277,6 +291,7 @@ static void see_pid(struct migd *d, pid_t pid, const char *cgroup, const struct 
 		t->uid = uid;
 		t->state = TENANT_IDLE;
 		t->last_run_ms = 0;
+		t->agent_wait_since_ms = 0;
 		free(t->last_error);
 		t->last_error = NULL;
 		free(t->policy);
@@ -302,6 +317,8 @@ static void see_pid(struct migd *d, pid_t pid, const char *cgroup, const struct 
 		if (p->trigger == TRIGGER_INTERVAL && !t->job && !d->stopping &&
 		    now - t->last_run_ms >= p->interval_ms)
 			queue_policy_job(d, t, p);
+		else if (t->state == TENANT_WAITING_AGENT && !t->job && !d->stopping)
+			queue_policy_job(d, t, p); /* still waiting, or out of time */
 	}
 	t->gen = d->scan_gen;
 }

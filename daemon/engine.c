@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "engine.h"
 #include "ranges.h"
 #include "util.h"
@@ -418,6 +419,7 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 	const struct mig_range *todo;
 	json_object *compact = NULL;
 	uint64_t not_anon = 0, skipped = 0;
+	enum mig_attach_method method;
 	size_t n = 0;
 	mig_tenant *t = NULL;
 	int r, r2;
@@ -476,11 +478,21 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 				       json_object_new_int64((int64_t)skipped));
 		return 0;
 	}
+	/* auto and agent take the tenant's agent if it is connected now (agents.c). */
+	if (req->attach != MIG_ATTACH_PTRACE)
+		aopts.agent_fd = agents_borrow(req->pid);
+	if (req->attach == MIG_ATTACH_AGENT && aopts.agent_fd < 0) {
+		set_reason(ret_reason, "pid %d: attach = agent, but its agent is not connected",
+			   (int)req->pid);
+		return -ENOTCONN;
+	}
 	r = mig_tenant_attach(req->pid, &aopts, &t);
+	aopts.agent_fd = safe_close(aopts.agent_fd);
 	if (r < 0) {
 		set_libmig_reason(ret_reason, "cannot attach to", req->pid, r);
 		return r;
 	}
+	method = mig_tenant_method(t);
 	r = check_identity(req, ret_reason);
 	if (r == 0)
 		r = migrate_chunks(t, req, todo, n, progress, userdata, &sum, ret_reason);
@@ -501,6 +513,9 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 		*ret_summary = summary_json(&sum, not_anon);
 		json_object_object_add(*ret_summary, "large_skipped",
 				       json_object_new_int64((int64_t)skipped));
+		json_object_object_add(
+			*ret_summary, "attach",
+			json_object_new_string(method == MIG_ATTACH_AGENT ? "agent" : "ptrace"));
 		if (compact)
 			json_object_object_add(*ret_summary, "compact", compact);
 		compact = NULL;

@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "agents.h"
 #include "daemon.h"
 #include "jobs.h"
 #include "log.h"
@@ -31,6 +32,51 @@ static void usage(FILE *f)
 		   "See migd(8), migd.conf(5), migctl(1).\n");
 }
 
+/*
+ * Where a valid configuration cannot work on this host: warnings on
+ * stderr, the exit status stays 0 (the host may change: nodes come
+ * online, the sysctl is set).
+ */
+static void check_host(const struct config *cfg)
+{
+	char want[256], here[256], scope[8] = "";
+	struct mig_nodes online, missing;
+	FILE *f = fopen("/proc/sys/kernel/yama/ptrace_scope", "re");
+
+	if (f) {
+		if (!fgets(scope, sizeof(scope), f))
+			scope[0] = 0;
+		fclose(f);
+	}
+	mig_nodes_online(&online);
+	mig_format_nodes(&online, here, sizeof(here));
+	for (size_t i = 0; i < cfg->n_policies; i++) {
+		const struct policy *p = &cfg->policies[i];
+
+		for (size_t k = 0; k < ARRAY_SIZE(missing.bits); k++)
+			missing.bits[k] = p->nodes.bits[k] & ~online.bits[k];
+		if (mig_nodes_count(&missing)) {
+			mig_format_nodes(&missing, want, sizeof(want));
+			fprintf(stderr,
+				"%s: warning: nodes: %s not on this host (its nodes: %s); its jobs "
+				"fail until they are\n",
+				p->file, want, here);
+		}
+		if (p->attach != MIG_ATTACH_AGENT && scope[0] == '3')
+			fprintf(stderr,
+				"%s: warning: attach = %s: ptrace is off on this host "
+				"(kernel.yama.ptrace_scope = 3): only tenants with an agent can be "
+				"migrated\n",
+				p->file, policy_attach_name(p->attach));
+		if (p->attach == MIG_ATTACH_AGENT &&
+		    strcmp(cfg->agent_socket, MIG_AGENT_SOCKET_DEFAULT) != 0)
+			fprintf(stderr,
+				"%s: warning: attach = agent: the agent looks for %s; tenants "
+				"need MIGD_AGENT_SOCKET=%s too\n",
+				p->file, MIG_AGENT_SOCKET_DEFAULT, cfg->agent_socket);
+	}
+}
+
 static int check_config(const char *path)
 {
 	struct config_errors errs = { 0 };
@@ -50,6 +96,7 @@ static int check_config(const char *path)
 		return EXIT_FAILURE;
 	}
 	config_dump(cfg, stdout);
+	check_host(cfg);
 	config_free(cfg);
 	return EXIT_SUCCESS;
 }
@@ -127,6 +174,7 @@ out:
 		sd_notifyf(0, "STATUS=Failed to start\nERRNO=%d", -r);
 		d.stopping = true;
 		ctl_close(&d);
+		agents_stop(&d);
 		migd_close_all_handles(&d);
 		uv_run(d.loop, UV_RUN_DEFAULT);
 	}

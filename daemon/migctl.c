@@ -289,11 +289,11 @@ static void print_tenants(json_object *reply)
 
 	if (!json_object_object_get_ex(reply, "tenants", &arr))
 		return;
-	printf("%-8s %-6s %-10s %-16s %s\n", "PID", "UID", "STATE", "POLICY", "CGROUP");
+	printf("%-8s %-6s %-17s %-16s %s\n", "PID", "UID", "STATE", "POLICY", "CGROUP");
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *t = json_object_array_get_idx(arr, i);
 
-		printf("%-8s %-6s %-10s %-16s %s\n", str(t, "pid"), str(t, "uid"), str(t, "state"),
+		printf("%-8s %-6s %-17s %-16s %s\n", str(t, "pid"), str(t, "uid"), str(t, "state"),
 		       str(t, "policy"), str(t, "cgroup"));
 		if (strcmp(str(t, "last_error"), "-") != 0)
 			printf("         last error: %s\n", str(t, "last_error"));

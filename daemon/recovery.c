@@ -82,7 +82,8 @@ int recovery_run(struct migd *d)
 		if (r == 0) {
 			ok++;
 			log_notice("pid %d recovered after a crash of migd in %.1f ms: %" PRIu64
-				   " pages put back, %" PRIu64 " dropped by the tenant meanwhile%s%s",
+				   " pages put back, %" PRIu64
+				   " dropped by the tenant meanwhile%s%s",
 				   (int)info.pid, info.elapsed_ns / 1e6, info.pages_refilled,
 				   info.pages_gone, info.reason[0] ? "; " : "", info.reason);
 		} else if (r > 0) {

@@ -61,10 +61,11 @@ start_migd() {
 	fail "migd did not create its socket"
 }
 
-# start_tenant MIB -> sets TENANT_PID, TENANT_RANGE; output in $T/tenant.$pid
+# start_tenant MIB [VAR=VALUE...] -> sets TENANT_PID, TENANT_RANGE; output in
+# $T/tenant.$pid. The variables are set for the tenant only.
 start_tenant() {
 	local out=$T/tenant.$RANDOM
-	"$TENANT" "$1" >"$out" 2>&1 &
+	env "${@:2}" "$TENANT" "$1" >"$out" 2>&1 &
 	TENANT_PID=$!
 	PIDS+=("$TENANT_PID")
 	for _ in $(seq 200); do

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# daemon_agent.sh - tenants started with LD_PRELOAD=libmig-agent.so through
+# migd's agent socket:
+#   - the socket is agent.sock beside the control socket, mode 0666;
+#   - attach = agent: a tenant with no agent waits ("waiting-for-agent"),
+#     then fails with the reason after agent_wait; a tenant whose agent
+#     connects only after migd found it is migrated as soon as it does;
+#   - attach = auto takes the agent when one is connected, ptrace when not;
+#   - a forced migration of an agent tenant: TracerPid of the tenant is
+#     sampled all through the job and printed (see the report at the end);
+#   - every tenant checks its own data.
+set -u
+. "$(dirname "$0")/daemon_lib.sh"
+need_root
+root=$(cgroup2_root) || skip "no cgroup2 mount"
+AGENT=$top/build/libmig-agent.so
+[ -f "$AGENT" ] || fail "no $AGENT"
+name=migd-test-agent-$$
+mkdir "$root/$name-a.slice" "$root/$name-b.slice" || skip "cannot create cgroups under $root"
+CGROUPS+=("$root/$name-a.slice" "$root/$name-b.slice")
+write_config "agent_wait = 3s"
+printf '[policy]\ncgroup = /%s-a.slice\nnodes = 0\ntrigger = on-attach\nattach = agent\n' \
+	"$name" >"$T/policies.d/agent.ini"
+printf '[policy]\ncgroup = /%s-b.slice\nnodes = 0\ntrigger = manual\nattach = auto\n' \
+	"$name" >"$T/policies.d/auto.ini"
+"$MIGD" --check-config --config "$T/migd.ini" | grep -qx "agent_socket = $T/agent.sock" ||
+	fail "--check-config does not show agent_socket beside the control socket"
+
+# start_agent_tenant MIB: like start_tenant, with the agent preloaded.
+start_agent_tenant() {
+	start_tenant "$1" LD_PRELOAD="$AGENT" MIGD_AGENT_SOCKET="$T/agent.sock"
+}
+# tenant_field PID FIELD: one field of PID's entry in migctl tenants.
+tenant_field() {
+	"$MIGCTL" --json tenants | python3 -c 'import json,sys
+for t in json.load(sys.stdin)["tenants"]:
+    if t["pid"] == int(sys.argv[1]): print(t[sys.argv[2]])' "$1" "$2"
+}
+# wait_state PID STATE [TRIES]
+wait_state() {
+	for _ in $(seq "${3:-100}"); do
+		[ "$(tenant_field "$1" state)" = "$2" ] && return 0
+		sleep 0.1
+	done
+	fail "pid $1 never reached state $2: $("$MIGCTL" tenants)"
+}
+
+# 1. An agent tenant started before migd: its agent retries (1 s, 2 s...),
+#    migd finds the tenant first and lets it wait until the agent comes.
+start_agent_tenant 32
+LATE=$TENANT_PID
+echo "$LATE" >"$root/$name-a.slice/cgroup.procs"
+start_migd
+[ "$(stat -c %a "$T/agent.sock")" = 666 ] || fail "agent socket mode $(stat -c %a "$T/agent.sock")"
+wait_state "$LATE" idle 80
+[ "$(tenant_field "$LATE" jobs)" = 1 ] || fail "late agent tenant: no job ran: $("$MIGCTL" tenants)"
+[ "$(tenant_field "$LATE" agent)" = True ] || fail "late agent tenant: agent not connected"
+grep -q "pid $LATE waits for its agent" "$T/migd.log" || fail "pid $LATE did not wait for its agent"
+grep -q "pid $LATE (uid 0): agent connected" "$T/migd.log" || fail "no agent connection logged"
+echo "# attach = agent: pid $LATE waited for its agent, then its job ran"
+
+# 2. attach = agent without an agent: waiting-for-agent, then failed with the reason.
+start_tenant 16
+NOAG=$TENANT_PID
+echo "$NOAG" >"$root/$name-a.slice/cgroup.procs"
+wait_state "$NOAG" waiting-for-agent 50
+"$MIGCTL" tenants
+wait_state "$NOAG" failed 80
+err=$(tenant_field "$NOAG" last_error)
+case $err in
+*"no agent connected within 3s"*LD_PRELOAD=libmig-agent.so*) ;;
+*) fail "pid $NOAG: reason not given: '$err'" ;;
+esac
+"$MIGCTL" tenants | grep -q "last error: no agent connected" || fail "migctl tenants shows no reason"
+grep TracerPid "/proc/$NOAG/status" | grep -q '[[:space:]]0$' || fail "pid $NOAG was traced"
+echo "# attach = agent without agent: $err"
+
+# 3. attach = auto: the agent when connected, else ptrace.
+start_agent_tenant 64
+AUTO=$TENANT_PID
+AUTO_RANGE=$TENANT_RANGE
+echo "$AUTO" >"$root/$name-b.slice/cgroup.procs"
+start_tenant 16
+PLAIN=$TENANT_PID
+PLAIN_RANGE=$TENANT_RANGE
+echo "$PLAIN" >"$root/$name-b.slice/cgroup.procs"
+wait_state "$AUTO" idle 50
+for _ in $(seq 50); do [ "$(tenant_field "$AUTO" agent)" = True ] && break; sleep 0.1; done
+[ "$(tenant_field "$AUTO" agent)" = True ] || fail "auto tenant's agent not connected"
+out=$("$MIGCTL" --json migrate "$PLAIN" --to 0 --force --range "$PLAIN_RANGE") || fail "migrate plain: $out"
+[ "$(echo "$out" | json attach)" = ptrace ] || fail "auto without agent did not use ptrace: $out"
+
+# Sample the agent tenant's TracerPid through the whole forced job.
+samples=$T/tracer.samples
+(
+	while [ ! -e "$T/job.done" ]; do
+		sed -n 's/^TracerPid:[[:space:]]*//p' "/proc/$AUTO/status"
+	done
+) >"$samples" 2>/dev/null &
+SAMPLER=$!
+PIDS+=("$SAMPLER")
+out=$("$MIGCTL" --json migrate "$AUTO" --to 0 --force --range "$AUTO_RANGE") || fail "migrate agent tenant: $out"
+touch "$T/job.done"
+wait "$SAMPLER"
+[ "$(echo "$out" | json attach)" = agent ] || fail "auto with an agent did not use it: $out"
+[ "$(echo "$out" | json pages_moved)" -gt 0 ] || fail "nothing moved: $out"
+total=$(wc -l <"$samples")
+traced=$(grep -cv '^0$' "$samples")
+echo "# attach = auto: agent used; $(echo "$out" | json pages_moved) pages moved;" \
+	"TracerPid samples during the job: $total, nonzero: $traced"
+[ "$total" -ge 20 ] || fail "too few TracerPid samples ($total)"
+grep TracerPid "/proc/$AUTO/status" | grep -q '[[:space:]]0$' || fail "pid $AUTO still traced"
+
+stop_tenant "$AUTO"
+stop_tenant "$PLAIN"
+stop_tenant "$NOAG"
+stop_tenant "$LATE"
+sleep 0.5
+grep -q "pid $AUTO: agent disconnected" "$T/migd.log" || fail "agent disconnect not noticed"
+echo PASS
