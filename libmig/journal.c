@@ -144,8 +144,9 @@ int mig__proc_starttime(pid_t pid, uint64_t *ret)
 	if (!p)
 		return -EIO;
 	/* Field 22 (starttime) is the 20th after the name. */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-			  "%*d %*d %llu",
+	if (sscanf(p + 2,
+		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+		   "%*d %*d %llu",
 		   &start) != 1)
 		return -EIO;
 	*ret = start;
@@ -157,8 +158,7 @@ static size_t page_up(size_t n)
 	return ALIGN_UP(n, (size_t)MIG__PAGE);
 }
 
-int mig__journal_open(const char *dir, mig_tenant *t, uint64_t max_pages,
-		      struct mig__journal **ret)
+int mig__journal_open(const char *dir, mig_tenant *t, uint64_t max_pages, struct mig__journal **ret)
 {
 	_cleanup_free_ struct mig__journal *jr = calloc(1, sizeof(*jr));
 	uint64_t start, words = MIG__BITMAP_WORDS(max_pages);
@@ -481,7 +481,8 @@ static void wait_own(struct rec *rc)
 		for (int tries = 0; pi && tries < 1000; tries++) {
 			bool present = false;
 
-			if (mig_query_pages(rc->pid, rc->own[k].start, n, MIG_QUERY_PAGEMAP, pi) < 0)
+			if (mig_query_pages(rc->pid, rc->own[k].start, n, MIG_QUERY_PAGEMAP, pi) <
+			    0)
 				break;
 			for (size_t i = 0; i < n && !present; i++)
 				present = (pi[i].flags & MIG_PAGE_PRESENT) &&
@@ -665,7 +666,8 @@ static int recover_locked(const char *path, struct rec *rc, int pidfd)
 		 * registration) and reused the number: a zapped page now
 		 * reads zero and nothing of ours is left to undo.
 		 */
-		reason(info, "fd %d in the tenant is no longer its uffd: zapped pages may read zero",
+		reason(info,
+		       "fd %d in the tenant is no longer its uffd: zapped pages may read zero",
 		       h->tenant_fd);
 		return -EBADF;
 	}
@@ -699,16 +701,12 @@ static int recover_locked(const char *path, struct rec *rc, int pidfd)
 	}
 	{
 		/* New pages go to the window's target, like the fill would have put them. */
-		struct mig_nodes n = { 0 };
-
-		if (h->state == J_WINDOW && h->node >= 0 && h->node < MIG_MAX_NODES) {
-			mig_nodes_set(&n, (unsigned)h->node);
-			(void)syscall(SYS_set_mempolicy, MPOL_PREFERRED, n.bits, MIG_MAX_NODES + 1);
-		}
+		if (h->state == J_WINDOW && h->node >= 0 && h->node < MIG_MAX_NODES)
+			(void)mig__prefer_thread(h->node);
 		r = drain(rc);
 		if (r >= 0 && h->state == J_WINDOW)
 			r = refill(rc);
-		(void)syscall(SYS_set_mempolicy, MPOL_DEFAULT, NULL, 0);
+		(void)mig__prefer_thread(-1);
 		if (r < 0) {
 			reason(info, "refilling the window at 0x%" PRIx64 ": %s", h->win_start,
 			       strerror(-r));
@@ -720,7 +718,8 @@ static int recover_locked(const char *path, struct rec *rc, int pidfd)
 			 * tenant stays blocked on them rather than read zero.
 			 */
 			reason(info, "%" PRIu64 " zapped pages have no staged content left (%s)",
-			       info->pages_lost, h->staging_path[0] ? h->staging_path : "anonymous staging");
+			       info->pages_lost,
+			       h->staging_path[0] ? h->staging_path : "anonymous staging");
 			return -ENODATA;
 		}
 		for (size_t k = 0; k < rc->nchildren; k++)
@@ -802,9 +801,10 @@ int mig_recover(const char *path, struct mig_recover_info *ret_info)
 	pidfd = (int)syscall(SYS_pidfd_open, rc.pid, 0);
 	r = pidfd < 0 ? -errno : mig__proc_starttime(rc.pid, &start);
 	if (r == -ESRCH || (r == 0 && start != rc.h->starttime)) {
-		reason(&info, r == -ESRCH ? "the tenant has exited"
-					  : "pid %d is another process now (start time %" PRIu64
-					    ", the journal's %" PRIu64 ")",
+		reason(&info,
+		       r == -ESRCH ? "the tenant has exited"
+				   : "pid %d is another process now (start time %" PRIu64
+				     ", the journal's %" PRIu64 ")",
 		       (int)rc.pid, start, rc.h->starttime);
 		drop(path, rc.h);
 		r = 1;

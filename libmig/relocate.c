@@ -47,6 +47,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <numaif.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,10 +70,6 @@
 #endif
 #ifndef MREMAP_FIXED
 #define MREMAP_FIXED 2
-#endif
-#ifndef MPOL_BIND
-#define MPOL_DEFAULT 0
-#define MPOL_BIND    2
 #endif
 
 #define PAGE MIG__PAGE
@@ -429,15 +426,15 @@ static void bind_to(struct saved_policy *sp, int node)
 	struct mig_nodes n = { 0 };
 
 	if (!sp->bound) {
-		if (syscall(SYS_get_mempolicy, &sp->mode, sp->nodes.bits, MIG_MAX_NODES + 1, NULL,
-			    0UL) < 0) {
+		if (get_mempolicy(&sp->mode, (unsigned long *)sp->nodes.bits, MIG_MAX_NODES + 1,
+				  NULL, 0UL) < 0) {
 			sp->mode = MPOL_DEFAULT;
 			memset(&sp->nodes, 0, sizeof(sp->nodes));
 		}
 		sp->bound = true;
 	}
 	if (node < 0) {
-		(void)syscall(SYS_set_mempolicy, MPOL_DEFAULT, NULL, 0UL);
+		(void)set_mempolicy(MPOL_DEFAULT, NULL, 0UL);
 		return;
 	}
 	mig_nodes_set(&n, (unsigned)node);
@@ -449,9 +446,10 @@ static void unbind(struct saved_policy *sp)
 	if (!sp->bound)
 		return;
 	if (sp->mode == MPOL_DEFAULT)
-		(void)syscall(SYS_set_mempolicy, MPOL_DEFAULT, NULL, 0UL);
+		(void)set_mempolicy(MPOL_DEFAULT, NULL, 0UL);
 	else
-		(void)syscall(SYS_set_mempolicy, sp->mode, sp->nodes.bits, MIG_MAX_NODES + 1);
+		(void)set_mempolicy(sp->mode, (const unsigned long *)sp->nodes.bits,
+				    MIG_MAX_NODES + 1);
 	sp->bound = false;
 }
 
