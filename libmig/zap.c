@@ -75,7 +75,7 @@ struct zap_ctx {
 	uint64_t again_t0;  /* when the first of them was refused */
 	size_t limit;	    /* pages in the next MOVE step at most, 0: no limit */
 	bool give_up;	    /* no more MOVE steps in this session */
-	struct mig_range excl[8];
+	struct mig_range excl[MIG__ZAP_MAX_EXCL];
 	size_t nexcl;
 	bool stop_asked; /* the MIG__ZAP_STOP step was given */
 };

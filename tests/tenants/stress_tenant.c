@@ -218,6 +218,14 @@ static void bring_back(char *spare_slot, size_t first, size_t n, const char *wha
 			die(what, first + k);
 }
 
+/* Keep the thread's spare slot reserved (PROT_NONE), so nobody else maps there. */
+static void reserve_spare(char *spare_slot, size_t first)
+{
+	if (mmap(spare_slot, SPARE * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+		 0) == MAP_FAILED)
+		die("mmap spare", first);
+}
+
 static void zero_run(size_t first, size_t n, const char *op)
 {
 	for (size_t k = 0; k < n; k++) {
@@ -317,10 +325,7 @@ static void *thread_main(void *arg)
 				 * have moved: put them back.
 				 */
 				bring_back(myspare, first, n, "mremap partial move back");
-				if (mmap(myspare, SPARE * PAGE, PROT_NONE,
-					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
-					 0) == MAP_FAILED)
-					die("mmap spare", first);
+				reserve_spare(myspare, first);
 				break;
 			}
 			note(t, op, first, n, 1);
@@ -341,9 +346,7 @@ static void *thread_main(void *arg)
 			}
 			note(t, op, first, n, 2);
 			/* Keep the spare slot reserved, so nobody else maps there. */
-			if (mmap(myspare, SPARE * PAGE, PROT_NONE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
-				die("mmap spare", first);
+			reserve_spare(myspare, first);
 			note(t, op, first, n, 3);
 			for (size_t k = 0; k < n; k++)
 				check(first + k, (uint64_t *)addr_of(first + k), "x(back)", false);
@@ -399,7 +402,7 @@ static void *thread_main(void *arg)
 			break;
 		}
 		case 'g': {
-			size_t half = n / 2 ? n / 2 : 1;
+			size_t half = n / 2;
 
 			if (n < 2 || n > SPARE / 2)
 				break;
@@ -428,10 +431,7 @@ static void *thread_main(void *arg)
 					die("mremap grow out", first);
 				/* Several VMAs, one userfaultfd-armed (see 'x'). */
 				bring_back(myspare, first, n, "mremap grow partial back");
-				if (mmap(myspare, SPARE * PAGE, PROT_NONE,
-					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
-					 0) == MAP_FAILED)
-					die("mmap spare", first);
+				reserve_spare(myspare, first);
 				break;
 			}
 			for (size_t k = 0; k < n; k++)
@@ -442,9 +442,7 @@ static void *thread_main(void *arg)
 					die("mremap shrink back", first);
 				bring_back(myspare, first, n, "mremap shrink back (page by page)");
 			}
-			if (mmap(myspare, SPARE * PAGE, PROT_NONE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
-				die("mmap spare", first);
+			reserve_spare(myspare, first);
 			for (size_t k = 0; k < n; k++)
 				check(first + k, (uint64_t *)addr_of(first + k), "g(back)", false);
 			atomic_fetch_add(&counts[8], 1);
