@@ -267,7 +267,9 @@ vm_busybox_image() {
 		(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) \
 			>"$out.tmp" || { rm -rf "$stage" "$out.tmp"; vm_die "packing the busybox image failed"; }
 		rm -rf "$stage"
-		find "$VM_CACHE/images" -maxdepth 1 -name 'busybox-*.cpio' -delete
+		# Old images go, but not ones another checkout built in the last
+		# hours: a second worktree's guest may be booting from one now.
+		find "$VM_CACHE/images" -maxdepth 1 -name 'busybox-*.cpio' -mmin +240 -delete
 		mv "$out.tmp" "$out"
 	fi
 	printf '%s\n' "$out"
