@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "bitmap.h"
 #include "engine.h"
@@ -516,11 +517,68 @@ int mig__faults_start(struct mig__job *j)
 	return 0;
 }
 
+/* Messages the fault thread has read so far (events and faults). */
+static uint64_t msgs_read(struct mig__job *j)
+{
+	uint64_t n;
+
+	pthread_rwlock_rdlock(&j->lock);
+	n = j->events + j->faults;
+	pthread_rwlock_unlock(&j->lock);
+	return n;
+}
+
+/*
+ * Before the fault thread may stop, nothing of ours may be left in the
+ * tenant that can raise an event or a fault: with no reader, the tenant
+ * thread that raises it waits for good (a fork in dup_userfaultfd_complete,
+ * a munmap or mremap in userfaultfd_event_wait_completion, a fault in
+ * handle_userfault). Two ways one stays behind although every window
+ * unregistered its VMAs:
+ *  - a tenant mremap moved a registered VMA after its window read the
+ *    addresses and before the window unregistered them: the VMA stays
+ *    registered at its new place, and its REMAP may be read only later;
+ *  - an event prepared before the last unregister (under the tenant's mmap
+ *    lock) is queued after it, at any later time (the thread may be
+ *    descheduled in between: a quiet period proves nothing on a loaded
+ *    host).
+ * So: unregister whatever is still ours (smaps), and wait until the kernel
+ * says that no event is on its way (mig__uffd_events_pending), reading
+ * meanwhile; again until a round finds nothing and reads nothing. Once
+ * nothing is registered no new event can be prepared, so this ends.
+ */
+#define SETTLE_ROUNDS 64
+#define SETTLE_NS     (10ULL * 1000 * 1000 * 1000)
+
+static void settle(struct mig__job *j)
+{
+	uint64_t deadline = mig__now_ns() + SETTLE_NS;
+
+	for (int round = 0; round < SETTLE_ROUNDS; round++) {
+		uint64_t seen = msgs_read(j);
+		int found = mig__uffd_unregister_ours(j->uffd, j->pid);
+		bool busy = false;
+
+		if (found < 0)
+			return; /* the tenant is gone */
+		while (mig__uffd_events_pending(j->uffd) && !j->exited &&
+		       mig__now_ns() < deadline) {
+			busy = true;
+			usleep(200);
+		}
+		if (!found && !busy && msgs_read(j) == seen)
+			return;
+		if (j->exited || mig__now_ns() >= deadline)
+			return;
+	}
+}
+
 void mig__faults_stop(struct mig__job *j)
 {
 	if (j->fault_thread_started) {
 		uint64_t one = 1;
 
+		settle(j);
 		(void)!write(j->stopfd, &one, sizeof(one));
 		pthread_join(j->fault_thread, NULL);
 		j->fault_thread_started = false;

@@ -581,6 +581,35 @@ static void release_child(struct rec *rc, int cfd)
 	safe_close(cfd);
 }
 
+/*
+ * As the fault thread does before it stops (faults.c, settle): nothing of
+ * ours may stay registered (a VMA the tenant moved with mremap is
+ * registered at its new place, which the journal does not know), and
+ * every event on its way is read, or the tenant thread that raised it
+ * waits for good (agent tenants keep their uffd open after us).
+ */
+static void settle(struct rec *rc)
+{
+	uint64_t deadline = mig__now_ns() + 5ULL * 1000 * 1000 * 1000;
+
+	for (int round = 0; round < 64 && mig__now_ns() < deadline; round++) {
+		int found = mig__uffd_unregister_ours(rc->uffd, rc->pid);
+		bool busy = false;
+
+		(void)drain(rc);
+		while (mig__uffd_events_pending(rc->uffd) && mig__now_ns() < deadline) {
+			busy = true;
+			usleep(200);
+			(void)drain(rc);
+		}
+		for (size_t k = 0; k < rc->nchildren; k++)
+			release_child(rc, rc->children[k]);
+		rc->nchildren = 0;
+		if (found <= 0 && !busy)
+			return;
+	}
+}
+
 static bool is_uffd(int fd)
 {
 	char path[64], link[64];
@@ -728,7 +757,7 @@ static int recover_locked(const char *path, struct rec *rc, int pidfd)
 		if (h->state == J_WINDOW)
 			thaw(rc, rc->uffd);
 		unregister_all(rc, rc->uffd);
-		(void)drain(rc);
+		settle(rc);
 		__atomic_store_n(&h->state, J_RELEASED, __ATOMIC_RELEASE);
 	}
 	release_in_tenant(rc, rc->uffd);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -159,6 +160,68 @@ int mig__uffd_read(int uffd, struct uffd_msg *msgs, size_t n)
 	if (r == 0 || r % sizeof(*msgs))
 		return -EIO;
 	return (int)(r / sizeof(*msgs));
+}
+
+/* The last page below the x86-64 user address space (47-bit). */
+#define PROBE_ADDR 0x7fffffffe000ULL
+
+int mig__uffd_events_pending(int uffd)
+{
+	return mig__uffd_writeprotect(uffd, PROBE_ADDR, 4096, false, true) == -EAGAIN;
+}
+
+/* Does a smaps VmFlags line name a userfaultfd registration? */
+static bool uffd_flags(const char *line)
+{
+	for (const char *p = line + strlen("VmFlags:"); *p;) {
+		while (*p == ' ')
+			p++;
+		if (p[0] == 'u' && (p[1] == 'm' || p[1] == 'w' || p[1] == 'i') &&
+		    (p[2] == ' ' || p[2] == '\n' || !p[2]))
+			return true;
+		while (*p && *p != ' ')
+			p++;
+	}
+	return false;
+}
+
+int mig__uffd_unregister_ours(int uffd, pid_t pid)
+{
+	_cleanup_free_ char *line = NULL;
+	size_t linecap = 0;
+	uint64_t start = 0, end = 0;
+	char path[64];
+	int found = 0, r = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	for (;;) {
+		unsigned long long s, e;
+
+		errno = 0;
+		if (getline(&line, &linecap, f) < 0) {
+			r = errno ? -errno : 0;
+			break;
+		}
+		if (sscanf(line, "%llx-%llx ", &s, &e) == 2) {
+			start = s;
+			end = e;
+			continue;
+		}
+		if (strncmp(line, "VmFlags:", 8) || !uffd_flags(line) || end <= start)
+			continue;
+		/* Ours if this uffd may register it: then it is registered no more. */
+		if (mig__uffd_register(uffd, start, end - start,
+				       UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+				       NULL) == 0 &&
+		    mig__uffd_unregister(uffd, start, end - start) == 0)
+			found++;
+	}
+	fclose(f);
+	return r < 0 ? r : found;
 }
 
 void mig__uffd_regs_init(struct mig__uffd_regs *r)

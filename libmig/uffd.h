@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "compat.h"
 #include "mig.h"
@@ -63,6 +64,26 @@ MIG_INTERNAL int mig__uffd_wake(int uffd, uint64_t start, uint64_t len);
  * Returns the number read (>= 1), -EAGAIN when none is pending, or -errno.
  */
 MIG_INTERNAL int mig__uffd_read(int uffd, struct uffd_msg *msgs, size_t n);
+
+/*
+ * Is an event of this uffd on its way (1) or not (0)? The kernel raises
+ * the uffd's mmap_changing when a tenant thread prepares an event (fork,
+ * mremap, munmap, DONTNEED of a registered VMA: under its mmap lock) and
+ * lowers it only once the event has been read; every fill and protection
+ * ioctl fails with -EAGAIN meanwhile. Un-protecting the last page below
+ * the user address space, where nothing is mapped, asks just that: -EAGAIN
+ * while an event is on its way, another error (or 0) when none is. Checked
+ * on 6.1, 6.12 and 6.18 (test_uffd).
+ */
+MIG_INTERNAL int mig__uffd_events_pending(int uffd);
+
+/*
+ * Unregister every VMA of pid that is still registered on this uffd (its
+ * VmFlags in smaps show um/uw/ui and registering it on this uffd succeeds;
+ * a VMA of another uffd, the tenant's own, refuses with -EBUSY and is left
+ * alone). Returns how many were, or -errno (-ESRCH: pid is gone).
+ */
+MIG_INTERNAL int mig__uffd_unregister_ours(int uffd, pid_t pid);
 
 /*
  * The ranges migd registered on one uffd, so detach can unregister them

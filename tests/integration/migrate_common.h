@@ -143,32 +143,63 @@ static inline const char *wt_cmd(struct wtenant *w, const char *cmd)
 static pid_t wt_stop_pid;
 static volatile sig_atomic_t wt_hung;
 
-static inline void wt_stop_alarm(int sig)
+/* One /proc file of a tenant thread into buf (async-signal-safe). */
+static inline void wt_read_proc(pid_t pid, const char *tid, const char *what, char *buf,
+				size_t size)
 {
-	char path[320], buf[128];
+	char path[320];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%s/%s", pid, tid, what);
+	fd = open(path, O_RDONLY);
+	n = fd >= 0 ? (int)read(fd, buf, size - 1) : 0;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+}
+
+/*
+ * Where each thread of a tenant (and of the children it has forked) waits:
+ * its state, wchan and kernel stack (root reads it), on stderr. A tenant
+ * that stops making progress names its cause with this.
+ */
+static inline void wt_dump_threads(pid_t pid, const char *why, int depth)
+{
+	char path[320], buf[2048], st[512], wchan[128], kids[256];
 	DIR *d;
 	struct dirent *e;
 
-	(void)sig;
-	wt_hung = 1;
-	snprintf(path, sizeof(path), "/proc/%d/task", wt_stop_pid);
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	d = opendir(path);
 	while (d && (e = readdir(d))) {
-		int fd, n;
+		const char *p;
 
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", wt_stop_pid, e->d_name);
-		fd = open(path, O_RDONLY);
-		n = fd >= 0 ? (int)read(fd, buf, sizeof(buf) - 1) : 0;
-		if (fd >= 0)
-			close(fd);
-		buf[n > 0 ? n : 0] = 0;
-		fprintf(stderr, "HUNG tenant %d thread %s waits in %s\n", wt_stop_pid, e->d_name,
-			buf);
+		wt_read_proc(pid, e->d_name, "stat", st, sizeof(st));
+		wt_read_proc(pid, e->d_name, "wchan", wchan, sizeof(wchan));
+		wt_read_proc(pid, e->d_name, "stack", buf, sizeof(buf));
+		p = strrchr(st, ')');
+		fprintf(stderr, "%s %d thread %s state %c waits in %s\n%s", why, pid, e->d_name,
+			p && p[1] ? p[2] : '?', wchan, buf);
+		wt_read_proc(pid, e->d_name, "children", kids, sizeof(kids));
+		for (char *k = kids, *sp; depth < 2 && *k; k = sp) {
+			pid_t c = (pid_t)strtol(k, &sp, 10);
+
+			if (sp == k)
+				break;
+			wt_dump_threads(c, "  child", depth + 1);
+		}
 	}
 	if (d)
 		closedir(d);
+}
+
+static inline void wt_stop_alarm(int sig)
+{
+	(void)sig;
+	wt_hung = 1;
+	wt_dump_threads(wt_stop_pid, "HUNG tenant", 0);
 	kill(wt_stop_pid, SIGKILL);
 }
 

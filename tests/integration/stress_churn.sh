@@ -5,5 +5,8 @@
 # The full loop is `make check-stress` (tests/stress/churn.sh, 200 per kind).
 # run-suite-timeout: 2400
 top=$(cd "$(dirname "$0")/../.." && pwd)
+# Found before fork joined the tenant's operations: replayed with the
+# operations they ran with.
 export STRESS_SEEDS="1883559896695404 1883559683715632 1883567791763803"
+export STRESS_SEED_OPS=wrdmupxygf
 exec "$top/tests/stress/churn.sh" "${CHURN_RUNS:-20}" "${CHURN_SECS:-4}"

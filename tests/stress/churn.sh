@@ -10,7 +10,8 @@
 # repeated, cutting THPs) or the whole process, in turn.
 #
 #   tests/stress/churn.sh [RUNS [SECS [KINDS]]]      defaults: 200 5 "move madvise agent"
-#   STRESS_SEEDS="s1 s2 ..."   fixed seeds run first for every kind (regressions)
+#   STRESS_SEEDS="s1 s2 ..."   fixed seeds run first for every kind (regressions),
+#                              with the operations STRESS_SEED_OPS when set
 #
 # Prints per kind: runs, failures, tenant operations, bad reads and the seed
 # of every failing run (STRESS_SEED=... reproduces its choices); exits 1 if
@@ -49,7 +50,9 @@ for kind in $kinds; do
 	for seed in "${list[@]}"; do
 		case $((n % 3)) in 0) rg=data ;; 1) rg=random ;; 2) rg=whole ;; esac
 		log=$logdir/$kind.$n.log
-		if [ "$seed" = random ]; then s=(); else s=(STRESS_SEED="$seed"); fi
+		# A fixed seed replays its run only with the operations it ran with.
+		if [ "$seed" = random ]; then s=()
+		else s=(STRESS_SEED="$seed" STRESS_OPS="${STRESS_SEED_OPS:-${STRESS_OPS:-}}"); fi
 		env "${env[@]}" "${s[@]}" STRESS_SECS="$secs" STRESS_RANGES=$rg \
 			timeout -k 10 $((secs * 20 + 120)) "$prog" >"$log" 2>&1
 		rc=$?

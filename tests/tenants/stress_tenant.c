@@ -74,7 +74,7 @@ static uint64_t *cid; /* content id of page i, NONE: zero */
 static uint64_t *gen; /* its generation */
 static char *spare;   /* SPARE pages per thread, outside the data area */
 static unsigned nthreads = 4;
-static const char *ops = "wrdmupxygf";
+static const char *ops = "wrdmupxygfk";
 static atomic_int stop;
 static atomic_uint_fast64_t nops, nbad;
 static atomic_uint_fast64_t next_cid;

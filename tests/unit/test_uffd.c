@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -123,6 +124,76 @@ START_TEST(test_wrappers)
 }
 END_TEST
 
+static uint8_t *settle_area;
+
+static void *settle_mover(void *arg)
+{
+	(void)arg;
+	/* Blocks until its REMAP is read: that is the kernel fact under test. */
+	return mremap(settle_area, 4 * 4096, 4 * 4096, MREMAP_MAYMOVE | MREMAP_FIXED,
+		      settle_area + 64 * 4096);
+}
+
+/*
+ * The facts the fault thread's settle() stands on (faults.c): an event on
+ * its way shows as mig__uffd_events_pending until it is read, a VMA moved
+ * by mremap stays registered at its new place and is found there by
+ * mig__uffd_unregister_ours, which leaves another uffd's VMA alone.
+ */
+START_TEST(test_settle_facts)
+{
+	struct uffd_msg m[4];
+	uint64_t features = 0, ioctls = 0;
+	uint8_t *other;
+	pthread_t t;
+	void *moved;
+	int fd, fd2, n = 0;
+
+	if (mig__uffd_probe(&features, NULL) < 0 || !(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
+		UNIT_SKIP("no userfaultfd with write protection here");
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	fd2 = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || fd2 < 0)
+		UNIT_SKIP("userfaultfd(2) not allowed for this user: %s", strerror(errno));
+	ck_assert_int_eq(mig__uffd_api(fd, UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_PAGEFAULT_FLAG_WP,
+				       NULL, NULL), 0);
+	ck_assert_int_eq(mig__uffd_api(fd2, 0, NULL, NULL), 0);
+	settle_area = mmap(NULL, 128 * 4096, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(settle_area != MAP_FAILED);
+	ck_assert_int_eq(munmap(settle_area + 4 * 4096, 124 * 4096), 0);
+	memset(settle_area, 7, 4 * 4096);
+	other = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(other != MAP_FAILED);
+	ck_assert_int_eq(mig__uffd_register(fd2, (uintptr_t)other, 4096,
+					    UFFDIO_REGISTER_MODE_MISSING, NULL), 0);
+	ck_assert_int_eq(mig__uffd_register(fd, (uintptr_t)settle_area, 4 * 4096,
+					    UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+					    &ioctls), 0);
+	ck_assert_int_eq(mig__uffd_events_pending(fd), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, settle_mover, NULL), 0);
+	for (int k = 0; k < 2000 && !mig__uffd_events_pending(fd); k++)
+		usleep(1000);
+	ck_assert_int_eq(mig__uffd_events_pending(fd), 1);
+	/* Moved while registered: registered at its new place, found there. */
+	ck_assert_int_eq(mig__uffd_unregister_ours(fd, getpid()), 1);
+	ck_assert_int_eq(mig__uffd_events_pending(fd), 1);
+	while (n <= 0)
+		n = mig__uffd_read(fd, m, 4);
+	ck_assert_int_eq(m[0].event, UFFD_EVENT_REMAP);
+	ck_assert_int_eq(pthread_join(t, &moved), 0);
+	ck_assert_ptr_eq(moved, settle_area + 64 * 4096);
+	ck_assert_int_eq(mig__uffd_events_pending(fd), 0);
+	ck_assert_int_eq(mig__uffd_unregister_ours(fd, getpid()), 0);
+	/* The other uffd's VMA is still its own. */
+	ck_assert_int_eq(mig__uffd_register(fd, (uintptr_t)other, 4096,
+					    UFFDIO_REGISTER_MODE_MISSING, NULL), -EBUSY);
+	ck_assert_int_eq(((uint8_t *)moved)[5], 7);
+	close(fd);
+	close(fd2);
+}
+END_TEST
+
 static Suite *uffd_suite(void)
 {
 	Suite *s = suite_create("uffd");
@@ -130,6 +201,7 @@ static Suite *uffd_suite(void)
 
 	tcase_add_loop_test(tc, test_regs, 0, (int)(sizeof(regs_cases) / sizeof(regs_cases[0])));
 	tcase_add_test(tc, test_wrappers);
+	tcase_add_test(tc, test_settle_facts);
 	suite_add_tcase(s, tc);
 	return s;
 }
