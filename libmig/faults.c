@@ -384,9 +384,29 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 			 */
 			for (size_t i = 0; i < w->npages; i++)
 				if (w->addr[i] >= from && w->addr[i] < from + len) {
+					uint64_t old = w->addr[i];
+
 					w->addr[i] = w->addr[i] - from + to;
 					mig__bit_set(w->remapped, i);
 					mig__bit_set(w->dirty, i);
+					/*
+					 * A writer held on it waits under its old
+					 * address, and a wake finds it only there:
+					 * every later wake would use the new one.
+					 * Let it go now (it retries where it wrote,
+					 * as it would have without us); a page still
+					 * to be zapped leaves the zap set, written.
+					 */
+					if (w->held_ns[i]) {
+						mig__job_stall(j, w->held_ns[i]);
+						w->held_ns[i] = 0;
+						w->held_tid[i] = 0;
+						if (mig__bit_test(w->pend, i)) {
+							mig__bit_clear(w->pend, i);
+							mig__bit_clear(w->zap, i);
+						}
+						(void)mig__uffd_wake(fd, old, MIG__PAGE);
+					}
 				}
 			regs_remap(w, from, to, len);
 		}
