@@ -10,6 +10,7 @@
  *
  *   STRESS_SEED=n   reproduce a run (the seed is printed)
  *   STRESS_SECS=n   duration (default 12)
+ *   STRESS_MIB=n, STRESS_THREADS=n   the tenant's size (16) and threads (4)
  *   STRESS_OPS=..   the tenant's operations (see the tenant)
  *   STRESS_ZAP=madvise|move   force the zap method (default: MOVE where
  *                   the kernel has UFFDIO_MOVE, else madvise)
@@ -128,7 +129,9 @@ int main(int argc, char **argv)
 	int lfd = -1, conn = -1;
 	double secs = secs_env ? atof(secs_env) : 12, t0;
 	char seedarg[32];
-	const char *args[] = { "--size", "16",	  "--threads", "4",
+	const char *mib = getenv("STRESS_MIB"), *threads = getenv("STRESS_THREADS");
+	const char *args[] = { "--size", mib && *mib ? mib : "16",
+			       "--threads", threads && *threads ? threads : "4",
 			       "--seed", seedarg, "--ops",     ops && *ops ? ops : "wrdmupxygfk",
 			       NULL };
 	struct wtenant w = { 0 };
