@@ -123,8 +123,11 @@ $(B)/libmig.a: $(LIBMIG_OBJS)
 $(B)/libmig.so: $(LIBMIG_OBJS)
 	$(CC) -shared -Wl,-soname,libmig.so.0 $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# Bound at load time (-z now): the agent's helper runs while the tenant's
+# other threads are stopped in its signal handler, and must not take the
+# dynamic linker's path for a first call then.
 $(B)/libmig-agent.so: $(AGENT_OBJS)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ -ldl
+	$(CC) -shared -Wl,-soname,libmig-agent.so -Wl,-z,now $(LDFLAGS) -o $@ $^ -ldl
 
 # The embedded default configuration is pulled in with .incbin.
 $(B)/obj/daemon/defconf.o: conf/migd.ini

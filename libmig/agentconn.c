@@ -18,15 +18,27 @@
 
 #include "agentproto.h"
 #include "compat.h"
+#include "engine.h"
+#include "stopset.h"
 #include "tenant.h"
 #include "util.h"
 
 /* How long CREATE may take before we call the agent unresponsive. */
 #define CREATE_TIMEOUT_MS 5000
+/*
+ * An in-tenant stop: each STOP request waits this long in the agent; held
+ * faults are released after STOP_RELEASE_MS (a thread held in a
+ * kernel-mode fault cannot take the signal); after STOP_GIVEUP_MS (a
+ * thread that blocks the signal, or sits in vfork) ptrace stops them.
+ */
+#define STOP_STEP_MS	5
+#define STOP_RELEASE_MS 20
+#define STOP_GIVEUP_MS	1000
 
 struct agent_priv {
 	int conn; /* our dup of the caller's connection */
 	uint64_t seq;
+	bool stopped; /* the agent has the tenant's threads stopped */
 };
 
 int mig_agent_listen(const char *path, int *ret_fd)
@@ -425,6 +437,70 @@ static int op_zap_end(struct mig_tenant *t, void *x)
 	return 0;
 }
 
+static int agent_resume(struct mig_tenant *t)
+{
+	struct agent_priv *p = t->priv;
+	struct mig_agent_req req = { .op = MIG_AGENT_RESUME };
+	struct mig_agent_resp resp;
+	int r;
+
+	if (!p->stopped)
+		return 0;
+	p->stopped = false;
+	r = agent_call(t, &req, -1, &resp, NULL);
+	return r < 0 ? r : (int)resp.ret;
+}
+
+/*
+ * MIG__ZAP_STOP without ptrace: the agent stops the other threads in the
+ * tenant (agent/stop.c), so an agent tenant is never traced. Where it
+ * cannot (an agent before STOP, the host's own handler on its signal, a
+ * thread that blocks it) the threads are stopped with ptrace as before.
+ */
+static int op_stop_others(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
+			  void (*release)(void *ud), void *ud, struct mig__stopset *set)
+{
+	struct agent_priv *p = t->priv;
+	uint64_t t0 = mig__now_ns();
+	bool released = false;
+	int64_t ret;
+
+	memset(set, 0, sizeof(*set));
+	for (;;) {
+		struct mig_agent_req req = { .op = MIG_AGENT_STOP, .arg = { STOP_STEP_MS } };
+		struct mig_agent_resp resp;
+		uint64_t ms;
+		int r = agent_call(t, &req, -1, &resp, NULL);
+
+		if (r < 0)
+			return r;
+		ret = resp.ret;
+		if (ret == 0 || ret == -EINPROGRESS)
+			p->stopped = true;
+		if (ret != -EINPROGRESS)
+			break;
+		ms = (mig__now_ns() - t0) / 1000000;
+		if (!released && ms >= STOP_RELEASE_MS) {
+			release(ud);
+			released = true;
+		}
+		if (ms >= STOP_GIVEUP_MS)
+			break;
+	}
+	if (ret == 0)
+		return 0;
+	/* The agent could not stop them all: let its own go, stop them all with ptrace. */
+	(void)agent_resume(t);
+	return mig__stop_threads(t, keep, nkeep, released ? NULL : release, ud, set);
+}
+
+static int op_resume_others(struct mig_tenant *t, struct mig__stopset *set)
+{
+	int r = mig__resume_threads(set), q = agent_resume(t);
+
+	return r < 0 ? r : q;
+}
+
 static int op_map_scratch(struct mig_tenant *t, size_t len, uint64_t *ret_addr)
 {
 	struct mig_agent_req req = { .op = MIG_AGENT_MAP, .arg = { len } };
@@ -488,6 +564,8 @@ const struct mig__tenant_ops mig__agent_ops = {
 	.zap_begin = op_zap_begin,
 	.zap_step = op_zap_step,
 	.zap_end = op_zap_end,
+	.stop_others = op_stop_others,
+	.resume_others = op_resume_others,
 	.map_scratch = op_map_scratch,
 	.unmap = op_unmap,
 	.move = op_move,

@@ -30,7 +30,17 @@ enum mig_agent_op {
 	MIG_AGENT_UNMAP,      /* munmap(arg[0], arg[1]) */
 	MIG_AGENT_MOVE,	      /* UFFDIO_MOVE dst=arg[0] src=arg[1] len=arg[2] mode=arg[3] */
 	MIG_AGENT_CLOSE,      /* close(arg[0]) if the agent created it */
+	MIG_AGENT_STOP,	      /* stop the other threads (agent/stop.c), wait arg[0] ms */
+	MIG_AGENT_RESUME,     /* let the stopped threads go */
 };
+
+/*
+ * STOP's answer: 0 when every thread of the tenant but the helper sits in
+ * the agent's signal handler, -EINPROGRESS when some have not got there
+ * yet (ask again), other -errno when the agent cannot stop them (its
+ * signal is the host's, too many threads): then it has let all go again.
+ * Agents before STOP answer -EOPNOTSUPP.
+ */
 
 /*
  * CREATE's resp.val: the uffd is one the agent kept from an earlier migd

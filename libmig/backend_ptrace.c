@@ -22,6 +22,7 @@
 #include "compat.h"
 #include "procfs.h"
 #include "ptrace.h"
+#include "stopset.h"
 #include "util.h"
 
 /* One syscall; result < 0 is the syscall's -errno. */
@@ -600,6 +601,12 @@ static int op_close_fd(struct mig_tenant *t, int fd)
 	return r < 0 ? r : (int)x;
 }
 
+static int op_resume_others(struct mig_tenant *t, struct mig__stopset *set)
+{
+	(void)t;
+	return mig__resume_threads(set);
+}
+
 static void op_release(struct mig_tenant *t)
 {
 	struct mig__ptrace_priv *p = t->priv;
@@ -617,6 +624,8 @@ const struct mig__tenant_ops mig__ptrace_ops = {
 	.zap_begin = op_zap_begin,
 	.zap_step = op_zap_step,
 	.zap_end = op_zap_end,
+	.stop_others = mig__stop_threads,
+	.resume_others = op_resume_others,
 	.map_scratch = op_map_scratch,
 	.unmap = op_unmap,
 	.move = op_move,

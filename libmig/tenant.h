@@ -21,7 +21,7 @@
  * MIG__ZAP_MOVE: ioctl(uffd, UFFDIO_MOVE, { dst, start, len, mode }), its
  *   argument written to arg_page, an unregistered page of the tenant.
  * MIG__ZAP_STOP: stop every other thread of the tenant until the zap ends
- *   (zap.c does it with stopset.c; no backend step).
+ *   (zap.c asks the backend's stop_others; no zap_step).
  */
 enum { MIG__ZAP_MADVISE = 1, MIG__ZAP_MOVE, MIG__ZAP_STOP };
 
@@ -31,6 +31,8 @@ struct mig__zap_step {
 	uint64_t dst, mode; /* MOVE only */
 	uint64_t arg_page;  /* MOVE only */
 };
+
+struct mig__stopset;
 
 /* Ranges an executor's kernel may write while it runs zap steps, at most. */
 #define MIG__ZAP_MAX_EXCL 8
@@ -60,6 +62,17 @@ struct mig__tenant_ops {
 	int (*zap_step)(struct mig_tenant *t, void *x, const struct mig__zap_step *st,
 			void (*unlock)(void *ud), void *ud, int64_t *ret_val, uint64_t *ret_moved);
 	int (*zap_end)(struct mig_tenant *t, void *x);
+	/*
+	 * MIG__ZAP_STOP: stop every thread of the tenant but keep[nkeep] until
+	 * resume_others (ptrace: stopset.c; agent: its own signal handler,
+	 * no ptrace, and stopset.c where it cannot). A thread held in a
+	 * kernel-mode fault cannot stop: when the stop takes long, call
+	 * release(ud) (once). Returns 0 or -errno; resume_others follows
+	 * either way (set holds what ptrace stopped).
+	 */
+	int (*stop_others)(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
+			   void (*release)(void *ud), void *ud, struct mig__stopset *set);
+	int (*resume_others)(struct mig_tenant *t, struct mig__stopset *set);
 	/* mmap(NULL, len, RW, MAP_PRIVATE|MAP_ANONYMOUS) inside the tenant. */
 	int (*map_scratch)(struct mig_tenant *t, size_t len, uint64_t *ret_addr);
 	int (*unmap)(struct mig_tenant *t, uint64_t addr, size_t len);

@@ -39,10 +39,11 @@
  *     the page is gone, never refilled.
  *  6. madvise steps (no UFFDIO_MOVE, agent tenants, pages MOVE refused)
  *     run with every other thread of the tenant stopped (MIG__ZAP_STOP,
- *     stopset.c), taken before the first one: a thread stops only once its
- *     own mapping change is complete and its event read, so nothing can
- *     change between computing a run and its madvise, and every REMOVE
- *     read while a madvise runs is that madvise's own. Before each run its
+ *     the backend's stop_others), taken before the first one: a thread
+ *     stops only once its own mapping change is complete and its event
+ *     read, so nothing can change between computing a run and its
+ *     madvise, and every REMOVE read while a madvise runs is that
+ *     madvise's own. Before each run its
  *     pagemap is read (drop_absent): a page absent now was dropped by the
  *     tenant after it was staged: gone. A thread held in a kernel-mode
  *     fault cannot stop: after a while every held fault is let go the
@@ -426,18 +427,20 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 
 /*
  * MIG__ZAP_STOP: stop every thread but the executors (keep) until the
- * session ends. Where that fails (an agent tenant we may not trace, a
- * thread traced by a debugger) the threads seized so far go again at once
- * (they may wait for held faults) and the madvise steps run anyway: the
- * result counts them (zaps_unstopped).
+ * session ends, through the backend (ptrace: stopset.c; agent: in the
+ * tenant, by its own signal handler). Where that fails (a thread traced by
+ * a debugger) the threads stopped so far go again at once (they may wait
+ * for held faults) and the madvise steps run anyway: the result counts
+ * them (zaps_unstopped).
  */
 static int zap_stop(struct zap_ctx *z, const pid_t *keep, size_t nkeep, struct mig__stopset *others)
 {
-	int r = others->n ? 0 : mig__stop_threads(z->j->t, keep, nkeep, zap_release, z, others);
+	struct mig_tenant *t = z->j->t;
+	int r = others->n ? 0 : t->ops->stop_others(t, keep, nkeep, zap_release, z, others);
 
 	if (r < 0) {
 		zap_release(z);
-		(void)mig__resume_threads(others);
+		(void)t->ops->resume_others(t, others);
 		__atomic_fetch_add(&z->j->unstopped_zaps, 1, __ATOMIC_RELAXED);
 	}
 	return r;
@@ -491,7 +494,7 @@ static int zap_session(struct zap_ctx *z)
 			break;
 	}
 	zap_unlock(z);
-	if (mig__resume_threads(&others) < 0 && r == 0)
+	if (t->ops->resume_others(t, &others) < 0 && r == 0)
 		r = -ESRCH;
 	if (t->ops->zap_end(t, x) < 0 && r == 0)
 		r = -ESRCH;

@@ -5,10 +5,13 @@
  * says hello, and then runs the few operations migd needs inside the
  * tenant: create a full-mode userfaultfd and hand it over with
  * SCM_RIGHTS, madvise(DONTNEED), mmap/munmap a scratch area, UFFDIO_MOVE
- * (the kernel allows it only from the tenant's own mm), close that uffd.
+ * (the kernel allows it only from the tenant's own mm), close that uffd,
+ * and stop the tenant's other threads while pages are taken out (stop.c:
+ * a signal handler of ours, never ptrace).
  *
  * It must not disturb its host: the helper thread blocks every signal (it
- * never takes one meant for the host), every fd it makes is close-on-exec,
+ * never takes one meant for the host), the stop signal is a real-time one
+ * the host does not handle (stop.c), every fd it makes is close-on-exec,
  * and when migd is absent it retries quietly with a growing pause. It
  * prints nothing and never exits the process. Only libc and pthread are
  * used. MIGD_AGENT_DISABLE=1 turns it off.
@@ -51,6 +54,7 @@
 
 #include "agentproto.h"
 #include "compat.h"
+#include "stop.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -120,7 +124,7 @@ static int64_t do_move(const struct mig_agent_req *q, uint64_t *moved)
 }
 
 /* Run one request; the answer goes back on conn. */
-static void serve(const struct mig_agent_req *q, size_t len)
+static void serve(struct mig_agent_stopctl *stopctl, const struct mig_agent_req *q, size_t len)
 {
 	struct mig_agent_resp a = { .magic = MIG_AGENT_MAGIC,
 				    .op = q->op,
@@ -192,6 +196,12 @@ static void serve(const struct mig_agent_req *q, size_t len)
 	case MIG_AGENT_MOVE:
 		a.ret = do_move(q, &a.val);
 		break;
+	case MIG_AGENT_STOP:
+		a.ret = mig_agent_stop(stopctl, q->arg[0] > 1000 ? 1000 : (unsigned)q->arg[0]);
+		break;
+	case MIG_AGENT_RESUME:
+		a.ret = mig_agent_resume(stopctl);
+		break;
 	case MIG_AGENT_CLOSE:
 		/* Only the fd we made: never one of the host's own files. */
 		pthread_mutex_lock(&fd_lock);
@@ -243,10 +253,13 @@ static int connect_migd(void)
 
 static void *helper(void *arg)
 {
+	/* In this thread's stack, which no zap takes out (stop.h). */
+	struct mig_agent_stopctl stopctl;
 	unsigned pause_s = 1;
 
 	(void)arg;
 	prctl(PR_SET_NAME, "migd-agent", 0, 0, 0);
+	mig_agent_stop_init(&stopctl);
 	for (;;) {
 		struct mig_agent_req q;
 		ssize_t n;
@@ -268,8 +281,10 @@ static void *helper(void *arg)
 			if (n < (ssize_t)offsetof(struct mig_agent_req, runs) ||
 			    q.magic != MIG_AGENT_MAGIC)
 				break;
-			serve(&q, (size_t)n);
+			serve(&stopctl, &q, (size_t)n);
 		}
+		/* migd is gone: never leave the threads it had us stop stopped. */
+		mig_agent_resume(&stopctl);
 		drop_conn();
 	}
 	return NULL;
@@ -327,12 +342,13 @@ EXPORT int mig_agent_start(void)
 		atfork_done = 1;
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	}
+	mig_agent_stop_install();
 	/* The thread inherits this mask: it never takes one of the host's signals. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 * 1024);
+	pthread_attr_setstacksize(&attr, 128 * 1024); /* stop.h: its control block */
 	r = pthread_create(&th, &attr, helper, NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
