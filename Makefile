@@ -7,6 +7,7 @@
 #   make fuzz       libFuzzer targets, FUZZ_SECS (default 60) seconds each
 #   make check-stress  long loops and the load test (not in make check)
 #   make install PREFIX=/usr DESTDIR=/tmp/x
+#   make deb        Debian packages (dpkg-buildpackage -us -uc -b) in build/deb/
 #   SANITIZE=1      build with ASan + UBSan; CI=1 adds -Werror
 #
 # Targets that build first run scripts/deps.sh (missing packages only),
@@ -22,18 +23,20 @@ SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR   ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 DESTDIR   ?=
 
-B := build
+B ?= build
 
 # Targets that need the build dependencies installed first.
-DEP_TARGETS := all check check-unit check-integration check-vm check-stress demo demo-vm bench lint \
-	format install sanitize fuzz
-DEPS_GROUPS_check := build test lint vm
-DEPS_GROUPS_check-vm := build test vm
+DEP_TARGETS := all programs check check-unit check-integration check-vm check-stress demo demo-vm \
+	bench lint format install install-programs sanitize fuzz deb deb-packages
+DEPS_GROUPS_check := build test lint vm deb
+DEPS_GROUPS_check-vm := build test vm deb
 DEPS_GROUPS_check-stress := build test vm
 DEPS_GROUPS_demo-vm := build test vm
 DEPS_GROUPS_lint := build lint
 DEPS_GROUPS_format := lint
 DEPS_GROUPS_fuzz := build fuzz
+DEPS_GROUPS_deb := build deb
+DEPS_GROUPS_deb-packages := build deb
 
 ifeq ($(MIG_DEPS_DONE),)
 
@@ -99,7 +102,10 @@ TESTPROGS := $(TESTPROG_SRCS:tests/%.c=$(B)/tests/%)
 BINS := $(if $(DAEMON_SRCS),$(B)/migd) $(if $(wildcard $(MIGCTL_MAIN)),$(B)/migctl)
 LIBS := $(B)/libmig.a $(B)/libmig.so $(if $(AGENT_SRCS),$(B)/libmig-agent.so)
 
-all: $(LIBS) $(BINS) $(B)/libmig.pc $(TESTPROGS)
+# programs: what is installed (the Debian package builds only these).
+programs: $(LIBS) $(BINS) $(B)/libmig.pc
+
+all: programs $(TESTPROGS)
 
 # Rebuild everything when the flags change (e.g. SANITIZE=1 after a plain build).
 $(B)/.flags: FORCE
@@ -271,6 +277,9 @@ format:
 # ---- install ---------------------------------------------------------------
 
 install: all
+	@$(MAKE) --no-print-directory install-programs
+
+install-programs: programs
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCDIR) $(DESTDIR)$(SYSCONFDIR)/migd/policies.d $(DESTDIR)$(UNITDIR)
 	$(if $(wildcard $(B)/migd),install -m 0755 $(B)/migd $(DESTDIR)$(SBINDIR)/migd)
@@ -290,7 +299,23 @@ install: all
 sanitize:
 	$(MAKE) --no-print-directory SANITIZE=1 check
 
-.PHONY: FORCE all check check-unit check-integration check-vm check-stress bench demo demo-vm lint \
+# The packages of debian/ (built in build/pkg, a tree of their own, and
+# incrementally: -nc) go to $(B)/deb/; `make deb` then has lintian check
+# them, and an error fails it. tests/vm/check builds them with
+# deb-packages for the systemd guest's 73-systemd-deb.sh.
+deb-packages:
+	@mkdir -p $(B)/deb
+	rm -f $(B)/deb/*.deb $(B)/deb/*.changes $(B)/deb/*.buildinfo
+	set -e; d=$(CURDIR)/$(B)/deb; \
+	n=migd_$$(dpkg-parsechangelog -S Version)_$$(dpkg-architecture -qDEB_HOST_ARCH); \
+	MIG_DEB_DIR=$$d dpkg-buildpackage -us -uc -b -nc \
+		--buildinfo-option=-u$$d --buildinfo-option=-O$$d/$$n.buildinfo \
+		--changes-option=-u$$d --changes-option=-O$$d/$$n.changes
+
+deb: deb-packages
+	lintian --fail-on error --suppress-tags bad-distribution-in-changes-file $(B)/deb/*.changes
+
+.PHONY: FORCE all programs install-programs deb deb-packages check check-unit check-integration check-vm check-stress bench demo demo-vm lint \
 	format install sanitize fuzz clean
 
 -include $(shell find $(B)/obj $(B)/tests $(B)/fuzz -name '*.d' 2>/dev/null)

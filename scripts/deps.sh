@@ -2,7 +2,7 @@
 # deps.sh - install the Debian packages a make target needs, and only those
 # that are missing. Idempotent and silent when nothing is missing.
 #
-#   scripts/deps.sh [GROUP...]     groups: build test lint vm fuzz (default: build)
+#   scripts/deps.sh [GROUP...]     groups: build test lint vm fuzz deb (default: build)
 #
 # Package hosts are never named here: apt uses the machine's own sources.
 set -euo pipefail
@@ -13,6 +13,7 @@ declare -A GROUPS_PKGS=(
 	[lint]="cppcheck clang-format clang-tidy"
 	[fuzz]="clang libclang-rt-14-dev"
 	[vm]="qemu-system-x86 busybox-static cpio debootstrap numactl util-linux dpkg"
+	[deb]="dpkg-dev debhelper fakeroot lintian"
 )
 
 groups=("$@")

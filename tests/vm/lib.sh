@@ -276,7 +276,9 @@ vm_busybox_image() {
 }
 
 # Packages of the --systemd guest, on top of debootstrap's minbase.
-VM_SYSTEMD_PACKAGES=systemd-sysv,libnuma1,numactl,procps
+# libuv1, libinih1 and libjson-c5: the dependencies of the migd package
+# (73-systemd-deb.sh installs it with dpkg, which has no network there).
+VM_SYSTEMD_PACKAGES=systemd-sysv,libnuma1,numactl,procps,libuv1,libinih1,libjson-c5
 # Units that only slow the guest's boot down or print on its console.
 VM_SYSTEMD_MASK=(serial-getty@ttyS0.service getty@tty1.service systemd-logind.service
 	apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer
@@ -317,7 +319,8 @@ vm_systemd_image() {
 		(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) \
 			>"$out.tmp" || { rm -rf "$stage" "$out.tmp"; vm_die "packing the systemd image failed"; }
 		rm -rf "$stage"
-		find "$VM_CACHE/images" -maxdepth 1 -name 'systemd-*.cpio' -delete
+		# As with busybox images: another checkout's guest may boot from one.
+		find "$VM_CACHE/images" -maxdepth 1 -name 'systemd-*.cpio' -mmin +240 -delete
 		mv "$out.tmp" "$out"
 		vm_log "built $(basename "$out") ($(du -m "$out" | cut -f1) MiB)"
 	fi

@@ -14,20 +14,8 @@ nodes=$(find /sys/devices/system/node -maxdepth 1 -name 'node[0-9]*' | wc -l)
 ROOT=${MIGD_VM_ROOT:-$(pwd)}
 TENANT=$ROOT/build/tests/tenants/demo_tenant
 fail=0
-bad() {
-	echo "FAIL: $*"
-	fail=1
-}
-wait_for() {
-	n=$1
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 1
-		n=$((n - 1))
-	done
-	"$@"
-}
+# bad, wait_for
+. "$ROOT/tests/vm/guest-lib.sh"
 restarted() { [ "$(systemctl show migd -p MainPID --value)" != "$1" ] && [ "$(systemctl is-active migd)" = active ]; }
 
 [ -w /proc/sys/kernel/numa_balancing ] && echo 0 >/proc/sys/kernel/numa_balancing
