@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The guest half of the migration bench: boots the 2-node qemu guest and
-# runs build/tests/bench/migrate there: 256 MiB moved node 0 -> 1 with
-# writers running, move_pages(2) and migrate_pages(2) timed on the same
-# kind of tenant in the same run, and the ratios. Kernels: MIG_BENCH_KERNELS
+# runs build/tests/bench/migrate there: 256 MiB of 4 KiB and of THP
+# tenants moved node 0 -> 1 with writers running, move_pages(2) and
+# migrate_pages(2) timed on the same kind of tenant in the same run, the
+# floor chain and memcpy, and the table with the ratios. Kernels: MIG_BENCH_KERNELS
 # (default "6.12 6.1"). Skips when no guest can be booted here.
 # Automatic NUMA balancing would move the tenants' pages on its own while
 # they are timed, so the guest switches it off first (docs/engine.md).

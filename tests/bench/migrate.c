@@ -1,20 +1,61 @@
 /*
- * migrate.c (bench) - migrate a range of a tenant whose writer threads keep
- * writing, and print the figures: GB/s, pages/s, the tenant's max and p99
- * write stall, migd's peak RSS.
+ * migrate.c (bench) - what a migration costs, against what the machine
+ * and the kernel can do, all measured in the same run:
  *
- * On a one-node host: 1 GiB forced to node 0, plus the single-thread
- * memcpy bandwidth measured in the same run and the ratio to it. With two
- * or more nodes (the qemu guest): 256 MiB from node 0 to node 1, and
- * move_pages(2) and migrate_pages(2) timed on fresh tenants of the same
- * kind in the same run, with the ratios. MIG_BENCH_SIZE overrides the size,
- * MIG_BENCH_WINDOW the window (MiB).
+ *   cases      4 KiB and THP tenants (tests/tenants/writer), idle and with
+ *              2 writer threads: GB/s, migd's CPU seconds per GB moved and
+ *              its peak RSS (each case runs in a process of its own),
+ *              migd's longest held write (the fault thread's hold time)
+ *   stall      with writers: writes over 1 ms per second, p99.9 and the
+ *              longest write, during the migration and, as the baseline,
+ *              for MIG_BENCH_BASE_SECS (2) just before it on the same
+ *              tenant with no migration
+ *   memcpy     single-thread memcpy of 256 MiB, best of 5
+ *   floor      the floor chain (floor.h): migd's kernel operations back
+ *              to back on an idle child, no migd, no ptrace
+ *   guests     with 2+ nodes (the qemu guests, tests/bench/migrate-vm.sh):
+ *              node 0 -> 1, and move_pages(2) and migrate_pages(2) of a
+ *              fresh tenant of the same kind and size
+ *
+ * It ends with one table. One node: 1 GiB forced to node 0, every case;
+ * two or more: 256 MiB, the cases with writers. MIG_BENCH_SIZE, MIG_BENCH_CASES
+ * (e.g. "4k-2w,thp-idle"), MIG_BENCH_WINDOW (MiB), MIG_BENCH_ZAP (move,
+ * madvise) and MIG_BENCH_BASE_SECS change that. A case whose tenant finds
+ * a damaged page fails the bench.
  */
-#include <numaif.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 
-#include "integration/migrate_common.h"
+#include "bench/floor.h"
+
+struct stat_fig {
+	uint64_t writes, slow, p999_us, max_us;
+	double secs;
+};
+
+struct case_res {
+	int ran, ok;
+	char why[160];
+	double secs, gbs, cpu_s;
+	uint64_t moved, present, huge, retried, held_us;
+	long hwm_kib;
+	int stalls; /* base and mig below are set */
+	struct stat_fig base, mig;
+	double mp_gbs, mg_gbs; /* move_pages(2), migrate_pages(2): GB/s, 0 if not run */
+};
+
+struct bcase {
+	const char *name;
+	int thp, writers;
+};
+
+static const struct bcase cases[] = {
+	{ "4k-idle", 0, 0 },
+	{ "4k-2w", 0, 2 },
+	{ "thp-idle", 1, 0 },
+	{ "thp-2w", 1, 2 },
+};
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
 
 static double memcpy_gbs(size_t len)
 {
@@ -53,25 +94,62 @@ static long vm_hwm_kib(void)
 	return kb;
 }
 
-/* Time move_pages(2) of every page of a fresh writer tenant to node 1. */
-static double time_move_pages(const char *self, const char *size)
+static double cpu_now(void)
 {
-	const char *args[] = {
-		"--size", size, "--threads", "2", "--thp-half", "--node", "0", NULL
-	};
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+static int stat_of(struct wtenant *w, struct stat_fig *s)
+{
+	const char *l = wt_cmd(w, "stat");
+
+	return sscanf(l, "STAT writes=%" SCNu64 " slow=%" SCNu64 " p999_us=%" SCNu64
+			 " max_us=%" SCNu64 " secs=%lf",
+		      &s->writes, &s->slow, &s->p999_us, &s->max_us, &s->secs) == 5
+		       ? 0
+		       : -EPROTO;
+}
+
+static void tenant_args(const struct bcase *c, const char *size, int on_node0, const char **args)
+{
+	size_t a = 0;
+
+	args[a++] = "--size";
+	args[a++] = size;
+	args[a++] = "--threads";
+	args[a++] = c->writers ? "2" : "0";
+	if (c->thp)
+		args[a++] = "--thp";
+	if (on_node0) {
+		args[a++] = "--node";
+		args[a++] = "0";
+	}
+	args[a] = NULL;
+}
+
+/* move_pages(2) of every page of a fresh tenant of the case's kind to node 1: GB/s. */
+static double time_move_pages(const char *self, const struct bcase *c, const char *size)
+{
+	const char *args[12];
 	struct wtenant w = { 0 };
-	uint64_t max_us = 0, p99 = 0;
 	size_t n;
 	void **pages;
 	int *nodes, *status;
 	double t;
 	long r;
 
+	tenant_args(c, size, 1, args);
 	wt_start(&w, self, args);
 	n = w.len / 4096;
 	pages = calloc(n, sizeof(*pages));
 	nodes = calloc(n, sizeof(*nodes));
 	status = calloc(n, sizeof(*status));
+	if (!pages || !nodes || !status)
+		FAIL("calloc");
 	for (size_t i = 0; i < n; i++) {
 		pages[i] = (void *)(uintptr_t)(w.addr + i * 4096);
 		nodes[i] = 1;
@@ -79,100 +157,234 @@ static double time_move_pages(const char *self, const char *size)
 	t = now_s();
 	r = move_pages(w.pid, n, pages, nodes, status, MPOL_MF_MOVE);
 	t = now_s() - t;
-	if (wt_stop(&w, &max_us, &p99) != 0)
-		printf("move_pages tenant: verify failed\n");
-	printf("# bench: move_pages(2): %.3f s for %zu pages (returned %ld), %.2f GB/s, tenant max "
-	       "stall %.3f ms, p99 %" PRIu64 " us\n",
-	       t, n, r, n * 4096.0 / t / 1e9, max_us / 1000.0, p99);
+	if (wt_stop(&w, NULL, NULL) != 0)
+		FAIL("move_pages tenant: verify failed");
+	printf("# bench %s: move_pages(2): %.3f s for %zu pages (returned %ld), %.3f GB/s\n",
+	       c->name, t, n, r, n * 4096.0 / t / 1e9);
 	free(pages);
 	free(nodes);
 	free(status);
-	return t;
+	return n * 4096.0 / t / 1e9;
 }
 
-static double time_migrate_pages(const char *self, const char *size)
+static double time_migrate_pages(const char *self, const struct bcase *c, const char *size)
 {
-	const char *args[] = {
-		"--size", size, "--threads", "2", "--thp-half", "--node", "0", NULL
-	};
+	const char *args[12];
 	unsigned long from[16] = { 1 }, to[16] = { 2 };
 	struct wtenant w = { 0 };
-	uint64_t max_us = 0, p99 = 0;
 	double t;
 	long r;
 
+	tenant_args(c, size, 1, args);
 	wt_start(&w, self, args);
 	t = now_s();
 	r = migrate_pages(w.pid, 1024 + 1, from, to);
 	t = now_s() - t;
-	if (wt_stop(&w, &max_us, &p99) != 0)
-		printf("migrate_pages tenant: verify failed\n");
-	printf("# bench: migrate_pages(2): %.3f s for the whole tenant (returned %ld), %.2f GB/s, "
-	       "tenant max stall %.3f ms, p99 %" PRIu64 " us\n",
-	       t, r, w.len / t / 1e9, max_us / 1000.0, p99);
-	return t;
+	if (wt_stop(&w, NULL, NULL) != 0)
+		FAIL("migrate_pages tenant: verify failed");
+	printf("# bench %s: migrate_pages(2): %.3f s for the whole tenant (returned %ld), "
+	       "%.3f GB/s\n",
+	       c->name, t, r, w.len / t / 1e9);
+	return w.len / t / 1e9;
 }
 
-int main(int argc, char **argv)
+/* One case, in a process of its own (its VmHWM and CPU time are migd's share). */
+static void run_case(const char *self, const struct bcase *c, const char *size, int nodes,
+		     struct case_res *cr)
 {
-	int nodes = count_nodes();
-	const char *size = getenv("MIG_BENCH_SIZE") ? getenv("MIG_BENCH_SIZE")
-			   : nodes >= 2		    ? "256M"
-						    : "1G";
-	const char *args[] = { "--size", size, "--threads", "2", "--thp-half", NULL, NULL, NULL };
+	const char *args[12];
 	struct mig_migrate_opts o = { 0 };
 	struct mig_migrate_result res;
 	struct mig_nodes targets;
 	struct wtenant w = { 0 };
-	uint64_t max_us = 0, p99 = 0;
-	double secs;
+	double base_secs = getenv("MIG_BENCH_BASE_SECS") ? atof(getenv("MIG_BENCH_BASE_SECS")) : 2;
+	double cpu0;
 	int r;
 
-	(void)argc;
-	if (geteuid() != 0)
-		SKIP("needs root (ptrace attach, kpageflags)");
+	cr->ran = 1;
 	pick_target(&targets, &o);
-	if (nodes >= 2) {
-		args[5] = "--node";
-		args[6] = "0";
-	}
 	if (getenv("MIG_BENCH_ZAP"))
 		o.zap = !strcmp(getenv("MIG_BENCH_ZAP"), "madvise") ? MIG_ZAP_MADVISE
 								    : MIG_ZAP_MOVE;
 	if (getenv("MIG_BENCH_WINDOW"))
 		o.window = strtoull(getenv("MIG_BENCH_WINDOW"), NULL, 0) << 20;
-	wt_start(&w, argv[0], args);
+	tenant_args(c, size, nodes >= 2, args);
+	wt_start(&w, self, args);
 	wt_attach(&w);
-	usleep(200000);
-	struct mig_range rg = { w.addr, w.addr + w.len };
-	r = mig_migrate(w.t, &rg, 1, &targets, &o, NULL, NULL, &res);
-	if (r < 0)
-		FAIL("mig_migrate: %s", strerror(-r));
-	(void)mig_tenant_detach(w.t);
-	if (wt_stop(&w, &max_us, &p99) != 0)
-		FAIL("the tenant found damaged pages");
-	secs = res.elapsed_ns / 1e9;
-	printf("# bench: migrated %s with writers running: %.3f s, %.3f GB/s, %.0f pages/s\n", size,
-	       secs, res.bytes_per_sec / 1e9, res.pages_moved / secs);
-	printf("# bench: moved %" PRIu64 "/%" PRIu64 " present pages, retried %" PRIu64
-	       ", huge kept %" PRIu64 "\n",
-	       res.pages_moved, res.pages_present, res.pages_retried, res.huge_kept);
-	printf("# bench: tenant max stall %.3f ms, p99 %" PRIu64 " us; migd-side max stall %" PRIu64
-	       " us\n",
-	       max_us / 1000.0, p99, res.max_stall_us);
-	printf("# bench: migd peak RSS (VmHWM) %ld KiB\n", vm_hwm_kib());
-	if (nodes >= 2) {
-		double mp = time_move_pages(argv[0], size);
-		double mg = time_migrate_pages(argv[0], size);
-
-		printf("# bench: ratio migd/move_pages %.2f, migd/migrate_pages %.2f (time)\n",
-		       secs / mp, secs / mg);
+	if (c->writers) {
+		/* The baseline: the same tenant, attached, no migration. */
+		if (strcmp(wt_cmd(&w, "reset"), "OK"))
+			FAIL("tenant reset");
+		usleep((useconds_t)(base_secs * 1e6));
+		if (stat_of(&w, &cr->base) < 0)
+			FAIL("tenant stat");
+		if (strcmp(wt_cmd(&w, "reset"), "OK"))
+			FAIL("tenant reset");
 	} else {
-		double m = memcpy_gbs(256UL << 20);
-
-		printf("# bench: single-thread memcpy %.2f GB/s; migd at %.1f%% of it\n", m,
-		       m ? 100 * res.bytes_per_sec / 1e9 / m : 0);
+		usleep(200000);
 	}
+	struct mig_range rg = { w.addr, w.addr + w.len };
+	cpu0 = cpu_now();
+	r = mig_migrate(w.t, &rg, 1, &targets, &o, NULL, NULL, &res);
+	cr->cpu_s = cpu_now() - cpu0;
+	if (r < 0)
+		FAIL("%s: mig_migrate: %s", c->name, strerror(-r));
+	if (c->writers) {
+		if (stat_of(&w, &cr->mig) < 0)
+			FAIL("tenant stat");
+		cr->stalls = 1;
+	}
+	(void)mig_tenant_detach(w.t);
+	cr->hwm_kib = vm_hwm_kib();
+	if (wt_stop(&w, NULL, NULL) != 0) {
+		snprintf(cr->why, sizeof(cr->why), "the tenant found damaged pages");
+		return;
+	}
+	cr->secs = res.elapsed_ns / 1e9;
+	cr->gbs = res.bytes_per_sec / 1e9;
+	cr->moved = res.pages_moved;
+	cr->present = res.pages_present;
+	cr->huge = res.huge_kept;
+	cr->retried = res.pages_retried;
+	cr->held_us = res.max_stall_us;
+	printf("# bench %s: %s in %.3f s, %.3f GB/s; moved %" PRIu64 "/%" PRIu64
+	       " present pages, retried %" PRIu64 ", huge kept %" PRIu64
+	       ", longest held write %" PRIu64 " us, CPU %.3f s\n",
+	       c->name, size, cr->secs, cr->gbs, cr->moved, cr->present, cr->retried, cr->huge,
+	       cr->held_us, cr->cpu_s);
 	mig_migrate_result_free(&res);
+	if (nodes >= 2) {
+		cr->mp_gbs = time_move_pages(self, c, size);
+		cr->mg_gbs = time_migrate_pages(self, c, size);
+	}
+	cr->ok = 1;
+}
+
+static int wanted(const char *name)
+{
+	const char *list = getenv("MIG_BENCH_CASES");
+	size_t n = strlen(name);
+
+	if (!list)
+		return count_nodes() < 2 || strstr(name, "-2w") != NULL;
+	for (const char *p = strstr(list, name); p; p = strstr(p + 1, name))
+		if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+			return 1;
 	return 0;
+}
+
+static double per_s(const struct stat_fig *s)
+{
+	return s->secs > 0 ? s->slow / s->secs : 0;
+}
+
+int main(int argc, char **argv)
+{
+	int nodes = count_nodes(), failed = 0;
+	const char *size = getenv("MIG_BENCH_SIZE") ? getenv("MIG_BENCH_SIZE")
+			   : nodes >= 2		    ? "256M"
+						    : "1G";
+	struct floor_result fl[2];
+	struct case_res *cr;
+	uint64_t bytes;
+	double mc;
+
+	(void)argc;
+	if (geteuid() != 0)
+		SKIP("needs root (ptrace attach, kpageflags, pidfd_getfd)");
+	if (mig_parse_size(size, &bytes) < 0 || bytes % (2UL << 20) || !bytes)
+		FAIL("MIG_BENCH_SIZE %s: not a multiple of 2 MiB", size);
+	cr = mmap(NULL, sizeof(*cr) * NCASES, PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (cr == MAP_FAILED)
+		FAIL("mmap: %m");
+	memset(cr, 0, sizeof(*cr) * NCASES);
+	fflush(stdout);
+	for (size_t k = 0; k < NCASES; k++) {
+		pid_t pid;
+		int st = 0;
+
+		if (!wanted(cases[k].name))
+			continue;
+		pid = fork();
+		if (pid == 0) {
+			run_case(argv[0], &cases[k], size, nodes, &cr[k]);
+			fflush(stdout);
+			_exit(cr[k].ok ? 0 : 1);
+		}
+		if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 0) {
+			cr[k].ran = 1;
+			cr[k].ok = 0;
+			if (!cr[k].why[0])
+				snprintf(cr[k].why, sizeof(cr[k].why), "exit status %d", st);
+		}
+	}
+	mc = memcpy_gbs(256UL << 20);
+	for (int thp = 0; thp < 2; thp++) {
+		floor_chain(thp, bytes, &fl[thp]);
+		if (!fl[thp].ok) {
+			printf("# bench: floor chain (%s): %s\n", thp ? "THP" : "4 KiB", fl[thp].why);
+			failed = 1;
+			continue;
+		}
+		printf("# bench: floor chain (%s, zap %s, scan %s): %.3f s, %.3f GB/s, CPU %.2f s/GB;",
+		       thp ? "THP" : "4 KiB", fl[thp].move ? "UFFDIO_MOVE" : "madvise",
+		       fl[thp].pm_scan ? "PAGEMAP_SCAN" : "pagemap", fl[thp].secs, fl[thp].gbs,
+		       fl[thp].cpu_s / (bytes / 1e9));
+		for (int p = 0; p < FL_N; p++)
+			printf(" %s %.0f%%", floor_phase[p], 100 * fl[thp].phase[p] / fl[thp].secs);
+		printf("\n");
+	}
+
+	printf("# bench table: %s, %d node%s%s, single-thread memcpy %.2f GB/s, floor chain "
+	       "%.2f (4 KiB) / %.2f (THP) GB/s\n",
+	       size, nodes, nodes > 1 ? "s" : "", nodes > 1 ? " (node 0 -> 1)" : " (forced to node 0)",
+	       mc, fl[0].gbs, fl[1].gbs);
+	printf("# %-8s %6s %6s %6s %8s %7s %8s %7s %7s %7s %9s %9s %9s %8s %7s %7s\n", "case",
+	       "GB/s", "xmemcp", "xfloor", "xmovepg", "xmigpg", "held ms", "CPUs/GB", "xflCPU",
+	       "RSS MiB",
+	       ">1ms/s base", ">1ms/s mig", "p99.9 us", "max ms", "moved%", "huge");
+	for (size_t k = 0; k < NCASES; k++) {
+		const struct case_res *c = &cr[k];
+		const struct floor_result *f = &fl[cases[k].thp];
+		double cpu_gb;
+		char b1[24] = "-", b2[24] = "-", b3[24] = "-", b4[24] = "-", mp[16] = "-",
+		     mg[16] = "-";
+
+		if (!c->ran)
+			continue;
+		if (!c->ok) {
+			printf("# %-8s FAILED: %s\n", cases[k].name, c->why);
+			failed = 1;
+			continue;
+		}
+		if (c->stalls) {
+			snprintf(b1, sizeof(b1), "%.1f", per_s(&c->base));
+			snprintf(b2, sizeof(b2), "%.1f", per_s(&c->mig));
+			snprintf(b3, sizeof(b3), "%" PRIu64 "/%" PRIu64, c->base.p999_us,
+				 c->mig.p999_us);
+			snprintf(b4, sizeof(b4), "%.1f/%.1f", c->base.max_us / 1e3,
+				 c->mig.max_us / 1e3);
+		}
+		if (c->mp_gbs > 0)
+			snprintf(mp, sizeof(mp), "%.2f", c->gbs / c->mp_gbs);
+		if (c->mg_gbs > 0)
+			snprintf(mg, sizeof(mg), "%.2f", c->gbs / c->mg_gbs);
+		cpu_gb = c->moved ? c->cpu_s / (c->moved * 4096.0 / 1e9) : 0;
+		printf("# %-8s %6.3f %6.3f %6.2f %8s %7s %8.2f %7.2f %7.2f %7.1f %9s %9s %9s %8s "
+		       "%7.1f %7" PRIu64 "\n",
+		       cases[k].name, c->gbs, mc > 0 ? c->gbs / mc : 0,
+		       f->gbs > 0 ? c->gbs / f->gbs : 0, mp, mg, c->held_us / 1e3, cpu_gb,
+		       cpu_gb > 0 ? f->cpu_s / (bytes / 1e9) / cpu_gb : 0, c->hwm_kib / 1024.0, b1,
+		       b2, b3, b4, c->present ? 100.0 * c->moved / c->present : 0, c->huge);
+	}
+	printf("# columns: xmemcp, xfloor, xmovepg, xmigpg: migd's GB/s over memcpy's, the floor "
+	       "chain's, move_pages(2)'s and migrate_pages(2)'s; held ms: migd's longest held "
+	       "write; CPUs/GB: migd's CPU seconds per GB moved; xflCPU: the floor chain's CPU "
+	       "seconds per GB over migd's (CPU time holds better than wall time on a loaded "
+	       "machine); >1ms/s: writes over 1 ms per second, baseline (no migration) and during "
+	       "it; p99.9 and max: baseline/during\n");
+	munmap(cr, sizeof(*cr) * NCASES);
+	return failed;
 }

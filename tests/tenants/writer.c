@@ -2,10 +2,11 @@
  * writer - a tenant that keeps writing a verifiable pattern while it is
  * migrated, and checks every page at the end.
  *
- *   writer [--size SIZE] [--threads N] [--node N] [--thp-half] [--sparse SIZE]
+ *   writer [--size SIZE] [--threads N] [--node N] [--thp-half | --thp]
+ *          [--sparse SIZE]
  *
  * The data area holds 4 KiB pages (and, with --thp-half, THPs in its
- * first half). Page i holds a tag (i) in its first word, its generation
+ * first half; with --thp, THPs throughout). --threads 0 is an idle tenant. Page i holds a tag (i) in its first word, its generation
  * in the second and in the last word, and a fixed pattern of i between.
  * Writer threads bump the generation of their pages over and over and
  * keep the last generation of each page in private memory (outside the
@@ -29,6 +30,12 @@
  *                      made so far (a thread blocked for good stops counting)
  *   stalls             "STALLS START:END ...": the last writes of every
  *                      thread that took over 1 ms, wall-clock nanoseconds
+ *   reset              start the write statistics anew (every thread has
+ *                      dropped its own before "OK")
+ *   stat               "STAT writes=N slow=N p999_us=N max_us=N secs=S":
+ *                      writes since the last reset, those over 1 ms, the
+ *                      99.9th percentile and the longest, and how long ago
+ *                      the reset was (the bench's stall figures)
  *   stop               stop writing, check every page, print figures,
  *                      exit 0 (all good) or 1
  */
@@ -70,11 +77,15 @@ static unsigned nthreads = 2;
 struct hist {
 	uint64_t fine[FINE];
 	uint64_t coarse[COARSE];
-	uint64_t n, max_ns;
+	uint64_t n, max_ns, slow;
+	unsigned gen; /* the reset this thread's figures start from */
 	uint64_t stall_start[STALL_LOG], stall_end[STALL_LOG];
 	unsigned nstall;
 };
 static struct hist *hists;
+/* Bumped by "reset"; each writer drops its own figures when it sees it. */
+static unsigned reset_gen;
+static uint64_t reset_ns;
 
 static uint64_t now_ns(void)
 {
@@ -127,19 +138,37 @@ static const char *check_page(size_t i)
 	return NULL;
 }
 
+/* Relaxed stores of one thread's own counters: "stat" reads them while it writes. */
+#define BUMP(x) __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
+
 static void record(struct hist *h, uint64_t ns)
 {
 	uint64_t us = ns / 1000;
 
 	if (us < FINE)
-		h->fine[us]++;
+		BUMP(h->fine[us]);
 	else if (us / 1000 < COARSE)
-		h->coarse[us / 1000]++;
+		BUMP(h->coarse[us / 1000]);
 	else
-		h->coarse[COARSE - 1]++;
-	h->n++;
+		BUMP(h->coarse[COARSE - 1]);
+	BUMP(h->n);
+	if (ns > 1000000)
+		BUMP(h->slow);
 	if (ns > h->max_ns)
-		h->max_ns = ns;
+		__atomic_store_n(&h->max_ns, ns, __ATOMIC_RELAXED);
+}
+
+/* A "reset" was asked for: this thread starts its figures anew. */
+static void reset_own(struct hist *h)
+{
+	unsigned g = __atomic_load_n(&reset_gen, __ATOMIC_ACQUIRE);
+
+	if (h->gen == g)
+		return;
+	memset(h->fine, 0, sizeof(h->fine));
+	memset(h->coarse, 0, sizeof(h->coarse));
+	h->n = h->max_ns = h->slow = 0;
+	__atomic_store_n(&h->gen, g, __ATOMIC_RELEASE);
 }
 
 static uint64_t wall_ns(void)
@@ -168,9 +197,11 @@ static void *writer_main(void *arg)
 
 	while (!atomic_load(&stop)) {
 		for (size_t i = k; i < npages && !atomic_load(&stop); i += nthreads) {
-			uint64_t t0 = now_ns(), g;
+			uint64_t t0, g;
 			uint64_t *p;
 
+			reset_own(h);
+			t0 = now_ns();
 			pthread_rwlock_rdlock(&quiesce);
 			if (state[i] != LIVE) {
 				pthread_rwlock_unlock(&quiesce);
@@ -212,6 +243,36 @@ static void stats(void)
 	       max / 1e6, p99);
 	printf("STALL max_us=%" PRIu64 " p99_us=%" PRIu64 " writes=%" PRIu64 "\n", max / 1000, p99,
 	       n);
+}
+
+/*
+ * Writes since the last reset: how many, how many took over 1 ms, the
+ * 99.9th percentile and the longest (read while the writers run).
+ */
+static void stat_line(void)
+{
+	uint64_t n = 0, slow = 0, max = 0, seen = 0, p999 = 0;
+
+	for (unsigned k = 0; k < nthreads; k++) {
+		uint64_t m = __atomic_load_n(&hists[k].max_ns, __ATOMIC_RELAXED);
+
+		n += __atomic_load_n(&hists[k].n, __ATOMIC_RELAXED);
+		slow += __atomic_load_n(&hists[k].slow, __ATOMIC_RELAXED);
+		max = m > max ? m : max;
+	}
+	for (size_t b = 0; b < FINE + COARSE && n; b++) {
+		for (unsigned k = 0; k < nthreads; k++)
+			seen += __atomic_load_n(b < FINE ? &hists[k].fine[b]
+							 : &hists[k].coarse[b - FINE],
+						__ATOMIC_RELAXED);
+		if (seen * 1000 >= n * 999) {
+			p999 = b < FINE ? b : (b - FINE) * 1000;
+			break;
+		}
+	}
+	printf("STAT writes=%" PRIu64 " slow=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64
+	       " secs=%.3f\n",
+	       n, slow, p999, max / 1000, (now_ns() - reset_ns) / 1e9);
 }
 
 #define SPARSE_CHUNKS 16
@@ -354,6 +415,16 @@ static void command(const char *line)
 				       hists[k].stall_end[x % STALL_LOG]);
 		}
 		printf("\n");
+	} else if (!strcmp(line, "reset")) {
+		reset_ns = now_ns();
+		__atomic_fetch_add(&reset_gen, 1, __ATOMIC_RELEASE);
+		for (unsigned k = 0; k < nthreads; k++)
+			while (__atomic_load_n(&hists[k].gen, __ATOMIC_ACQUIRE) !=
+			       __atomic_load_n(&reset_gen, __ATOMIC_RELAXED))
+				usleep(100);
+		printf("OK\n");
+	} else if (!strcmp(line, "stat")) {
+		stat_line();
 	} else if (!strcmp(line, "progress")) {
 		printf("PROGRESS");
 		for (unsigned k = 0; k < nthreads; k++)
@@ -368,7 +439,7 @@ static void command(const char *line)
 int main(int argc, char **argv)
 {
 	uint64_t size = 64UL << 20, sparse_size = 0;
-	int node = -1, thp_half = 0;
+	int node = -1, thp_half = 0, thp_all = 0;
 	pthread_t *threads;
 	char *base, line[256];
 
@@ -384,6 +455,8 @@ int main(int argc, char **argv)
 			node = atoi(argv[++a]);
 		else if (!strcmp(argv[a], "--thp-half"))
 			thp_half = 1;
+		else if (!strcmp(argv[a], "--thp"))
+			thp_all = 1;
 		else if (!strcmp(argv[a], "--sparse") && a + 1 < argc) {
 			if (mig_parse_size(argv[++a], &sparse_size) < 0 ||
 			    sparse_size < SPARSE_CHUNKS * 64 * PMD) {
@@ -392,26 +465,26 @@ int main(int argc, char **argv)
 			}
 		} else {
 			fprintf(stderr, "usage: writer [--size SIZE] [--threads N] [--node N] "
-					"[--thp-half] [--sparse SIZE]\n");
+					"[--thp-half | --thp] [--sparse SIZE]\n");
 			return 2;
 		}
 	}
-	if (nthreads < 1 || nthreads > 64)
+	if (nthreads > 64)
 		return 2;
 	npages = size / PAGE;
 	pg = calloc(npages, sizeof(*pg));
 	genrec = calloc(npages, sizeof(*genrec));
 	state = calloc(npages, 1);
-	hists = calloc(nthreads, sizeof(*hists));
-	threads = calloc(nthreads, sizeof(*threads));
+	hists = calloc(nthreads ? nthreads : 1, sizeof(*hists));
+	threads = calloc(nthreads ? nthreads : 1, sizeof(*threads));
 	base = mmap(NULL, size + PMD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!pg || !genrec || !state || !hists || !threads || base == MAP_FAILED) {
 		perror("writer: alloc");
 		return 1;
 	}
 	base = (char *)(((uintptr_t)base + PMD - 1) & ~(PMD - 1));
-	(void)madvise(base, size / 2, thp_half ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-	(void)madvise(base + size / 2, size / 2, MADV_NOHUGEPAGE);
+	(void)madvise(base, size / 2, thp_half || thp_all ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	(void)madvise(base + size / 2, size / 2, thp_all ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	if (node >= 0) {
 		unsigned long mask[16] = { 0 };
 
@@ -427,6 +500,7 @@ int main(int argc, char **argv)
 	}
 	if (node >= 0)
 		(void)set_mempolicy(MPOL_DEFAULT, NULL, 0);
+	reset_ns = now_ns();
 	for (unsigned k = 0; k < nthreads; k++)
 		if (pthread_create(&threads[k], NULL, writer_main, (void *)(uintptr_t)k)) {
 			perror("writer: pthread_create");
