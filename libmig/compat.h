@@ -91,6 +91,12 @@ struct pm_scan_arg {
 };
 #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #endif
+#ifndef PAGE_IS_WRITTEN
+#define PAGE_IS_WRITTEN (1 << 1) /* not uffd write-protected */
+#endif
+#ifndef PAGE_IS_PFNZERO
+#define PAGE_IS_PFNZERO (1 << 5)
+#endif
 
 /* madvise advice values newer than some libc headers. */
 #ifndef MADV_COLD

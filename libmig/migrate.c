@@ -213,8 +213,11 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 
 	if (!pi)
 		return -ENOMEM;
-	r = mig_query_pages(j->pid, rg->start + i * MIG__PAGE, np,
-			    MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi);
+	/* One PAGEMAP_SCAN where the kernel has it (6.7+), else pagemap + kpageflags. */
+	r = mig__scan_pages(j->pid, rg->start + i * MIG__PAGE, np, pi);
+	if (r == 1)
+		r = mig_query_pages(j->pid, rg->start + i * MIG__PAGE, np,
+				    MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi);
 	if (r == -ESRCH)
 		return r;
 	if (r < 0)

@@ -392,6 +392,83 @@ int mig_query_pages(pid_t pid, uint64_t start, size_t npages, unsigned what,
 	return 0;
 }
 
+/* 0 until PAGEMAP_SCAN was found missing (then 1): asked once a process. */
+static int no_pm_scan;
+
+int mig__scan_pages(pid_t pid, uint64_t start, size_t npages, struct mig_pageinfo *out)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct page_region vec[512];
+	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE), end, at;
+	char path[64];
+	int r;
+
+	if (__atomic_load_n(&no_pm_scan, __ATOMIC_RELAXED))
+		return 1;
+	if (pid <= 0 || !out || npages == 0 || start % ps || npages > (UINT64_MAX - start) / ps)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	memset(out, 0, npages * sizeof(*out));
+	end = start + npages * ps;
+	for (at = start; at < end;) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = at,
+			.end = end,
+			.vec = (uintptr_t)vec,
+			.vec_len = ARRAY_SIZE(vec),
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_WRITTEN |
+				       PAGE_IS_PFNZERO | PAGE_IS_HUGE,
+		};
+		int n = ioctl(fd, PAGEMAP_SCAN, &arg);
+
+		if (n < 0) {
+			if ((errno == ENOTTY || errno == EINVAL) && at == start) {
+				__atomic_store_n(&no_pm_scan, 1, __ATOMIC_RELAXED);
+				return 1;
+			}
+			return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+		}
+		for (int k = 0; k < n; k++) {
+			uint64_t c = vec[k].categories;
+			size_t i = (size_t)((vec[k].start - start) / ps),
+			       e = (size_t)((vec[k].end - start) / ps);
+
+			/*
+			 * A PMD-mapped block: pagemap and kpageflags tell the
+			 * huge zero page and the folio's order, as before.
+			 */
+			if ((c & PAGE_IS_HUGE) && (c & PAGE_IS_PRESENT)) {
+				r = query_pagemap(pid, vec[k].start, e - i, out + i);
+				if (r < 0)
+					return r;
+				continue;
+			}
+			for (; i < e; i++) {
+				uint32_t f = 0;
+
+				if (c & PAGE_IS_PRESENT)
+					f |= MIG_PAGE_PRESENT;
+				if (c & PAGE_IS_SWAPPED)
+					f |= MIG_PAGE_SWAPPED;
+				if (!(c & PAGE_IS_WRITTEN))
+					f |= MIG_PAGE_UFFD_WP;
+				if ((c & PAGE_IS_PFNZERO) && (c & PAGE_IS_PRESENT))
+					f |= MIG_PAGE_ZERO;
+				out[i].flags = f;
+			}
+		}
+		if (arg.walk_end <= at)
+			return -EIO;
+		at = arg.walk_end;
+	}
+	return query_nodes(pid, start, npages, true, out);
+}
+
 /* Present stretches, grown as they are found. */
 struct runs {
 	struct mig_range *v;

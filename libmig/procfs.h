@@ -72,6 +72,19 @@ MIG_INTERNAL int mig__kpageflags(int fd, uint64_t pfn, uint64_t *ret_flags);
 MIG_INTERNAL int mig__present_runs(pid_t pid, uint64_t start, uint64_t end, uint64_t gap,
 				   struct mig_range **ret, size_t *ret_n);
 
+/*
+ * A window scan's question about pages [start, start + npages * 4 KiB):
+ * present, swapped, the zero page, uffd write-protected, PMD THP, and the
+ * node, in out[] as mig_query_pages(MIG_QUERY_PAGEMAP | MIG_QUERY_NODE)
+ * gives them (pfn, order, LARGE/HEAD/EXCLUSIVE only for PMD-mapped THPs).
+ * One PAGEMAP_SCAN (6.7+) instead of a pagemap read and a kpageflags read
+ * per run of PFNs; PMD-mapped blocks are asked the old way, which tells
+ * the huge zero page. Returns 0, 1 when the kernel has no PAGEMAP_SCAN
+ * (nothing filled: ask mig_query_pages), or -errno.
+ */
+MIG_INTERNAL int mig__scan_pages(pid_t pid, uint64_t start, size_t npages,
+				 struct mig_pageinfo *out);
+
 /* Order of a PMD-sized THP on this machine (9 on x86_64 with 4 KiB pages). */
 MIG_INTERNAL unsigned mig__pmd_order(void);
 

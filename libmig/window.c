@@ -18,6 +18,7 @@
 #include "bitmap.h"
 #include "crashpoint.h"
 #include "engine.h"
+#include "procfs.h"
 #include "tenant.h"
 #include "uffd.h"
 
@@ -34,8 +35,6 @@
 #define NBITMAPS 13
 /* Pages per UFFDIO_COPY of a fill chunk. */
 #define FILL_CHUNK 64
-/* Page-state bitmaps of a window, in one block (see mig__window_alloc). */
-#define NBITMAPS 13
 
 int mig__window_alloc(struct mig__journal *jr, size_t npages, struct mig__win **ret)
 {
@@ -229,8 +228,11 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 
 		while (k < w->npages && w->addr[k] == w->addr[k - 1] + MIG__PAGE)
 			k++;
-		r = mig_query_pages(j->pid, w->addr[i], k - i, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE,
-				    pi + i);
+		/* One PAGEMAP_SCAN where the kernel has it (6.7+), else pagemap + kpageflags. */
+		r = mig__scan_pages(j->pid, w->addr[i], k - i, pi + i);
+		if (r == 1)
+			r = mig_query_pages(j->pid, w->addr[i], k - i,
+					    MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi + i);
 		if (r == -EINVAL || r == -EFAULT)
 			r = 0; /* unmapped meanwhile: the pages below read as absent */
 		i = k;
