@@ -207,6 +207,15 @@ struct mig__job {
 	struct mig__pool **pools; /* one per target, in targets order */
 	int *pool_nodes;
 	size_t npools;
+	/*
+	 * The target-full check's figure per target (pools order): the node's
+	 * free memory as last read, when, and what the job's passes may have
+	 * taken since (window.c, target_room).
+	 */
+	struct mig__node_free {
+		int64_t bytes;
+		uint64_t read_ns, used;
+	} *node_free;
 	/* VMA policies read at planning (numa_maps); VMAs they bind elsewhere are skipped. */
 	struct mig__vma_policy *pols;
 	size_t npols;

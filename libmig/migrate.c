@@ -445,6 +445,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	j.npools = mig_nodes_count(targets);
 	j.pools = calloc(j.npools, sizeof(*j.pools));
 	j.pool_nodes = calloc(j.npools, sizeof(*j.pool_nodes));
+	j.node_free = calloc(j.npools, sizeof(*j.node_free));
 	staging = calloc(j.npools, sizeof(*staging));
 	pthread_rwlockattr_t la;
 	pthread_rwlockattr_init(&la);
@@ -452,7 +453,8 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&j.lock, &la);
 	pthread_rwlockattr_destroy(&la);
-	if (!jp.err || !jp.flags || !res.status || !j.pools || !j.pool_nodes || !staging) {
+	if (!jp.err || !jp.flags || !res.status || !j.pools || !j.pool_nodes || !j.node_free ||
+	    !staging) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -653,6 +655,7 @@ out:
 	free(j.pols);
 	free(j.pools);
 	free(j.pool_nodes);
+	free(j.node_free);
 	free(staging);
 	free(jp.err);
 	free(jp.flags);
