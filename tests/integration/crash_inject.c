@@ -11,12 +11,13 @@
  * an injector child attaches with ptrace, runs sessions of injected
  * syscalls (sending the tenant signals in between) and stops all of the
  * tenant's threads now and then, until it dies: with MIG_CRASH_AT at
- * each named point of ptrace.c and stopset.c, then killed by us at
- * random moments. Each time the tenant must be alive, not stopped, not
+ * each named point of ptrace.c and stopset.c (raising SIGKILL, then
+ * SIGABRT), then killed by us at random moments. Each time the tenant must be alive, not stopped, not
  * traced, its threads must go on within 2 s, and when told to exit it
  * must report no error.
  *
- *   crash_inject [RANDOM_KILLS]   (default 20; make check-stress runs more)
+ *   crash_inject [RANDOM_KILLS]   (default 20, SIGKILL and SIGABRT in turn;
+ *                                  make check-stress runs more)
  *   CRASH_MODES=N: the first N main-thread modes only (the slow guests);
  *   CRASH_ONLY=point: that named point only.
  */
@@ -589,19 +590,26 @@ int main(int argc, char **argv)
 			/* CRASH_ONLY=point: that point only (to look at one case). */
 			if (getenv("CRASH_ONLY") && strcmp(getenv("CRASH_ONLY"), points[i]))
 				continue;
-			rounds++;
-			if (!one_round(mode, points[i], 0, SIGKILL, &o))
-				failed++;
+			/* Each point with SIGKILL, then with SIGABRT (":abrt"). */
+			for (int abrt = 0; abrt < 2; abrt++) {
+				char point[80];
+
+				snprintf(point, sizeof(point), "%s%s", points[i],
+					 abrt ? ":abrt" : "");
+				rounds++;
+				if (!one_round(mode, point, 0, SIGKILL, &o))
+					failed++;
+			}
 		}
 	srand((unsigned)getpid());
 	for (unsigned i = 0; i < randoms; i++) {
 		rounds++;
 		/* Attach takes ~1 ms, a round of sessions a few ms: spread over both. */
 		if (!one_round((int)(i % (unsigned)nmodes), NULL, (unsigned)(rand() % 30000),
-			       i % 3 == 2 ? SIGABRT : SIGKILL, &o))
+			       i % 2 ? SIGABRT : SIGKILL, &o))
 			failed++;
 	}
-	printf("# %u rounds (%zu named points x %d main-thread modes + %u random), injector "
+	printf("# %u rounds (%zu named points x 2 signals x %d main-thread modes + %u random), injector "
 	       "killed %u times by SIGKILL and %u by SIGABRT: %u tenants dead, %u hung, %u with "
 	       "errors, %u points not reached, %.1f s\n",
 	       rounds, ARRAY_SIZE(points), nmodes, randoms, o.kills, o.aborts, o.dead, o.hung,

@@ -8,9 +8,6 @@
 
 WRITER=$top/build/tests/tenants/writer
 CRASH_MIB=${CRASH_MIB:-64}
-# The guests' busybox has no nice: there the writers run at normal priority.
-NICE=
-command -v nice >/dev/null && NICE="nice -n 10"
 # Node 1 where there is one (the guests); on one node every step still
 # runs with --force to node 0.
 if [ -d /sys/devices/system/node/node1 ]; then
@@ -18,7 +15,11 @@ if [ -d /sys/devices/system/node/node1 ]; then
 else
 	CRASH_TO=(--to 0 --force)
 fi
-RUNS=0 DEAD=0 TRAPPED=0 HUNG=0 BAD=0 NOCRASH=0 FAILED=0
+RUNS=0 DEAD=0 TRAPPED=0 HUNG=0 BAD=0 NOCRASH=0 FAILED=0 PAGES=0
+# migd's deaths by signal: all of them, and those while a job was in flight.
+KILLED=0 KILLED_MID=0 ABRTED=0 ABRTED_MID=0
+# SIGABRT must not leave a core file of migd per round.
+ulimit -c 0
 RECOVERY_MS=()
 MIGD_MS=()
 FAILURES=()
@@ -39,6 +40,19 @@ crash_start_migd() {
 		[ -S "$T/migd.sock" ] && return 0
 		kill -0 "$MIGD_PID" 2>/dev/null || return 1
 		sleep 0.01
+	done
+	return 1
+}
+
+# With CRASH_AGENT=1: wait (up to 10 s: the agent retries after 1, 2, 4 s)
+# until the writer's agent is connected to this migd, so that the job
+# takes the agent (attach = auto), not ptrace.
+crash_agent_connected() {
+	[ -n "${CRASH_AGENT:-}" ] || return 0
+	local i
+	for i in $(seq 200); do
+		grep -q "pid $WPID (uid [0-9]*): agent connected" "$T/migd.log" && return 0
+		sleep 0.05
 	done
 	return 1
 }
@@ -65,9 +79,16 @@ crash_start_writer() {
 	rm -f "$T/w.in" "$T/w.pipe"
 	: >"$T/w.out"
 	mkfifo "$T/w.in" "$T/w.pipe"
-	# Niced: the two writers spin on every CPU, and the test's own steps
-	# must not be what the 2 s figure measures.
-	$NICE "$WRITER" --size "${CRASH_MIB}M" --threads 2 --thp-half <"$T/w.in" >"$T/w.pipe" 2>&1 &
+	# Niced (by itself: the guests' busybox has no nice): the two writers
+	# spin on every CPU, and neither migd nor the test's own steps may
+	# starve behind them (under emulation a 32 MiB job took 34 s).
+	# CRASH_AGENT=1: with the agent preloaded (docs/engine.md, "The agent").
+	if [ -n "${CRASH_AGENT:-}" ]; then
+		LD_PRELOAD=$top/build/libmig-agent.so MIGD_AGENT_SOCKET=$T/agent.sock \
+			"$WRITER" --size "${CRASH_MIB}M" --threads 2 --thp-half --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
+	else
+		"$WRITER" --size "${CRASH_MIB}M" --threads 2 --thp-half --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
+	fi
 	WPID=$!
 	PIDS+=("$WPID")
 	exec 7>"$T/w.in" 8<"$T/w.pipe"
@@ -171,22 +192,32 @@ crash_fail() {
 	echo "  FAILED: $1"
 }
 
+# Where each thread of pid $1 waits (for a tenant that stays blocked).
+crash_wchans() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		echo "    thread ${t##*/}: $(cat "$t/wchan" 2>/dev/null) $(awk '{print $3}' "$t/stat" 2>/dev/null)"
+	done
+}
+
 # crash_round LABEL DELAY [ENV=VALUE...]: one migration killed by a crash
-# point (ENV) or, with DELAY > 0, by kill -9 after DELAY seconds. With
+# point (ENV) or, with DELAY > 0, by a signal after DELAY seconds
+# (CRASH_SIG, default KILL; ABRT is what systemd's watchdog sends). With
 # CRASH_AGAIN set, the first restart gets that MIG_CRASH_AT (a crash
 # during recovery) and a second restart follows.
 crash_round() {
-	local label=$1 delay=$2 t0 t1 ms rms rc line wstat
+	local label=$1 delay=$2 t0 t1 ms rms rc line wstat mid=0
 	shift 2
 	RUNS=$((RUNS + 1))
 	: >"$T/migd.log"
 	crash_start_writer || { crash_fail "$label: writer did not start"; return; }
 	crash_start_migd "$@" || { crash_fail "$label: migd did not start"; crash_writer_gone; return; }
+	crash_agent_connected || crash_fail "$label: the agent did not connect"
 	"$MIGCTL" --quiet migrate "$WPID" "${CRASH_TO[@]}" >"$T/migctl.out" 2>&1 &
 	local ctl=$!
 	if [ "$delay" != 0 ]; then
 		sleep "$delay"
-		kill -9 "$MIGD_PID" 2>/dev/null
+		kill -"${CRASH_SIG:-KILL}" "$MIGD_PID" 2>/dev/null
 	fi
 	if ! crash_wait_migd 60; then
 		crash_fail "$label: migd did not die"
@@ -198,7 +229,13 @@ crash_round() {
 	if ! ls "$T"/state/*.journal >/dev/null 2>&1; then
 		# The job ended before the kill: nothing to recover.
 		NOCRASH=$((NOCRASH + 1))
+	else
+		mid=1
 	fi
+	case $rc in
+	137) KILLED=$((KILLED + 1)) KILLED_MID=$((KILLED_MID + mid)) ;;
+	134) ABRTED=$((ABRTED + 1)) ABRTED_MID=$((ABRTED_MID + mid)) ;;
+	esac
 	# A tenant thread left stopped mid-injection dies of SIGTRAP when its
 	# tracer dies; give that a moment, and see a zombie as dead.
 	sleep 0.2
@@ -234,6 +271,7 @@ crash_round() {
 	else
 		HUNG=$((HUNG + 1))
 		crash_fail "$label: tenant blocked after the restart"
+		crash_wchans "$WPID"
 		sed 's/^/    migd| /' "$T/migd.log" | tail -n 20
 	fi
 	if ls "$T"/state/*.journal >/dev/null 2>&1; then
@@ -248,6 +286,7 @@ crash_round() {
 		crash_writer_gone
 	else
 		[[ $line == "VERIFY OK"* ]] || { BAD=$((BAD + 1)); crash_fail "$label: $line"; }
+		[[ $line =~ pages=([0-9]+) ]] && PAGES=$((PAGES + BASH_REMATCH[1]))
 		exec 7>&- 8<&-
 		wait "$WPID" 2>/dev/null
 	fi
@@ -256,6 +295,59 @@ crash_round() {
 	crash_wait_migd 30
 	[ -n "${CRASH_VERBOSE:-}" ] && sed "s/^/    migd| /" "$T/migd.log"
 	echo "  $label: migd exit $rc, recovery ${rms:--} ms, blocked ${ms:-?} ms after migd was back; $line"
+}
+
+# crash_calibrate: one migration that nobody kills; CRASH_JOB_MS gets
+# how long it took (at least 100), so that random kills spread over a
+# whole job on a fast host and in a slow guest alike. The tenant must
+# verify afterwards like any other.
+crash_calibrate() {
+	local t0 line
+	: >"$T/migd.log"
+	CRASH_JOB_MS=100
+	crash_start_writer || { crash_fail "calibrate: writer did not start"; return; }
+	crash_start_migd || { crash_fail "calibrate: migd did not start"; crash_writer_gone; return; }
+	crash_agent_connected || crash_fail "calibrate: the agent did not connect"
+	t0=$(crash_now_ns)
+	# Exit 4: done, some pages failed (written throughout: -EAGAIN, -EBUSY).
+	"$MIGCTL" --json migrate "$WPID" "${CRASH_TO[@]}" >"$T/migctl.out" 2>&1
+	case $? in 0 | 4) ;; *) crash_fail "calibrate: migctl migrate failed: $(cat "$T/migctl.out")" ;; esac
+	CRASH_ATTACH=$(sed -n 's/.*"attach": *"\([a-z]*\)".*/\1/p' "$T/migctl.out" | head -n 1)
+	t0=$((($(crash_now_ns) - t0) / 1000000))
+	[ "$t0" -gt "$CRASH_JOB_MS" ] && CRASH_JOB_MS=$t0
+	line=$(crash_wcmd stop VERIFY 60) || line="(no answer)"
+	[[ $line == "VERIFY OK"* ]] || crash_fail "calibrate: $line"
+	exec 7>&- 8<&-
+	wait "$WPID" 2>/dev/null
+	kill "$MIGD_PID" 2>/dev/null
+	crash_wait_migd 30
+	echo "# crash: an uninterrupted migration of ${CRASH_MIB} MiB took ${CRASH_JOB_MS} ms (attach ${CRASH_ATTACH:-?})"
+}
+
+# crash_random_delay: a moment in [5 ms, 1.2 x CRASH_JOB_MS], as seconds.
+crash_random_delay() {
+	local ms=$((5 + (RANDOM * 32768 + RANDOM) % (${CRASH_JOB_MS:-600} * 12 / 10)))
+	printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+
+# crash_points POINT...: one round killed at each crash point (MIG_CRASH_AT).
+crash_points() {
+	local p
+	for p in "$@"; do
+		crash_round "$p" 0 MIG_CRASH_AT="$p"
+	done
+}
+
+# crash_random_rounds N: N rounds killed by SIGKILL and N by SIGABRT, in
+# turn, each at a random moment of the migration.
+crash_random_rounds() {
+	local i s d
+	for i in $(seq "$1"); do
+		for s in KILL ABRT; do
+			d=$(crash_random_delay)
+			CRASH_SIG=$s crash_round "SIG$s $i @${d}s" "$d"
+		done
+	done
 }
 
 # crash_max NAME: the largest of the array NAME's numbers (0 when empty).
@@ -267,7 +359,8 @@ crash_max() {
 }
 
 crash_report() {
-	echo "# crash: $RUNS kills ($NOCRASH after the job ended, nothing to recover), tenants dead $DEAD, killed by SIGTRAP $TRAPPED (migd died mid-injection), hung $HUNG, bad data $BAD"
+	echo "# crash: $RUNS kills ($NOCRASH with no journal: before the first window or after the job, nothing to recover), tenants dead $DEAD, killed by SIGTRAP $TRAPPED (migd died mid-injection), hung $HUNG, bad data $BAD"
+	echo "# crash: migd died of SIGKILL $KILLED times ($KILLED_MID mid-job), of SIGABRT $ABRTED times ($ABRTED_MID mid-job); pages verified $PAGES"
 	echo "# crash: recovery in migd max $(crash_max MIGD_MS) ms over ${#MIGD_MS[@]}; a tenant write blocked after migd was back: max $(crash_max RECOVERY_MS) ms over ${#RECOVERY_MS[@]}"
 	[ "$FAILED" = 0 ]
 }

@@ -5,23 +5,21 @@
 # journal must be gone (docs/engine.md, "After a crash").
 #
 # Each crash point of a window once (MIG_CRASH_AT, SIGKILL; two with SIGABRT, what
-# systemd's watchdog sends), a crash during recovery itself, then
-# CRASH_RANDOM (default 3) kill -9 at random moments. make check-stress
-# runs the long loop (crash_stress.sh).
+# systemd's watchdog sends), two of an injection, a crash during recovery
+# itself, then CRASH_RANDOM (default 3) kills by SIGKILL and as many by
+# SIGABRT at random moments of a migration (spread over one uninterrupted
+# migration's time). make check-stress runs the long loop
+# (tests/stress/crash_kill_loop.sh; in the guests guest-crash.sh).
 source "$(dirname "$0")/daemon_lib.sh"
 source "$(dirname "$0")/crash_lib.sh"
 need_root
 write_config
 
-points=${CRASH_POINTS:-"window:freeze window:stage window:zap window:step window:fill window:zap:abrt window:fill@2:abrt"}
-for p in $points; do
-	crash_round "$p" 0 MIG_CRASH_AT="$p"
-done
+crash_calibrate
+points=${CRASH_POINTS:-"window:freeze window:stage window:zap window:step window:fill window:zap:abrt window:fill@2:abrt inject:entry inject:restore:abrt"}
+crash_points $points
 CRASH_AGAIN=recovery:refill crash_round "zap+recovery" 0 MIG_CRASH_AT=window:zap
-for _ in $(seq "${CRASH_RANDOM:-3}"); do
-	d=0.$(printf '%02d' $((RANDOM % 30 + 2)))
-	crash_round "kill@${d}s" "$d"
-done
+crash_random_rounds "${CRASH_RANDOM:-3}"
 
 # A tenant that cannot be brought back is named loudly and never migrated
 # again: the staging file is removed after a crash between zap and fill,

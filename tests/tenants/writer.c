@@ -3,7 +3,7 @@
  * migrated, and checks every page at the end.
  *
  *   writer [--size SIZE] [--threads N] [--node N] [--thp-half | --thp]
- *          [--sparse SIZE]
+ *          [--sparse SIZE] [--nice N]
  *
  * The data area holds 4 KiB pages (and, with --thp-half, THPs in its
  * first half; with --thp, THPs throughout). --threads 0 is an idle tenant. Page i holds a tag (i) in its first word, its generation
@@ -16,6 +16,10 @@
  * THP) and writes SPARSE_CHUNKS runs of SPARSE_RUN pages at scattered
  * offsets, some across a 2 MiB boundary; nothing else of it is touched.
  * Those pages are checked at the end too.
+ *
+ * --nice N lowers the priority of every thread (the busybox guests have
+ * no nice(1)): spinning writers on every CPU must not starve migd, whose
+ * work is what a test measures.
  *
  * It prints "READY PID ADDR LEN" (and with --sparse, then
  * "SPARSE ADDR LEN PAGES") and then reads commands on stdin, one a
@@ -48,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -457,6 +462,13 @@ int main(int argc, char **argv)
 			thp_half = 1;
 		else if (!strcmp(argv[a], "--thp"))
 			thp_all = 1;
+		else if (!strcmp(argv[a], "--nice") && a + 1 < argc) {
+			/* Before any thread exists: they all inherit it. */
+			if (setpriority(PRIO_PROCESS, 0, atoi(argv[++a])) < 0) {
+				perror("writer: setpriority");
+				return 2;
+			}
+		}
 		else if (!strcmp(argv[a], "--sparse") && a + 1 < argc) {
 			if (mig_parse_size(argv[++a], &sparse_size) < 0 ||
 			    sparse_size < SPARSE_CHUNKS * 64 * PMD) {
@@ -465,7 +477,7 @@ int main(int argc, char **argv)
 			}
 		} else {
 			fprintf(stderr, "usage: writer [--size SIZE] [--threads N] [--node N] "
-					"[--thp-half | --thp] [--sparse SIZE]\n");
+					"[--thp-half | --thp] [--sparse SIZE] [--nice N]\n");
 			return 2;
 		}
 	}
