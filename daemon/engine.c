@@ -290,6 +290,14 @@ static void result_add(struct mig_migrate_result *sum, const struct mig_migrate_
 	sum->pages_retried += c->pages_retried;
 	sum->pages_copied += c->pages_copied;
 	sum->huge_kept += c->huge_kept;
+	sum->thp_before += c->thp_before;
+	sum->thp_after += c->thp_after;
+	sum->mthp_before += c->mthp_before;
+	sum->mthp_after += c->mthp_after;
+	sum->huge_moved += c->huge_moved;
+	sum->huge_collapsed += c->huge_collapsed;
+	sum->huge_collapse_failed += c->huge_collapse_failed;
+	sum->huge_fallback += c->huge_fallback;
 	sum->windows += c->windows;
 	sum->passes = MAX(sum->passes, c->passes);
 	sum->faults += c->faults;
@@ -341,6 +349,24 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
 	json_object_object_add(o, "max_stall_us",
 			       json_object_new_int64((int64_t)res->max_stall_us));
 	json_object_object_add(o, "huge_kept", json_object_new_int64((int64_t)res->huge_kept));
+	/* Large folios per size before and after, and the way whole THPs went. */
+	json_object_object_add(o, "thp_before", json_object_new_int64((int64_t)res->thp_before));
+	json_object_object_add(o, "thp_after", json_object_new_int64((int64_t)res->thp_after));
+	json_object_object_add(o, "mthp_before", json_object_new_int64((int64_t)res->mthp_before));
+	json_object_object_add(o, "mthp_after", json_object_new_int64((int64_t)res->mthp_after));
+	json_object_object_add(o, "huge_moved", json_object_new_int64((int64_t)res->huge_moved));
+	json_object_object_add(o, "huge_collapsed",
+			       json_object_new_int64((int64_t)res->huge_collapsed));
+	json_object_object_add(o, "huge_collapse_failed",
+			       json_object_new_int64((int64_t)res->huge_collapse_failed));
+	json_object_object_add(o, "huge_fallback",
+			       json_object_new_int64((int64_t)res->huge_fallback));
+	json_object_object_add(o, "huge_path",
+			       json_object_new_string(res->huge_moved && res->huge_collapsed ? "move+copy"
+						      : res->huge_moved			     ? "move"
+						      : res->huge_collapsed || res->huge_collapse_failed
+							      ? "copy"
+							      : "none"));
 	json_object_object_add(o, "windows", json_object_new_int64((int64_t)res->windows));
 	json_object_object_add(o, "faults", json_object_new_int64((int64_t)res->faults));
 	json_object_object_add(o, "elapsed_us",

@@ -350,6 +350,13 @@ static void print_migrate(json_object *reply)
 		printf("throughput: %.1f MiB/s\n", json_object_get_double(bps) / (1 << 20));
 	printf("max stall: %" PRId64 " us\n", num(reply, "max_stall_us"));
 	printf("huge pages kept: %" PRId64 "\n", num(reply, "huge_kept"));
+	printf("large folios: 2M %" PRId64 " -> %" PRId64 ", smaller %" PRId64 " -> %" PRId64
+	       "; whole THPs: %" PRId64 " moved, %" PRId64 " copied and collapsed (%" PRId64
+	       " failed), %" PRId64 " fell back (path %s)\n",
+	       num(reply, "thp_before"), num(reply, "thp_after"), num(reply, "mthp_before"),
+	       num(reply, "mthp_after"), num(reply, "huge_moved"), num(reply, "huge_collapsed"),
+	       num(reply, "huge_collapse_failed"), num(reply, "huge_fallback"),
+	       str(reply, "huge_path"));
 	if (num(reply, "large_skipped"))
 		printf("pages in large folios left where they are: %" PRId64 "\n",
 		       num(reply, "large_skipped"));

@@ -561,6 +561,14 @@ static int op_unmap(struct mig_tenant *t, uint64_t addr, size_t len)
 	return r < 0 ? r : (int)x;
 }
 
+static int op_advise(struct mig_tenant *t, uint64_t addr, size_t len, int advice)
+{
+	int64_t x = 0;
+	int r = single(t, SYS_madvise, addr, len, (uint64_t)advice, 0, 0, &x);
+
+	return r < 0 ? r : (int)x;
+}
+
 static int op_move(struct mig_tenant *t, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
 		   uint64_t *ret_moved)
 {
@@ -628,6 +636,7 @@ const struct mig__tenant_ops mig__ptrace_ops = {
 	.resume_others = op_resume_others,
 	.map_scratch = op_map_scratch,
 	.unmap = op_unmap,
+	.advise = op_advise,
 	.move = op_move,
 	.close_fd = op_close_fd,
 	.release = op_release,

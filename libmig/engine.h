@@ -179,6 +179,7 @@ struct mig__win {
 	char *staging;		  /* page i at staging + i * MIG__PAGE */
 	bool zap_fixed;		  /* WP faults on zap pages wait for the fill */
 	bool hold;		  /* this pass holds WP faults on sel pages */
+	bool last_pass;		  /* this pass is the window's last (max_passes) */
 	bool zapping;		  /* our own injected madvise is in flight */
 	struct mig_range zap_run; /* while zapping: what it zaps (its REMOVE events are ours) */
 	/*
@@ -194,6 +195,14 @@ struct mig__win {
 	struct mig_range regs[MIG__MAX_REGS]; /* registered, current addresses */
 	size_t nregs;
 	bool in_journal; /* addr and the bitmaps are the journal's memory */
+	/*
+	 * Whole THPs placed with one PMD move (hugemove.c), one bit per 2 MiB
+	 * block of the window (page i in block i / 512): hready, the block's
+	 * staged content waits as a THP on the target in the tenant's huge
+	 * staging slot; placed, it went into place whole (no collapse needed).
+	 */
+	uint64_t *hready;
+	uint64_t *placed;
 };
 
 struct mig__job {
@@ -251,6 +260,13 @@ struct mig__job {
 	uint64_t scratch, scratch_len;
 	uint64_t scratch_dst, scratch_dst_len;
 	uint64_t arg_page;
+	/*
+	 * Huge staging (hugemove.c): 2 MiB aligned, one 2 MiB slot per block
+	 * of a window, inside the scratch area but not registered; 0 when
+	 * whole THPs are not placed with a PMD move (no MOVE zap, or
+	 * opts.no_collapse).
+	 */
+	uint64_t hscratch, hscratch_len;
 
 	/* Crash recovery: the journal (NULL: none) and the staging file (fd < 0: none). */
 	struct mig__journal *journal;
@@ -270,6 +286,11 @@ struct mig__job {
 	uint64_t retried;
 	uint64_t max_pass;
 	uint64_t collapse_failed;
+	uint64_t collapsed;	   /* THPs re-formed with MADV_COLLAPSE */
+	uint64_t huge_moved;	   /* THPs placed whole with one PMD move */
+	uint64_t huge_stage_failed; /* blocks whose huge staging gave no THP on the target */
+	uint64_t huge_place_failed; /* blocks whose PMD move was refused or split */
+	uint64_t thp_before, mthp_before; /* large folio heads at the first scans */
 };
 
 MIG_INTERNAL uint64_t mig__now_ns(void);
@@ -306,6 +327,50 @@ MIG_INTERNAL int mig__window_zap(struct mig__job *j, struct mig__win *w);
 /* addr and the page states go into jr's memory when there is one (jr may be NULL). */
 MIG_INTERNAL int mig__window_alloc(struct mig__journal *jr, size_t npages, struct mig__win **ret);
 MIG_INTERNAL void mig__window_free(struct mig__win *w);
+
+/* ---- hugemove.c: whole THPs placed with one PMD-sized UFFDIO_MOVE ---- */
+
+#define MIG__PMD_PAGES (MIG__PMD / MIG__PAGE)
+
+/*
+ * After STAGE: write the staged content of every block that can be placed
+ * whole (all its pages a THP at scan, staged, not written since, at their
+ * PMD-aligned addresses) into its huge staging slot, from the target
+ * pool's threads so that the kernel allocates a THP on the target; mark
+ * the blocks whose slot holds one (w->hready). Best effort: the other
+ * blocks are filled with UFFDIO_COPY as before.
+ */
+MIG_INTERNAL void mig__huge_stage(struct mig__job *j, struct mig__win *w, struct mig__pool *pool);
+/*
+ * When the zap set is fixed (caller holds j->lock for writing): a whole
+ * THP is taken out whole or not at all. A THP block some of whose pages
+ * were written since they were staged leaves the zap set whole, all its
+ * pages written (next pass), unless this is the last pass: zapping the
+ * rest would fill it with 4 KiB copies and need MADV_COLLAPSE.
+ */
+MIG_INTERNAL void mig__huge_whole_or_none(struct mig__job *j, struct mig__win *w);
+/*
+ * A write fault on page i that is not held (caller holds j->lock for
+ * writing): mark what counts as written and return the range to
+ * un-protect - the page, or the whole THP block it lies in when the job
+ * places THPs whole and no page of the block is in the zap set.
+ */
+MIG_INTERNAL void mig__huge_written(struct mig__job *j, struct mig__win *w, size_t i,
+				    uint64_t *ret_start, uint64_t *ret_len);
+/*
+ * May the block at page i be placed now (caller holds j->lock): its slot
+ * is ready, and every page was taken out by us, is not filled, not gone,
+ * at its PMD-aligned address. *ret_src gets the slot.
+ */
+MIG_INTERNAL bool mig__huge_placeable(const struct mig__job *j, const struct mig__win *w,
+				      size_t i, uint64_t *ret_src);
+/*
+ * The PMD move of the block at page i returned ret and moved bytes: its
+ * pages that are back are filled, the block counts as placed when it is a
+ * THP now. Caller holds j->lock for writing.
+ */
+MIG_INTERNAL void mig__huge_placed(struct mig__job *j, struct mig__win *w, size_t i, int64_t ret,
+				   uint64_t moved);
 
 /* Index of the page of w now at addr, or -1. */
 MIG_INTERNAL ssize_t mig__window_find(const struct mig__win *w, uint64_t addr);

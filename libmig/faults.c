@@ -190,9 +190,15 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 			}
 			return 0;
 		}
+		uint64_t ustart = addr, ulen = MIG__PAGE;
+
+		/* A THP that is to move whole is un-protected whole (hugemove.c). */
 		if (!child && i >= 0)
-			mig__bit_set(w->dirty, i);
-		r = mig__uffd_writeprotect(fd, addr, MIG__PAGE, false, false);
+			mig__huge_written(j, w, (size_t)i, &ustart, &ulen);
+		r = mig__uffd_writeprotect(fd, ustart, ulen, false, false);
+		/* Part of the block gone meanwhile: the page alone (-EAGAIN: retried whole). */
+		if (r < 0 && r != -EAGAIN && ulen > MIG__PAGE)
+			r = mig__uffd_writeprotect(fd, addr, MIG__PAGE, false, false);
 	} else if (i >= 0 && (size_t)i >= w->inflight_i &&
 		   (size_t)i < w->inflight_i + w->inflight_n) {
 		/* A MOVE step in flight took it out, or found a hole: wait for its outcome. */

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -223,9 +224,16 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 	if (r < 0)
 		for (size_t k = 0; k < np; k++)
 			pi[k].node = r;
-	/* Whole THPs on a target: the huge pages kept. */
+	/* Whole THPs on a target: the huge pages kept; large folios per size. */
 	for (size_t k = 0; k < np; k++) {
 		uint64_t a = rg->start + (i + k) * MIG__PAGE;
+
+		if ((pi[k].flags & MIG_PAGE_LARGE) && (pi[k].flags & MIG_PAGE_HEAD)) {
+			if (pi[k].flags & MIG_PAGE_THP)
+				res->thp_after++;
+			else
+				res->mthp_after++;
+		}
 
 		if ((a & (MIG__PMD - 1)) == 0 && k + MIG__PMD / MIG__PAGE <= np &&
 		    (pi[k].flags & MIG_PAGE_THP) && pi[k].node >= 0 &&
@@ -345,7 +353,8 @@ static int scratch_setup(struct mig__job *j, uint64_t window)
 	struct iovec remote;
 	int r;
 
-	j->scratch_len = MIG__PAGE + window + MIG__PMD;
+	/* Then, unregistered, a window's worth of huge staging slots (hugemove.c). */
+	j->scratch_len = MIG__PAGE + 2 * window + MIG__PMD;
 	r = mig_tenant_map_scratch(j->t, j->scratch_len, &j->scratch);
 	if (r < 0)
 		return r;
@@ -363,6 +372,16 @@ static int scratch_setup(struct mig__job *j, uint64_t window)
 	r = mig__uffd_register(j->uffd, j->scratch_dst, window, UFFDIO_REGISTER_MODE_MISSING, NULL);
 	if (r < 0)
 		goto fail;
+	/*
+	 * Whole THPs are placed with a PMD move unless the job moves large
+	 * folios as small pages. The slots must get THPs whatever the sysfs
+	 * mode (madvise): a tenant VMA with THPs may have asked for them.
+	 */
+	if (!j->opts.no_collapse &&
+	    mig__tenant_advise(j->t, j->scratch_dst + window, window, MADV_HUGEPAGE) >= 0) {
+		j->hscratch = j->scratch_dst + window;
+		j->hscratch_len = window;
+	}
 	return 0;
 fail:
 	(void)!mig_tenant_unmap(j->t, j->scratch, j->scratch_len);
@@ -378,6 +397,8 @@ static void scratch_teardown(struct mig__job *j)
 	(void)mig__uffd_unregister(j->uffd, j->scratch_dst, j->scratch_dst_len);
 	(void)!mig_tenant_unmap(j->t, j->scratch, j->scratch_len);
 	j->scratch = 0;
+	j->hscratch = 0;
+	j->hscratch_len = 0;
 }
 
 static void pace(const struct mig_migrate_opts *o, uint64_t t0, uint64_t bytes)
@@ -633,6 +654,12 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.pages_copied = j.copies;
 	res.max_stall_us = j.max_stall_ns / 1000;
 	res.zaps_unstopped = j.unstopped_zaps;
+	res.thp_before = j.thp_before;
+	res.mthp_before = j.mthp_before;
+	res.huge_moved = j.huge_moved;
+	res.huge_collapsed = j.collapsed;
+	res.huge_collapse_failed = j.collapse_failed;
+	res.huge_fallback = j.huge_stage_failed + j.huge_place_failed;
 	res.bytes_per_sec =
 		res.elapsed_ns ? (double)res.pages_moved * MIG__PAGE * 1e9 / (double)res.elapsed_ns
 			       : 0;

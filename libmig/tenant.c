@@ -358,6 +358,20 @@ int mig_tenant_unmap(mig_tenant *t, uint64_t addr, size_t len)
 	return r;
 }
 
+int mig__tenant_advise(mig_tenant *t, uint64_t addr, size_t len, int advice)
+{
+	int r;
+
+	if (!t || !len || (addr | len) & 4095)
+		return -EINVAL;
+	if (!t->ops->advise)
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&t->op_lock);
+	r = t->ops->advise(t, addr, len, advice);
+	pthread_mutex_unlock(&t->op_lock);
+	return r;
+}
+
 int mig_tenant_move(mig_tenant *t, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
 		    uint64_t *ret_moved)
 {

@@ -76,6 +76,11 @@ struct mig__tenant_ops {
 	/* mmap(NULL, len, RW, MAP_PRIVATE|MAP_ANONYMOUS) inside the tenant. */
 	int (*map_scratch)(struct mig_tenant *t, size_t len, uint64_t *ret_addr);
 	int (*unmap)(struct mig_tenant *t, uint64_t addr, size_t len);
+	/*
+	 * madvise(addr, len, advice) inside the tenant, for advice that
+	 * process_madvise(2) does not take (MADV_HUGEPAGE). NULL: not offered.
+	 */
+	int (*advise)(struct mig_tenant *t, uint64_t addr, size_t len, int advice);
 	/* ioctl(tenant_fd, UFFDIO_MOVE) inside the tenant. */
 	int (*move)(struct mig_tenant *t, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
 		    uint64_t *ret_moved);
@@ -110,6 +115,11 @@ MIG_INTERNAL int mig__ptrace_attach(struct mig_tenant *t);
 MIG_INTERNAL int mig__agent_attach(struct mig_tenant *t, int agent_fd);
 
 /* Set the calling thread's last error message (mig_tenant_last_error). */
+/*
+ * madvise inside the tenant (ops->advise). Returns madvise's 0 or -errno,
+ * -EOPNOTSUPP when the backend cannot, -ESRCH.
+ */
+MIG_INTERNAL int mig__tenant_advise(struct mig_tenant *t, uint64_t addr, size_t len, int advice);
 MIG_INTERNAL void mig__tenant_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* MIG_TENANT_H */

@@ -71,7 +71,10 @@ int mig__window_alloc(struct mig__journal *jr, size_t npages, struct mig__win **
 	w->err = calloc(npages, sizeof(int32_t));
 	w->held_ns = calloc(npages, sizeof(uint64_t));
 	w->held_tid = calloc(npages, sizeof(int32_t));
-	if (!w->addr || !w->err || !w->held_ns || !w->held_tid || !bits) {
+	w->hready = calloc(MIG__BITMAP_WORDS(npages / MIG__PMD_PAGES + 1), sizeof(uint64_t));
+	w->placed = calloc(MIG__BITMAP_WORDS(npages / MIG__PMD_PAGES + 1), sizeof(uint64_t));
+	if (!w->addr || !w->err || !w->held_ns || !w->held_tid || !w->hready || !w->placed ||
+	    !bits) {
 		if (!w->in_journal)
 			free(bits);
 		mig__window_free(w);
@@ -105,6 +108,8 @@ void mig__window_free(struct mig__win *w)
 	free(w->err);
 	free(w->held_ns);
 	free(w->held_tid);
+	free(w->hready);
+	free(w->placed);
 	free(w);
 }
 
@@ -284,6 +289,13 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 		mig__bit_set(w->present, i);
 		if (pi[i].flags & MIG_PAGE_THP)
 			mig__bit_set(w->thp, i);
+		/* Large folios before the job moved anything (after the edge splits). */
+		if ((pi[i].flags & MIG_PAGE_LARGE) && (pi[i].flags & MIG_PAGE_HEAD)) {
+			if (pi[i].flags & MIG_PAGE_THP)
+				j->thp_before++;
+			else
+				j->mthp_before++;
+		}
 		if (!j->opts.force && mig_nodes_test(&j->targets, (unsigned)pi[i].node)) {
 			mig__bit_clear(w->sel, i);
 			mig__bit_set(w->skipped, i);
@@ -478,6 +490,7 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 			j->max_pass = pass;
 		pthread_rwlock_wrlock(&j->lock);
 		w->hold = pass >= MIG__HOLD_PASS || (pass == max && pass > 1);
+		w->last_pass = pass == max;
 		w->zap_fixed = false;
 		mig__bitmap_zero(w->copied, w->npages);
 		mig__bitmap_zero(w->dirty, w->npages);
@@ -509,6 +522,8 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 		r = stage(j, w, pool);
 		if (r < 0)
 			return r;
+		/* Whole THPs wait as THPs on the target, to be placed by the zap (hugemove.c). */
+		mig__huge_stage(j, w, pool);
 		hook(j, w, MIG_PHASE_STAGED);
 		r = mig__window_zap(j, w);
 		if (r == -ESRCH)
@@ -552,16 +567,19 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 	return 0;
 }
 
-/* Re-form the THPs the window had, where all their pages were filled. */
+/*
+ * Re-form the THPs the window had, where all their pages were filled with
+ * 4 KiB copies (a block placed whole by a PMD move is a THP already).
+ */
 static void collapse(struct mig__job *j, struct mig__win *w)
 {
-	size_t per = MIG__PMD / MIG__PAGE;
+	size_t per = MIG__PMD_PAGES;
 
 	if (j->opts.no_collapse)
 		return;
 	for (size_t i = 0; i + per <= w->npages; i += per) {
 		struct mig_range rg = { w->addr[i], w->addr[i] + MIG__PMD };
-		bool all = (w->addr[i] & (MIG__PMD - 1)) == 0;
+		bool all = (w->addr[i] & (MIG__PMD - 1)) == 0 && !mig__bit_test(w->placed, i / per);
 
 		for (size_t k = i; k < i + per && all; k++)
 			all = mig__bit_test(w->thp, k) && mig__bit_test(w->filled, k) &&
@@ -570,6 +588,8 @@ static void collapse(struct mig__job *j, struct mig__win *w)
 		/* Best effort: a page left small is slower, not wrong. */
 		if (all && mig_collapse(j->pidfd, &rg) < 0)
 			j->collapse_failed++;
+		else if (all)
+			j->collapsed++;
 	}
 }
 

@@ -50,6 +50,14 @@
  *     STAGE way (zap_release) and from the STOP step on none is held.
  *  7. Pages still pending when the session ends were not taken out: they
  *     leave the zap set as written (DIRTY) and wait for the next pass.
+ *  8. A whole THP whose content waits as a THP on the target (hugemove.c)
+ *     is placed by the step after the one that took it out, a PMD move
+ *     from its huge staging slot. MOVE runs never cross a PMD boundary,
+ *     so an aligned THP leaves with one PMD move and its PMD is empty.
+ *     From the first of the two steps to the end of the second the block
+ *     is the step in flight: a fault on it waits for the outcome, never
+ *     gets a 4 KiB page from staging that would fill the PMD. Pages the
+ *     placing did not bring back are filled from staging as usual.
  *
  * Locks: the job lock (j->lock) is taken and released in this file only;
  * the tenant's op_lock (one in-tenant operation at a time) is held for
@@ -79,6 +87,8 @@ struct zap_ctx {
 	struct mig_range excl[MIG__ZAP_MAX_EXCL];
 	size_t nexcl;
 	bool stop_asked; /* the MIG__ZAP_STOP step was given */
+	size_t place;	 /* 1 + first page of a block to place whole next (rule 8), 0: none */
+	bool placing;	 /* the step in flight places a block */
 };
 
 /*
@@ -118,20 +128,23 @@ static void release_held(struct mig__job *j, struct mig__win *w, bool all)
 		    (!all && mig__may_hold(j, w->held_tid[i] > 0 ? w->held_tid[i] : 0)) ||
 		    (mig__bit_test(w->zap, i) && !mig__bit_test(w->pend, i)))
 			continue;
+		uint64_t us, ul;
+
 		mig__job_stall(j, w->held_ns[i]);
 		w->held_ns[i] = 0;
 		w->held_tid[i] = 0;
-		mig__bit_set(w->dirty, i);
 		mig__bit_clear(w->pend, i);
 		mig__bit_clear(w->zap, i);
+		/* Written: the page, or the THP block that is to move whole (hugemove.c). */
+		mig__huge_written(j, w, i, &us, &ul);
 		if (rel)
-			rel[nrel++] = (struct mig_range){ w->addr[i], w->addr[i] + MIG__PAGE };
+			rel[nrel++] = (struct mig_range){ us, us + ul };
 	}
 	pthread_rwlock_unlock(&j->lock);
 	/* Un-protecting wakes the writer; its retried fault then succeeds. */
 	for (size_t k = 0; k < nrel; k++) {
-		(void)mig__wp_range(j, rel[k].start, MIG__PAGE, false);
-		(void)mig__uffd_wake(j->uffd, rel[k].start, MIG__PAGE);
+		(void)mig__wp_range(j, rel[k].start, rel[k].end - rel[k].start, false);
+		(void)mig__uffd_wake(j->uffd, rel[k].start, rel[k].end - rel[k].start);
 	}
 }
 
@@ -201,6 +214,7 @@ static void zap_ready(struct zap_ctx *z, const struct mig_range *excl, size_t ne
 			mig__bit_set(w->pend, i);
 		}
 	}
+	mig__huge_whole_or_none(j, w);
 	w->zap_fixed = true;
 	pthread_rwlock_unlock(&j->lock);
 	z->nexcl = MIN(nexcl, ARRAY_SIZE(z->excl));
@@ -220,12 +234,15 @@ static void zap_unlock(void *ud)
 	}
 }
 
-/* A run of pending pages from i: consecutive indices at consecutive addresses. */
+/*
+ * A run of pending pages from i: consecutive indices at consecutive
+ * addresses, not across a PMD boundary (a THP leaves whole, rule 8).
+ */
 static size_t pending_run(const struct mig__win *w, size_t i, bool fallback)
 {
 	size_t k = i + 1;
 
-	while (k < w->npages && k - i < 512 && mig__bit_test(w->pend, k) &&
+	while (k < w->npages && k - i < 512 && w->addr[k] % MIG__PMD && mig__bit_test(w->pend, k) &&
 	       !mig__bit_test(w->gone, k) && !mig__bit_test(w->dirty, k) &&
 	       mig__bit_test(w->fallback, k) == fallback &&
 	       w->addr[k] == w->addr[k - 1] + MIG__PAGE)
@@ -271,6 +288,31 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 	struct mig__job *j = z->j;
 	struct mig__win *w = z->w;
 
+	if (z->place) {
+		/* Rule 8: the block the last step took out, placed whole if it still may be. */
+		size_t i = z->place - 1;
+		uint64_t src;
+
+		z->place = 0;
+		pthread_rwlock_rdlock(&j->lock);
+		z->locked = true;
+		if (mig__huge_placeable(j, w, i, &src)) {
+			z->placing = true;
+			z->cur = i;
+			z->ncur = MIG__PMD_PAGES;
+			*st = (struct mig__zap_step){
+				.op = MIG__ZAP_MOVE,
+				.start = src,
+				.len = MIG__PMD,
+				.dst = w->addr[i],
+				.mode = UFFDIO_MOVE_MODE_DONTWAKE,
+				.arg_page = j->arg_page,
+			};
+			return 1; /* still the step in flight (w->inflight_*) */
+		}
+		w->inflight_n = 0; /* only this thread writes it; the fault thread reads it locked */
+		zap_unlock(z);
+	}
 	if (j->move_zap && !z->give_up) {
 		pthread_rwlock_rdlock(&j->lock);
 		z->locked = true;
@@ -350,10 +392,11 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 	if (z->scratch_used && !z->scratch_freed) {
 		z->scratch_freed = true;
 		z->ncur = 0;
+		/* The huge staging slots follow: what was not placed goes too. */
 		*st = (struct mig__zap_step){
 			.op = MIG__ZAP_MADVISE,
 			.start = j->scratch_dst,
-			.len = j->scratch_dst_len,
+			.len = j->scratch_dst_len + j->hscratch_len,
 		};
 		return 1;
 	}
@@ -374,7 +417,18 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 		return; /* the scratch area */
 	pthread_rwlock_wrlock(&j->lock);
 	w->inflight_n = 0;
-	if (st->op == MIG__ZAP_MADVISE) {
+	if (z->placing) {
+		z->placing = false;
+		if ((ret == -EAGAIN || ret == -EINTR) && moved == 0 && move_again(z)) {
+			/* A tenant event is unread, or a signal came first: again. */
+			z->place = i + 1;
+			w->inflight_i = i;
+			w->inflight_n = n;
+			again = true;
+		} else {
+			mig__huge_placed(j, w, i, ret, moved);
+		}
+	} else if (st->op == MIG__ZAP_MADVISE) {
 		w->zapping = false;
 		/* A failed madvise leaves its pages: their fill finds them there. */
 		for (size_t k = i; k < i + n; k++)
@@ -385,6 +439,14 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 			mig__bit_clear(w->pend, k);
 		if (m)
 			z->scratch_used = true;
+		if (m == n && n == MIG__PMD_PAGES && i % MIG__PMD_PAGES == 0 &&
+		    st->start % MIG__PMD == 0 && st->dst % MIG__PMD == 0 &&
+		    mig__bit_test(w->hready, i / MIG__PMD_PAGES)) {
+			/* A whole THP left: place its new one next, still in flight (rule 8). */
+			z->place = i + 1;
+			w->inflight_i = i;
+			w->inflight_n = n;
+		}
 		if (m < n && (ret == -EAGAIN || ret == -EINTR || ret >= 0)) {
 			/*
 			 * A tenant event is unread (or a signal came first), or
@@ -537,6 +599,7 @@ int mig__window_zap(struct mig__job *j, struct mig__win *w)
 	j->exec_preparing = false;
 	j->exec_all = false;
 	w->zapping = false;
+	w->inflight_n = 0; /* a block whose placing the session did not get to */
 	for (size_t i = 0; i < w->npages; i++)
 		if (mig__bit_test(w->pend, i)) {
 			mig__bit_clear(w->pend, i);

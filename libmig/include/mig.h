@@ -434,7 +434,7 @@ enum mig_zap_method {
 struct mig_migrate_opts {
 	uint64_t window;     /* bytes, 0: 2 MiB; rounded up to a multiple of 2 MiB */
 	bool force;	     /* also move pages already on a target node */
-	bool no_collapse;    /* do not re-form THPs after a COPY fill */
+	bool no_collapse;    /* THPs move as 4 KiB pages: not placed whole, not re-formed */
 	unsigned max_passes; /* 0: 10; dirty pages left after that are -EAGAIN */
 	unsigned threads;    /* worker threads per target node, 0: 1 */
 	enum mig_fill_method fill;
@@ -497,6 +497,27 @@ struct mig_migrate_result {
 	uint64_t pages_retried; /* copied again because written during their window */
 	uint64_t pages_copied;	/* page copies into staging, all passes */
 	uint64_t huge_kept;	/* 2 MiB THPs present on a target node afterwards */
+	/*
+	 * Large folios (heads) per size in the windows that ran: before (at
+	 * each window's first look, after the edge splits) and afterwards,
+	 * on any node. PMD-sized (thp) and smaller (mthp).
+	 */
+	uint64_t thp_before, thp_after;
+	uint64_t mthp_before, mthp_after;
+	/*
+	 * How the fully covered THPs got back to being THPs: huge_moved
+	 * placed whole with one PMD-sized UFFDIO_MOVE of a THP staged on the
+	 * target (Linux 6.8+, ptrace tenants; no 4 KiB copies, no collapse);
+	 * huge_collapsed filled with 4 KiB copies and re-formed with
+	 * MADV_COLLAPSE (the path without UFFDIO_MOVE), huge_collapse_failed
+	 * where that collapse failed (the pages stay small, their content
+	 * right). huge_fallback: THPs that were to be placed whole and took
+	 * the copy path (no THP free on the target, the move refused).
+	 */
+	uint64_t huge_moved;
+	uint64_t huge_collapsed;
+	uint64_t huge_collapse_failed;
+	uint64_t huge_fallback;
 	uint64_t windows;
 	uint64_t passes;       /* highest pass any window needed */
 	uint64_t faults;       /* tenant faults served by the fault thread */

@@ -9,9 +9,20 @@
  * afterwards) the same holds for a 64 KiB folio. The tenant's data is
  * checked after every step.
  *
- *   proc_split [thp|mthp]   (no argument: both; mTHP absent is a note then,
- *                            and a skip when "mthp" is asked for alone)
+ *   proc_split [thp|mthp|edges]   (no argument: thp and mthp; mTHP absent
+ *                                  is a note then, a skip when asked alone)
+ *
+ * edges (issue 14): mig_migrate of a range that cuts two PMD THPs (and,
+ * where the kernel has 64 KiB mTHP, of one that cuts two mTHPs) moves
+ * exactly its pages: to node 1 where there are two nodes (else node 0,
+ * forced: the node part is then not checked, the rest is). The pages
+ * outside keep their node, content and physical page (pagemap PFN), no
+ * page on either side of an edge is left in a large folio (kpageflags),
+ * and a folio fully inside the range is still one large folio after the
+ * move where the kernel has UFFDIO_MOVE (placed whole), or was moved.
  */
+#include <inttypes.h>
+
 #include "mig.h"
 #include "integration/proc_util.h"
 
@@ -208,17 +219,151 @@ static void test_mthp(bool must)
 	printf("# 64 KiB mTHP split at an edge: ok, neighbour kept large\n");
 }
 
+static int nodes_count(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (; n < 64; n++) {
+		snprintf(path, sizeof(path), "/sys/devices/system/node/node%d", n);
+		if (access(path, F_OK) < 0)
+			break;
+	}
+	return n ? n : 1;
+}
+
+/*
+ * Migrate [x + fsize / 2, x + 2 * fsize + fsize / 2) of a tenant whose
+ * folios of fsize (order) lie at x, x + fsize, x + 2 * fsize: the range
+ * cuts the first and the third, covers the second.
+ */
+static void migrate_edges(struct tenant *t, uint64_t x, uint64_t fsize, unsigned order,
+			  const char *what)
+{
+	const size_t n = 3 * fsize / 4096;
+	struct mig_pageinfo *pi0 = calloc(n, sizeof(*pi0)), *pi1 = calloc(n, sizeof(*pi1));
+	struct mig_range rg = { x + fsize / 2, x + 2 * fsize + fsize / 2 };
+	size_t in0 = fsize / 2 / 4096, in1 = in0 + 2 * fsize / 4096, moved = 0;
+	struct mig_migrate_opts o = { 0 };
+	struct mig_migrate_result res;
+	struct mig_nodes to = { 0 };
+	bool two = nodes_count() >= 2;
+	mig_tenant *mt;
+	int r;
+
+	CHECK(pi0 && pi1, "calloc");
+	mig_nodes_set(&to, two ? 1 : 0);
+	o.force = !two;
+	CHECK(mig_query_pages(t->pid, x, n, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi0) == 0,
+	      "query before");
+	r = mig_tenant_attach(t->pid, NULL, &mt);
+	CHECK(r == 0, "attach: %s (%s)", strerror(-r), mig_tenant_last_error());
+	r = mig_migrate(mt, &rg, 1, &to, &o, NULL, NULL, &res);
+	CHECK(r == 0, "mig_migrate: %s (%s)", strerror(-r), mig_tenant_last_error());
+	CHECK(mig_tenant_detach(mt) == 0, "detach");
+	CHECK(mig_query_pages(t->pid, x, n, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi1) == 0,
+	      "query after");
+	for (size_t i = 0; i < n; i++) {
+		bool inside = i >= in0 && i < in1;
+
+		CHECK(pi1[i].flags & MIG_PAGE_PRESENT, "%s: page %zu absent after the move", what, i);
+		if (!inside) {
+			CHECK(pi1[i].pfn == pi0[i].pfn && pi1[i].node == pi0[i].node,
+			      "%s: page %zu outside the range changed: pfn %#" PRIx64 " node %d -> "
+			      "pfn %#" PRIx64 " node %d",
+			      what, i, pi0[i].pfn, pi0[i].node, pi1[i].pfn, pi1[i].node);
+		} else {
+			CHECK(!two || pi1[i].node == 1, "%s: page %zu on node %d", what, i,
+			      pi1[i].node);
+			moved += pi1[i].pfn != pi0[i].pfn;
+		}
+	}
+	/* No partly mapped large folio at an edge: the cut folios are small now. */
+	for (size_t i = 0; i < fsize / 4096; i++) {
+		CHECK(!(pi1[i].flags & MIG_PAGE_LARGE), "%s: page %zu of the cut first folio large",
+		      what, i);
+		CHECK(!(pi1[2 * fsize / 4096 + i].flags & MIG_PAGE_LARGE),
+		      "%s: page %zu of the cut last folio large", what, i);
+	}
+	CHECK(res.pages_total == in1 - in0 && res.pages_moved == in1 - in0,
+	      "%s: %" PRIu64 " pages moved of %" PRIu64 ", range %zu pages", what,
+	      res.pages_moved, res.pages_total, in1 - in0);
+	CHECK(moved == in1 - in0, "%s: %zu of %zu pages inside have a new physical page", what,
+	      moved, in1 - in0);
+	if (order == 9)
+		printf("# %s: THPs inside %" PRIu64 " -> %" PRIu64 ", placed whole %" PRIu64
+		       ", collapsed %" PRIu64 "\n",
+		       what, res.thp_before, res.thp_after, res.huge_moved, res.huge_collapsed);
+	CHECK(one_folio(t, x + fsize, fsize / 4096, order) || order != 9,
+	      "%s: the THP inside the range is not one THP after the move", what);
+	CHECK(tenant_verify(t), "%s: data changed by the migration", what);
+	printf("# %s: range cutting two folios moved exactly its %zu pages (node %s), the %zu "
+	       "pages outside kept node and PFN, no large folio left at the edges\n",
+	       what, in1 - in0, two ? "1" : "0, forced", n - (in1 - in0));
+	mig_migrate_result_free(&res);
+	free(pi0);
+	free(pi1);
+}
+
+/* edges: the PMD THP case, then mTHP where the kernel has it. */
+static void test_edges(void)
+{
+	const uint64_t huge = 2 << 20, m64 = 64 << 10;
+	struct tenant t;
+	uint64_t a = 0;
+
+	tenant_start(&t, "-s", "16M", "-m", "thp", "-t", "all", (char *)NULL);
+	for (uint64_t x = t.start; x + 3 * huge <= t.end && !a; x += huge)
+		if (one_folio(&t, x, 512, 9) && one_folio(&t, x + huge, 512, 9) &&
+		    one_folio(&t, x + 2 * huge, 512, 9))
+			a = x;
+	if (!a) {
+		tenant_kill(&t);
+		SKIP("no three neighbouring 2 MiB THPs formed in a MADV_HUGEPAGE region");
+	}
+	migrate_edges(&t, a, huge, 9, "PMD THP");
+	CHECK(tenant_finish(&t) == 0, "tenant memory changed");
+
+	if (read_knob(MTHP_KNOB, mthp_saved, sizeof(mthp_saved)) < 0 ||
+	    write_knob(MTHP_KNOB, "always") < 0) {
+		mthp_saved[0] = '\0';
+		printf("# mTHP: no 64 KiB mTHP on this kernel (before 6.8): not tested\n");
+		return;
+	}
+	atexit(restore_mthp);
+	if (read_knob(PMD_KNOB, pmd_saved, sizeof(pmd_saved)) == 0 &&
+	    write_knob(PMD_KNOB, "never") < 0)
+		pmd_saved[0] = '\0';
+	tenant_start(&t, "-s", "4M", "-m", "default", "-t", "all", (char *)NULL);
+	restore_mthp();
+	a = 0;
+	for (uint64_t x = t.start; x + 3 * m64 <= t.end && !a; x += m64)
+		if (one_folio(&t, x, 16, 4) && one_folio(&t, x + m64, 16, 4) &&
+		    one_folio(&t, x + 2 * m64, 16, 4))
+			a = x;
+	if (!a) {
+		tenant_kill(&t);
+		FAIL("no three neighbouring 64 KiB mTHPs formed with the 64 KiB size on always");
+	}
+	migrate_edges(&t, a, m64, 4, "64 KiB mTHP");
+	CHECK(tenant_finish(&t) == 0, "tenant memory changed");
+}
+
 int main(int argc, char **argv)
 {
 	const char *only = argc > 1 ? argv[1] : NULL;
 	char buf[32];
 
-	if (only && strcmp(only, "thp") && strcmp(only, "mthp"))
-		FAIL("usage: proc_split [thp|mthp]");
+	if (only && strcmp(only, "thp") && strcmp(only, "mthp") && strcmp(only, "edges"))
+		FAIL("usage: proc_split [thp|mthp|edges]");
 	need_root();
 	if (read_knob("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof(buf)) < 0 ||
 	    strcmp(buf, "never") == 0)
 		SKIP("transparent huge pages are unavailable or disabled on this host");
+	if (only && !strcmp(only, "edges")) {
+		test_edges();
+		return 0;
+	}
 	if (!only || !strcmp(only, "mthp"))
 		test_mthp(only != NULL);
 	if (!only || !strcmp(only, "thp"))
