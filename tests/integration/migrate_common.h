@@ -351,6 +351,11 @@ static inline void print_result(const struct mig_migrate_result *r)
 	if (r->zaps_unstopped)
 		printf("#   %" PRIu64 " zaps ran with the tenant's threads running\n",
 		       r->zaps_unstopped);
+	if (r->thp_before || r->huge_moved || r->huge_collapsed)
+		printf("#   THPs %" PRIu64 " -> %" PRIu64 ": placed whole %" PRIu64
+		       ", collapsed %" PRIu64 " (failed %" PRIu64 "), fell back %" PRIu64 "\n",
+		       r->thp_before, r->thp_after, r->huge_moved, r->huge_collapsed,
+		       r->huge_collapse_failed, r->huge_fallback);
 }
 
 /* Every present page not gone: on a target, or failed with a reason. */

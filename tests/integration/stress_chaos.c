@@ -12,6 +12,9 @@
  *   STRESS_SECS=n   duration (default 12)
  *   STRESS_MIB=n, STRESS_THREADS=n   the tenant's size (16) and threads (4)
  *   STRESS_OPS=..   the tenant's operations (see the tenant)
+ *   STRESS_THP=1    add 'h' to the default operations: the tenant keeps
+ *                   collapsing its THP half into THPs (MADV_COLLAPSE), so
+ *                   whole THPs are met and placed whole while it churns
  *   STRESS_ZAP=madvise|move   force the zap method (default: MOVE where
  *                   the kernel has UFFDIO_MOVE, else madvise)
  *   STRESS_ATTACH=agent       attach through libmig-agent.so, not ptrace
@@ -120,6 +123,7 @@ static void hook(int phase, const struct mig_range *win, void *ud)
 int main(int argc, char **argv)
 {
 	uint64_t seed = st_seed(), s, ops0 = 0, ops1 = 0, bad = 0, moved = 0, gone = 0, failed = 0;
+	uint64_t huge_moved = 0, huge_collapsed = 0;
 	const char *secs_env = getenv("STRESS_SECS"), *ops = getenv("STRESS_OPS");
 	const char *zap_env = getenv("STRESS_ZAP"), *attach_env = getenv("STRESS_ATTACH");
 	const char *ranges_env = getenv("STRESS_RANGES");
@@ -130,9 +134,11 @@ int main(int argc, char **argv)
 	double secs = secs_env ? atof(secs_env) : 12, t0;
 	char seedarg[32];
 	const char *mib = getenv("STRESS_MIB"), *threads = getenv("STRESS_THREADS");
+	bool thp = getenv("STRESS_THP") && !strcmp(getenv("STRESS_THP"), "1");
 	const char *args[] = { "--size", mib && *mib ? mib : "16",
 			       "--threads", threads && *threads ? threads : "4",
-			       "--seed", seedarg, "--ops",     ops && *ops ? ops : "wrdmupxygfk",
+			       "--seed", seedarg, "--ops",
+			       ops && *ops ? ops : thp ? "wrdmupxygfkh" : "wrdmupxygfk",
 			       NULL };
 	struct wtenant w = { 0 };
 	struct mig_nodes targets;
@@ -202,6 +208,8 @@ int main(int argc, char **argv)
 			     "(seed %" PRIu64 ")",
 			     runs, res.zaps_unstopped, seed);
 		moved += res.pages_moved;
+		huge_moved += res.huge_moved;
+		huge_collapsed += res.huge_collapsed;
 		gone += res.pages_gone;
 		failed += res.pages_failed;
 		mig_migrate_result_free(&res);
@@ -240,8 +248,8 @@ int main(int argc, char **argv)
 		ops1 = ops_after;
 	}
 	printf("# %d migrations in %.1f s: moved %" PRIu64 ", gone %" PRIu64 ", failed %" PRIu64
-	       ", tenant ops %" PRIu64 "\n",
-	       runs, now_s() - t0, moved, gone, failed, ops1 - ops0);
+	       ", tenant ops %" PRIu64 ", THPs placed whole %" PRIu64 ", collapsed %" PRIu64 "\n",
+	       runs, now_s() - t0, moved, gone, failed, ops1 - ops0, huge_moved, huge_collapsed);
 	(void)mig_tenant_detach(w.t);
 	if (conn >= 0)
 		close(conn);

@@ -30,6 +30,9 @@
  *   k  fork: the child checks the thread's whole slice against the model
  *      as it was at the fork, writes pages of its copy, checks them, and
  *      exits; the parent's pages are untouched by it (checked after)
+ *   h  madvise(MADV_COLLAPSE) the 2 MiB block holding the run when the
+ *      block lies in the slice (THPs form again under migd's feet, for
+ *      its whole-THP path): content unchanged (the kernel may refuse)
  *
  * Page content: word 0 = MAGIC ^ content id, word 1 and the last word =
  * generation, the words between a pattern of the content id.
@@ -64,6 +67,10 @@
 #define RUNMAX 16
 #define SPARE  RUNMAX
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1; not in the libc headers of Debian 12 */
+#endif
+
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
@@ -78,7 +85,7 @@ static const char *ops = "wrdmupxygfk";
 static atomic_int stop;
 static atomic_uint_fast64_t nops, nbad;
 static atomic_uint_fast64_t next_cid;
-static atomic_uint_fast64_t counts[11];
+static atomic_uint_fast64_t counts[12];
 
 static uint64_t pattern(uint64_t c, size_t w)
 {
@@ -494,6 +501,20 @@ static void *thread_main(void *arg)
 			atomic_fetch_add(&counts[10], 1);
 			break;
 		}
+		case 'h': {
+			size_t b = (size_t)((uintptr_t)(base + first * PAGE) & ~(PMD - 1)) -
+				   (size_t)(uintptr_t)base;
+
+			b /= PAGE;
+			if (b < lo || b + PMD / PAGE > lo + per_thread)
+				break;
+			/* Refusals (busy pages, a run mapped apart, uffd-wp) are the kernel's right. */
+			(void)madvise(base + b * PAGE, PMD, MADV_COLLAPSE);
+			for (size_t k = 0; k < PMD / PAGE; k++)
+				check(b + k, (uint64_t *)addr_of(b + k), "h", false);
+			atomic_fetch_add(&counts[11], 1);
+			break;
+		}
 		}
 		atomic_fetch_add(&nops, 1);
 	}
@@ -650,12 +671,13 @@ int main(int argc, char **argv)
 			ok += check(i, (uint64_t *)addr_of(i), "final", true);
 		printf("# stress tenant: %" PRIuFAST64 " ops (w %" PRIu64 " r %" PRIu64
 		       " d %" PRIu64 " m %" PRIu64 " u %" PRIu64 " p %" PRIu64 " x %" PRIu64
-		       " y %" PRIu64 " g %" PRIu64 " f %" PRIu64 " k %" PRIu64
+		       " y %" PRIu64 " g %" PRIu64 " f %" PRIu64 " k %" PRIu64 " h %" PRIu64
 		       "), %zu/%zu pages right, %" PRIuFAST64 " bad reads\n",
 		       atomic_load(&nops), (uint64_t)counts[0], (uint64_t)counts[1],
 		       (uint64_t)counts[2], (uint64_t)counts[3], (uint64_t)counts[4],
 		       (uint64_t)counts[5], (uint64_t)counts[6], (uint64_t)counts[7],
-		       (uint64_t)counts[8], (uint64_t)counts[9], (uint64_t)counts[10], ok, total,
+		       (uint64_t)counts[8], (uint64_t)counts[9], (uint64_t)counts[10],
+		       (uint64_t)counts[11], ok, total,
 		       atomic_load(&nbad));
 		fflush(stdout);
 		return ok == total && atomic_load(&nbad) == 0 ? 0 : 1;
