@@ -267,7 +267,7 @@ C_SRCS = $(sort $(wildcard libmig/*.c libmig/*.h libmig/include/*.h libmig/agent
 lint:
 	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 	  --enable=warning,portability,performance \
-	  --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE \
+	  --suppressions-list=.cppcheck-suppressions -D__GNUC__ -D_GNU_SOURCE \
 	  -Ilibmig/include -Ilibmig -Idaemon $(filter %.c,$(C_SRCS))
 	clang-format --dry-run --Werror $(C_SRCS)
 
