@@ -29,7 +29,12 @@
  * An in-tenant stop: each STOP request waits this long in the agent; held
  * faults are released after STOP_RELEASE_MS (a thread held in a
  * kernel-mode fault cannot take the signal); after STOP_GIVEUP_MS (a
- * thread that blocks the signal, or sits in vfork) ptrace stops them.
+ * thread that blocks the signal, or sits in vfork) ptrace stops them,
+ * and keeps doing so for the rest of the attachment (ptrace_stops): each
+ * try queues one more real-time signal on a thread that blocks it, and a
+ * tenant's queue is bounded by its RLIMIT_SIGPENDING, which is the
+ * tenant's own, not ours to use up; a second try would also cost every
+ * window another second.
  */
 #define STOP_STEP_MS	5
 #define STOP_RELEASE_MS 20
@@ -39,6 +44,7 @@ struct agent_priv {
 	int conn; /* our dup of the caller's connection */
 	uint64_t seq;
 	bool stopped; /* the agent has the tenant's threads stopped */
+	bool ptrace_stops; /* the agent could not stop them once: ptrace from now on */
 };
 
 int mig_agent_listen(const char *path, int *ret_fd)
@@ -466,6 +472,8 @@ static int op_stop_others(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
 	int64_t ret;
 
 	memset(set, 0, sizeof(*set));
+	if (p->ptrace_stops)
+		return mig__stop_threads(t, keep, nkeep, release, ud, set);
 	for (;;) {
 		struct mig_agent_req req = { .op = MIG_AGENT_STOP, .arg = { STOP_STEP_MS } };
 		struct mig_agent_resp resp;
@@ -491,6 +499,7 @@ static int op_stop_others(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
 		return 0;
 	/* The agent could not stop them all: let its own go, stop them all with ptrace. */
 	(void)agent_resume(t);
+	p->ptrace_stops = true;
 	return mig__stop_threads(t, keep, nkeep, released ? NULL : release, ud, set);
 }
 
