@@ -350,35 +350,57 @@ static size_t helper_threads(pid_t pid, pid_t *tids, size_t max)
  * The stack mapping of thread tid (from its stack pointer while it waits
  * in a syscall; glibc keeps a thread's TLS and rseq area there too).
  */
-static bool thread_stack(pid_t pid, pid_t tid, struct mig_range *ret)
+/*
+ * The stack mapping of a helper thread, found by its stack pointer. The
+ * kernel shows the stack pointer only while the thread is in a system
+ * call ("running" otherwise); the helper is between two requests, so it
+ * is at most a few instructions away from its recv: ask again until it
+ * is there. Left out, its stack would join the zap set, the helper would
+ * madvise its own stack away and run on the staged copy of it, which
+ * holds an earlier request: its answer then carries an old sequence
+ * number and migd waits for the real one for ever (seen under load).
+ * 1 found, 0 the thread is gone, -EAGAIN not seen in a system call
+ * within STACK_WAIT_MS.
+ */
+#define STACK_WAIT_MS 1000
+
+static int thread_stack(pid_t pid, pid_t tid, struct mig_range *ret)
 {
 	char path[96], line[512];
 	unsigned long long sp = 0, s, e;
+	uint64_t t0 = mig__now_ns();
 	bool found = false;
 	FILE *f;
 	long nr;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (!fgets(line, sizeof(line), f) ||
-	    sscanf(line, "%ld %*x %*x %*x %*x %*x %*x %llx", &nr, &sp) != 2)
-		sp = 0;
-	fclose(f);
-	if (!sp)
-		return false;
+	for (;;) {
+		f = fopen(path, "re");
+		if (!f)
+			return 0;
+		/* "nr 6 args sp pc" in a system call, "-1 sp pc" blocked outside one. */
+		if (!fgets(line, sizeof(line), f) ||
+		    (sscanf(line, "%ld %*x %*x %*x %*x %*x %*x %llx", &nr, &sp) != 2 &&
+		     (sscanf(line, "%ld %llx", &nr, &sp) != 2 || nr != -1)))
+			sp = 0;
+		fclose(f);
+		if (sp)
+			break;
+		if (mig__now_ns() - t0 > STACK_WAIT_MS * 1000000ull)
+			return -EAGAIN;
+		usleep(100);
+	}
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", pid, tid);
 	f = fopen(path, "re");
 	if (!f)
-		return false;
+		return 0;
 	while (!found && fgets(line, sizeof(line), f))
 		if (sscanf(line, "%llx-%llx", &s, &e) == 2 && sp >= s && sp < e) {
 			*ret = (struct mig_range){ s, e };
 			found = true;
 		}
 	fclose(f);
-	return found;
+	return found ? 1 : -EAGAIN;
 }
 
 static int op_zap_threads(struct mig_tenant *t, pid_t *tids, size_t max)
@@ -396,10 +418,20 @@ static int op_zap_begin(struct mig_tenant *t, const pid_t *tids, size_t ntids, v
 {
 	size_t n = 0;
 
-	for (size_t k = 0; k < ntids && n < MIG__ZAP_MAX_EXCL; k++)
-		if (thread_stack(t->pid, tids[k], &excl[n]))
-			n++;
 	*ret_x = NULL;
+	for (size_t k = 0; k < ntids && n < MIG__ZAP_MAX_EXCL; k++) {
+		int r = thread_stack(t->pid, tids[k], &excl[n]);
+
+		if (r == -EAGAIN) {
+			/* Never zap without its stack kept out: this window's zap waits. */
+			mig__tenant_set_error("pid %d: the agent's helper thread %d was not seen "
+					      "waiting for a request within %d ms",
+					      (int)t->pid, (int)tids[k], STACK_WAIT_MS);
+			return r;
+		}
+		if (r > 0)
+			n++;
+	}
 	return (int)n;
 }
 
