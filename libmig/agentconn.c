@@ -43,7 +43,7 @@
 struct agent_priv {
 	int conn; /* our dup of the caller's connection */
 	uint64_t seq;
-	bool stopped; /* the agent has the tenant's threads stopped */
+	bool stopped;	   /* the agent has the tenant's threads stopped */
 	bool ptrace_stops; /* the agent could not stop them once: ptrace from now on */
 };
 

@@ -258,8 +258,9 @@ static int uffd_by_handoff(struct mig__inject *s, int64_t *ret_fd, char *why, si
 	};
 	r = tenant_io(s->tid, page, &hp, sizeof(hp), true);
 	if (r == 0)
-		r = sys(s, SYS_recvmsg, (uint64_t)hp.sv[0], page + offsetof(struct handoff_page, msg),
-			MSG_CMSG_CLOEXEC | MSG_DONTWAIT, 0, 0, 0, &x);
+		r = sys(s, SYS_recvmsg, (uint64_t)hp.sv[0],
+			page + offsetof(struct handoff_page, msg), MSG_CMSG_CLOEXEC | MSG_DONTWAIT,
+			0, 0, 0, &x);
 	if (r == 0 && x != 1) {
 		fd = x < 0 ? x : -EPROTO;
 		snprintf(why, wlen, "recvmsg in the tenant: %s", strerror((int)-fd));

@@ -348,10 +348,11 @@ int mig__inject_begin_thread(struct mig_tenant *t, pid_t tid, struct mig__inject
 			p->sysaddr = 0;
 			mig__tenant_set_error(
 				"pid %d: %s", t->pid,
-				r == -ENOEXEC ? "no `syscall; ret` and rt_sigreturn restorer found in "
-						"its executable mappings, so syscalls cannot be "
-						"injected safely: use the agent (libmig-agent.so)"
-					      : strerror(-r));
+				r == -ENOEXEC
+					? "no `syscall; ret` and rt_sigreturn restorer found in "
+					  "its executable mappings, so syscalls cannot be "
+					  "injected safely: use the agent (libmig-agent.so)"
+					: strerror(-r));
 			return r == -ENOEXEC ? -EOPNOTSUPP : r;
 		}
 	}
@@ -628,9 +629,10 @@ static int inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6]
 		if (!s->frame_old) {
 			r = frame_write(s);
 			if (r == -ENOSPC)
-				mig__tenant_set_error("thread %d of pid %d: no room below its stack "
-						      "pointer for the restore frame",
-						      s->tid, s->t->pid);
+				mig__tenant_set_error(
+					"thread %d of pid %d: no room below its stack "
+					"pointer for the restore frame",
+					s->tid, s->t->pid);
 			if (r < 0)
 				return r;
 		}

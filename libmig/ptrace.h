@@ -42,11 +42,11 @@ struct mig__ptrace_priv {
 struct mig__inject {
 	struct mig_tenant *t;
 	pid_t tid;
-	bool child;	  /* the tenant is our child: leave its exit status alone */
-	bool stopped;	  /* between begin and end */
-	uint64_t sysaddr; /* address of `syscall; ret` in the tenant */
+	bool child;	   /* the tenant is our child: leave its exit status alone */
+	bool stopped;	   /* between begin and end */
+	uint64_t sysaddr;  /* address of `syscall; ret` in the tenant */
 	uint64_t restorer; /* address of an rt_sigreturn sequence in the tenant */
-	uint64_t t0;	  /* CLOCK_MONOTONIC ns when the thread stopped */
+	uint64_t t0;	   /* CLOCK_MONOTONIC ns when the thread stopped */
 	/*
 	 * The restore frame below the thread's stack pointer (ptrace.c):
 	 * [frame_lo, frame_lo + frame_len) holds it while frame_old holds
@@ -115,4 +115,3 @@ MIG_INTERNAL int mig__inject_acquire_stop(struct mig__inject *s, bool nowait);
 #define MIG__PTRACE_OPTIONS PTRACE_O_TRACESYSGOOD
 
 #endif /* MIG_PTRACE_H */
-

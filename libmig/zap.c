@@ -310,7 +310,8 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 			};
 			return 1; /* still the step in flight (w->inflight_*) */
 		}
-		w->inflight_n = 0; /* only this thread writes it; the fault thread reads it locked */
+		/* Only this thread writes it; the fault thread reads it locked. */
+		w->inflight_n = 0;
 		zap_unlock(z);
 	}
 	if (j->move_zap && !z->give_up) {

@@ -107,8 +107,9 @@ static int stat_of(struct wtenant *w, struct stat_fig *s)
 {
 	const char *l = wt_cmd(w, "stat");
 
-	return sscanf(l, "STAT writes=%" SCNu64 " slow=%" SCNu64 " p999_us=%" SCNu64
-			 " max_us=%" SCNu64 " secs=%lf",
+	return sscanf(l,
+		      "STAT writes=%" SCNu64 " slow=%" SCNu64 " p999_us=%" SCNu64 " max_us=%" SCNu64
+		      " secs=%lf",
 		      &s->writes, &s->slow, &s->p999_us, &s->max_us, &s->secs) == 5
 		       ? 0
 		       : -EPROTO;
@@ -294,8 +295,8 @@ int main(int argc, char **argv)
 		SKIP("needs root (ptrace attach, kpageflags, pidfd_getfd)");
 	if (mig_parse_size(size, &bytes) < 0 || bytes % (2UL << 20) || !bytes)
 		FAIL("MIG_BENCH_SIZE %s: not a multiple of 2 MiB", size);
-	cr = mmap(NULL, sizeof(*cr) * NCASES, PROT_READ | PROT_WRITE,
-		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr = mmap(NULL, sizeof(*cr) * NCASES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		  -1, 0);
 	if (cr == MAP_FAILED)
 		FAIL("mmap: %m");
 	memset(cr, 0, sizeof(*cr) * NCASES);
@@ -324,11 +325,13 @@ int main(int argc, char **argv)
 	for (int thp = 0; thp < 2; thp++) {
 		floor_chain(thp, bytes, &fl[thp]);
 		if (!fl[thp].ok) {
-			printf("# bench: floor chain (%s): %s\n", thp ? "THP" : "4 KiB", fl[thp].why);
+			printf("# bench: floor chain (%s): %s\n", thp ? "THP" : "4 KiB",
+			       fl[thp].why);
 			failed = 1;
 			continue;
 		}
-		printf("# bench: floor chain (%s, zap %s, scan %s): %.3f s, %.3f GB/s, CPU %.2f s/GB;",
+		printf("# bench: floor chain (%s, zap %s, scan %s): %.3f s, %.3f GB/s, CPU %.2f "
+		       "s/GB;",
 		       thp ? "THP" : "4 KiB", fl[thp].move ? "UFFDIO_MOVE" : "madvise",
 		       fl[thp].pm_scan ? "PAGEMAP_SCAN" : "pagemap", fl[thp].secs, fl[thp].gbs,
 		       fl[thp].cpu_s / (bytes / 1e9));
@@ -339,12 +342,11 @@ int main(int argc, char **argv)
 
 	printf("# bench table: %s, %d node%s%s, single-thread memcpy %.2f GB/s, floor chain "
 	       "%.2f (4 KiB) / %.2f (THP) GB/s\n",
-	       size, nodes, nodes > 1 ? "s" : "", nodes > 1 ? " (node 0 -> 1)" : " (forced to node 0)",
-	       mc, fl[0].gbs, fl[1].gbs);
+	       size, nodes, nodes > 1 ? "s" : "",
+	       nodes > 1 ? " (node 0 -> 1)" : " (forced to node 0)", mc, fl[0].gbs, fl[1].gbs);
 	printf("# %-8s %6s %6s %6s %8s %7s %8s %7s %7s %7s %9s %9s %9s %8s %7s %7s\n", "case",
 	       "GB/s", "xmemcp", "xfloor", "xmovepg", "xmigpg", "held ms", "CPUs/GB", "xflCPU",
-	       "RSS MiB",
-	       ">1ms/s base", ">1ms/s mig", "p99.9 us", "max ms", "moved%", "huge");
+	       "RSS MiB", ">1ms/s base", ">1ms/s mig", "p99.9 us", "max ms", "moved%", "huge");
 	for (size_t k = 0; k < NCASES; k++) {
 		const struct case_res *c = &cr[k];
 		const struct floor_result *f = &fl[cases[k].thp];

@@ -12,9 +12,8 @@
  * syscalls (sending the tenant signals in between) and stops all of the
  * tenant's threads now and then, until it dies: with MIG_CRASH_AT at
  * each named point of ptrace.c and stopset.c (raising SIGKILL, then
- * SIGABRT), then killed by us at random moments. Each time the tenant must be alive, not stopped, not
- * traced, its threads must go on within 2 s, and when told to exit it
- * must report no error.
+ * SIGABRT), then killed by us at random moments. Each time the tenant must be alive, not stopped,
+ * not traced, its threads must go on within 2 s, and when told to exit it must report no error.
  *
  *   crash_inject [RANDOM_KILLS]   (default 20, SIGKILL and SIGABRT in turn;
  *                                  make check-stress runs more)
@@ -346,8 +345,10 @@ static int inject_some(mig_tenant *t, pid_t pid, unsigned round)
 		return r;
 	for (int i = 0; r >= 0 && i < 4; i++) {
 		const uint64_t none[6] = { 0 };
-		const uint64_t mm[6] = { 0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-					 (uint64_t)-1, 0 };
+		const uint64_t mm[6] = {
+			0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1,
+			0
+		};
 		int64_t x = 0;
 
 		/* A signal waiting for the thread when it is resumed: the signal path. */
@@ -562,10 +563,10 @@ static bool one_round(int mode, const char *crash, unsigned delay_us, int sig, s
 int main(int argc, char **argv)
 {
 	static const char *const points[] = {
-		"inject:seized",   "inject:interrupted", "inject:stopped",  "inject:frame",
-		"inject:regs",	   "inject:entry",	 "inject:exit",	    "inject:regs@2",
-		"inject:exit@3",   "inject:signal",	 "inject:restore",  "inject:restored",
-		"inject:frame@5",  "inject:exit@40",	 "stopset:seized",  "stopset:stopped",
+		"inject:seized",  "inject:interrupted", "inject:stopped", "inject:frame",
+		"inject:regs",	  "inject:entry",	"inject:exit",	  "inject:regs@2",
+		"inject:exit@3",  "inject:signal",	"inject:restore", "inject:restored",
+		"inject:frame@5", "inject:exit@40",	"stopset:seized", "stopset:stopped",
 	};
 	unsigned randoms = argc > 1 ? (unsigned)atoi(argv[1]) : 20;
 	struct outcome o = { 0 };
@@ -609,7 +610,8 @@ int main(int argc, char **argv)
 			       i % 2 ? SIGABRT : SIGKILL, &o))
 			failed++;
 	}
-	printf("# %u rounds (%zu named points x 2 signals x %d main-thread modes + %u random), injector "
+	printf("# %u rounds (%zu named points x 2 signals x %d main-thread modes + %u random), "
+	       "injector "
 	       "killed %u times by SIGKILL and %u by SIGABRT: %u tenants dead, %u hung, %u with "
 	       "errors, %u points not reached, %.1f s\n",
 	       rounds, ARRAY_SIZE(points), nmodes, randoms, o.kills, o.aborts, o.dead, o.hung,

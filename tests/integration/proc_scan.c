@@ -30,8 +30,8 @@
 static void child(int ready)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP };
-	char *base = mmap(NULL, SPAN + PMD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			  -1, 0);
+	char *base =
+		mmap(NULL, SPAN + PMD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	volatile char sink = 0;
 	uint64_t addr;
 	int uffd;
@@ -115,7 +115,8 @@ int main(void)
 		zero += !!(fa & MIG_PAGE_ZERO);
 		if (fa != fb || !node_ok) {
 			if (bad++ < 10)
-				printf("page %zu: pagemap flags %#x node %d, PAGEMAP_SCAN flags %#x "
+				printf("page %zu: pagemap flags %#x node %d, PAGEMAP_SCAN flags "
+				       "%#x "
 				       "node %d\n",
 				       i, fa, a[i].node, fb, b[i].node);
 		}

@@ -266,7 +266,8 @@ static void migrate_edges(struct tenant *t, uint64_t x, uint64_t fsize, unsigned
 	for (size_t i = 0; i < n; i++) {
 		bool inside = i >= in0 && i < in1;
 
-		CHECK(pi1[i].flags & MIG_PAGE_PRESENT, "%s: page %zu absent after the move", what, i);
+		CHECK(pi1[i].flags & MIG_PAGE_PRESENT, "%s: page %zu absent after the move", what,
+		      i);
 		if (!inside) {
 			CHECK(pi1[i].pfn == pi0[i].pfn && pi1[i].node == pi0[i].node,
 			      "%s: page %zu outside the range changed: pfn %#" PRIx64 " node %d -> "
@@ -286,8 +287,8 @@ static void migrate_edges(struct tenant *t, uint64_t x, uint64_t fsize, unsigned
 		      "%s: page %zu of the cut last folio large", what, i);
 	}
 	CHECK(res.pages_total == in1 - in0 && res.pages_moved == in1 - in0,
-	      "%s: %" PRIu64 " pages moved of %" PRIu64 ", range %zu pages", what,
-	      res.pages_moved, res.pages_total, in1 - in0);
+	      "%s: %" PRIu64 " pages moved of %" PRIu64 ", range %zu pages", what, res.pages_moved,
+	      res.pages_total, in1 - in0);
 	CHECK(moved == in1 - in0, "%s: %zu of %zu pages inside have a new physical page", what,
 	      moved, in1 - in0);
 	if (order == 9)

@@ -70,7 +70,8 @@ int main(void)
 	memset(s.base, 0x5a, 2 * SLICE);
 	a = on_node(s.base, SLICE, 1);
 	b = on_node(s.base + SLICE, SLICE, 0);
-	printf("# staging file, mbind preferred: slice for node 1 %d%% there, for node 0 %d%% there\n",
+	printf("# staging file, mbind preferred: slice for node 1 %d%% there, for node 0 %d%% "
+	       "there\n",
 	       a, b);
 	mig__staging_file_close(&s);
 

@@ -135,11 +135,13 @@ int main(int argc, char **argv)
 	char seedarg[32];
 	const char *mib = getenv("STRESS_MIB"), *threads = getenv("STRESS_THREADS");
 	bool thp = getenv("STRESS_THP") && !strcmp(getenv("STRESS_THP"), "1");
-	const char *args[] = { "--size", mib && *mib ? mib : "16",
-			       "--threads", threads && *threads ? threads : "4",
-			       "--seed", seedarg, "--ops",
-			       ops && *ops ? ops : thp ? "wrdmupxygfkh" : "wrdmupxygfk",
-			       NULL };
+	const char *args[] = {
+		"--size",    mib && *mib ? mib : "16",
+		"--threads", threads && *threads ? threads : "4",
+		"--seed",    seedarg,
+		"--ops",     ops && *ops ? ops : thp ? "wrdmupxygfkh" : "wrdmupxygfk",
+		NULL
+	};
 	struct wtenant w = { 0 };
 	struct mig_nodes targets;
 	struct hookctx hc;
@@ -231,7 +233,8 @@ int main(int argc, char **argv)
 				FAIL("tenant does not answer after migration %d", runs);
 			if (ops_after != ops_before && now_s() - tp > 1)
 				printf("# slow: the tenant's first operation after migration %d "
-				       "took %.1f s\n", runs, now_s() - tp);
+				       "took %.1f s\n",
+				       runs, now_s() - tp);
 			if (ops_after == ops_before && now_s() - tp > PROGRESS_S) {
 				wt_dump_threads(w.pid, "STUCK tenant", 0);
 				FAIL("tenant threads stopped making progress after migration %d "

@@ -508,7 +508,8 @@ static void *thread_main(void *arg)
 			b /= PAGE;
 			if (b < lo || b + PMD / PAGE > lo + per_thread)
 				break;
-			/* Refusals (busy pages, a run mapped apart, uffd-wp) are the kernel's right. */
+			/* Refusals (busy pages, a run mapped apart, uffd-wp) are the kernel's
+			 * right. */
 			(void)madvise(base + b * PAGE, PMD, MADV_COLLAPSE);
 			for (size_t k = 0; k < PMD / PAGE; k++)
 				check(b + k, (uint64_t *)addr_of(b + k), "h", false);
@@ -677,8 +678,7 @@ int main(int argc, char **argv)
 		       (uint64_t)counts[2], (uint64_t)counts[3], (uint64_t)counts[4],
 		       (uint64_t)counts[5], (uint64_t)counts[6], (uint64_t)counts[7],
 		       (uint64_t)counts[8], (uint64_t)counts[9], (uint64_t)counts[10],
-		       (uint64_t)counts[11], ok, total,
-		       atomic_load(&nbad));
+		       (uint64_t)counts[11], ok, total, atomic_load(&nbad));
 		fflush(stdout);
 		return ok == total && atomic_load(&nbad) == 0 ? 0 : 1;
 	}

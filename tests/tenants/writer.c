@@ -6,11 +6,11 @@
  *          [--sparse SIZE] [--nice N]
  *
  * The data area holds 4 KiB pages (and, with --thp-half, THPs in its
- * first half; with --thp, THPs throughout). --threads 0 is an idle tenant. Page i holds a tag (i) in its first word, its generation
- * in the second and in the last word, and a fixed pattern of i between.
- * Writer threads bump the generation of their pages over and over and
- * keep the last generation of each page in private memory (outside the
- * data area), timing every write: a write that waits for migd is a stall.
+ * first half; with --thp, THPs throughout). --threads 0 is an idle tenant. Page i holds a tag (i)
+ * in its first word, its generation in the second and in the last word, and a fixed pattern of i
+ * between. Writer threads bump the generation of their pages over and over and keep the last
+ * generation of each page in private memory (outside the data area), timing every write: a write
+ * that waits for migd is a stall.
  *
  * --sparse SIZE also reserves SIZE of MAP_NORESERVE anonymous memory (no
  * THP) and writes SPARSE_CHUNKS runs of SPARSE_RUN pages at scattered
@@ -468,8 +468,7 @@ int main(int argc, char **argv)
 				perror("writer: setpriority");
 				return 2;
 			}
-		}
-		else if (!strcmp(argv[a], "--sparse") && a + 1 < argc) {
+		} else if (!strcmp(argv[a], "--sparse") && a + 1 < argc) {
 			if (mig_parse_size(argv[++a], &sparse_size) < 0 ||
 			    sparse_size < SPARSE_CHUNKS * 64 * PMD) {
 				fprintf(stderr, "bad --sparse (at least 2 GiB)\n");

@@ -155,21 +155,25 @@ START_TEST(test_settle_facts)
 	fd2 = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 || fd2 < 0)
 		UNIT_SKIP("userfaultfd(2) not allowed for this user: %s", strerror(errno));
-	ck_assert_int_eq(mig__uffd_api(fd, UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_PAGEFAULT_FLAG_WP,
-				       NULL, NULL), 0);
+	ck_assert_int_eq(mig__uffd_api(fd,
+				       UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_PAGEFAULT_FLAG_WP,
+				       NULL, NULL),
+			 0);
 	ck_assert_int_eq(mig__uffd_api(fd2, 0, NULL, NULL), 0);
-	settle_area = mmap(NULL, 128 * 4096, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	settle_area =
+		mmap(NULL, 128 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ck_assert(settle_area != MAP_FAILED);
 	ck_assert_int_eq(munmap(settle_area + 4 * 4096, 124 * 4096), 0);
 	memset(settle_area, 7, 4 * 4096);
 	other = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ck_assert(other != MAP_FAILED);
-	ck_assert_int_eq(mig__uffd_register(fd2, (uintptr_t)other, 4096,
-					    UFFDIO_REGISTER_MODE_MISSING, NULL), 0);
+	ck_assert_int_eq(
+		mig__uffd_register(fd2, (uintptr_t)other, 4096, UFFDIO_REGISTER_MODE_MISSING, NULL),
+		0);
 	ck_assert_int_eq(mig__uffd_register(fd, (uintptr_t)settle_area, 4 * 4096,
 					    UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
-					    &ioctls), 0);
+					    &ioctls),
+			 0);
 	ck_assert_int_eq(mig__uffd_events_pending(fd), 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, settle_mover, NULL), 0);
 	for (int k = 0; k < 2000 && !mig__uffd_events_pending(fd); k++)
@@ -186,8 +190,9 @@ START_TEST(test_settle_facts)
 	ck_assert_int_eq(mig__uffd_events_pending(fd), 0);
 	ck_assert_int_eq(mig__uffd_unregister_ours(fd, getpid()), 0);
 	/* The other uffd's VMA is still its own. */
-	ck_assert_int_eq(mig__uffd_register(fd, (uintptr_t)other, 4096,
-					    UFFDIO_REGISTER_MODE_MISSING, NULL), -EBUSY);
+	ck_assert_int_eq(
+		mig__uffd_register(fd, (uintptr_t)other, 4096, UFFDIO_REGISTER_MODE_MISSING, NULL),
+		-EBUSY);
 	ck_assert_int_eq(((uint8_t *)moved)[5], 7);
 	close(fd);
 	close(fd2);
