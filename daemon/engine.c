@@ -8,9 +8,8 @@
  * request's process), read its VMAs and keep the anonymous private parts
  * of the ranges, attach, check the identity again (a pid-based attach
  * reached the request's process only if that process was alive all
- * along), then migrate chunk by chunk and detach. libmig sizes per-page
- * arrays by the span it is given, so a chunk's span is bounded
- * (ENGINE_CHUNK_SPAN) and cut at 2 MiB boundaries.
+ * along), then migrate in one libmig job (its memory follows the pages
+ * present, not the span: no per-page status is asked for) and detach.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -277,52 +276,6 @@ static int engine_relocate(mig_tenant *t, const struct engine_migrate_req *req,
 	return 0;
 }
 
-/* Add one chunk's result into the job's. */
-static void result_add(struct mig_migrate_result *sum, const struct mig_migrate_result *c)
-{
-	sum->pages_total += c->pages_total;
-	sum->pages_present += c->pages_present;
-	sum->pages_moved += c->pages_moved;
-	sum->pages_skipped += c->pages_skipped;
-	sum->pages_failed += c->pages_failed;
-	sum->pages_gone += c->pages_gone;
-	sum->pages_absent += c->pages_absent;
-	sum->pages_retried += c->pages_retried;
-	sum->pages_copied += c->pages_copied;
-	sum->huge_kept += c->huge_kept;
-	sum->thp_before += c->thp_before;
-	sum->thp_after += c->thp_after;
-	sum->mthp_before += c->mthp_before;
-	sum->mthp_after += c->mthp_after;
-	sum->huge_moved += c->huge_moved;
-	sum->huge_collapsed += c->huge_collapsed;
-	sum->huge_collapse_failed += c->huge_collapse_failed;
-	sum->huge_fallback += c->huge_fallback;
-	sum->windows += c->windows;
-	sum->passes = MAX(sum->passes, c->passes);
-	sum->faults += c->faults;
-	sum->events += c->events;
-	sum->max_stall_us = MAX(sum->max_stall_us, c->max_stall_us);
-	sum->zaps_unstopped += c->zaps_unstopped;
-	sum->elapsed_ns += c->elapsed_ns;
-	for (unsigned i = 0; i < c->nerrnos && i < MIG_MIGRATE_MAX_ERRNOS; i++) {
-		unsigned k;
-
-		for (k = 0; k < sum->nerrnos; k++)
-			if (sum->errnos[k].err == c->errnos[i].err)
-				break;
-		if (k == sum->nerrnos) {
-			if (k == MIG_MIGRATE_MAX_ERRNOS)
-				continue;
-			sum->errnos[sum->nerrnos++].err = c->errnos[i].err;
-		}
-		sum->errnos[k].pages += c->errnos[i].pages;
-	}
-	sum->bytes_per_sec =
-		sum->elapsed_ns ? (double)sum->pages_moved * 4096.0 * 1e9 / (double)sum->elapsed_ns
-				: 0;
-}
-
 static json_object *summary_json(const struct mig_migrate_result *res, uint64_t pages_not_anon)
 {
 	json_object *o = json_object_new_object(), *f = json_object_new_object();
@@ -374,29 +327,14 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
 	return o;
 }
 
-/* Progress of the whole job across its chunks. */
-struct chunk_progress {
-	mig_progress_fn fn;
-	void *userdata;
-	uint64_t done_before, total;
-	struct mig_migrate_progress last;
-};
-
-static int on_chunk_progress(const struct mig_migrate_progress *p, void *userdata)
-{
-	struct chunk_progress *cp = userdata;
-	struct mig_migrate_progress all = *p;
-
-	all.bytes_done += cp->done_before;
-	all.bytes_total = cp->total;
-	all.pages_moved += cp->last.pages_moved;
-	all.windows += cp->last.windows;
-	return cp->fn ? cp->fn(&all, cp->userdata) : 0;
-}
-
-static int migrate_chunks(mig_tenant *t, const struct engine_migrate_req *req,
+/*
+ * One libmig job over all the ranges: its memory follows the windows
+ * that hold pages (no per-page status is asked for), so a sparse 1 TiB
+ * range over a small tenant costs what its pages cost.
+ */
+static int migrate_ranges(mig_tenant *t, const struct engine_migrate_req *req,
 			  const struct mig_range *ranges, size_t n, mig_progress_fn progress,
-			  void *userdata, struct mig_migrate_result *sum, char **ret_reason)
+			  void *userdata, struct mig_migrate_result *res, char **ret_reason)
 {
 	struct mig_migrate_opts mopts = {
 		.window = req->window,
@@ -406,34 +344,14 @@ static int migrate_chunks(mig_tenant *t, const struct engine_migrate_req *req,
 		.rate_limit = req->rate_limit,
 		.journal_dir = req->journal_dir,
 		.staging_dir = req->staging_dir,
+		.no_status = true,
 	};
-	struct chunk_progress cp = { progress, userdata, 0, ranges_span(ranges, n), { 0 } };
-	_cleanup_free_ struct mig_range *chunk = calloc(n + 1, sizeof(*chunk));
-	size_t pos = 0, k;
-	uint64_t off = 0;
-	int r = 0;
+	int r;
 
-	if (!chunk)
-		return -ENOMEM;
-	while ((k = ranges_next_chunk(ranges, n, ENGINE_CHUNK_SPAN, &pos, &off, chunk)) > 0) {
-		struct mig_migrate_result res = { 0 };
-
-		if (req->cancel && *req->cancel)
-			return -ECANCELED;
-		r = mig_migrate(t, chunk, k, &req->to, &mopts, on_chunk_progress, &cp, &res);
-		if (r == 0 || r == -ECANCELED)
-			result_add(sum, &res);
-		mig_migrate_result_free(&res);
-		if (r < 0) {
-			if (r != -ECANCELED)
-				set_libmig_reason(ret_reason, "migration of", req->pid, r);
-			return r;
-		}
-		cp.done_before += ranges_span(chunk, k);
-		cp.last.pages_moved = sum->pages_moved;
-		cp.last.windows = sum->windows;
-	}
-	return 0;
+	r = mig_migrate(t, ranges, n, &req->to, &mopts, progress, userdata, res);
+	if (r < 0 && r != -ECANCELED)
+		set_libmig_reason(ret_reason, "migration of", req->pid, r);
+	return r;
 }
 
 int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progress, void *userdata,
@@ -521,7 +439,7 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 	method = mig_tenant_method(t);
 	r = check_identity(req, ret_reason);
 	if (r == 0)
-		r = migrate_chunks(t, req, todo, n, progress, userdata, &sum, ret_reason);
+		r = migrate_ranges(t, req, todo, n, progress, userdata, &sum, ret_reason);
 	if (r == 0 && req->compact_after) {
 		struct mig_relocate_result cres = { 0 };
 

@@ -19,8 +19,6 @@
 #include "identity.h"
 #include "mig.h"
 
-/* Span libmig is given per call: it sizes per-page arrays by the span. */
-#define ENGINE_CHUNK_SPAN (UINT64_C(4) << 30)
 /* Span a placement read covers between two looks at the cancel flag. */
 #define ENGINE_PLACEMENT_SLICE (UINT64_C(1) << 30)
 

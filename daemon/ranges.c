@@ -1,5 +1,5 @@
 /*
- * ranges.c - merging, intersecting and chunking address ranges (ranges.h).
+ * ranges.c - merging and intersecting address ranges (ranges.h).
  * Pure functions over arrays, so the unit tests hold every edge.
  */
 #include <errno.h>
@@ -8,8 +8,6 @@
 
 #include "ranges.h"
 #include "util.h"
-
-#define HUGE_ALIGN (UINT64_C(2) << 20)
 
 static int cmp_start(const void *a, const void *b)
 {
@@ -91,33 +89,4 @@ uint64_t ranges_span(const struct mig_range *r, size_t n)
 	for (size_t i = 0; i < n; i++)
 		s += r[i].end - r[i].start;
 	return s;
-}
-
-size_t ranges_next_chunk(const struct mig_range *r, size_t n, uint64_t max_span, size_t *pos,
-			 uint64_t *off, struct mig_range *out)
-{
-	uint64_t left = max_span < HUGE_ALIGN ? HUGE_ALIGN : max_span;
-	size_t k = 0;
-
-	while (*pos < n && left > 0) {
-		uint64_t s = r[*pos].start + *off, e = r[*pos].end;
-
-		if (e - s > left) {
-			/* Cut at a 2 MiB boundary; a range too short for one goes whole. */
-			uint64_t cut = ALIGN_DOWN(s + left, HUGE_ALIGN);
-
-			if (cut > s) {
-				out[k++] = (struct mig_range){ s, cut };
-				*off += cut - s;
-				break;
-			}
-			if (k > 0)
-				break;
-		}
-		out[k++] = (struct mig_range){ s, e };
-		left = e - s >= left ? 0 : left - (e - s);
-		(*pos)++;
-		*off = 0;
-	}
-	return k;
 }

@@ -36,14 +36,4 @@ int ranges_intersect_vmas(const struct mig_range *want, size_t nwant, const stru
 /* Total bytes of r[n]. */
 uint64_t ranges_span(const struct mig_range *r, size_t n);
 
-/*
- * Cut r[n] (sorted) into consecutive chunks of at most max_span bytes
- * each (a multiple of 2 MiB). A range is cut only at a 2 MiB-aligned
- * address, so no huge page is split by a chunk edge. Call with *pos = 0
- * and *off = 0; each call writes one chunk into out[] (room for n + 1
- * ranges) and returns its count, 0 when nothing is left.
- */
-size_t ranges_next_chunk(const struct mig_range *r, size_t n, uint64_t max_span, size_t *pos,
-			 uint64_t *off, struct mig_range *out);
-
 #endif /* MIGD_RANGES_H */

@@ -26,7 +26,6 @@
 #define PF_GONE	   4u
 #define PF_FILLED  8u
 #define PF_DONE	   16u /* its window ran */
-#define PF_EMPTY   32u /* its window held nothing present: skipped */
 #define PF_XDEV	   64u /* its VMA's own policy binds it elsewhere */
 
 #define MIG__REQUIRED_FEATURES                                                            \
@@ -72,11 +71,58 @@ static void add_errno(struct mig_migrate_result *res, int err)
 		res->errnos[res->nerrnos++] = (typeof(res->errnos[0])){ err, 1 };
 }
 
-struct job_pages {
-	size_t total;
+/* The pages of one window that ran: [base, base + np) of the job's pages. */
+struct job_win {
+	size_t base, np;
 	int32_t *err;
 	uint8_t *flags;
 };
+
+/*
+ * The job's per-page records exist only for the windows that ran:
+ * memory follows what is present, not the span of the ranges (a 1 TiB
+ * sparse reservation with a few pages costs a few windows). A page
+ * before reached that is in no window was in a window with nothing
+ * present; a page from reached on was never planned (cancelled, or the
+ * job failed first).
+ */
+struct job_pages {
+	size_t total, reached;
+	struct job_win *win;
+	size_t nwin, cap;
+};
+
+static struct job_win *job_win_add(struct job_pages *jp, size_t base, size_t np)
+{
+	struct job_win *w;
+
+	if (jp->nwin == jp->cap) {
+		size_t cap = jp->cap ? 2 * jp->cap : 16;
+		struct job_win *v = reallocarray(jp->win, cap, sizeof(*v));
+
+		if (!v)
+			return NULL;
+		jp->win = v;
+		jp->cap = cap;
+	}
+	w = &jp->win[jp->nwin];
+	/* One allocation: the errnos, then the flags. */
+	w->err = calloc(np, sizeof(*w->err) + sizeof(*w->flags));
+	if (!w->err)
+		return NULL;
+	w->flags = (uint8_t *)(w->err + np);
+	w->base = base;
+	w->np = np;
+	jp->nwin++;
+	return w;
+}
+
+static void job_pages_free(struct job_pages *jp)
+{
+	for (size_t i = 0; i < jp->nwin; i++)
+		free(jp->win[i].err);
+	free(jp->win);
+}
 
 /* VMAs up to this size are registered whole for a window (see run_window). */
 #define MIG__WHOLE_VMA_MAX (64UL << 20)
@@ -96,6 +142,7 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 {
 	_cleanup_free_ struct mig_vma *vmas = NULL;
 	struct mig__win *w = NULL;
+	struct job_win *jw;
 	size_t nvmas = 0, np = (end - start) / MIG__PAGE;
 	int r;
 
@@ -105,6 +152,11 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	r = mig__window_alloc(j->journal, np, &w);
 	if (r < 0)
 		return r;
+	jw = job_win_add(jp, base, np);
+	if (!jw) {
+		mig__window_free(w);
+		return -ENOMEM;
+	}
 	w->start = start;
 	w->node = node;
 	w->staging = staging;
@@ -140,7 +192,7 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 		 */
 		if (vma_bound_elsewhere(j, vmas[v].start)) {
 			for (uint64_t a = s; a < e; a += MIG__PAGE)
-				jp->flags[base + (a - start) / MIG__PAGE] = PF_DONE | PF_XDEV;
+				jw->flags[(a - start) / MIG__PAGE] = PF_DONE | PF_XDEV;
 			continue;
 		}
 		if (w->nregs > 0 && w->regs[w->nregs - 1].end == whole.start)
@@ -156,13 +208,13 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	for (size_t i = 0; i < np; i++) {
 		uint8_t f = PF_DONE;
 
-		if (jp->flags[base + i] & PF_XDEV) {
-			jp->err[base + i] = EXDEV;
+		if (jw->flags[i] & PF_XDEV) {
+			jw->err[i] = EXDEV;
 			continue;
 		}
 		if (!mig__bit_test(w->invma, i)) {
-			jp->err[base + i] = EFAULT;
-			jp->flags[base + i] = f;
+			jw->err[i] = EFAULT;
+			jw->flags[i] = f;
 			continue;
 		}
 		if (mig__bit_test(w->present, i))
@@ -174,8 +226,8 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 			f |= PF_GONE;
 		if (mig__bit_test(w->filled, i))
 			f |= PF_FILLED;
-		jp->flags[base + i] = f;
-		jp->err[base + i] = w->err[i];
+		jw->flags[i] = f;
+		jw->err[i] = w->err[i];
 	}
 	mig__window_free(w);
 	return r;
@@ -185,12 +237,15 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
  * Status of pages [i, e) of range rg whose windows were skipped as empty
  * (nothing present at planning): -ENOENT, as move_pages(2) says of an
  * absent page, or -EFAULT outside a writable anonymous private VMA.
+ * status is the range's own (NULL: the caller asked for none).
  */
 static void status_empty(const struct mig_range *rg, size_t i, size_t e, const struct mig_vma *vmas,
-			 size_t nvmas, int *status)
+			 size_t nvmas, int32_t *status)
 {
 	uint64_t a = rg->start + i * MIG__PAGE, b = rg->start + e * MIG__PAGE;
 
+	if (!status)
+		return;
 	for (size_t k = i; k < e; k++)
 		status[k] = -EFAULT;
 	for (size_t v = 0; v < nvmas; v++) {
@@ -204,21 +259,24 @@ static void status_empty(const struct mig_range *rg, size_t i, size_t e, const s
 	}
 }
 
-/* Final placement of the pages [i, e) of range rg, base: its first page. */
-static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t base, size_t i,
-			  size_t e, struct job_pages *jp, struct mig_migrate_result *res)
+/*
+ * Final placement of the pages of window jw, which starts at address
+ * start; status: its entries in the result's (NULL: none asked for).
+ */
+static int verify_window(struct mig__job *j, uint64_t start, const struct job_win *jw,
+			 int32_t *status, struct mig_migrate_result *res)
 {
-	_cleanup_free_ struct mig_pageinfo *pi = calloc(e - i, sizeof(*pi));
-	size_t np = e - i;
+	_cleanup_free_ struct mig_pageinfo *pi = calloc(jw->np, sizeof(*pi));
+	int32_t none;
+	size_t np = jw->np;
 	int r;
 
 	if (!pi)
 		return -ENOMEM;
 	/* One PAGEMAP_SCAN where the kernel has it (6.7+), else pagemap + kpageflags. */
-	r = mig__scan_pages(j->pid, rg->start + i * MIG__PAGE, np, pi);
+	r = mig__scan_pages(j->pid, start, np, pi);
 	if (r == 1)
-		r = mig_query_pages(j->pid, rg->start + i * MIG__PAGE, np,
-				    MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi);
+		r = mig_query_pages(j->pid, start, np, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi);
 	if (r == -ESRCH)
 		return r;
 	if (r < 0)
@@ -226,7 +284,7 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 			pi[k].node = r;
 	/* Whole THPs on a target: the huge pages kept; large folios per size. */
 	for (size_t k = 0; k < np; k++) {
-		uint64_t a = rg->start + (i + k) * MIG__PAGE;
+		uint64_t a = start + k * MIG__PAGE;
 
 		if ((pi[k].flags & MIG_PAGE_LARGE) && (pi[k].flags & MIG_PAGE_HEAD)) {
 			if (pi[k].flags & MIG_PAGE_THP)
@@ -241,14 +299,14 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 			res->huge_kept++;
 	}
 	for (size_t k = 0; k < np; k++) {
-		size_t x = base + i + k;
-		uint8_t f = jp->flags[x];
-		int node = pi[k].node, err = jp->err[x];
+		uint8_t f = jw->flags[k];
+		int node = pi[k].node, err = jw->err[k];
 		bool on_target = node >= 0 && mig_nodes_test(&j->targets, (unsigned)node);
+		int32_t *st = status ? &status[k] : &none;
 
-		res->status[x] = node;
+		*st = node;
 		if ((f & PF_XDEV) && node >= 0) {
-			res->status[x] = -EXDEV;
+			*st = -EXDEV;
 			res->pages_present++;
 			res->pages_failed++;
 			add_errno(res, EXDEV);
@@ -257,9 +315,7 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 		if (!(f & PF_PRESENT)) {
 			res->pages_absent++;
 			if (err == EFAULT)
-				res->status[x] = -EFAULT;
-			else if (!(f & PF_DONE) && err)
-				res->status[x] = -err;
+				*st = -EFAULT;
 			continue;
 		}
 		res->pages_present++;
@@ -274,7 +330,7 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 		    (node == -ENOENT && !(pi[k].flags & MIG_PAGE_SWAPPED))) {
 			res->pages_gone++;
 		} else if (node == -ENOENT) {
-			res->status[x] = -EBUSY;
+			*st = -EBUSY;
 			res->pages_failed++;
 			add_errno(res, EBUSY);
 		} else if ((f & (PF_SKIPPED | PF_FILLED)) && !err && node >= 0 && !on_target) {
@@ -284,7 +340,7 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 			 * tenant replaced it after its window (nothing tells which
 			 * once the window is unregistered). Not moved, not gone.
 			 */
-			res->status[x] = -EAGAIN;
+			*st = -EAGAIN;
 			res->pages_failed++;
 			add_errno(res, EAGAIN);
 		} else if (f & PF_SKIPPED) {
@@ -294,7 +350,7 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 		} else {
 			if (!err)
 				err = on_target || node < 0 ? EIO : EAGAIN;
-			res->status[x] = -err;
+			*st = -err;
 			res->pages_failed++;
 			add_errno(res, err);
 		}
@@ -305,12 +361,14 @@ static int verify_stretch(struct mig__job *j, const struct mig_range *rg, size_t
 /*
  * Final placement of every page, and the result. Only the windows that
  * ran are asked about: a sparse reservation's empty windows cost nothing.
+ * Pages never planned (from jp->reached on: the job was cancelled or
+ * failed first) are absent, -ECANCELED.
  */
 static int verify(struct mig__job *j, const struct mig_range *ranges, size_t n,
 		  struct job_pages *jp, struct mig_migrate_result *res)
 {
 	_cleanup_free_ struct mig_vma *vmas = NULL;
-	size_t base = 0, nvmas = 0;
+	size_t base = 0, nvmas = 0, wi = 0;
 	int r;
 
 	r = mig_read_vmas(j->pid, &vmas, &nvmas);
@@ -318,20 +376,30 @@ static int verify(struct mig__job *j, const struct mig_range *ranges, size_t n,
 		return r;
 	for (size_t k = 0; k < n; k++) {
 		size_t np = (ranges[k].end - ranges[k].start) / MIG__PAGE;
+		int32_t *status = res->status ? res->status + base : NULL;
 
 		for (size_t i = 0, e; i < np; i = e) {
-			bool empty = jp->flags[base + i] & PF_EMPTY;
+			const struct job_win *w = wi < jp->nwin ? &jp->win[wi] : NULL;
 
-			for (e = i + 1; e < np && !!(jp->flags[base + e] & PF_EMPTY) == empty; e++)
-				;
-			if (empty) {
-				status_empty(&ranges[k], i, e, vmas, nvmas, res->status + base);
-				res->pages_absent += e - i;
+			if (w && w->base == base + i) {
+				r = verify_window(j, ranges[k].start + i * MIG__PAGE, w,
+						  status ? status + i : NULL, res);
+				if (r < 0)
+					return r;
+				e = i + w->np;
+				wi++;
 				continue;
 			}
-			r = verify_stretch(j, &ranges[k], base, i, e, jp, res);
-			if (r < 0)
-				return r;
+			e = w && w->base < base + np ? w->base - base : np;
+			if (base + i < jp->reached) {
+				/* Windows with nothing present at planning. */
+				e = MIN(e, jp->reached - base);
+				status_empty(&ranges[k], i, e, vmas, nvmas, status);
+			} else {
+				for (size_t x = i; status && x < e; x++)
+					status[x] = -ECANCELED;
+			}
+			res->pages_absent += e - i;
 		}
 		base += np;
 	}
@@ -450,10 +518,11 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	for (size_t k = 0; k < n; k++)
 		jp.total += (ranges[k].end - ranges[k].start) / MIG__PAGE;
 	bytes_total = jp.total * MIG__PAGE;
-	jp.err = calloc(jp.total, sizeof(*jp.err));
-	jp.flags = calloc(jp.total, sizeof(*jp.flags));
-	res.status = calloc(jp.total, sizeof(*res.status));
-	res.nstatus = jp.total;
+	/* The only array the span sizes, and only when asked for. */
+	if (!o.no_status) {
+		res.status = calloc(jp.total, sizeof(*res.status));
+		res.nstatus = jp.total;
+	}
 	res.pages_total = jp.total;
 
 	j.t = t;
@@ -474,7 +543,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&j.lock, &la);
 	pthread_rwlockattr_destroy(&la);
-	if (!jp.err || !jp.flags || !res.status || !j.pools || !j.pool_nodes || !j.node_free ||
+	if ((!res.status && !o.no_status) || !j.pools || !j.pool_nodes || !j.node_free ||
 	    !staging) {
 		r = -ENOMEM;
 		goto out;
@@ -595,10 +664,9 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 					ri == nruns ? ranges[k].end
 						    : MAX(e, ALIGN_DOWN(runs[ri].start, o.window));
 
-				memset(jp.flags + base + (s - ranges[k].start) / MIG__PAGE,
-				       PF_DONE | PF_EMPTY, (next - s) / MIG__PAGE);
 				bytes_done += next - s;
 				s = next;
+				jp.reached = base + (s - ranges[k].start) / MIG__PAGE;
 				continue;
 			}
 
@@ -613,6 +681,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 				r = -ESRCH;
 			if (r < 0)
 				break;
+			jp.reached = base + (e - ranges[k].start) / MIG__PAGE;
 			nwin++;
 			bytes_done += e - s;
 			pace(&o, t0, j.copies * MIG__PAGE);
@@ -635,9 +704,6 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.elapsed_ns = mig__now_ns() - t0;
 	if (r == -ESRCH)
 		goto out;
-	for (size_t i = 0; i < jp.total; i++)
-		if (!(jp.flags[i] & PF_DONE) && !jp.err[i])
-			jp.err[i] = ECANCELED;
 	{
 		int q = verify(&j, ranges, n, &jp, &res);
 
@@ -684,8 +750,7 @@ out:
 	free(j.pool_nodes);
 	free(j.node_free);
 	free(staging);
-	free(jp.err);
-	free(jp.flags);
+	job_pages_free(&jp);
 	free(res.status);
 	return r;
 }
@@ -781,6 +846,11 @@ int mig_migrate(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	r = migrate_job(t, m, (size_t)nm, targets, opts, progress, userdata, &res);
 	if (r < 0 && r != -ECANCELED)
 		return r;
+	if (!res.status) {
+		/* No status asked for (opts->no_status): the counts are the merged ranges'. */
+		*ret_result = res;
+		return r;
+	}
 	/* The status follows the ranges as asked, repeats included. */
 	status = calloc(asked, sizeof(*status));
 	if (!status) {

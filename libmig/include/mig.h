@@ -463,6 +463,13 @@ struct mig_migrate_opts {
 	 */
 	const char *staging_dir;
 	const char *journal_dir;
+	/*
+	 * No per-page status in the result (status NULL, nstatus 0): the
+	 * status is the one part of a job's memory the span of the ranges
+	 * sizes (4 bytes a page: 1 GiB for a 1 TiB range), everything else
+	 * follows the windows that hold pages. The counts are the same.
+	 */
+	bool no_status;
 };
 
 #define MIG_PHASE_STAGED 1
@@ -542,8 +549,9 @@ struct mig_migrate_result {
 	 * node the page is on afterwards, or -errno: -ENOENT not present,
 	 * -EFAULT unmapped, -EAGAIN still being written after max_passes,
 	 * -ENOMEM target full, -EXDEV the tenant's own memory policy binds
-	 * this VMA elsewhere (left out before any work), or the copy's
-	 * errno. malloc'd.
+	 * this VMA elsewhere (left out before any work), -ECANCELED never
+	 * reached (cancelled), or the copy's errno. malloc'd; NULL with
+	 * opts->no_status.
 	 */
 	int32_t *status;
 	size_t nstatus;

@@ -87,41 +87,6 @@ START_TEST(test_intersect)
 	free(out);
 }
 END_TEST
-
-START_TEST(test_chunks)
-{
-	/* 10 MiB from an unaligned start, then 1 MiB, then 3 MiB; chunks of 4 MiB. */
-	struct mig_range r[] = { { M + 4096, 11 * M + 4096 },
-				 { 20 * M, 21 * M },
-				 { 30 * M, 33 * M } };
-	struct mig_range out[4];
-	uint64_t off = 0, total = 0;
-	size_t pos = 0, k, chunks = 0;
-
-	while ((k = ranges_next_chunk(r, 3, 4 * M, &pos, &off, out)) > 0) {
-		uint64_t span = ranges_span(out, k);
-
-		ck_assert_uint_le(span, 4 * M);
-		for (size_t i = 0; i < k; i++) {
-			/* Every cut inside a range is at a 2 MiB boundary. */
-			bool range_start = false, range_end = false;
-
-			for (size_t j = 0; j < 3; j++) {
-				range_start |= out[i].start == r[j].start;
-				range_end |= out[i].end == r[j].end;
-			}
-			ck_assert(range_start || out[i].start % (2 * M) == 0);
-			ck_assert(range_end || out[i].end % (2 * M) == 0);
-		}
-		total += span;
-		chunks++;
-		ck_assert_uint_lt(chunks, 20);
-	}
-	ck_assert_uint_eq(total, ranges_span(r, 3));
-	ck_assert_uint_ge(chunks, 4);
-}
-END_TEST
-
 static Suite *ranges_suite(void)
 {
 	Suite *s = suite_create("ranges");
@@ -130,7 +95,6 @@ static Suite *ranges_suite(void)
 	tcase_add_test(tc, test_normalize);
 	tcase_add_test(tc, test_normalize_many_overlaps);
 	tcase_add_test(tc, test_intersect);
-	tcase_add_test(tc, test_chunks);
 	suite_add_tcase(s, tc);
 	return s;
 }
