@@ -314,12 +314,13 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
 			       json_object_new_int64((int64_t)res->huge_collapse_failed));
 	json_object_object_add(o, "huge_fallback",
 			       json_object_new_int64((int64_t)res->huge_fallback));
-	json_object_object_add(o, "huge_path",
-			       json_object_new_string(res->huge_moved && res->huge_collapsed ? "move+copy"
-						      : res->huge_moved			     ? "move"
-						      : res->huge_collapsed || res->huge_collapse_failed
-							      ? "copy"
-							      : "none"));
+	json_object_object_add(
+		o, "huge_path",
+		json_object_new_string(res->huge_moved && res->huge_collapsed ? "move+copy"
+				       : res->huge_moved		      ? "move"
+				       : res->huge_collapsed || res->huge_collapse_failed
+					       ? "copy"
+					       : "none"));
 	json_object_object_add(o, "windows", json_object_new_int64((int64_t)res->windows));
 	json_object_object_add(o, "faults", json_object_new_int64((int64_t)res->faults));
 	json_object_object_add(o, "elapsed_us",

@@ -435,7 +435,10 @@ static int scratch_setup(struct mig__job *j, uint64_t window)
 	}
 	j->scratch_dst = ALIGN_UP(j->scratch + MIG__PAGE, (uint64_t)MIG__PMD);
 	j->scratch_dst_len = window;
-	/* Known to the journal before it is registered: a restarted migd unregisters and unmaps it. */
+	/*
+	 * Known to the journal before it is registered: a restarted migd
+	 * unregisters and unmaps it.
+	 */
 	mig__journal_scratch(j->journal, j->scratch, j->scratch_len, j->scratch_dst, window);
 	r = mig__uffd_register(j->uffd, j->scratch_dst, window, UFFDIO_REGISTER_MODE_MISSING, NULL);
 	if (r < 0)

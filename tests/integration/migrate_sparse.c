@@ -15,8 +15,8 @@
  */
 #include "integration/migrate_common.h"
 
-#define SPARSE_SIZE  "256G"
-#define TIME_LIMIT_S 30.0
+#define SPARSE_SIZE   "256G"
+#define TIME_LIMIT_S  30.0
 #define MAX_GROWTH_MB 32
 
 /* This process's peak RSS in KiB; reset (clear_refs 5) with reset. */
