@@ -342,6 +342,14 @@ MIG_INTERNAL void mig__window_free(struct mig__win *w);
  */
 MIG_INTERNAL void mig__huge_stage(struct mig__job *j, struct mig__win *w, struct mig__pool *pool);
 /*
+ * Before the first FREEZE of a window: mark the pages mapped by a PMD now
+ * in w->thp (the first scan, after the FREEZE, then says what they are).
+ * A write between the FREEZE and that scan then un-protects its whole
+ * block: un-protecting 4 KiB of a PMD would split it, and the THP could
+ * no longer be placed whole.
+ */
+MIG_INTERNAL void mig__huge_hint(struct mig__job *j, struct mig__win *w);
+/*
  * When the zap set is fixed (caller holds j->lock for writing): a whole
  * THP is taken out whole or not at all. A THP block some of whose pages
  * were written since they were staged leaves the zap set whole, all its

@@ -36,6 +36,7 @@
 
 #include "bitmap.h"
 #include "engine.h"
+#include "procfs.h"
 
 struct hstage {
 	struct mig__job *j;
@@ -120,6 +121,31 @@ void mig__huge_stage(struct mig__job *j, struct mig__win *w, struct mig__pool *p
 	pthread_mutex_destroy(&h.mu);
 	pthread_rwlock_wrlock(&j->lock);
 	memcpy(w->hready, ready, MIG__BITMAP_WORDS(nb) * sizeof(uint64_t));
+	pthread_rwlock_unlock(&j->lock);
+}
+
+void mig__huge_hint(struct mig__job *j, struct mig__win *w)
+{
+	_cleanup_free_ uint64_t *pmd = NULL;
+	size_t words = MIG__BITMAP_WORDS(w->npages);
+
+	if (!j->hscratch)
+		return;
+	pmd = calloc(words, sizeof(uint64_t));
+	if (!pmd)
+		return;
+	/* Pages are contiguous unless a REMAP moved some: ask runs. */
+	for (size_t i = 0; i < w->npages;) {
+		size_t k = i + 1;
+
+		while (k < w->npages && w->addr[k] == w->addr[k - 1] + MIG__PAGE)
+			k++;
+		/* A hint only: where it fails, a write un-protects just its page. */
+		(void)mig__pmd_mapped(j->pid, w->addr[i], k - i, pmd, i);
+		i = k;
+	}
+	pthread_rwlock_wrlock(&j->lock);
+	memcpy(w->thp, pmd, words * sizeof(uint64_t));
 	pthread_rwlock_unlock(&j->lock);
 }
 

@@ -26,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "bitmap.h"
 #include "compat.h"
 #include "mig.h"
 #include "procfs.h"
@@ -395,36 +396,46 @@ int mig_query_pages(pid_t pid, uint64_t start, size_t npages, unsigned what,
 /* 0 until PAGEMAP_SCAN was found missing (then 1): asked once a process. */
 static int no_pm_scan;
 
-int mig__scan_pages(pid_t pid, uint64_t start, size_t npages, struct mig_pageinfo *out)
+/*
+ * The PAGEMAP_SCAN walk of mig__scan_pages and mig__pmd_mapped, written
+ * once: [start, start + npages pages) of pid is asked with the masks of
+ * *mask, vec_len regions at a time, and fn gets each batch with the span
+ * [at, walk_end) it covers (every page of the range is in exactly one
+ * span). Returns 0, 1 when the kernel has no PAGEMAP_SCAN (found at the
+ * first call and remembered), or -errno (fn's own; -ESRCH when the
+ * process is gone).
+ */
+static int pm_scan(pid_t pid, uint64_t start, size_t npages, const struct pm_scan_arg *mask,
+		   struct page_region *vec, size_t vec_len,
+		   int (*fn)(void *ctx, const struct page_region *v, int n, uint64_t at,
+			     uint64_t walk_end),
+		   void *ctx)
 {
 	_cleanup_close_ int fd = -EBADF;
-	struct page_region vec[512];
-	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE), end, at;
+	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE), end;
 	char path[64];
-	int r;
 
 	if (__atomic_load_n(&no_pm_scan, __ATOMIC_RELAXED))
 		return 1;
-	if (pid <= 0 || !out || npages == 0 || start % ps || npages > (UINT64_MAX - start) / ps)
+	if (pid <= 0 || npages == 0 || start % ps || npages > (UINT64_MAX - start) / ps)
 		return -EINVAL;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
-	memset(out, 0, npages * sizeof(*out));
 	end = start + npages * ps;
-	for (at = start; at < end;) {
+	for (uint64_t at = start; at < end;) {
 		struct pm_scan_arg arg = {
 			.size = sizeof(arg),
 			.start = at,
 			.end = end,
 			.vec = (uintptr_t)vec,
-			.vec_len = ARRAY_SIZE(vec),
-			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_WRITTEN |
-				       PAGE_IS_PFNZERO | PAGE_IS_HUGE,
+			.vec_len = vec_len,
+			.category_mask = mask->category_mask,
+			.category_anyof_mask = mask->category_anyof_mask,
+			.return_mask = mask->return_mask,
 		};
-		int n = ioctl(fd, PAGEMAP_SCAN, &arg);
+		int n = ioctl(fd, PAGEMAP_SCAN, &arg), r;
 
 		if (n < 0) {
 			if ((errno == ENOTTY || errno == EINVAL) && at == start) {
@@ -433,40 +444,114 @@ int mig__scan_pages(pid_t pid, uint64_t start, size_t npages, struct mig_pageinf
 			}
 			return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
 		}
-		for (int k = 0; k < n; k++) {
-			uint64_t c = vec[k].categories;
-			size_t i = (size_t)((vec[k].start - start) / ps),
-			       e = (size_t)((vec[k].end - start) / ps);
-
-			/*
-			 * A PMD-mapped block: pagemap and kpageflags tell the
-			 * huge zero page and the folio's order, as before.
-			 */
-			if ((c & PAGE_IS_HUGE) && (c & PAGE_IS_PRESENT)) {
-				r = query_pagemap(pid, vec[k].start, e - i, out + i);
-				if (r < 0)
-					return r;
-				continue;
-			}
-			for (; i < e; i++) {
-				uint32_t f = 0;
-
-				if (c & PAGE_IS_PRESENT)
-					f |= MIG_PAGE_PRESENT;
-				if (c & PAGE_IS_SWAPPED)
-					f |= MIG_PAGE_SWAPPED;
-				if (!(c & PAGE_IS_WRITTEN))
-					f |= MIG_PAGE_UFFD_WP;
-				if ((c & PAGE_IS_PFNZERO) && (c & PAGE_IS_PRESENT))
-					f |= MIG_PAGE_ZERO;
-				out[i].flags = f;
-			}
-		}
 		if (arg.walk_end <= at)
 			return -EIO;
+		r = fn(ctx, vec, n, at, arg.walk_end);
+		if (r < 0)
+			return r;
 		at = arg.walk_end;
 	}
+	return 0;
+}
+
+struct scan_pages_ctx {
+	pid_t pid;
+	uint64_t start, ps;
+	struct mig_pageinfo *out;
+};
+
+/* mig__scan_pages: the pages of one span into out[], zeroed first. */
+static int scan_pages_batch(void *ctx, const struct page_region *vec, int n, uint64_t at,
+			    uint64_t walk_end)
+{
+	const struct scan_pages_ctx *c = ctx;
+
+	memset(c->out + (at - c->start) / c->ps, 0,
+	       (size_t)((walk_end - at) / c->ps) * sizeof(*c->out));
+	for (int k = 0; k < n; k++) {
+		uint64_t cat = vec[k].categories;
+		size_t i = (size_t)((vec[k].start - c->start) / c->ps),
+		       e = (size_t)((vec[k].end - c->start) / c->ps);
+
+		/*
+		 * A PMD-mapped block: pagemap and kpageflags tell the
+		 * huge zero page and the folio's order, as before.
+		 */
+		if ((cat & PAGE_IS_HUGE) && (cat & PAGE_IS_PRESENT)) {
+			int r = query_pagemap(c->pid, vec[k].start, e - i, c->out + i);
+
+			if (r < 0)
+				return r;
+			continue;
+		}
+		for (; i < e; i++) {
+			uint32_t f = 0;
+
+			if (cat & PAGE_IS_PRESENT)
+				f |= MIG_PAGE_PRESENT;
+			if (cat & PAGE_IS_SWAPPED)
+				f |= MIG_PAGE_SWAPPED;
+			if (!(cat & PAGE_IS_WRITTEN))
+				f |= MIG_PAGE_UFFD_WP;
+			if ((cat & PAGE_IS_PFNZERO) && (cat & PAGE_IS_PRESENT))
+				f |= MIG_PAGE_ZERO;
+			c->out[i].flags = f;
+		}
+	}
+	return 0;
+}
+
+int mig__scan_pages(pid_t pid, uint64_t start, size_t npages, struct mig_pageinfo *out)
+{
+	static const struct pm_scan_arg mask = {
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_WRITTEN |
+			       PAGE_IS_PFNZERO | PAGE_IS_HUGE,
+	};
+	struct page_region vec[512];
+	struct scan_pages_ctx c = { pid, start, (uint64_t)sysconf(_SC_PAGESIZE), out };
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = pm_scan(pid, start, npages, &mask, vec, ARRAY_SIZE(vec), scan_pages_batch, &c);
+	if (r != 0)
+		return r;
 	return query_nodes(pid, start, npages, true, out);
+}
+
+struct pmd_mapped_ctx {
+	uint64_t start, ps;
+	uint64_t *bits;
+	size_t bit0;
+};
+
+/* mig__pmd_mapped: the PMD-mapped regions of one span into the bitmap. */
+static int pmd_mapped_batch(void *ctx, const struct page_region *vec, int n, uint64_t at,
+			    uint64_t walk_end)
+{
+	const struct pmd_mapped_ctx *c = ctx;
+
+	(void)at;
+	(void)walk_end;
+	for (int k = 0; k < n; k++)
+		for (uint64_t a = vec[k].start; a < vec[k].end; a += c->ps)
+			mig__bit_set(c->bits, c->bit0 + (size_t)((a - c->start) / c->ps));
+	return 0;
+}
+
+int mig__pmd_mapped(pid_t pid, uint64_t start, size_t npages, uint64_t *bits, size_t bit0)
+{
+	static const struct pm_scan_arg mask = {
+		.category_mask = PAGE_IS_PRESENT | PAGE_IS_HUGE,
+		.return_mask = PAGE_IS_HUGE,
+	};
+	struct page_region vec[64];
+	struct pmd_mapped_ctx c = { start, (uint64_t)sysconf(_SC_PAGESIZE), bits, bit0 };
+
+	if (!bits)
+		return -EINVAL;
+	return pm_scan(pid, start, npages, &mask, vec, ARRAY_SIZE(vec), pmd_mapped_batch, &c);
 }
 
 /* Present stretches, grown as they are found. */

@@ -85,6 +85,15 @@ MIG_INTERNAL int mig__present_runs(pid_t pid, uint64_t start, uint64_t end, uint
 MIG_INTERNAL int mig__scan_pages(pid_t pid, uint64_t start, size_t npages,
 				 struct mig_pageinfo *out);
 
+/*
+ * Which pages of [start, start + npages * 4 KiB) of pid are mapped by a
+ * PMD (present, PAGE_IS_HUGE): bit bit0 + i of bits set for page i, the
+ * other bits left alone. One PAGEMAP_SCAN; nothing else is asked. Returns 0, 1
+ * when the kernel has no PAGEMAP_SCAN, or -errno.
+ */
+MIG_INTERNAL int mig__pmd_mapped(pid_t pid, uint64_t start, size_t npages, uint64_t *bits,
+				 size_t bit0);
+
 /* Order of a PMD-sized THP on this machine (9 on x86_64 with 4 KiB pages). */
 MIG_INTERNAL unsigned mig__pmd_order(void);
 

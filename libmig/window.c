@@ -227,12 +227,16 @@ static bool dirty_now(struct mig__job *j, const struct mig__win *w, size_t i)
  */
 static int scan(struct mig__job *j, struct mig__win *w, bool first)
 {
+	_cleanup_free_ uint64_t *thp = NULL;
 	struct mig_pageinfo *pi;
 	int r = 0;
 
 	pi = calloc(w->npages, sizeof(*pi));
-	if (!pi)
+	thp = first ? calloc(MIG__BITMAP_WORDS(w->npages), sizeof(uint64_t)) : NULL;
+	if (!pi || (first && !thp)) {
+		free(pi);
 		return -ENOMEM;
+	}
 	/* Pages are contiguous unless a REMAP moved some: query runs. */
 	for (size_t i = 0; i < w->npages && r >= 0;) {
 		size_t k = i + 1;
@@ -288,7 +292,7 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 			continue;
 		mig__bit_set(w->present, i);
 		if (pi[i].flags & MIG_PAGE_THP)
-			mig__bit_set(w->thp, i);
+			mig__bit_set(thp, i);
 		/* Large folios before the job moved anything (after the edge splits). */
 		if ((pi[i].flags & MIG_PAGE_LARGE) && (pi[i].flags & MIG_PAGE_HEAD)) {
 			if (pi[i].flags & MIG_PAGE_THP)
@@ -302,6 +306,15 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 		}
 	}
 out:
+	/*
+	 * The THPs as this scan found them replace the hint (mig__huge_hint)
+	 * in one go: a write fault in between sees the one or the other.
+	 */
+	if (first && r >= 0) {
+		pthread_rwlock_wrlock(&j->lock);
+		memcpy(w->thp, thp, MIG__BITMAP_WORDS(w->npages) * sizeof(uint64_t));
+		pthread_rwlock_unlock(&j->lock);
+	}
 	free(pi);
 	return r;
 }
@@ -497,6 +510,8 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 		mig__bitmap_zero(w->zap, w->npages);
 		pthread_rwlock_unlock(&j->lock);
 
+		if (pass == 1)
+			mig__huge_hint(j, w);
 		/* FREEZE: from here on every write to sel reaches the fault thread. */
 		r = protect(j, w, w->sel, true);
 		if (r < 0)

@@ -16,8 +16,9 @@
  * only printed there: the 6.1 guest's collapses fail, 30 of 32). With two nodes
  * >= 90 % of the THPs are on node 1 afterwards (huge_kept; not on 6.1).
  * keep-any: as keep, but the THPs may have come back either way (placed
- * whole or re-formed): >= 90 % of them did. The qemu guests use it: on the
- * 6.12 guest most blocks still take the copy path (docs/engine.md).
+ * whole or re-formed): >= 90 % of them did. The qemu guests used it while
+ * most 6.12 guest blocks took the copy path; with the hint before the first
+ * FREEZE the 6.12 guest passes keep (32 of 32 placed whole, docs/engine.md).
  * split (opts.no_collapse, huge_pages = split): no THP is placed whole or
  * re-formed, and at most 10 % of the AnonHugePages are left (khugepaged
  * may collapse some meanwhile).
