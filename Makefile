@@ -222,6 +222,7 @@ $(B)/libmig.pc: libmig/libmig.pc.in Makefile
 # sanitizers check (our code) runs on the host suites. Plain `make check`
 # (and CI) runs the guests.
 check: all
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory check-unit
 	@$(MAKE) --no-print-directory check-integration
 ifeq ($(SANITIZE),)

@@ -89,8 +89,8 @@ MIG_INTERNAL int mig__proc_starttime(pid_t pid, uint64_t *ret);
 MIG_INTERNAL int mig__journal_open(const char *dir, mig_tenant *t, uint64_t max_pages,
 				   struct mig__journal **ret);
 /* The staging file the windows' content goes to (before the first window). */
-MIG_INTERNAL void mig__journal_staging(struct mig__journal *jr, const char *path,
-				       const void *base, uint64_t size);
+MIG_INTERNAL void mig__journal_staging(struct mig__journal *jr, const char *path, const void *base,
+				       uint64_t size);
 /* Remove the journal (the job ended and left nothing to undo); NULL is fine. */
 MIG_INTERNAL void mig__journal_close(struct mig__journal *jr);
 /* The MOVE zap's scratch area inside the tenant. NULL jr is fine. */
@@ -224,7 +224,7 @@ struct mig__job {
 	struct mig__node_free {
 		int64_t bytes;
 		uint64_t read_ns, used;
-	} *node_free;
+	} * node_free;
 	/* VMA policies read at planning (numa_maps); VMAs they bind elsewhere are skipped. */
 	struct mig__vma_policy *pols;
 	size_t npols;
@@ -286,10 +286,10 @@ struct mig__job {
 	uint64_t retried;
 	uint64_t max_pass;
 	uint64_t collapse_failed;
-	uint64_t collapsed;	   /* THPs re-formed with MADV_COLLAPSE */
-	uint64_t huge_moved;	   /* THPs placed whole with one PMD move */
-	uint64_t huge_stage_failed; /* blocks whose huge staging gave no THP on the target */
-	uint64_t huge_place_failed; /* blocks whose PMD move was refused or split */
+	uint64_t collapsed;		  /* THPs re-formed with MADV_COLLAPSE */
+	uint64_t huge_moved;		  /* THPs placed whole with one PMD move */
+	uint64_t huge_stage_failed;	  /* blocks whose huge staging gave no THP on the target */
+	uint64_t huge_place_failed;	  /* blocks whose PMD move was refused or split */
 	uint64_t thp_before, mthp_before; /* large folio heads at the first scans */
 };
 
@@ -370,8 +370,8 @@ MIG_INTERNAL void mig__huge_written(struct mig__job *j, struct mig__win *w, size
  * is ready, and every page was taken out by us, is not filled, not gone,
  * at its PMD-aligned address. *ret_src gets the slot.
  */
-MIG_INTERNAL bool mig__huge_placeable(const struct mig__job *j, const struct mig__win *w,
-				      size_t i, uint64_t *ret_src);
+MIG_INTERNAL bool mig__huge_placeable(const struct mig__job *j, const struct mig__win *w, size_t i,
+				      uint64_t *ret_src);
 /*
  * The PMD move of the block at page i returned ret and moved bytes: its
  * pages that are back are filled, the block counts as placed when it is a

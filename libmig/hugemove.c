@@ -184,7 +184,7 @@ void mig__huge_whole_or_none(struct mig__job *j, struct mig__win *w)
 }
 
 void mig__huge_written(struct mig__job *j, struct mig__win *w, size_t i, uint64_t *ret_start,
-			uint64_t *ret_len)
+		       uint64_t *ret_len)
 {
 	size_t b = i - i % MIG__PMD_PAGES;
 	bool whole = j->hscratch && b + MIG__PMD_PAGES <= w->npages && w->addr[b] % MIG__PMD == 0;
@@ -242,8 +242,7 @@ bool mig__huge_placeable(const struct mig__job *j, const struct mig__win *w, siz
 	return true;
 }
 
-void mig__huge_placed(struct mig__job *j, struct mig__win *w, size_t i, int64_t ret,
-		      uint64_t moved)
+void mig__huge_placed(struct mig__job *j, struct mig__win *w, size_t i, int64_t ret, uint64_t moved)
 {
 	size_t m = MIN(moved / MIG__PAGE, MIG__PMD_PAGES);
 	struct mig_pageinfo pi;

@@ -87,9 +87,11 @@ int main(int argc, char **argv)
 	move = mig_tenant_features(w.t) & UFFD_FEATURE_MOVE;
 	before = anon_huge_kb(w.pid, w.addr, w.addr + w.len);
 	thps = before / 2048;
-	printf("# data at 0x%" PRIx64 ", huge_pages=%s, UFFDIO_MOVE %s, AnonHugePages before: %" PRIu64
-	       " kB (%" PRIu64 " THPs of %" PRIu64 ")\n",
-	       w.addr, split ? "split" : "keep", move ? "yes" : "no", before, thps, w.len / (2 << 20));
+	printf("# data at 0x%" PRIx64
+	       ", huge_pages=%s, UFFDIO_MOVE %s, AnonHugePages before: %" PRIu64 " kB (%" PRIu64
+	       " THPs of %" PRIu64 ")\n",
+	       w.addr, split ? "split" : "keep", move ? "yes" : "no", before, thps,
+	       w.len / (2 << 20));
 	if (thps < w.len / (2 << 20) / 4) {
 		wt_kill(&w);
 		SKIP("only %" PRIu64 " of %" PRIu64 " 2 MiB blocks became THPs (THP disabled or "
@@ -146,8 +148,9 @@ int main(int argc, char **argv)
 			FAIL("%" PRIu64 " of %" PRIu64 " THPs placed whole, %" PRIu64 " re-formed",
 			     res.huge_moved, thps, res.huge_collapsed);
 		}
-		if (!any && move && ((res.huge_collapsed + res.huge_collapse_failed) * 100 > thps * 10 ||
-			     res.huge_moved * 100 < thps * 90)) {
+		if (!any && move &&
+		    ((res.huge_collapsed + res.huge_collapse_failed) * 100 > thps * 10 ||
+		     res.huge_moved * 100 < thps * 90)) {
 			wt_kill(&w);
 			FAIL("UFFDIO_MOVE: %" PRIu64 " of %" PRIu64 " THPs placed whole, %" PRIu64
 			     " needed MADV_COLLAPSE (%" PRIu64 " failed)",
@@ -157,8 +160,8 @@ int main(int argc, char **argv)
 		    (res.huge_moved ||
 		     (res.huge_collapsed + res.huge_collapse_failed) * 100 < thps * 90)) {
 			wt_kill(&w);
-			FAIL("no UFFDIO_MOVE: %" PRIu64 " placed whole, %" PRIu64 " collapsed, %" PRIu64
-			     " collapses failed, of %" PRIu64 " THPs",
+			FAIL("no UFFDIO_MOVE: %" PRIu64 " placed whole, %" PRIu64
+			     " collapsed, %" PRIu64 " collapses failed, of %" PRIu64 " THPs",
 			     res.huge_moved, res.huge_collapsed, res.huge_collapse_failed, thps);
 		}
 		if ((move || any) && two && res.huge_kept * 100 < thps * 90) {
@@ -173,8 +176,13 @@ int main(int argc, char **argv)
 	r = wt_stop(&w, NULL, NULL);
 	if (r != 0)
 		FAIL("tenant reported bad pages (exit %d)", r);
-	printf("PASS: %s, %s\n", split ? "split" : any ? "keep-any" : "keep",
-	       split ? "4 KiB" : res.huge_moved && res.huge_collapsed ? "PMD move and copy + MADV_COLLAPSE"
-	       : res.huge_moved ? "PMD move" : "copy + MADV_COLLAPSE");
+	printf("PASS: %s, %s\n",
+	       split ? "split"
+	       : any ? "keep-any"
+		     : "keep",
+	       split				      ? "4 KiB"
+	       : res.huge_moved && res.huge_collapsed ? "PMD move and copy + MADV_COLLAPSE"
+	       : res.huge_moved			      ? "PMD move"
+						      : "copy + MADV_COLLAPSE");
 	return 0;
 }
