@@ -652,8 +652,24 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	if (!pool)
 		return -EINVAL;
 
+	/*
+	 * Publish the window before its first registration. From then on
+	 * the tenant's UNMAP/REMAP/REMOVE of a registered piece raises an
+	 * event, and the fault thread must apply it to this window: read
+	 * while j->win was still NULL it would be dropped, the window would
+	 * keep the page at its old address, and a fault at the new one (a
+	 * page zapped later, moved by the tenant) would get the zero page.
+	 * The registrations run under the read lock, so no event is applied
+	 * in the middle of the loop (regs_remap() may reorder w->regs); the
+	 * tenant never waits for us with its mmap lock held, so it cannot
+	 * deadlock: its events and faults are served once we let go.
+	 */
+	pthread_rwlock_wrlock(&j->lock);
+	j->win = w;
+	pthread_rwlock_unlock(&j->lock);
 	/* From the first registration on, a crash needs the journal to undo it. */
 	mig__journal_window_begin(j->journal, w);
+	pthread_rwlock_rdlock(&j->lock);
 	for (; reg < w->nregs; reg++) {
 		uint64_t ioctls = 0;
 
@@ -672,13 +688,14 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 		for (size_t k = 0; k < reg; k++)
 			(void)mig__uffd_unregister(j->uffd, w->regs[k].start,
 						   w->regs[k].end - w->regs[k].start);
-		set_err(w, w->invma, -r);
+		pthread_rwlock_unlock(&j->lock);
 		mig__journal_window_end(j->journal);
+		pthread_rwlock_wrlock(&j->lock);
+		set_err(w, w->invma, -r);
+		j->win = NULL;
+		pthread_rwlock_unlock(&j->lock);
 		return r == -EOPNOTSUPP || r == -ESRCH ? r : 0;
 	}
-
-	pthread_rwlock_wrlock(&j->lock);
-	j->win = w;
 	pthread_rwlock_unlock(&j->lock);
 
 	r = passes(j, w, pool);
