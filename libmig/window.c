@@ -697,6 +697,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 		return r == -EOPNOTSUPP || r == -ESRCH ? r : 0;
 	}
 	pthread_rwlock_unlock(&j->lock);
+	hook(j, w, MIG_PHASE_REGISTERED);
 
 	r = passes(j, w, pool);
 	if (r < 0) {

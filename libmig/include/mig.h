@@ -443,7 +443,8 @@ struct mig_migrate_opts {
 	const struct mig_copy_engine *engine; /* NULL: mig_copy_engine_default() */
 	/*
 	 * For tests: called on the job's thread inside each window, at
-	 * MIG_PHASE_STAGED (content staged, nothing zapped yet) and
+	 * MIG_PHASE_REGISTERED (its ranges registered, nothing protected
+	 * nor staged yet), MIG_PHASE_STAGED (content staged, nothing zapped yet) and
 	 * MIG_PHASE_ZAPPED (zapped, not yet filled: the tenant's faults are
 	 * being served from staging). May block; the fault thread runs on.
 	 */
@@ -472,8 +473,9 @@ struct mig_migrate_opts {
 	bool no_status;
 };
 
-#define MIG_PHASE_STAGED 1
-#define MIG_PHASE_ZAPPED 2
+#define MIG_PHASE_STAGED     1
+#define MIG_PHASE_ZAPPED     2
+#define MIG_PHASE_REGISTERED 3
 
 struct mig_migrate_progress {
 	uint64_t bytes_done;  /* of the ranges, windows finished */

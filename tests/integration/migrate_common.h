@@ -385,6 +385,7 @@ struct evtest {
 	const char *cmd;
 	char answer[512];
 	int done;
+	int phase; /* when in the window the command runs, 0: MIG_PHASE_ZAPPED */
 };
 
 static inline void ev_hook(int phase, const struct mig_range *win, void *ud)
@@ -393,7 +394,7 @@ static inline void ev_hook(int phase, const struct mig_range *win, void *ud)
 	uint64_t off = win->start - e->w->addr;
 	char cmd[256];
 
-	if (phase != MIG_PHASE_ZAPPED || e->done || off < e->w->len / 4)
+	if (phase != (e->phase ? e->phase : MIG_PHASE_ZAPPED) || e->done || off < e->w->len / 4)
 		return;
 	e->done = 1;
 	if (!strcmp(e->cmd, "exit") || !strcmp(e->cmd, "fork"))
