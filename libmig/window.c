@@ -640,6 +640,26 @@ static void unregister_grown(struct mig__job *j, struct mig__win *w)
 	}
 }
 
+/*
+ * Before a window lets go: every event the tenant raised while its ranges
+ * were registered has been read and applied to it. Read later, such an
+ * event would be applied to the next window, whose addresses were read
+ * after the change the event describes (a REMAP would move that window's
+ * pages to where they are not). Nothing of this window is registered any
+ * more, so no new event can be prepared for it; the kernel keeps the
+ * uffd's mmap_changing raised from an event's preparation until it is
+ * read (mig__uffd_events_pending), and the fault thread applies what it
+ * read before it lets go of the job lock, which the caller takes next.
+ */
+static void events_read(struct mig__job *j)
+{
+	uint64_t deadline = mig__now_ns() + 2000ULL * 1000 * 1000;
+
+	while (mig__uffd_events_pending(j->uffd) && mig__now_ns() < deadline &&
+	       !__atomic_load_n(&j->exited, __ATOMIC_ACQUIRE))
+		usleep(100);
+}
+
 int mig__window_run(struct mig__job *j, struct mig__win *w)
 {
 	struct mig__pool *pool = NULL;
@@ -721,6 +741,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 					   w->regs[k].end - w->regs[k].start);
 	pthread_rwlock_unlock(&j->lock);
 	unregister_grown(j, w);
+	events_read(j);
 	mig__journal_window_end(j->journal);
 	pthread_rwlock_wrlock(&j->lock);
 	j->win = NULL;
