@@ -311,9 +311,11 @@ MIG_API int mig_tenant_fd_in_tenant(const mig_tenant *t);
 /* UFFDIO_API ioctls mask. */
 MIG_API uint64_t mig_tenant_ioctls(const mig_tenant *t);
 /*
- * Total nanoseconds the tenant's thread was held stopped by ptrace
- * injection since attach (0 with the agent); *ret_max_ns (may be NULL)
- * gets the longest single stop.
+ * Total nanoseconds the tenant's threads were held stopped by ptrace since
+ * attach; *ret_max_ns (may be NULL) gets the longest single stop. With the
+ * agent 0, unless the agent could not stop the threads for a zap (one
+ * blocks its signal, or the host has its own handler for it) and ptrace
+ * did (tests/integration/migrate_agent_stop.c).
  */
 MIG_API uint64_t mig_tenant_stop_ns(const mig_tenant *t, uint64_t *ret_max_ns);
 

@@ -158,6 +158,54 @@ static inline void wt_read_proc(pid_t pid, const char *tid, const char *what, ch
 	buf[n > 0 ? n : 0] = 0;
 }
 
+/* fn(pid, tid, ud) for each thread of pid; -errno when pid has no task list. */
+static inline int wt_each_thread(pid_t pid, void (*fn)(pid_t pid, const char *tid, void *ud),
+				 void *ud)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			fn(pid, e->d_name, ud);
+	closedir(d);
+	return 0;
+}
+
+static inline void wt_dump_threads(pid_t pid, const char *why, int depth);
+
+struct wt_dump {
+	const char *why;
+	int depth;
+};
+
+static inline void wt_dump_thread(pid_t pid, const char *tid, void *ud)
+{
+	const struct wt_dump *w = ud;
+	char buf[2048], st[512], wchan[128], kids[256];
+	const char *p;
+
+	wt_read_proc(pid, tid, "stat", st, sizeof(st));
+	wt_read_proc(pid, tid, "wchan", wchan, sizeof(wchan));
+	wt_read_proc(pid, tid, "stack", buf, sizeof(buf));
+	p = strrchr(st, ')');
+	fprintf(stderr, "%s %d thread %s state %c waits in %s\n%s", w->why, pid, tid,
+		p && p[1] ? p[2] : '?', wchan, buf);
+	wt_read_proc(pid, tid, "children", kids, sizeof(kids));
+	for (char *k = kids, *sp; w->depth < 2 && *k; k = sp) {
+		pid_t c = (pid_t)strtol(k, &sp, 10);
+
+		if (sp == k)
+			break;
+		wt_dump_threads(c, "  child", w->depth + 1);
+	}
+}
+
 /*
  * Where each thread of a tenant (and of the children it has forked) waits:
  * its state, wchan and kernel stack (root reads it), on stderr. A tenant
@@ -165,34 +213,56 @@ static inline void wt_read_proc(pid_t pid, const char *tid, const char *what, ch
  */
 static inline void wt_dump_threads(pid_t pid, const char *why, int depth)
 {
-	char path[320], buf[2048], st[512], wchan[128], kids[256];
-	DIR *d;
-	struct dirent *e;
+	struct wt_dump w = { why, depth };
 
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	while (d && (e = readdir(d))) {
-		const char *p;
+	(void)wt_each_thread(pid, wt_dump_thread, &w);
+}
 
-		if (e->d_name[0] == '.')
-			continue;
-		wt_read_proc(pid, e->d_name, "stat", st, sizeof(st));
-		wt_read_proc(pid, e->d_name, "wchan", wchan, sizeof(wchan));
-		wt_read_proc(pid, e->d_name, "stack", buf, sizeof(buf));
-		p = strrchr(st, ')');
-		fprintf(stderr, "%s %d thread %s state %c waits in %s\n%s", why, pid, e->d_name,
-			p && p[1] ? p[2] : '?', wchan, buf);
-		wt_read_proc(pid, e->d_name, "children", kids, sizeof(kids));
-		for (char *k = kids, *sp; depth < 2 && *k; k = sp) {
-			pid_t c = (pid_t)strtol(k, &sp, 10);
+/*
+ * pid's threads as /proc/PID/task/TID/status shows them: how many, how
+ * many have a tracer, how many block signal sig (0: not asked). With
+ * skip_agent, libmig-agent.so's helper thread ("migd-agent") is left out.
+ */
+struct wt_threads {
+	int n, traced, blocking;
+	int sig, skip_agent;
+};
 
-			if (sp == k)
-				break;
-			wt_dump_threads(c, "  child", depth + 1);
-		}
+static inline void wt_count_thread(pid_t pid, const char *tid, void *ud)
+{
+	struct wt_threads *t = ud;
+	int agent = 0, traced = 0, blocking = 0;
+	char path[320], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%s/status", pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return; /* exited since */
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Name:\tmigd-agent", 16))
+			agent = 1;
+		else if (!strncmp(line, "TracerPid:", 10))
+			traced = atol(line + 10) > 0;
+		else if (t->sig > 0 && !strncmp(line, "SigBlk:", 7))
+			blocking = strtoull(line + 7, NULL, 16) >> (t->sig - 1) & 1;
 	}
-	if (d)
-		closedir(d);
+	fclose(f);
+	if (agent && t->skip_agent)
+		return;
+	t->n++;
+	t->traced += traced;
+	t->blocking += blocking;
+}
+
+static inline struct wt_threads wt_threads_of(pid_t pid, int sig, int skip_agent)
+{
+	struct wt_threads t = { .sig = sig, .skip_agent = skip_agent };
+	int r = wt_each_thread(pid, wt_count_thread, &t);
+
+	if (r < 0)
+		FAIL("threads of %d: %s", pid, strerror(-r));
+	return t;
 }
 
 static inline void wt_stop_alarm(int sig)

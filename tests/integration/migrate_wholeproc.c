@@ -112,37 +112,20 @@ static size_t whole_ranges(pid_t pid, struct mig_range **ret, uint64_t *ret_byte
 	return n;
 }
 
+/* One thread's wait channel and the syscall it is in (first number), or "running". */
+static void dump_wchan_thread(pid_t pid, const char *tid, void *ud)
+{
+	char wchan[128], sc[128];
+
+	wt_read_proc(pid, tid, "wchan", wchan, sizeof(wchan));
+	wt_read_proc(pid, tid, "syscall", sc, sizeof(sc));
+	sc[strcspn(sc, "\n")] = 0;
+	printf("  %s thread %s waits in %s, syscall: %.40s\n", (const char *)ud, tid, wchan, sc);
+}
+
 static void dump_wchan(const char *who, pid_t pid)
 {
-	char path[320], line[128];
-	struct dirent *e;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", pid, e->d_name);
-		f = fopen(path, "re");
-		if (f && fgets(line, sizeof(line), f))
-			printf("  %s thread %s waits in %s", who, e->d_name, line);
-		if (f)
-			fclose(f);
-		/* The syscall it is in (first number), or "running". */
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", pid, e->d_name);
-		f = fopen(path, "re");
-		if (f && fgets(line, sizeof(line), f))
-			printf(", syscall: %.40s", line);
-		if (f)
-			fclose(f);
-		printf("\n");
-	}
-	closedir(d);
+	(void)wt_each_thread(pid, dump_wchan_thread, (void *)who);
 }
 
 /*
@@ -462,47 +445,6 @@ static void agent_writer_case(const char *self)
 	unlink(sock);
 }
 
-/* The number after "key" in /proc/.../status at path, or -1. */
-static long status_num(const char *path, const char *key)
-{
-	char line[256];
-	long v = -1;
-	FILE *f = fopen(path, "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, strlen(key))) {
-			v = atol(line + strlen(key));
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
-/* How many of pid's threads have a tracer. */
-static int traced_threads(pid_t pid)
-{
-	char path[300];
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d)
-		FAIL("opendir %s: %m", path);
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/status", pid, de->d_name);
-		if (status_num(path, "TracerPid:") > 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 /*
  * The agent's stop signal (libmig/agent/stop.c) blocked in every thread of
  * the tenant: its threads inherit our mask through fork and exec.
@@ -548,8 +490,9 @@ static void agent_blocked_case(const char *self)
 		     last_secs, last_windows);
 	(void)mig_tenant_detach(w.t);
 	w.t = NULL;
-	if (traced_threads(w.pid))
-		FAIL("agent-blocked: %d threads still traced after detach", traced_threads(w.pid));
+	if (wt_threads_of(w.pid, 0, 0).traced)
+		FAIL("agent-blocked: %d threads still traced after detach",
+		     wt_threads_of(w.pid, 0, 0).traced);
 	finish(&w);
 	close(conn);
 	close(lfd);

@@ -3,7 +3,7 @@
  * migrated, and checks every page at the end.
  *
  *   writer [--size SIZE] [--threads N] [--node N] [--thp-half | --thp]
- *          [--sparse SIZE] [--nice N]
+ *          [--sparse SIZE] [--nice N] [--block-signal SIG] [--handle-signal SIG]
  *
  * The data area holds 4 KiB pages (and, with --thp-half, THPs in its
  * first half; with --thp, THPs throughout). --threads 0 is an idle tenant. Page i holds a tag (i)
@@ -20,6 +20,13 @@
  * --nice N lowers the priority of every thread (the busybox guests have
  * no nice(1)): spinning writers on every CPU must not starve migd, whose
  * work is what a test measures.
+ *
+ * --block-signal SIG: the first writer thread blocks signal number SIG
+ * (pthread_sigmask), the other threads take it. --handle-signal SIG: the
+ * writer installs its own handler for SIG before it starts its threads (so
+ * after a preloaded library's constructors ran); "stop" then also prints
+ * "HANDLED N", how many times that handler ran. Both are how a host may
+ * treat the signal libmig-agent.so stops threads with.
  *
  * It prints "READY PID ADDR LEN" (and with --sparse, then
  * "SPARSE ADDR LEN PAGES") and then reads commands on stdin, one a
@@ -47,6 +54,7 @@
 #include <inttypes.h>
 #include <numaif.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +81,13 @@ static uint8_t *state;	  /* LIVE, UNMAPPED, ZEROED */
 static pthread_rwlock_t quiesce = PTHREAD_RWLOCK_INITIALIZER;
 static atomic_int stop;
 static unsigned nthreads = 2;
+static atomic_uint handled; /* runs of the --handle-signal handler */
+
+static void on_own_signal(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&handled, 1);
+}
 
 /* Write-latency histogram: 1 us buckets below 10 ms, 1 ms buckets to 100 s. */
 #define FINE   10000
@@ -444,7 +459,7 @@ static void command(const char *line)
 int main(int argc, char **argv)
 {
 	uint64_t size = 64UL << 20, sparse_size = 0;
-	int node = -1, thp_half = 0, thp_all = 0;
+	int node = -1, thp_half = 0, thp_all = 0, block_sig = 0, handle_sig = 0;
 	pthread_t *threads;
 	char *base, line[256];
 
@@ -474,9 +489,14 @@ int main(int argc, char **argv)
 				fprintf(stderr, "bad --sparse (at least 2 GiB)\n");
 				return 2;
 			}
-		} else {
+		} else if (!strcmp(argv[a], "--block-signal") && a + 1 < argc)
+			block_sig = atoi(argv[++a]);
+		else if (!strcmp(argv[a], "--handle-signal") && a + 1 < argc)
+			handle_sig = atoi(argv[++a]);
+		else {
 			fprintf(stderr, "usage: writer [--size SIZE] [--threads N] [--node N] "
-					"[--thp-half | --thp] [--sparse SIZE] [--nice N]\n");
+					"[--thp-half | --thp] [--sparse SIZE] [--nice N] "
+					"[--block-signal SIG] [--handle-signal SIG]\n");
 			return 2;
 		}
 	}
@@ -511,12 +531,33 @@ int main(int argc, char **argv)
 	}
 	if (node >= 0)
 		(void)set_mempolicy(MPOL_DEFAULT, NULL, 0);
+	if (handle_sig) {
+		struct sigaction sa = { .sa_handler = on_own_signal, .sa_flags = SA_RESTART };
+
+		if (sigaction(handle_sig, &sa, NULL) < 0) {
+			perror("writer: sigaction");
+			return 2;
+		}
+	}
 	reset_ns = now_ns();
-	for (unsigned k = 0; k < nthreads; k++)
-		if (pthread_create(&threads[k], NULL, writer_main, (void *)(uintptr_t)k)) {
+	for (unsigned k = 0; k < nthreads; k++) {
+		sigset_t set, old;
+		int r;
+
+		/* The thread starts with the signal blocked: no moment it takes it. */
+		sigemptyset(&set);
+		if (k == 0 && block_sig && sigaddset(&set, block_sig) < 0) {
+			fprintf(stderr, "writer: bad --block-signal %d\n", block_sig);
+			return 2;
+		}
+		pthread_sigmask(SIG_BLOCK, &set, &old);
+		r = pthread_create(&threads[k], NULL, writer_main, (void *)(uintptr_t)k);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (r) {
 			perror("writer: pthread_create");
 			return 1;
 		}
+	}
 	if (sparse_size) {
 		sparse_len = sparse_size;
 		sparse = mmap(NULL, sparse_len, PROT_READ | PROT_WRITE,
@@ -547,6 +588,8 @@ int main(int argc, char **argv)
 			bad += sbad;
 
 			stats();
+			if (handle_sig)
+				printf("HANDLED %u\n", atomic_load(&handled));
 			printf("VERIFY %s pages=%zu ok=%zu bad=%zu\n", bad ? "FAIL" : "OK", npages,
 			       ok, bad);
 			fflush(stdout);
