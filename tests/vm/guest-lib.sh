@@ -2,6 +2,7 @@
 # (POSIX sh) as
 #   . "$ROOT/tests/vm/guest-lib.sh"
 # bad MSG sets fail=1; the caller starts with fail=0 and exits $fail.
+# Paths are relative to $MIGD_VM_ROOT, where guest-suite runs the tests.
 
 bad() {
 	echo "FAIL: $*"
@@ -18,6 +19,19 @@ wait_for() {
 		n=$((n - 1))
 	done
 	"$@"
+}
+
+# install_migd: once systemd is up, install migd and migctl from build/
+# into /usr/sbin, its units into /etc/systemd/system and the default
+# configuration into /etc/migd, as a package would, and reload systemd.
+# Fails when the programs cannot be installed.
+install_migd() {
+	systemctl is-system-running --wait >/dev/null
+	install -m 755 build/migd build/migctl /usr/sbin/ || return 1
+	install -m 644 systemd/migd.service systemd/migd.socket /etc/systemd/system/
+	mkdir -p /etc/migd/policies.d
+	install -m 644 conf/migd.ini /etc/migd/migd.ini
+	systemctl daemon-reload
 }
 
 # The pages of PID's range on node N (0 if none), from migctl's JSON.

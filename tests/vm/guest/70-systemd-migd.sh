@@ -26,7 +26,7 @@ ROOT=${MIGD_VM_ROOT:-$(pwd)}
 TENANT=$ROOT/build/tests/tenants/demo_tenant
 MIB=40
 fail=0
-# bad, wait_for, pages_on, present, on_node1
+# bad, wait_for, install_migd, pages_on, present, on_node1
 . "$ROOT/tests/vm/guest-lib.sh"
 
 say() { echo "$*"; }
@@ -91,13 +91,7 @@ stop_tenant() {
 
 # Automatic NUMA balancing would pull pages back to the CPU's node.
 [ -w /proc/sys/kernel/numa_balancing ] && echo 0 >/proc/sys/kernel/numa_balancing
-systemctl is-system-running --wait >/dev/null
-
-# Installed the way a package would.
-install -m 755 build/migd build/migctl /usr/sbin/ || die "install"
-install -m 644 systemd/migd.service systemd/migd.socket /etc/systemd/system/
-mkdir -p /etc/migd/policies.d
-install -m 644 conf/migd.ini /etc/migd/migd.ini
+install_migd || die "install"
 cat >/etc/migd/policies.d/tenants.ini <<'EOF'
 # Every service in tenants.slice goes to node 1, checked every 3 s (a
 # tenant found before it filled its memory is taken at the next round).
@@ -113,7 +107,6 @@ EOF
 v=$(systemd-analyze verify /etc/systemd/system/migd.service /etc/systemd/system/migd.socket 2>&1 |
 	grep -v "Command 'man ")
 [ -z "$v" ] || bad "systemd-analyze verify: $v"
-systemctl daemon-reload
 
 # 1. The service reaches active through READY=1.
 t0=$(date +%s)

@@ -4,18 +4,12 @@
 # the socket from systemd (sd_listen_fds) and answers; stopping the
 # service leaves the socket listening for the next request.
 [ "$MIGD_VM_FLAVOUR" = systemd ] || { echo "needs the systemd guest"; exit 77; }
+ROOT=${MIGD_VM_ROOT:-$(pwd)}
 fail=0
-bad() {
-	echo "FAIL: $*"
-	fail=1
-}
+# bad, install_migd
+. "$ROOT/tests/vm/guest-lib.sh"
 
-systemctl is-system-running --wait >/dev/null
-install -m 755 build/migd build/migctl /usr/sbin/ || exit 1
-install -m 644 systemd/migd.service systemd/migd.socket /etc/systemd/system/
-mkdir -p /etc/migd/policies.d
-install -m 644 conf/migd.ini /etc/migd/migd.ini
-systemctl daemon-reload
+install_migd || exit 1
 systemctl stop migd 2>/dev/null
 
 systemctl start migd.socket || { systemctl status migd.socket --no-pager; exit 1; }

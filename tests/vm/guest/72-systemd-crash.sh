@@ -14,17 +14,12 @@ nodes=$(find /sys/devices/system/node -maxdepth 1 -name 'node[0-9]*' | wc -l)
 ROOT=${MIGD_VM_ROOT:-$(pwd)}
 TENANT=$ROOT/build/tests/tenants/demo_tenant
 fail=0
-# bad, wait_for
+# bad, wait_for, install_migd
 . "$ROOT/tests/vm/guest-lib.sh"
 restarted() { [ "$(systemctl show migd -p MainPID --value)" != "$1" ] && [ "$(systemctl is-active migd)" = active ]; }
 
 [ -w /proc/sys/kernel/numa_balancing ] && echo 0 >/proc/sys/kernel/numa_balancing
-systemctl is-system-running --wait >/dev/null
-install -m 755 build/migd build/migctl /usr/sbin/ || exit 1
-install -m 644 systemd/migd.service systemd/migd.socket /etc/systemd/system/
-mkdir -p /etc/migd/policies.d
-install -m 644 conf/migd.ini /etc/migd/migd.ini
-systemctl daemon-reload
+install_migd || exit 1
 systemctl start migd || { echo "FAIL: systemctl start migd"; exit 1; }
 
 rm -f /run/migd-c1.out
