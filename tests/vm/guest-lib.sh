@@ -9,14 +9,15 @@ bad() {
 	fail=1
 }
 
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds. sh has no
+# locals: the counter has a name no caller uses (72's kill count is n).
 wait_for() {
-	n=$1
+	_wait_for_left=$1
 	shift
-	while [ "$n" -gt 0 ]; do
+	while [ "$_wait_for_left" -gt 0 ]; do
 		"$@" && return 0
 		sleep 1
-		n=$((n - 1))
+		_wait_for_left=$((_wait_for_left - 1))
 	done
 	"$@"
 }
