@@ -4,9 +4,12 @@
 # shellcheck shell=bash
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MIGD=$top/build/migd
-MIGCTL=$top/build/migctl
-TENANT=$top/build/tests/tenants/demo_tenant
+# MIG_BUILD: another build tree, e.g. a SANITIZE=1 build in build-san
+# (tests/stress/ctl_load.sh's ASan run) next to the plain one.
+MIG_BUILD=${MIG_BUILD:-$top/build}
+MIGD=$MIG_BUILD/migd
+MIGCTL=$MIG_BUILD/migctl
+TENANT=$MIG_BUILD/tests/tenants/demo_tenant
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; [ -n "${T:-}" ] && [ -f "$T/migd.log" ] && sed 's/^/  migd| /' "$T/migd.log"; exit 1; }
