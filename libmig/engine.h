@@ -200,9 +200,11 @@ struct mig__win {
 	 * block of the window (page i in block i / 512): hready, the block's
 	 * staged content waits as a THP on the target in the tenant's huge
 	 * staging slot; placed, it went into place whole (no collapse needed).
+	 * reformed: re-formed with MADV_COLLAPSE already (window.c, collapse).
 	 */
 	uint64_t *hready;
 	uint64_t *placed;
+	uint64_t *reformed;
 };
 
 struct mig__job {

@@ -73,8 +73,9 @@ int mig__window_alloc(struct mig__journal *jr, size_t npages, struct mig__win **
 	w->held_tid = calloc(npages, sizeof(int32_t));
 	w->hready = calloc(MIG__BITMAP_WORDS(npages / MIG__PMD_PAGES + 1), sizeof(uint64_t));
 	w->placed = calloc(MIG__BITMAP_WORDS(npages / MIG__PMD_PAGES + 1), sizeof(uint64_t));
+	w->reformed = calloc(MIG__BITMAP_WORDS(npages / MIG__PMD_PAGES + 1), sizeof(uint64_t));
 	if (!w->addr || !w->err || !w->held_ns || !w->held_tid || !w->hready || !w->placed ||
-	    !bits) {
+	    !w->reformed || !bits) {
 		if (!w->in_journal)
 			free(bits);
 		mig__window_free(w);
@@ -110,6 +111,7 @@ void mig__window_free(struct mig__win *w)
 	free(w->held_tid);
 	free(w->hready);
 	free(w->placed);
+	free(w->reformed);
 	free(w);
 }
 
@@ -489,6 +491,8 @@ static void set_err(struct mig__win *w, const uint64_t *bits, int err)
 			w->err[i] = err;
 }
 
+static void collapse(struct mig__job *j, struct mig__win *w, bool final);
+
 static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
 {
 	size_t words = MIG__BITMAP_WORDS(w->npages);
@@ -551,6 +555,7 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 		r = fill(j, w, pool);
 		if (r < 0)
 			return r;
+		collapse(j, w, false);
 		thaw(j, w);
 
 		pthread_rwlock_wrlock(&j->lock);
@@ -585,27 +590,75 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 /*
  * Re-form the THPs the window had, where all their pages were filled with
  * 4 KiB copies (a block placed whole by a PMD move is a THP already).
+ *
+ * In each pass right after the FILL, before the THAW: MADV_COLLAPSE needs
+ * one writable PTE in the block (else SCAN_PAGE_RO, -EINVAL), and on 6.1
+ * un-protecting (THAW, and UNREGISTER, which un-protects the whole VMA)
+ * rebuilds every PTE from vm_page_prot, which is read-only for a private
+ * mapping: after it only the blocks a tenant thread wrote to since
+ * collapsed (6.1 guest: 10-14 of 32, the others -EINVAL until written).
+ * The copies the FILL just made are writable and carry no uffd-wp bit,
+ * and a block with no empty PTE collapses in a registered VMA too.
+ * What fails there (or completes only at the end) is tried once more after
+ * the UNREGISTER (final), and a transient failure (-EAGAIN: a page off
+ * the LRU, locked or with an extra reference; -EINVAL: read-only, see
+ * above) up to COLLAPSE_TRIES times with growing pauses.
  */
-static void collapse(struct mig__job *j, struct mig__win *w)
-{
-	size_t per = MIG__PMD_PAGES;
+#define COLLAPSE_TRIES 4
 
-	if (j->opts.no_collapse)
+static void collapse(struct mig__job *j, struct mig__win *w, bool final)
+{
+	size_t per = MIG__PMD_PAGES, nb = w->npages / per, nleft = 0;
+	_cleanup_free_ size_t *left = NULL;
+
+	if (j->opts.no_collapse || nb == 0)
 		return;
+	left = calloc(nb, sizeof(*left));
+	if (!left)
+		return;
+	pthread_rwlock_rdlock(&j->lock);
 	for (size_t i = 0; i + per <= w->npages; i += per) {
-		struct mig_range rg = { w->addr[i], w->addr[i] + MIG__PMD };
-		bool all = (w->addr[i] & (MIG__PMD - 1)) == 0 && !mig__bit_test(w->placed, i / per);
+		bool all = (w->addr[i] & (MIG__PMD - 1)) == 0 &&
+			   !mig__bit_test(w->placed, i / per) &&
+			   !mig__bit_test(w->reformed, i / per);
 
 		for (size_t k = i; k < i + per && all; k++)
 			all = mig__bit_test(w->thp, k) && mig__bit_test(w->filled, k) &&
 			      !mig__bit_test(w->gone, k) &&
 			      w->addr[k] == w->addr[i] + (k - i) * MIG__PAGE;
-		/* Best effort: a page left small is slower, not wrong. */
-		if (all && mig_collapse(j->pidfd, &rg) < 0)
-			j->collapse_failed++;
-		else if (all)
-			j->collapsed++;
+		if (all)
+			left[nleft++] = i;
 	}
+	pthread_rwlock_unlock(&j->lock);
+
+	for (int t = 0; nleft && t < (final ? COLLAPSE_TRIES : 1); t++) {
+		size_t n = 0;
+
+		if (t > 0) /* 10, 40, 160 ms: give the pages back to the LRU */
+			usleep(10000u << (2 * (t - 1)));
+		for (size_t b = 0; b < nleft; b++) {
+			size_t i = left[b];
+			struct mig_range rg;
+			int r;
+
+			pthread_rwlock_rdlock(&j->lock);
+			rg = (struct mig_range){ w->addr[i], w->addr[i] + MIG__PMD };
+			pthread_rwlock_unlock(&j->lock);
+			/* Best effort: a page left small is slower, not wrong. */
+			r = mig_collapse(j->pidfd, &rg);
+			if (r == 0) {
+				mig__bit_set(w->reformed, i / per);
+				j->collapsed++;
+			} else if (r == -EAGAIN || r == -EINVAL) {
+				left[n++] = i;
+			} else if (final) {
+				j->collapse_failed++;
+			}
+		}
+		nleft = n;
+	}
+	if (final)
+		j->collapse_failed += nleft;
 }
 
 /*
@@ -747,6 +800,6 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	j->win = NULL;
 	pthread_rwlock_unlock(&j->lock);
 	if (r >= 0)
-		collapse(j, w);
+		collapse(j, w, true);
 	return r;
 }

@@ -4,24 +4,31 @@
  * writing while it is migrated: to node 1 where there are two nodes, else
  * to node 0 with force (every step runs; placement cannot be checked).
  *
- *   migrate_thp [keep|keep-any|split]
+ *   migrate_thp [keep|keep-any|copy|split]
  *
  * keep (default): the data area keeps >= 90 % of its AnonHugePages
  * (smaps); where the tenant's uffd has UFFDIO_MOVE (6.8+) the THPs were
  * placed whole with a PMD move (huge_moved >= 90 % of the THPs, at most
  * 10 % needed MADV_COLLAPSE: on the host 0-7 of 128 per run, more under
  * load, still find their THP split when taken out, see docs/engine.md),
- * else they were copied and re-formed with
- * MADV_COLLAPSE (tried for >= 90 %, huge_moved 0; the AnonHugePages are
- * only printed there: the 6.1 guest's collapses fail, 30 of 32). With two nodes
- * >= 90 % of the THPs are on node 1 afterwards (huge_kept; not on 6.1).
+ * else they were copied and re-formed with MADV_COLLAPSE (tried for
+ * >= 90 %, huge_moved 0; re-formed right after the FILL, while the copies
+ * are writable: after the THAW 6.1's PTEs are read-only and its
+ * MADV_COLLAPSE refused 8 of 17 blocks, docs/engine.md). With two nodes
+ * >= 90 % of the THPs are on node 1 afterwards (huge_kept).
+ * copy: as keep, with the madvise zap (opts.zap = MIG_ZAP_MADVISE): the
+ * path 6.1 takes (copy + MADV_COLLAPSE), on any kernel.
  * keep-any: as keep, but the THPs may have come back either way (placed
  * whole or re-formed): >= 90 % of them did. The qemu guests used it while
  * most 6.12 guest blocks took the copy path; with the hint before the first
  * FREEZE the 6.12 guest passes keep (32 of 32 placed whole, docs/engine.md).
  * split (opts.no_collapse, huge_pages = split): no THP is placed whole or
- * re-formed, and at most 10 % of the AnonHugePages are left (khugepaged
- * may collapse some meanwhile).
+ * re-formed by migd, and at most 10 % of the AnonHugePages are left, plus
+ * what khugepaged collapsed during the job (its pages_collapsed counter,
+ * read before and after, printed): what khugepaged does is the kernel's
+ * policy, not migd's work. In the qemu guests a job takes minutes and
+ * khugepaged re-formed 75-81 % in that time; the guest script quiesces it
+ * for this case, so there the bound is the plain 10 %.
  * Always: >= 99.9 % of the present pages moved, the tenant finds every
  * page intact.
  */
@@ -30,6 +37,20 @@
 #ifndef UFFD_FEATURE_MOVE
 #define UFFD_FEATURE_MOVE (1 << 16)
 #endif
+
+/* khugepaged's pages_collapsed (THPs it formed since boot), 0 if unknown. */
+static uint64_t khugepaged_collapsed(void)
+{
+	unsigned long long n = 0;
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/khugepaged/pages_collapsed", "re");
+
+	if (f) {
+		if (fscanf(f, "%llu", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n;
+}
 
 /* AnonHugePages (kB) of the VMAs of pid that overlap [start, end). */
 static uint64_t anon_huge_kb(pid_t pid, uint64_t start, uint64_t end)
@@ -62,16 +83,17 @@ int main(int argc, char **argv)
 	const char *args[] = { "--size", size, "--threads", "2", "--thp", NULL, NULL, NULL };
 	bool split = argc > 1 && !strcmp(argv[1], "split");
 	bool any = argc > 1 && !strcmp(argv[1], "keep-any");
+	bool copy = argc > 1 && !strcmp(argv[1], "copy");
 	struct mig_migrate_opts o = { 0 };
 	struct mig_migrate_result res;
 	struct mig_nodes targets;
 	struct wtenant w = { 0 };
-	uint64_t before, after, thps, base;
+	uint64_t before, after, thps, base, kh0, kh1;
 	bool move, two;
 	int r;
 
-	if (argc > 1 && !split && !any && strcmp(argv[1], "keep"))
-		FAIL("usage: migrate_thp [keep|keep-any|split]");
+	if (argc > 1 && !split && !any && !copy && strcmp(argv[1], "keep"))
+		FAIL("usage: migrate_thp [keep|keep-any|copy|split]");
 	if (geteuid() != 0)
 		SKIP("needs root (ptrace attach, kpageflags)");
 	pick_target(&targets, &o);
@@ -81,17 +103,22 @@ int main(int argc, char **argv)
 		args[6] = "0";
 	}
 	o.no_collapse = split;
+	if (copy)
+		o.zap = MIG_ZAP_MADVISE;
 	wt_start(&w, argv[0], args);
 	wt_attach(&w);
 	usleep(200000); /* let the writers run before we start */
-	move = mig_tenant_features(w.t) & UFFD_FEATURE_MOVE;
+	move = !copy && (mig_tenant_features(w.t) & UFFD_FEATURE_MOVE);
 	before = anon_huge_kb(w.pid, w.addr, w.addr + w.len);
 	thps = before / 2048;
 	printf("# data at 0x%" PRIx64
 	       ", huge_pages=%s, UFFDIO_MOVE %s, AnonHugePages before: %" PRIu64 " kB (%" PRIu64
 	       " THPs of %" PRIu64 ")\n",
-	       w.addr, split ? "split" : "keep", move ? "yes" : "no", before, thps,
-	       w.len / (2 << 20));
+	       w.addr,
+	       split  ? "split"
+	       : copy ? "keep (madvise zap)"
+		      : "keep",
+	       move ? "yes" : "no", before, thps, w.len / (2 << 20));
 	if (thps < w.len / (2 << 20) / 4) {
 		wt_kill(&w);
 		SKIP("only %" PRIu64 " of %" PRIu64 " 2 MiB blocks became THPs (THP disabled or "
@@ -100,12 +127,14 @@ int main(int argc, char **argv)
 	}
 
 	struct mig_range rg = { w.addr, w.addr + w.len };
+	kh0 = khugepaged_collapsed();
 	r = mig_migrate(w.t, &rg, 1, &targets, &o, NULL, NULL, &res);
 	if (r < 0) {
 		wt_kill(&w);
 		FAIL("mig_migrate: %s (%s)", strerror(-r), mig_tenant_last_error());
 	}
 	after = anon_huge_kb(w.pid, w.addr, w.addr + w.len);
+	kh1 = khugepaged_collapsed();
 	print_result(&res);
 	check_status(&res, &targets);
 	printf("# AnonHugePages %" PRIu64 " kB -> %" PRIu64 " kB (%.1f %%); THPs %" PRIu64
@@ -115,6 +144,8 @@ int main(int argc, char **argv)
 	       before, after, before ? 100.0 * (double)after / (double)before : 0.0, res.thp_before,
 	       res.thp_after, res.mthp_before, res.mthp_after, res.huge_moved, res.huge_collapsed,
 	       res.huge_collapse_failed, res.huge_fallback, res.huge_kept);
+	printf("# khugepaged collapsed %" PRIu64 " THPs during the job (all processes)\n",
+	       kh1 - kh0);
 	base = res.pages_present - res.pages_gone;
 	if (res.pages_moved * 1000 < base * 999) {
 		wt_kill(&w);
@@ -126,19 +157,14 @@ int main(int argc, char **argv)
 			FAIL("split: %" PRIu64 " THPs placed whole, %" PRIu64 " collapsed",
 			     res.huge_moved, res.huge_collapsed);
 		}
-		if (after * 10 > before) {
+		if (after * 10 > before + (kh1 - kh0) * 2048 * 10) {
 			wt_kill(&w);
-			FAIL("split: %" PRIu64 " kB of %" PRIu64 " kB AnonHugePages left", after,
-			     before);
+			FAIL("split: %" PRIu64 " kB of %" PRIu64
+			     " kB AnonHugePages left, khugepaged collapsed %" PRIu64,
+			     after, before, kh1 - kh0);
 		}
 	} else {
-		/*
-		 * Without UFFDIO_MOVE (6.1) the copy path tries to re-form every
-		 * THP, but the 6.1 guest's MADV_COLLAPSE fails for most of them
-		 * after the COPY fill (30 of 32): asserted is that it was tried,
-		 * the AnonHugePages are printed (issue 14, open).
-		 */
-		if ((move || any) && after * 100 < before * 90) {
+		if (after * 100 < before * 90) {
 			wt_kill(&w);
 			FAIL("AnonHugePages %" PRIu64 " kB -> %" PRIu64 " kB: under 90 %%", before,
 			     after);
@@ -164,7 +190,7 @@ int main(int argc, char **argv)
 			     " collapsed, %" PRIu64 " collapses failed, of %" PRIu64 " THPs",
 			     res.huge_moved, res.huge_collapsed, res.huge_collapse_failed, thps);
 		}
-		if ((move || any) && two && res.huge_kept * 100 < thps * 90) {
+		if (two && res.huge_kept * 100 < thps * 90) {
 			wt_kill(&w);
 			FAIL("%" PRIu64 " of %" PRIu64 " THPs on node 1", res.huge_kept, thps);
 		}
@@ -177,9 +203,10 @@ int main(int argc, char **argv)
 	if (r != 0)
 		FAIL("tenant reported bad pages (exit %d)", r);
 	printf("PASS: %s, %s\n",
-	       split ? "split"
-	       : any ? "keep-any"
-		     : "keep",
+	       split  ? "split"
+	       : any  ? "keep-any"
+	       : copy ? "copy"
+		      : "keep",
 	       split				      ? "4 KiB"
 	       : res.huge_moved && res.huge_collapsed ? "PMD move and copy + MADV_COLLAPSE"
 	       : res.huge_moved			      ? "PMD move"
