@@ -2,7 +2,7 @@
  * window.c - one migration window through its passes:
  *
  *   REGISTER(MISSING|WP) -> FREEZE(WP) -> scan -> STAGE -> ZAP -> FILL
- *   -> THAW -> (DIRTY pages: next pass) -> UNREGISTER -> collapse
+ *   -> collapse -> THAW -> (DIRTY pages: next pass) -> UNREGISTER -> collapse
  *
  * Page states are bitmaps in struct mig__win (bitmap.h). A page is zapped
  * only when it is COPIED and not DIRTY, so a failed or raced copy never
