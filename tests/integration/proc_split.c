@@ -295,8 +295,20 @@ static void migrate_edges(struct tenant *t, uint64_t x, uint64_t fsize, unsigned
 	CHECK(res.pages_total == in1 - in0 && res.pages_moved == in1 - in0,
 	      "%s: %" PRIu64 " pages moved of %" PRIu64 ", range %zu pages", what, res.pages_moved,
 	      res.pages_total, in1 - in0);
-	CHECK(moved == in1 - in0, "%s: %zu of %zu pages inside have a new physical page", what,
-	      moved, in1 - in0);
+	/*
+	 * On one node 1-2 of the pages kept their PFN in 6 of 20 host runs
+	 * (main too), most likely the copy got the page the zap had just
+	 * freed (the allocator hands recently freed pages out first; not
+	 * proven page by page). Only another node proves a new page; migd's
+	 * count above and the data check hold on both.
+	 */
+	if (two)
+		CHECK(moved == in1 - in0, "%s: %zu of %zu pages inside have a new physical page",
+		      what, moved, in1 - in0);
+	else if (moved != in1 - in0)
+		printf("# %s: %zu of %zu pages inside have a new physical page (one node: a "
+		       "freed page can come back)\n",
+		       what, moved, in1 - in0);
 	if (order == 9)
 		printf("# %s: THPs inside %" PRIu64 " -> %" PRIu64 ", placed whole %" PRIu64
 		       ", collapsed %" PRIu64 "\n",
