@@ -32,25 +32,12 @@
  * Always: >= 99.9 % of the present pages moved, the tenant finds every
  * page intact.
  */
+#include "integration/khugepaged.h"
 #include "integration/migrate_common.h"
 
 #ifndef UFFD_FEATURE_MOVE
 #define UFFD_FEATURE_MOVE (1 << 16)
 #endif
-
-/* khugepaged's pages_collapsed (THPs it formed since boot), 0 if unknown. */
-static uint64_t khugepaged_collapsed(void)
-{
-	unsigned long long n = 0;
-	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/khugepaged/pages_collapsed", "re");
-
-	if (f) {
-		if (fscanf(f, "%llu", &n) != 1)
-			n = 0;
-		fclose(f);
-	}
-	return n;
-}
 
 /* AnonHugePages (kB) of the VMAs of pid that overlap [start, end). */
 static uint64_t anon_huge_kb(pid_t pid, uint64_t start, uint64_t end)

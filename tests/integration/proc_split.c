@@ -27,6 +27,7 @@
 #include <inttypes.h>
 
 #include "mig.h"
+#include "integration/khugepaged.h"
 #include "integration/proc_util.h"
 
 #define MTHP_KNOB "/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled"
@@ -118,7 +119,7 @@ static void test_pmd_thp(void)
 	const unsigned order = 9;
 	struct tenant t;
 	struct mig_range range;
-	uint64_t a = 0;
+	uint64_t a = 0, kh;
 	int r;
 
 	tenant_start(&t, "-s", "16M", "-m", "thp", "-t", "all", (char *)NULL);
@@ -140,13 +141,22 @@ static void test_pmd_thp(void)
 	      "a THP was split at a clean boundary");
 
 	/* An edge in the middle splits that THP only. */
+	kh = khugepaged_collapsed();
 	r = mig_split_large_at(t.pid, t.pidfd, a + huge / 2);
 	CHECK(r == 1, "split in a THP: %d", r);
 	CHECK(none_large(&t, a, 512), "pages of the cut THP are still large");
 	CHECK(one_folio(&t, a + huge, 512, order), "the neighbouring THP was split");
 	CHECK(tenant_verify(&t), "data changed by the split");
 	r = mig_split_large_at(t.pid, t.pidfd, a + huge / 2);
-	CHECK(r == 0, "second split at the same edge: %d", r);
+	/*
+	 * Nothing large is left at the edge, unless khugepaged re-formed
+	 * the THP in between (its region is MADV_HUGEPAGE): 1 of 30 host
+	 * runs. Then the second split splits it again.
+	 */
+	if (r == 1 && khugepaged_collapsed() != kh)
+		printf("# khugepaged re-formed the THP before the second split: split again\n");
+	else
+		CHECK(r == 0, "second split at the same edge: %d", r);
 	printf("# PMD THP split at an edge: ok, neighbour kept huge\n");
 
 	/* MADV_COLLAPSE re-forms it. */
