@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -43,6 +44,7 @@
 #include "bitmap.h"
 #include "engine.h"
 #include "uffd.h"
+#include "trace.h"
 
 #define KEY_STOP  0
 #define KEY_PIDFD 1
@@ -225,6 +227,18 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 		if (r == -EEXIST)
 			r = mig__uffd_wake(fd, addr, MIG__PAGE);
 	}
+	if (mig__trace_on()) {
+		/* The page's state after the decision: zap pend gone filled dirty, or none. */
+		char st[16] = "-";
+
+		if (w && i >= 0)
+			snprintf(st, sizeof(st), "%d%d%d%d%d", (int)mig__bit_test(w->zap, i),
+				 (int)mig__bit_test(w->pend, i), (int)mig__bit_test(w->gone, i),
+				 (int)mig__bit_test(w->filled, i), (int)mig__bit_test(w->dirty, i));
+		mig__trace("FAULT fd=%d addr=%lx fl=%lx tid=%d i=%zd win=%lx r=%d zpgfd=%s", fd,
+			   (unsigned long)addr, (unsigned long)flags, (int)tid, i,
+			   w ? (unsigned long)w->start : 0UL, r, st);
+	}
 	if (r == -EAGAIN) {
 		/* An event is pending on this uffd: retry once it has been read. */
 		if (fs->npend < MAX_PENDING) {
@@ -240,8 +254,12 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 static void mark_range(struct mig__win *w, uint64_t start, uint64_t end, uint64_t *bitmap)
 {
 	for (size_t i = 0; i < w->npages; i++)
-		if (w->addr[i] >= start && w->addr[i] < end)
+		if (w->addr[i] >= start && w->addr[i] < end) {
+			MIG_TRACE("MARK i=%zu addr=%lx zap=%d pend=%d filled=%d", i,
+				  (unsigned long)w->addr[i], (int)mig__bit_test(w->zap, i),
+				  (int)mig__bit_test(w->pend, i), (int)mig__bit_test(w->filled, i));
 			mig__bit_set(bitmap, i);
+		}
 }
 
 static bool our_zap(const struct mig__win *w, uint64_t start, uint64_t end)
@@ -366,11 +384,18 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 		return;
 	case UFFD_EVENT_REMOVE:
 		j->events++;
+		MIG_TRACE("EV REMOVE fd=%d %llx-%llx win=%lx ours=%d", fd,
+			  (unsigned long long)m->arg.remove.start,
+			  (unsigned long long)m->arg.remove.end, w ? (unsigned long)w->start : 0UL,
+			  w ? (int)our_zap(w, m->arg.remove.start, m->arg.remove.end) : -1);
 		if (w && fd == j->uffd && !our_zap(w, m->arg.remove.start, m->arg.remove.end))
 			mark_range(w, m->arg.remove.start, m->arg.remove.end, w->gone);
 		return;
 	case UFFD_EVENT_UNMAP:
 		j->events++;
+		MIG_TRACE("EV UNMAP fd=%d %llx-%llx win=%lx", fd,
+			  (unsigned long long)m->arg.remove.start,
+			  (unsigned long long)m->arg.remove.end, w ? (unsigned long)w->start : 0UL);
 		if (w && fd == j->uffd) {
 			mark_range(w, m->arg.remove.start, m->arg.remove.end, w->gone);
 			regs_cut(w, m->arg.remove.start, m->arg.remove.end);
@@ -378,6 +403,10 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 		return;
 	case UFFD_EVENT_REMAP:
 		j->events++;
+		MIG_TRACE("EV REMAP fd=%d %llx->%llx len %llx win=%lx", fd,
+			  (unsigned long long)m->arg.remap.from,
+			  (unsigned long long)m->arg.remap.to, (unsigned long long)m->arg.remap.len,
+			  w ? (unsigned long)w->start : 0UL);
 		if (w && fd == j->uffd) {
 			uint64_t from = m->arg.remap.from, to = m->arg.remap.to,
 				 len = m->arg.remap.len;
@@ -391,6 +420,13 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 			for (size_t i = 0; i < w->npages; i++)
 				if (w->addr[i] >= from && w->addr[i] < from + len) {
 					uint64_t old = w->addr[i];
+
+					MIG_TRACE("SHIFT i=%zu %lx->%lx zap=%d pend=%d filled=%d",
+						  i, (unsigned long)old,
+						  (unsigned long)(old - from + to),
+						  (int)mig__bit_test(w->zap, i),
+						  (int)mig__bit_test(w->pend, i),
+						  (int)mig__bit_test(w->filled, i));
 
 					w->addr[i] = w->addr[i] - from + to;
 					mig__bit_set(w->remapped, i);
@@ -419,6 +455,8 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 		return;
 	case UFFD_EVENT_FORK:
 		j->events++;
+		MIG_TRACE("EV FORK ufd=%d win=%lx", (int)m->arg.fork.ufd,
+			  w ? (unsigned long)w->start : 0UL);
 		release_child(j, (int)m->arg.fork.ufd);
 		return;
 	default:

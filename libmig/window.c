@@ -21,6 +21,7 @@
 #include "procfs.h"
 #include "tenant.h"
 #include "uffd.h"
+#include "trace.h"
 
 /* First pass that holds writers instead of chasing them. */
 #define MIG__HOLD_PASS 3
@@ -272,6 +273,9 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 				if (!w->err[i])
 					w->err[i] = EBUSY;
 			} else if (!first) {
+				MIG_TRACE("SCANGONE i=%zu addr=%lx zap=%d flags=%lx node=%d", i,
+					  (unsigned long)w->addr[i], (int)mig__bit_test(w->zap, i),
+					  (unsigned long)pi[i].flags, pi[i].node);
 				mig__bit_set(w->gone, i);
 			}
 			continue;
@@ -430,6 +434,8 @@ static int fill_chunk(void *arg, size_t c)
 			;
 		r = mig__uffd_copy(j->uffd, w->addr[i], w->staging + i * MIG__PAGE,
 				   (k - i) * MIG__PAGE, 0, &done);
+		MIG_TRACE("FILL i=%zu addr=%lx n=%zu r=%d done=%lu", i, (unsigned long)w->addr[i],
+			  k - i, r, (unsigned long)done);
 		for (size_t p = 0; p < done / MIG__PAGE; p++) {
 			mig__bit_set(w->filled, i + p);
 			if (w->held_ns[i + p])
@@ -440,6 +446,7 @@ static int fill_chunk(void *arg, size_t c)
 		if (r < 0 && i < k) {
 			/* The page that stopped the run: its own outcome. */
 			r = mig__fill_page_locked(j, w, j->uffd, i, &f->node);
+			MIG_TRACE("FILL1 i=%zu addr=%lx r=%d", i, (unsigned long)w->addr[i], r);
 			if (r == -ENOENT || r == -ESRCH) {
 				mig__bit_set(w->gone, i);
 				r = 0;
@@ -544,6 +551,7 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 		/* Whole THPs wait as THPs on the target, to be placed by the zap (hugemove.c). */
 		mig__huge_stage(j, w, pool);
 		hook(j, w, MIG_PHASE_STAGED);
+		MIG_TRACE("PASS %u start=%lx sel=%zu", pass, (unsigned long)w->start, nsel);
 		r = mig__window_zap(j, w);
 		if (r == -ESRCH)
 			return r;
@@ -771,6 +779,9 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	}
 	pthread_rwlock_unlock(&j->lock);
 	hook(j, w, MIG_PHASE_REGISTERED);
+	MIG_TRACE("WIN start=%lx n=%zu nregs=%zu reg0=%lx-%lx", (unsigned long)w->start, w->npages,
+		  w->nregs, w->nregs ? (unsigned long)w->regs[0].start : 0UL,
+		  w->nregs ? (unsigned long)w->regs[0].end : 0UL);
 
 	r = passes(j, w, pool);
 	if (r < 0) {
@@ -799,6 +810,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	pthread_rwlock_wrlock(&j->lock);
 	j->win = NULL;
 	pthread_rwlock_unlock(&j->lock);
+	MIG_TRACE("WINEND start=%lx r=%d", (unsigned long)w->start, r);
 	if (r >= 0)
 		collapse(j, w, true);
 	return r;

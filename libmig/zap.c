@@ -72,6 +72,7 @@
 #include "stopset.h"
 #include "tenant.h"
 #include "uffd.h"
+#include "trace.h"
 
 struct zap_ctx {
 	struct mig__job *j;
@@ -266,6 +267,8 @@ static bool drop_absent(struct mig__job *j, struct mig__win *w, size_t i, size_t
 		return false;
 	for (size_t k = 0; k < n; k++)
 		if (!(pi[k].flags & MIG_PAGE_PRESENT) || (pi[k].flags & MIG_PAGE_ZERO)) {
+			MIG_TRACE("ABSENT i=%zu addr=%lx flags=%lx", i + k,
+				  (unsigned long)w->addr[i + k], (unsigned long)pi[k].flags);
 			mig__bit_set(w->gone, i + k);
 			mig__bit_clear(w->pend, i + k);
 			any = true;
@@ -550,7 +553,11 @@ static int zap_session(struct zap_ctx *z)
 				break;
 			continue;
 		}
+		MIG_TRACE("ZAP op=%d %lx+%lx cur=%zu n=%zu", (int)st.op, (unsigned long)st.start,
+			  (unsigned long)st.len, z->cur, z->ncur);
 		r = t->ops->zap_step(t, x, &st, zap_unlock, z, &val, &moved);
+		MIG_TRACE("ZAPPED op=%d %lx r=%d val=%ld moved=%lu", (int)st.op,
+			  (unsigned long)st.start, r, (long)val, (unsigned long)moved);
 		zap_unlock(z);
 		zap_done(z, &st, r < 0 ? r : val, moved);
 		if (r < 0 && r != -EINTR)

@@ -6,6 +6,8 @@
  * the window follows the pages to their new address, they move and
  * verify, and nothing is left registered after the job (a VMA left
  * registered would raise faults and events nobody reads: a hung tenant).
+ * The job runs with the debug trace on (MIG_TRACE): it must show the
+ * REMAP read inside a window, and the window itself.
  */
 #include <ctype.h>
 
@@ -42,14 +44,43 @@ static int count_registered(pid_t pid)
 	return n;
 }
 
+/* The trace has a window and the REMAP, read while a window was published. */
+static void check_trace(const char *path)
+{
+	char line[1024];
+	int wins = 0, remaps = 0, dropped = 0;
+	FILE *f = fopen(path, "re");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		wins += strstr(line, " WIN start=") != NULL;
+		if (strstr(line, " EV REMAP ")) {
+			remaps++;
+			dropped += strstr(line, " win=0\n") != NULL;
+		}
+	}
+	if (f)
+		fclose(f);
+	unlink(path);
+	printf("# trace: %d windows, %d REMAP events (%d read outside a window)\n", wins, remaps,
+	       dropped);
+	if (!wins || !remaps || dropped)
+		FAIL("the trace does not show the REMAP applied in a window");
+}
+
 int main(int argc, char **argv)
 {
 	struct mig_migrate_result res;
 	struct wtenant w = { 0 };
 	struct evtest e = { .phase = MIG_PHASE_REGISTERED };
-	int r;
+	char trace[] = "/tmp/migrate_mremap_early.trace.XXXXXX";
+	int r, fd;
 
 	(void)argc;
+	fd = mkstemp(trace);
+	if (fd < 0)
+		FAIL("mkstemp: %s", strerror(errno));
+	close(fd);
+	setenv("MIG_TRACE", trace, 1);
 	r = run_event_test(argv[0], &w, "mremap", &e, &res);
 	if (r < 0)
 		FAIL("mig_migrate: %s", strerror(-r));
@@ -59,6 +90,7 @@ int main(int argc, char **argv)
 		FAIL("the tenant's REMAP was not read");
 	if (count_registered(w.pid))
 		FAIL("VMAs left registered after the job");
+	check_trace(trace);
 	if (res.pages_failed)
 		FAIL("%" PRIu64 " pages failed", res.pages_failed);
 	/*
