@@ -81,6 +81,8 @@ LIBMIG_SRCS := $(sort $(wildcard libmig/*.c))
 LIBMIG_OBJS := $(LIBMIG_SRCS:%.c=$(B)/obj/%.o)
 AGENT_SRCS  := $(sort $(wildcard libmig/agent/*.c))
 AGENT_OBJS  := $(AGENT_SRCS:%.c=$(B)/obj/%.o)
+# The agent's thread stop is unit-tested in-process (tests/unit/test_agent_stop.c).
+AGENT_STOP_OBJ := $(filter %/stop.o,$(AGENT_OBJS))
 
 # daemon: migd is every daemon/*.c but migctl.c; migctl is migctl.c plus
 # the modules both sides of the control protocol share (MIGCTL_SHARED).
@@ -144,9 +146,9 @@ $(B)/migd: $(DAEMON_OBJS) $(B)/libmig.a
 $(B)/migctl: $(MIGCTL_OBJS) $(B)/libmig.a
 	$(CC) $(LDFLAGS) -o $@ $(MIGCTL_OBJS) $(B)/libmig.a $(PKG_LIBS)
 
-$(B)/tests/unit-tests: $(UNIT_OBJS) $(DAEMON_LIBOBJS) $(B)/libmig.a
+$(B)/tests/unit-tests: $(UNIT_OBJS) $(DAEMON_LIBOBJS) $(AGENT_STOP_OBJ) $(B)/libmig.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(DAEMON_LIBOBJS) $(B)/libmig.a $(PKG_LIBS) $(CHECK_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(DAEMON_LIBOBJS) $(AGENT_STOP_OBJ) $(B)/libmig.a $(PKG_LIBS) $(CHECK_LIBS)
 
 # ---- fuzzing ----------------------------------------------------------------
 # Each tests/fuzz/fuzz_NAME.c is a libFuzzer target. The daemon's code is

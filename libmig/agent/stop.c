@@ -211,6 +211,23 @@ int64_t mig_agent_stop(struct mig_agent_stopctl *c, unsigned wait_ms)
 	    cur.sa_sigaction != on_stop_signal)
 		return -EOPNOTSUPP; /* the host installed its own since */
 	if (!__atomic_load_n(&c->active, __ATOMIC_SEQ_CST)) {
+		/*
+		 * A handler of the last stop still inside (mig_agent_resume
+		 * waits for them 1 s at most) may have read that stop's go:
+		 * were active set now, it would find its slot in this stop,
+		 * mark itself stopped and return at once, and this stop would
+		 * count a running thread as stopped. So this stop begins only
+		 * once none is left; meanwhile it is not complete. A handler
+		 * that enters later reads go after the last resume bumped it.
+		 */
+		while (__atomic_load_n(&c->inside, __ATOMIC_SEQ_CST)) {
+			struct timespec pause = { 0, 200 * 1000 };
+
+			syscall(SYS_futex, &c->go, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+			if (now_ms() >= until)
+				return -EINPROGRESS;
+			nanosleep(&pause, NULL);
+		}
 		__atomic_store_n(&c->n, 0, __ATOMIC_RELEASE);
 		c->t0 = now_ms();
 		__atomic_store_n(&c->active, 1, __ATOMIC_SEQ_CST);

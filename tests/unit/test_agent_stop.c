@@ -1,0 +1,151 @@
+/*
+ * test_agent_stop.c - libmig/agent/stop.c with real threads and real
+ * signals in this (forked) test process: a stop takes every other thread
+ * into the handler and a resume lets them all go; and a stop does not
+ * begin while a handler of the last one may still be inside (it could
+ * have read that stop's go, and would count a running thread as stopped:
+ * docs/engine.md, "Causes found under churn").
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/stop.h"
+#include "unit.h"
+
+#define NTHREADS 3
+
+static atomic_long spins[NTHREADS];
+static atomic_int quit;
+/* Static: the block is 24 KiB, and a test's stack is the process's. */
+static struct mig_agent_stopctl ctl;
+
+static void *spinner(void *arg)
+{
+	atomic_long *n = arg;
+
+	while (!atomic_load(&quit))
+		atomic_fetch_add(n, 1);
+	return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Sum of the spinners' counters. */
+static long total(void)
+{
+	long s = 0;
+
+	for (int k = 0; k < NTHREADS; k++)
+		s += atomic_load(&spins[k]);
+	return s;
+}
+
+/* Do the spinners run? Waits up to 2 s for one to count (a loaded host). */
+static bool running(void)
+{
+	long a = total();
+
+	for (int k = 0; k < 400; k++) {
+		sleep_ms(5);
+		if (total() != a)
+			return true;
+	}
+	return false;
+}
+
+static void start(pthread_t *th)
+{
+	mig_agent_stop_install();
+	mig_agent_stop_init(&ctl);
+	for (int k = 0; k < NTHREADS; k++)
+		ck_assert_int_eq(pthread_create(&th[k], NULL, spinner, &spins[k]), 0);
+	sleep_ms(20);
+}
+
+static void finish(pthread_t *th)
+{
+	atomic_store(&quit, 1);
+	for (int k = 0; k < NTHREADS; k++)
+		ck_assert_int_eq(pthread_join(th[k], NULL), 0);
+}
+
+/* Ask until the stop is complete, as migd does (agentconn.c). */
+static int64_t stop_all(void)
+{
+	int64_t r;
+	int tries = 0;
+
+	while ((r = mig_agent_stop(&ctl, 200)) == -EINPROGRESS && ++tries < 25)
+		;
+	return r;
+}
+
+START_TEST(stop_and_resume)
+{
+	pthread_t th[NTHREADS];
+
+	start(th);
+	for (int round = 0; round < 20; round++) {
+		long a, b;
+
+		ck_assert_int_eq(stop_all(), 0);
+		a = total();
+		sleep_ms(20);
+		b = total();
+		ck_assert_msg(a == b, "round %d: threads ran while stopped (%ld -> %ld)", round, a,
+			      b);
+		ck_assert_int_eq(mig_agent_resume(&ctl), 0);
+		ck_assert_msg(running(), "round %d: threads still stopped after resume", round);
+	}
+	finish(th);
+}
+END_TEST
+
+START_TEST(no_stop_while_a_handler_lingers)
+{
+	pthread_t th[NTHREADS];
+	long a;
+
+	start(th);
+	ck_assert_int_eq(stop_all(), 0);
+	ck_assert_int_eq(mig_agent_resume(&ctl), 0);
+	/* As if one handler of that stop had not returned yet. */
+	__atomic_add_fetch(&ctl.inside, 1, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(mig_agent_stop(&ctl, 50), -EINPROGRESS);
+	ck_assert_int_eq(__atomic_load_n(&ctl.active, __ATOMIC_SEQ_CST), 0);
+	ck_assert_msg(running(), "threads stopped although the stop did not begin");
+	/* Nothing to let go: resume of a stop that never began does nothing. */
+	ck_assert_int_eq(mig_agent_resume(&ctl), 0);
+	__atomic_sub_fetch(&ctl.inside, 1, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(stop_all(), 0);
+	a = total();
+	sleep_ms(20);
+	ck_assert_msg(total() == a, "threads ran while stopped");
+	ck_assert_int_eq(mig_agent_resume(&ctl), 0);
+	finish(th);
+}
+END_TEST
+
+static Suite *agent_stop_suite(void)
+{
+	Suite *s = suite_create("agent_stop");
+	TCase *tc = tcase_create("stop");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, stop_and_resume);
+	tcase_add_test(tc, no_stop_while_a_handler_lingers);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+UNIT_SUITE(agent_stop_suite)
