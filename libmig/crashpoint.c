@@ -45,6 +45,9 @@ static void parse(void)
 		if (len > 5 && strcmp(tok + len - 5, ":abrt") == 0) {
 			tok[len - 5] = 0;
 			p->sig = SIGABRT;
+		} else if (len > 6 && strcmp(tok + len - 6, ":fault") == 0) {
+			tok[len - 6] = 0;
+			p->sig = 0; /* a fault point: mig__fault_point answers */
 		}
 		at = strchr(tok, '@');
 
@@ -63,9 +66,24 @@ void mig__crash_point(const char *point)
 	for (size_t i = 0; i < npoints; i++) {
 		struct point *p = &points[i];
 
-		if (strcmp(p->name, point) != 0)
+		if (p->sig == 0 || strcmp(p->name, point) != 0)
 			continue;
 		if (atomic_fetch_add(&p->seen, 1) + 1 >= (p->nth ? p->nth : 1))
 			raise(p->sig);
 	}
+}
+
+bool mig__fault_point(const char *point)
+{
+	bool hit = false;
+
+	pthread_once(&once, parse);
+	for (size_t i = 0; i < npoints; i++) {
+		struct point *p = &points[i];
+
+		if (p->sig != 0 || strcmp(p->name, point) != 0)
+			continue;
+		hit |= atomic_fetch_add(&p->seen, 1) + 1 >= (p->nth ? p->nth : 1);
+	}
+	return hit;
 }

@@ -7,6 +7,8 @@
 #ifndef MIG_CRASHPOINT_H
 #define MIG_CRASHPOINT_H
 
+#include <stdbool.h>
+
 #include "util.h"
 
 /*
@@ -17,5 +19,12 @@
  * Points: see docs/engine.md, "Crash points".
  */
 MIG_INTERNAL void mig__crash_point(const char *point);
+
+/*
+ * A fault point: true when MIG_CRASH_AT names it with ":fault" (the
+ * N-th time and every time after, with "@N"), so a test can make libmig
+ * see a kernel answer it cannot provoke at will. Never true otherwise.
+ */
+MIG_INTERNAL bool mig__fault_point(const char *point);
 
 #endif /* MIG_CRASHPOINT_H */

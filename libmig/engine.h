@@ -251,6 +251,7 @@ struct mig__job {
 	bool exec_all;
 	/* Zaps whose madvise steps ran with the tenant's threads running. */
 	unsigned unstopped_zaps;
+	uint64_t move_uncounted; /* pages a MOVE step took out uncounted (zap.c) */
 
 	/*
 	 * The MOVE zap (docs/engine.md, "The zap"): pages are moved with

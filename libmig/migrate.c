@@ -723,6 +723,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.pages_copied = j.copies;
 	res.max_stall_us = j.max_stall_ns / 1000;
 	res.zaps_unstopped = j.unstopped_zaps;
+	res.move_uncounted = j.move_uncounted;
 	res.thp_before = j.thp_before;
 	res.mthp_before = j.mthp_before;
 	res.huge_moved = j.huge_moved;

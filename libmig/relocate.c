@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "crashpoint.h"
 #include "engine.h"
 #include "ptrace.h"
 #include "stopset.h"
@@ -510,6 +511,32 @@ static void copy_pages(struct core *c, size_t from, size_t to, struct saved_poli
 }
 
 /*
+ * Pages from i on that a MOVE took to dst although its answer did not
+ * count them (Linux 6.18's batched MOVE can answer -EEXIST after moving
+ * a batch: docs/engine.md, "Causes found under churn", 8): gone from
+ * src and present at dst, where nothing was before. Marks them MOVE and
+ * returns how many consecutive ones there are from i (up to 512).
+ */
+static size_t moved_uncounted(struct core *c, size_t i, size_t to)
+{
+	struct mig_pageinfo at_src[512], at_dst[512];
+	size_t n = MIN(to - i, ARRAY_SIZE(at_src)), k;
+	pid_t pid = c->s->t->pid;
+
+	if (mig_query_pages(pid, c->src + i * PAGE, n, MIG_QUERY_PAGEMAP, at_src) < 0 ||
+	    mig_query_pages(pid, c->dst + i * PAGE, n, MIG_QUERY_PAGEMAP, at_dst) < 0)
+		return 0;
+	for (k = 0; k < n; k++) {
+		if (!page_absent(&at_src[k]) || page_absent(&at_dst[k]))
+			break;
+		if (!c->path[i + k])
+			c->path[i + k] = MIG_RELOCATE_MOVE;
+	}
+	c->res->moved_uncounted += k;
+	return k;
+}
+
+/*
  * MOVE [from, to) with holes allowed. A page MOVE refuses gets COPY when
  * it is shared with another mm (not exclusively mapped: fork, KSM) and
  * stays for mremap when it is ours alone (pinned); any other refusal
@@ -528,6 +555,12 @@ static int move_pages_run(struct core *c, size_t from, size_t to, struct saved_p
 			    UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, &moved);
 		if (r == -ESRCH)
 			return r;
+		if (r == 0 && moved == (to - i) * PAGE && mig__fault_point("relocate:uncounted")) {
+			/* The answer Linux 6.18 can give for a MOVE that moved (moved_uncounted).
+			 */
+			r = -EEXIST;
+			moved = 0;
+		}
 		m = MIN(to - i, moved / PAGE);
 		for (size_t p = i; p < i + m; p++)
 			if (!c->path[p])
@@ -535,6 +568,12 @@ static int move_pages_run(struct core *c, size_t from, size_t to, struct saved_p
 		i += m;
 		if (r == 0 || i >= to)
 			continue;
+		m = moved_uncounted(c, i, to);
+		if (m > 0) {
+			/* Its answer is not to be trusted: ask again after them. */
+			i += m;
+			continue;
+		}
 		if (r == -EAGAIN && ++again < MOVE_AGAIN_MAX) {
 			usleep(20);
 			continue;

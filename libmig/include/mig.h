@@ -540,6 +540,13 @@ struct mig_migrate_result {
 	 * see docs/engine.md, "The zap".
 	 */
 	uint64_t zaps_unstopped;
+	/*
+	 * Pages a UFFDIO_MOVE step took out although the kernel said it had
+	 * not (Linux 6.18 can answer -EEXIST after moving a batch): found in
+	 * the scratch area and filled like the others. Counted for the
+	 * record; see docs/engine.md, "Causes found under churn", 8.
+	 */
+	uint64_t move_uncounted;
 	uint64_t elapsed_ns;
 	double bytes_per_sec; /* bytes moved / elapsed */
 	struct {
@@ -626,6 +633,8 @@ struct mig_relocate_result {
 	uint64_t left;	     /* mig_compact: unmerged neighbours left alone (see last error) */
 	uint64_t stopped_ns; /* how long the tenant's threads were held stopped */
 	uint64_t elapsed_ns;
+	/* Of pages_moved: moved by a MOVE whose answer did not count them (Linux 6.18). */
+	uint64_t moved_uncounted;
 	struct mig_relocate_run *runs; /* malloc'd, nruns entries, in address order per call */
 	size_t nruns;
 };

@@ -72,16 +72,8 @@ int main(int argc, char **argv)
 		 * that the tenant still has) and agrees with pages_moved.
 		 */
 		struct mig_placement pl;
-		uint64_t on = 0;
+		uint64_t on = placed_on(&w, &rg, &targets, &pl);
 
-		r = mig_placement(w.pid, &rg, 1, &pl);
-		if (r < 0) {
-			wt_kill(&w);
-			FAIL("mig_placement: %s", strerror(-r));
-		}
-		for (unsigned n = 0; n < MIG_MAX_NODES; n++)
-			if (mig_nodes_test(&targets, n))
-				on += pl.node_pages[n];
 		printf("# placement after: %" PRIu64 " of %" PRIu64 " pages on the target, %" PRIu64
 		       " absent, %" PRIu64 " in large folios\n",
 		       on, pl.total, pl.absent, pl.huge);

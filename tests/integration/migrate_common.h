@@ -22,7 +22,29 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
 #include "mig.h"
+
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
+
+/* Does this kernel offer UFFDIO_MOVE (asked on a userfaultfd of our own)? */
+static inline bool kernel_has_move(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	bool has;
+
+	if (fd < 0)
+		return false;
+	has = ioctl(fd, UFFDIO_API, &api) == 0 && (api.features & UFFD_FEATURE_MOVE);
+	close(fd);
+	return has;
+}
 
 #define SKIP(...)                             \
 	do {                                  \
@@ -418,6 +440,9 @@ static inline void print_result(const struct mig_migrate_result *r)
 	for (unsigned k = 0; k < r->nerrnos; k++)
 		printf("#   failed %s: %" PRIu64 " pages\n", mig_errno_name(r->errnos[k].err),
 		       r->errnos[k].pages);
+	if (r->move_uncounted)
+		printf("#   pages a MOVE step took out uncounted (found in scratch): %" PRIu64 "\n",
+		       r->move_uncounted);
 	if (r->zaps_unstopped)
 		printf("#   %" PRIu64 " zaps ran with the tenant's threads running\n",
 		       r->zaps_unstopped);
@@ -511,6 +536,23 @@ static inline int run_event_test(const char *self, struct wtenant *w, const char
 }
 
 /* Detach, stop the tenant, fail unless it verified every page. */
+/* Placement of rg after a job; returns the pages on a target (fails the test on error). */
+static inline uint64_t placed_on(struct wtenant *w, const struct mig_range *rg,
+				 const struct mig_nodes *targets, struct mig_placement *pl)
+{
+	uint64_t on = 0;
+	int r = mig_placement(w->pid, rg, 1, pl);
+
+	if (r < 0) {
+		wt_kill(w);
+		FAIL("mig_placement: %s", strerror(-r));
+	}
+	for (unsigned n = 0; n < MIG_MAX_NODES; n++)
+		if (mig_nodes_test(targets, n))
+			on += pl->node_pages[n];
+	return on;
+}
+
 static inline void finish(struct wtenant *w)
 {
 	uint64_t max_us = 0, p99 = 0;

@@ -11,8 +11,11 @@
  * old place unmapped. With 2+ nodes block 1 and 2 are first put on the
  * last node, so a copy that ignored the node would show.
  *
- *   relocate_basic [move|copy]   move: the kernel's best path (MOVE on
- *                                6.8+, copy before); copy: MIG_RELOCATE_NO_MOVE
+ *   relocate_basic [move|copy|uncounted]   move: the kernel's best path
+ *       (MOVE on 6.8+, copy before); copy: MIG_RELOCATE_NO_MOVE; uncounted:
+ *       MOVE, and every MOVE that moved its whole run answers -EEXIST,
+ *       "nothing moved", as Linux 6.18 sometimes does (fault point
+ *       relocate:uncounted): the pages must be found where they went.
  */
 #include <numaif.h>
 
@@ -96,6 +99,7 @@ static void check_block(const struct rtenant *t, const char *what,
 int main(int argc, char **argv)
 {
 	bool copy = argc > 1 && !strcmp(argv[1], "copy");
+	bool uncounted = argc > 1 && !strcmp(argv[1], "uncounted");
 	unsigned flags = copy ? MIG_RELOCATE_NO_MOVE : 0;
 	int want_path = !copy && host_has_move() ? MIG_RELOCATE_MOVE : MIG_RELOCATE_COPY;
 	bool same_pfn = want_path == MIG_RELOCATE_MOVE;
@@ -108,10 +112,14 @@ int main(int argc, char **argv)
 	size_t n, pinned;
 	int node, r;
 
-	if (argc > 1 && strcmp(argv[1], "move") && strcmp(argv[1], "copy"))
-		FAIL("usage: relocate_basic [move|copy]");
+	if (argc > 1 && strcmp(argv[1], "move") && strcmp(argv[1], "copy") && !uncounted)
+		FAIL("usage: relocate_basic [move|copy|uncounted]");
 	if (geteuid() != 0)
 		SKIP("needs root (ptrace, pagemap PFNs)");
+	if (uncounted && want_path != MIG_RELOCATE_MOVE)
+		SKIP("this kernel has no UFFDIO_MOVE (Linux 6.8+)");
+	if (uncounted)
+		setenv("MIG_CRASH_AT", "relocate:uncounted:fault", 1);
 	rtenant_start(&t, "-s", "8M", "-m", "thp", "-w", "2", (char *)NULL);
 	CHECK(vmas_in(t.pid, t.a, t.a + 2 * t.size, v, 8) == 2, "expected two VMAs to start with");
 	node = last_node();
@@ -145,6 +153,7 @@ int main(int argc, char **argv)
 	CHECK(res.pages_remapped == 0, "pages were remapped");
 	CHECK(res.pages_moved + res.pages_copied + res.pages_absent == t.npages,
 	      "not every page accounted for");
+	CHECK(!uncounted || res.moved_uncounted > 0, "compact: the fault point did not act");
 	check_block(&t, "compact", b1, t.a + t.size, same_pfn);
 	CHECK(rtenant_verify(&t), "tenant data wrong after compact");
 	mig_relocate_result_free(&res);
@@ -170,6 +179,7 @@ int main(int argc, char **argv)
 	      (unsigned long long)res.vmas_before, (unsigned long long)res.vmas_after);
 	CHECK(all_runs(&res, want_path), "relocate did not take the %s path throughout",
 	      mig_relocate_path_name(want_path));
+	CHECK(!uncounted || res.moved_uncounted > 0, "relocate: the fault point did not act");
 	check_block(&t, "relocate", b2, t.a + 2 * t.size, same_pfn);
 	CHECK(rtenant_verify(&t), "tenant data wrong after relocate");
 	mig_relocate_result_free(&res);

@@ -162,14 +162,14 @@ static inline void print_result(const char *what, const struct mig_relocate_resu
 {
 	printf("# %s: pages %llu moved %llu copied %llu remapped %llu absent %llu; "
 	       "THP %llu -> %llu, mTHP %llu -> %llu, collapsed %llu; VMAs %llu -> %llu; "
-	       "stopped %.2f ms; runs:",
+	       "stopped %.2f ms; uncounted %llu; runs:",
 	       what, (unsigned long long)r->pages, (unsigned long long)r->pages_moved,
 	       (unsigned long long)r->pages_copied, (unsigned long long)r->pages_remapped,
 	       (unsigned long long)r->pages_absent, (unsigned long long)r->thp_before,
 	       (unsigned long long)r->thp_after, (unsigned long long)r->mthp_before,
 	       (unsigned long long)r->mthp_after, (unsigned long long)r->collapsed,
 	       (unsigned long long)r->vmas_before, (unsigned long long)r->vmas_after,
-	       (double)r->stopped_ns / 1e6);
+	       (double)r->stopped_ns / 1e6, (unsigned long long)r->moved_uncounted);
 	for (size_t i = 0; i < r->nruns && i < 8; i++)
 		printf(" %s:%lluK", mig_relocate_path_name(r->runs[i].path),
 		       (unsigned long long)(r->runs[i].end - r->runs[i].start) >> 10);

@@ -35,28 +35,6 @@
  */
 #include "integration/stress_common.h"
 
-#include <linux/userfaultfd.h>
-#include <sys/ioctl.h>
-#include <sys/syscall.h>
-
-#ifndef UFFD_FEATURE_MOVE
-#define UFFD_FEATURE_MOVE (1 << 16)
-#endif
-
-/* Does this kernel offer UFFDIO_MOVE (asked on a userfaultfd of our own)? */
-static bool kernel_has_move(void)
-{
-	struct uffdio_api api = { .api = UFFD_API };
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
-	bool has;
-
-	if (fd < 0)
-		return false;
-	has = ioctl(fd, UFFDIO_API, &api) == 0 && (api.features & UFFD_FEATURE_MOVE);
-	close(fd);
-	return has;
-}
-
 /* A tenant that does no operation for this long after a job is stuck. */
 #define PROGRESS_S 10
 
