@@ -7,6 +7,9 @@
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # Found before fork joined the tenant's operations: replayed with the
 # operations they ran with.
-export STRESS_SEEDS="1883559896695404 1883559683715632 1883567791763803"
+# Then the two of the uncounted MOVE (engine.md, cause 8), with the
+# operations and ranges they ran with.
+export STRESS_SEEDS="1883559896695404 1883559683715632 1883567791763803
+	1883658766122481:wrdmupxygfk:data 1883661330739178:wrdmupxygfk:whole"
 export STRESS_SEED_OPS=wrdmupxygf
 exec "$top/tests/stress/churn.sh" "${CHURN_RUNS:-20}" "${CHURN_SECS:-4}"

@@ -13,7 +13,9 @@
 #   CHURN_TIMEOUT=s            one run's limit (default 20 x SECS + 120)
 #   STRESS_MIB, STRESS_THREADS the tenant's size and threads (stress_chaos)
 #   STRESS_SEEDS="s1 s2 ..."   fixed seeds run first for every kind (regressions),
-#                              with the operations STRESS_SEED_OPS when set
+#                              with the operations STRESS_SEED_OPS when set; an
+#                              entry SEED:OPS:RANGES (OPS or RANGES may be empty)
+#                              names its own operations and ranges
 #
 # Prints per kind: runs, failures, tenant operations, bad reads and the seed
 # of every failing run (STRESS_SEED=... reproduces its choices); exits 1 if
@@ -54,7 +56,11 @@ for kind in $kinds; do
 		log=$logdir/$kind.$n.log
 		# A fixed seed replays its run only with the operations it ran with.
 		if [ "$seed" = random ]; then s=()
-		else s=(STRESS_SEED="$seed" STRESS_OPS="${STRESS_SEED_OPS:-${STRESS_OPS:-}}"); fi
+		else
+			IFS=: read -r sd sops srg <<<"$seed"
+			[ -n "${srg:-}" ] && rg=$srg
+			s=(STRESS_SEED="$sd" STRESS_OPS="${sops:-${STRESS_SEED_OPS:-${STRESS_OPS:-}}}")
+		fi
 		env "${env[@]}" "${s[@]}" STRESS_SECS="$secs" STRESS_RANGES=$rg \
 			timeout -k 10 "${CHURN_TIMEOUT:-$((secs * 20 + 120))}" "$prog" >"$log" 2>&1
 		rc=$?
