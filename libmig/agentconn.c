@@ -145,9 +145,12 @@ int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid, int *ret_con
 	return 0;
 }
 
-/* Send one request and wait for its answer; *ret_fd gets an SCM_RIGHTS fd. */
-static int agent_call(struct mig_tenant *t, struct mig_agent_req *req, int timeout_ms,
-		      struct mig_agent_resp *ret_resp, int *ret_fd)
+/*
+ * Send one request, with send_fd (unless -1) as SCM_RIGHTS, and wait for
+ * its answer; *ret_fd gets an SCM_RIGHTS fd of the answer.
+ */
+static int agent_call_fd(struct mig_tenant *t, struct mig_agent_req *req, int send_fd,
+			 int timeout_ms, struct mig_agent_resp *ret_resp, int *ret_fd)
 {
 	struct agent_priv *p = t->priv;
 	union {
@@ -163,7 +166,21 @@ static int agent_call(struct mig_tenant *t, struct mig_agent_req *req, int timeo
 
 	req->magic = MIG_AGENT_MAGIC;
 	req->seq = ++p->seq;
-	n = send(p->conn, req, len, MSG_NOSIGNAL);
+	{
+		struct iovec siov = { .iov_base = req, .iov_len = len };
+		struct msghdr smh = { .msg_iov = &siov, .msg_iovlen = 1 };
+
+		if (send_fd >= 0) {
+			memset(&cm, 0, sizeof(cm));
+			smh.msg_control = cm.buf;
+			smh.msg_controllen = sizeof(cm.buf);
+			cm.h.cmsg_level = SOL_SOCKET;
+			cm.h.cmsg_type = SCM_RIGHTS;
+			cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(&cm.h), &send_fd, sizeof(int));
+		}
+		n = sendmsg(p->conn, &smh, MSG_NOSIGNAL);
+	}
 	if (n < 0)
 		return errno == EPIPE || errno == ECONNRESET ? -ESRCH : -errno;
 	for (;;) {
@@ -202,6 +219,12 @@ static int agent_call(struct mig_tenant *t, struct mig_agent_req *req, int timeo
 	}
 	*ret_resp = resp;
 	return 0;
+}
+
+static int agent_call(struct mig_tenant *t, struct mig_agent_req *req, int timeout_ms,
+		      struct mig_agent_resp *ret_resp, int *ret_fd)
+{
+	return agent_call_fd(t, req, -1, timeout_ms, ret_resp, ret_fd);
 }
 
 /* Check that fd is the very file the tenant holds at tenant_fd. */
@@ -247,9 +270,10 @@ int mig__agent_attach(struct mig_tenant *t, int agent_fd)
 {
 	struct mig_agent_req req = { .op = MIG_AGENT_CREATE };
 	struct mig_agent_resp resp;
+	_cleanup_close_ int dev = -EBADF;
 	struct agent_priv *p;
 	pid_t pid = 0;
-	int r, fd = -1;
+	int r, fd = -1, dev_errno = 0;
 
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -284,7 +308,18 @@ int mig__agent_attach(struct mig_tenant *t, int agent_fd)
 				      (int)t->pid);
 		return -EAGAIN;
 	}
-	r = agent_call(t, &req, CREATE_TIMEOUT_MS, &resp, &fd);
+	/*
+	 * The agent runs with the tenant's credentials: where its own
+	 * userfaultfd(2) is refused (any user but root on a stock host), it
+	 * makes the uffd with USERFAULTFD_IOC_NEW on the /dev/userfaultfd we
+	 * open here (the mode is checked at open only) and send along, as
+	 * the ptrace backend hands it in (backend_ptrace.c). The agent
+	 * closes its copy once CREATE is served.
+	 */
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		dev_errno = errno;
+	r = agent_call_fd(t, &req, dev, CREATE_TIMEOUT_MS, &resp, &fd);
 	if (r < 0) {
 		mig__tenant_set_error(
 			"agent of pid %d did not answer: %s%s", (int)t->pid, strerror(-r),
@@ -294,8 +329,12 @@ int mig__agent_attach(struct mig_tenant *t, int agent_fd)
 	if (resp.ret < 0) {
 		safe_close(fd);
 		mig__tenant_set_error("the agent in pid %d cannot create a full-mode userfaultfd: "
-				      "%s. UFFD_USER_MODE_ONLY is never used",
-				      (int)t->pid, strerror((int)-resp.ret));
+				      "%s (userfaultfd(2), then /dev/userfaultfd %s%s). "
+				      "UFFD_USER_MODE_ONLY is never used",
+				      (int)t->pid, strerror((int)-resp.ret),
+				      dev >= 0 ? "handed in by migd" : "opened by the agent: migd "
+								       "cannot open it: ",
+				      dev >= 0 ? "" : strerror(dev_errno));
 		return (int)resp.ret;
 	}
 	t->tenant_fd = resp.fd;

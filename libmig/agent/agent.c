@@ -47,10 +47,14 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/major.h>
 
 #include "agentproto.h"
 #include "compat.h"
@@ -61,6 +65,11 @@
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static int conn = -1; /* connection to migd, helper thread only */
 static int uffd = -1; /* the uffd we created, or -1 */
+/*
+ * The /dev/userfaultfd migd sent with the request being served, or -1;
+ * closed once the request is served (and in a forked child at once).
+ */
+static int dev_handed = -1;
 static int started, atfork_done;
 /*
  * Held by the helper while it creates an fd and records it in conn/uffd,
@@ -69,6 +78,26 @@ static int started, atfork_done;
  */
 static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * True when fd is a misc character device, as /dev/userfaultfd is: the
+ * only kind of file the agent runs USERFAULTFD_IOC_NEW on. Its node may
+ * be missing from the tenant's /dev (PrivateDevices=yes), so the device
+ * is not looked up by name.
+ */
+static int is_misc_chardev(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == MISC_MAJOR;
+}
+
+/*
+ * A full-mode uffd for this process. userfaultfd(2) first: it works for
+ * root and where vm.unprivileged_userfaultfd = 1. Where it is refused (any
+ * other user on a stock host), the /dev/userfaultfd migd opened and sent
+ * with CREATE (dev_handed; its permission was checked at migd's open),
+ * else our own open of it (mode 0600: root only). Called with fd_lock held.
+ */
 static int create_uffd(void)
 {
 	struct rlimit rl;
@@ -78,14 +107,17 @@ static int create_uffd(void)
 	if (fd < 0) {
 		int e = errno;
 
-		dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+		dev = dev_handed >= 0 && is_misc_chardev(dev_handed)
+			      ? dev_handed
+			      : open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 		if (dev < 0) {
 			errno = e;
 			return -e;
 		}
 		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
 		e = errno;
-		close(dev);
+		if (dev != dev_handed)
+			close(dev);
 		if (fd < 0)
 			return -e;
 	}
@@ -251,6 +283,60 @@ static int connect_migd(void)
 	return 0;
 }
 
+static void drop_handed(void)
+{
+	pthread_mutex_lock(&fd_lock);
+	if (dev_handed >= 0)
+		close(dev_handed);
+	dev_handed = -1;
+	pthread_mutex_unlock(&fd_lock);
+}
+
+/*
+ * Receive one request. An fd migd sends with it (CREATE: the open
+ * /dev/userfaultfd) is taken into dev_handed under fd_lock, so a fork
+ * copies it only into a child that closes it at once: the wait is a peek
+ * without room for an fd (the kernel keeps the fd with the message), the
+ * taking a second, non-blocking receive with the lock held. Returns the
+ * request's length, 0 at the end, or -1 with errno.
+ */
+static ssize_t recv_req(struct mig_agent_req *q)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { .iov_base = q, .iov_len = sizeof(*q) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+	char b;
+
+	n = recv(conn, &b, 1, MSG_PEEK);
+	if (n <= 0)
+		return n;
+	memset(&cm, 0, sizeof(cm));
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof(cm.buf);
+	pthread_mutex_lock(&fd_lock);
+	n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
+		int fd;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(sizeof(int)))
+			continue;
+		/* Room for one: the kernel closed any more it had. */
+		memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+		if (dev_handed < 0 && n >= (ssize_t)offsetof(struct mig_agent_req, seq) &&
+		    q->op == MIG_AGENT_CREATE)
+			dev_handed = fd;
+		else
+			close(fd);
+	}
+	pthread_mutex_unlock(&fd_lock);
+	return n;
+}
+
 static void *helper(void *arg)
 {
 	/* In this thread's stack, which no zap takes out (stop.h). */
@@ -275,13 +361,16 @@ static void *helper(void *arg)
 		}
 		pause_s = 1;
 		for (;;) {
-			n = recv(conn, &q, sizeof(q), 0);
+			n = recv_req(&q);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < (ssize_t)offsetof(struct mig_agent_req, runs) ||
-			    q.magic != MIG_AGENT_MAGIC)
+			    q.magic != MIG_AGENT_MAGIC) {
+				drop_handed();
 				break;
+			}
 			serve(&stopctl, &q, (size_t)n);
+			drop_handed();
 		}
 		/* migd is gone: never leave the threads it had us stop stopped. */
 		mig_agent_resume(&stopctl);
@@ -312,8 +401,11 @@ static void atfork_child(void)
 		close(conn);
 	if (uffd >= 0)
 		close(uffd);
+	if (dev_handed >= 0)
+		close(dev_handed);
 	conn = -1;
 	uffd = -1;
+	dev_handed = -1;
 	started = 0;
 	pthread_mutex_unlock(&fd_lock);
 }
