@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agents.h"
@@ -59,6 +60,62 @@ static void reply_error(struct client *c, json_object *id, int err, const char *
 	json_object_put(o);
 }
 
+/*
+ * Refusals the journal is told of: at most REFUSALS_LOGGED per
+ * REFUSAL_PERIOD_MS, so that a client asking again and again cannot fill
+ * it; the next line logged says how many were left out.
+ */
+#define REFUSALS_LOGGED	  10
+#define REFUSAL_PERIOD_MS 10000
+static struct {
+	uint64_t since_ms;
+	unsigned logged, dropped;
+} refusals;
+/* The command being run (command_dispatch runs one at a time). */
+static const char *running_cmd = "request";
+
+/*
+ * Refuse a request for what it asks (another user's process, a process no
+ * policy names, a root-only command), not for how it is written: the
+ * client gets the reason, and so does the journal, with who asked. Badly
+ * formed requests are only counted (bad_requests).
+ */
+static void refuse(struct client *c, json_object *id, uid_t uid, int err, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void refuse(struct client *c, json_object *id, uid_t uid, int err, const char *fmt, ...)
+{
+	struct timespec ts;
+	uint64_t now;
+	char msg[1024];
+	json_object *o;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (now - refusals.since_ms >= REFUSAL_PERIOD_MS) {
+		refusals.since_ms = now;
+		refusals.logged = 0;
+	}
+	if (refusals.logged < REFUSALS_LOGGED) {
+		refusals.logged++;
+		if (refusals.dropped)
+			log_notice("%u refusals not logged (over %d in %d s)", refusals.dropped,
+				   REFUSALS_LOGGED, REFUSAL_PERIOD_MS / 1000);
+		log_notice("refused '%s' of uid %u (pid %d): %s: %s", running_cmd, (unsigned)uid,
+			   (int)client_pid(c), mig_errno_name(err), msg);
+		refusals.dropped = 0;
+	} else {
+		refusals.dropped++;
+	}
+	o = proto_reply_error(id, err, "%s", msg);
+	client_send(c, o);
+	json_object_put(o);
+}
+
 static void reply_send(struct client *c, json_object *o)
 {
 	client_send(c, o);
@@ -77,12 +134,12 @@ static int authorize_pid(struct client *c, json_object *id, uid_t uid, pid_t pid
 
 	r = identity_take(pid, ret, reason, sizeof(reason));
 	if (r < 0) {
-		reply_error(c, id, r == -EPERM ? EPERM : ESRCH, "%s", reason);
+		refuse(c, id, uid, r == -EPERM ? EPERM : ESRCH, "%s", reason);
 		return r;
 	}
 	if (uid != 0 && uid != ret->owner) {
-		reply_error(c, id, EPERM, "uid %u may not act on pid %d (owned by uid %u)",
-			    (unsigned)uid, (int)pid, (unsigned)ret->owner);
+		refuse(c, id, uid, EPERM, "uid %u may not act on pid %d (owned by uid %u)",
+		       (unsigned)uid, (int)pid, (unsigned)ret->owner);
 		identity_done(ret);
 		return -EPERM;
 	}
@@ -324,10 +381,10 @@ static int claim_tenant(struct migd *d, struct client *c, uid_t uid, json_object
 	struct tenant *t = tenant_find(d, pid);
 
 	if (t && t->state == TENANT_UNRECOVERED) {
-		reply_error(c, id, EBUSY,
-			    "pid %d was not recovered after a crash of migd and is not touched "
-			    "again until it is: %s",
-			    (int)pid, t->last_error ? t->last_error : "see migd's log");
+		refuse(c, id, uid, EBUSY,
+		       "pid %d was not recovered after a crash of migd and is not touched "
+		       "again until it is: %s",
+		       (int)pid, t->last_error ? t->last_error : "see migd's log");
 		return -EBUSY;
 	}
 	if (t && t->job) {
@@ -338,23 +395,23 @@ static int claim_tenant(struct migd *d, struct client *c, uid_t uid, json_object
 	if (t && t->starttime != ident->starttime) {
 		/* What a policy said of the earlier process says nothing of this one. */
 		if (uid != 0 || tenant_forget(d, t) < 0) {
-			reply_error(c, id, EPERM,
-				    "pid %d is a new process, not the one a policy named; only "
-				    "root may name it",
-				    (int)pid);
+			refuse(c, id, uid, EPERM,
+			       "pid %d is a new process, not the one a policy named; only "
+			       "root may name it",
+			       (int)pid);
 			return -EPERM;
 		}
 		t = NULL;
 	}
 	if (!t && uid != 0) {
-		reply_error(c, id, EPERM,
-			    "pid %d is not named by any policy; only root may name a process "
-			    "explicitly",
-			    (int)pid);
+		refuse(c, id, uid, EPERM,
+		       "pid %d is not named by any policy; only root may name a process "
+		       "explicitly",
+		       (int)pid);
 		return -EPERM;
 	}
 	if (!t && tenant_add_explicit(d, pid, &t) < 0) {
-		reply_error(c, id, ESRCH, "no such process: %d", (int)pid);
+		refuse(c, id, uid, ESRCH, "no such process: %d", (int)pid);
 		return -ESRCH;
 	}
 	*ret = t;
@@ -610,11 +667,14 @@ void command_dispatch(struct migd *d, struct client *c, uid_t uid, json_object *
 		if (strcmp(commands[i].name, name) != 0)
 			continue;
 		if (commands[i].root_only && uid != 0) {
-			reply_error(c, id, EPERM, "'%s' is for root only", name);
+			running_cmd = commands[i].name;
+			refuse(c, id, uid, EPERM, "'%s' is for root only", name);
 			return;
 		}
 		log_debug("uid %u: %s", (unsigned)uid, name);
+		running_cmd = commands[i].name;
 		commands[i].run(d, c, uid, id, req);
+		running_cmd = "request";
 		return;
 	}
 	d->stats.bad_requests++;

@@ -67,6 +67,11 @@ bool client_alive(const struct client *c)
 	return !c->closing;
 }
 
+pid_t client_pid(const struct client *c)
+{
+	return c->cred.pid;
+}
+
 static void on_client_closed(uv_handle_t *h)
 {
 	struct client *c = h->data;

@@ -120,6 +120,8 @@ void client_send(struct client *c, json_object *o);
 struct client *client_ref(struct client *c);
 void client_unref(struct client *c);
 bool client_alive(const struct client *c);
+/* The client process, as SO_PEERCRED told at accept. */
+pid_t client_pid(const struct client *c);
 
 /* commands.c */
 void command_dispatch(struct migd *d, struct client *c, uid_t uid, json_object *req);

@@ -332,8 +332,9 @@ int mig__agent_attach(struct mig_tenant *t, int agent_fd)
 				      "%s (userfaultfd(2), then /dev/userfaultfd %s%s). "
 				      "UFFD_USER_MODE_ONLY is never used",
 				      (int)t->pid, strerror((int)-resp.ret),
-				      dev >= 0 ? "handed in by migd" : "opened by the agent: migd "
-								       "cannot open it: ",
+				      dev >= 0 ? "handed in by migd"
+					       : "opened by the agent: migd "
+						 "cannot open it: ",
 				      dev >= 0 ? "" : strerror(dev_errno));
 		return (int)resp.ret;
 	}
