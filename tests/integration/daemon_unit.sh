@@ -12,6 +12,6 @@ rc=$?
 echo "$out"
 [ $rc = 0 ] && [ -z "$out" ] || fail "systemd-analyze verify is not clean"
 grep -q '^Type=notify' "$top/systemd/migd.service" || fail "not Type=notify"
-grep -q '^CapabilityBoundingSet=CAP_SYS_PTRACE CAP_SYS_NICE CAP_SYS_ADMIN$' "$top/systemd/migd.service" ||
+grep -q '^CapabilityBoundingSet=CAP_SYS_PTRACE CAP_SYS_NICE CAP_SYS_ADMIN CAP_DAC_OVERRIDE$' "$top/systemd/migd.service" ||
 	fail "capability set changed"
 echo PASS
