@@ -336,8 +336,7 @@ int mig__inject_begin_thread(struct mig_tenant *t, pid_t tid, struct mig__inject
 	memset(s, 0, sizeof(*s));
 	s->t = t;
 	/* The pidfd pins the process: while it is alive its pid is not reused. */
-	if (syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) < 0 ||
-	    (s->tid = tid > 0 ? tid : mig__proc_live_thread(t->pid)) < 0) {
+	if (mig__tenant_exited(t) || (s->tid = tid > 0 ? tid : mig__proc_live_thread(t->pid)) < 0) {
 		mig__tenant_set_error("pid %d has exited", t->pid);
 		return -ESRCH;
 	}
@@ -384,7 +383,7 @@ int mig__inject_begin_thread(struct mig_tenant *t, pid_t tid, struct mig__inject
 	s->stopped = true;
 	mig__crash_point("inject:stopped");
 	/* Seized after the pid was checked: make sure it is still the same process. */
-	if (syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) < 0) {
+	if (mig__tenant_exited(t)) {
 		r = -ESRCH;
 		goto fail;
 	}

@@ -147,7 +147,7 @@ int mig__stop_threads(struct mig_tenant *t, const pid_t *keep, size_t nkeep,
 	}
 	mig__crash_point("stopset:stopped");
 	/* Stopped after the pid was checked: still the same process? */
-	if (syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) < 0)
+	if (mig__tenant_exited(t))
 		return -ESRCH;
 	return 0;
 }

@@ -221,8 +221,13 @@ fail:
 	return r;
 }
 
-/* A pidfd turns readable when its process has exited (zombie or reaped). */
-static bool tenant_exited(const struct mig_tenant *t)
+/*
+ * A pidfd turns readable when its process has exited (zombie or reaped).
+ * Unlike pidfd_send_signal(0), which also fails with EPERM for a live
+ * process of another user when we lack CAP_KILL (migd under its unit),
+ * this asks nothing of our credentials.
+ */
+bool mig__tenant_exited(const struct mig_tenant *t)
 {
 	struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
 
@@ -239,7 +244,7 @@ int mig_tenant_detach(mig_tenant *t)
 		return 0;
 	pthread_mutex_lock(&t->op_lock);
 	/* A dead tenant has no maps or fds left to restore. */
-	if (tenant_exited(t)) {
+	if (mig__tenant_exited(t)) {
 		pthread_mutex_unlock(&t->op_lock);
 		mig__tenant_set_error("pid %d has exited", t->pid);
 		tenant_free(t);

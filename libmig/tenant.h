@@ -114,12 +114,15 @@ MIG_INTERNAL extern const struct mig__tenant_ops mig__agent_ops;
 MIG_INTERNAL int mig__ptrace_attach(struct mig_tenant *t);
 MIG_INTERNAL int mig__agent_attach(struct mig_tenant *t, int agent_fd);
 
-/* Set the calling thread's last error message (mig_tenant_last_error). */
+/* True once the tenant's process has exited (its pidfd is readable). */
+MIG_INTERNAL bool mig__tenant_exited(const struct mig_tenant *t);
+
 /*
  * madvise inside the tenant (ops->advise). Returns madvise's 0 or -errno,
  * -EOPNOTSUPP when the backend cannot, -ESRCH.
  */
 MIG_INTERNAL int mig__tenant_advise(struct mig_tenant *t, uint64_t addr, size_t len, int advice);
+/* Set the calling thread's last error message (mig_tenant_last_error). */
 MIG_INTERNAL void mig__tenant_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* MIG_TENANT_H */
