@@ -23,7 +23,7 @@ command -v setpriv >/dev/null || { echo "needs setpriv (util-linux)"; exit 77; }
 ROOT=${MIGD_VM_ROOT:-$(pwd)}
 TENANT=$ROOT/build/tests/tenants/demo_tenant
 AGENT=$ROOT/build/libmig-agent.so
-MIB=16
+MIB=8
 UNITS="migd-pol-nobody migd-pol-dyn migd-pol-agent migd-od-nobody migd-od-dyn"
 fail=0
 # bad, wait_for, install_migd, pages_on, present, on_node1
@@ -136,7 +136,7 @@ cat >/etc/migd/policies.d/uids.ini <<'EOF'
 cgroup = /tenants.slice/migd-pol-*.service
 nodes = 1
 trigger = on-attach
-min_region = 8M
+min_region = 4M
 vmas = heap,anon
 attach = auto
 EOF
@@ -147,7 +147,7 @@ for p in "$on $ron" "$od $rod"; do
 	set -- $p
 	out=$(migctl --json migrate "$1" --to 1 --range "$2")
 	rc=$?
-	echo "# migctl migrate $1 --to 1: exit $rc: $(echo "$out" | grep -o '"pages_moved":[0-9]*,.*"pages_failed":[0-9]*'), $(echo "$out" | grep -o '"attach":"[a-z]*"')"
+	echo "# migctl migrate $1 --to 1: exit $rc: $(echo "$out" | grep -o '"pages_moved":[0-9]*,.*"pages_failed":[0-9]*'), $(echo "$out" | grep -o '"elapsed_us":[0-9]*'), $(echo "$out" | grep -o '"attach":"[a-z]*"')"
 	[ $rc = 0 ] || [ $rc = 4 ] || bad "migctl migrate $1 exited $rc: $out"
 	moved=$(echo "$out" | sed -n 's/.*"pages_moved":\([0-9]*\).*/\1/p')
 	[ "${moved:-0}" -gt 0 ] || bad "migctl migrate $1 moved no pages: $out"
@@ -211,6 +211,7 @@ for u in $UNITS; do stop_tenant "$u"; done
 uffd_after=$(host_uffd)
 echo "# host after: $uffd_after"
 [ "$uffd_after" = "$uffd_before" ] || bad "the host's userfaultfd setting changed: $uffd_before -> $uffd_after"
+[ $fail = 0 ] || journalctl -u migd --no-pager -n 40 -o cat 2>&1 | sed 's/^/  | /'
 cleanup
 [ $fail = 0 ] && echo "all checks passed"
 exit $fail
