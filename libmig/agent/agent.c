@@ -362,7 +362,7 @@ static void *helper(void *arg)
 		pause_s = 1;
 		for (;;) {
 			n = recv_req(&q);
-			if (n < 0 && errno == EINTR)
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (n < (ssize_t)offsetof(struct mig_agent_req, runs) ||
 			    q.magic != MIG_AGENT_MAGIC) {
