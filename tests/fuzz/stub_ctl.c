@@ -38,6 +38,12 @@ bool client_alive(const struct client *c)
 	return true;
 }
 
+pid_t client_pid(const struct client *c)
+{
+	(void)c;
+	return 1;
+}
+
 int ctl_listen(struct migd *d)
 {
 	(void)d;
