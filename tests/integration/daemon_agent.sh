@@ -67,9 +67,11 @@ echo "# attach = agent: pid $LATE waited for its agent, then its job ran"
 start_tenant 16
 NOAG=$TENANT_PID
 echo "$NOAG" >"$root/$name-a.slice/cgroup.procs"
-wait_state "$NOAG" waiting-for-agent 50
-"$MIGCTL" tenants
+# The wait shows in the log: a loaded host's poll of migctl can take longer
+# than the 3 s the state lasts (seen once in 20 runs beside two guests).
 wait_state "$NOAG" failed 80
+grep -q "pid $NOAG waits for its agent" "$T/migd.log" || fail "pid $NOAG did not wait for its agent"
+"$MIGCTL" tenants
 err=$(tenant_field "$NOAG" last_error)
 case $err in
 *"no agent connected within 3s"*LD_PRELOAD=libmig-agent.so*) ;;
