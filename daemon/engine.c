@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agents.h"
 #include "engine.h"
@@ -214,6 +215,29 @@ const char *engine_op_name(enum engine_op op)
 	return "?";
 }
 
+/*
+ * "large_before" and "large_after": {"16kB": N, ..., "2048kB": N}, the
+ * large folios per size (named like the kernel's hugepages-<size>kB
+ * controls), for every size counted before or after, smallest first.
+ */
+static void add_folio_sizes(json_object *o, const uint64_t *before, const uint64_t *after)
+{
+	json_object *b = json_object_new_object(), *a = json_object_new_object();
+	unsigned long ps = (unsigned long)sysconf(_SC_PAGESIZE);
+
+	for (unsigned k = 1; k < MIG_FOLIO_ORDERS; k++) {
+		char key[32];
+
+		if (!before[k] && !after[k])
+			continue;
+		snprintf(key, sizeof(key), "%lukB", (ps << k) >> 10);
+		json_object_object_add(b, key, json_object_new_int64((int64_t)before[k]));
+		json_object_object_add(a, key, json_object_new_int64((int64_t)after[k]));
+	}
+	json_object_object_add(o, "large_before", b);
+	json_object_object_add(o, "large_after", a);
+}
+
 static json_object *relocate_json(const struct mig_relocate_result *res)
 {
 	json_object *o = json_object_new_object(), *runs = json_object_new_array();
@@ -249,6 +273,7 @@ static json_object *relocate_json(const struct mig_relocate_result *res)
 	ADD(mthp_after);
 	ADD(collapsed);
 #undef ADD
+	add_folio_sizes(o, res->large_before, res->large_after);
 	json_object_object_add(o, "stopped_us",
 			       json_object_new_int64((int64_t)(res->stopped_ns / 1000)));
 	json_object_object_add(o, "elapsed_us",
@@ -307,6 +332,7 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
 	json_object_object_add(o, "thp_after", json_object_new_int64((int64_t)res->thp_after));
 	json_object_object_add(o, "mthp_before", json_object_new_int64((int64_t)res->mthp_before));
 	json_object_object_add(o, "mthp_after", json_object_new_int64((int64_t)res->mthp_after));
+	add_folio_sizes(o, res->large_before, res->large_after);
 	json_object_object_add(o, "huge_moved", json_object_new_int64((int64_t)res->huge_moved));
 	json_object_object_add(o, "huge_collapsed",
 			       json_object_new_int64((int64_t)res->huge_collapsed));

@@ -333,6 +333,24 @@ static void print_placement(json_object *reply)
 	printf("huge      %10" PRId64 " pages\n", num(reply, "huge"));
 }
 
+/* "large folios per size: 16kB 4 -> 0, 2048kB 32 -> 32" from large_before/large_after. */
+static void print_folio_sizes(json_object *reply)
+{
+	json_object *before, *after;
+	bool any = false;
+
+	if (!json_object_object_get_ex(reply, "large_before", &before) ||
+	    !json_object_object_get_ex(reply, "large_after", &after))
+		return;
+	json_object_object_foreach (before, key, val) {
+		printf("%s %s %" PRId64 " -> %" PRId64, any ? "," : "large folios per size:", key,
+		       json_object_get_int64(val), num(after, key));
+		any = true;
+	}
+	if (any)
+		printf("\n");
+}
+
 static void print_migrate(json_object *reply)
 {
 	json_object *f;
@@ -357,6 +375,7 @@ static void print_migrate(json_object *reply)
 	       num(reply, "mthp_after"), num(reply, "huge_moved"), num(reply, "huge_collapsed"),
 	       num(reply, "huge_collapse_failed"), num(reply, "huge_fallback"),
 	       str(reply, "huge_path"));
+	print_folio_sizes(reply);
 	if (num(reply, "large_skipped"))
 		printf("pages in large folios left where they are: %" PRId64 "\n",
 		       num(reply, "large_skipped"));
@@ -379,6 +398,7 @@ static void print_relocate(json_object *reply)
 	printf("THPs %" PRId64 " -> %" PRId64 ", mTHPs %" PRId64 " -> %" PRId64 "\n",
 	       num(reply, "thp_before"), num(reply, "thp_after"), num(reply, "mthp_before"),
 	       num(reply, "mthp_after"));
+	print_folio_sizes(reply);
 	printf("tenant stopped: %" PRId64 " us\n", num(reply, "stopped_us"));
 	if (json_object_object_get_ex(reply, "runs", &runs))
 		for (size_t i = 0; i < json_object_array_length(runs); i++) {

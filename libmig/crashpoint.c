@@ -3,13 +3,16 @@
  * test can show what a migd killed exactly there leaves behind. The
  * variable is read once; without it every point costs one load and a
  * branch. A point ending in ":abrt" raises SIGABRT instead (what
- * systemd's watchdog sends).
+ * systemd's watchdog sends); one ending in ":pauseMS" sleeps MS
+ * milliseconds there instead, every time it is passed (with @N: the N-th
+ * time only), to widen a race window for a test.
  */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "crashpoint.h"
 
@@ -17,8 +20,9 @@
 
 struct point {
 	char name[64];
-	unsigned long nth; /* 0: the first time */
+	unsigned long nth; /* 0: the first time (a pause: every time) */
 	int sig;
+	unsigned pause_ms; /* ":pauseMS": sleep instead of a signal */
 	atomic_ulong seen;
 };
 
@@ -39,7 +43,7 @@ static void parse(void)
 	     tok = strtok_r(NULL, ",", &save)) {
 		struct point *p = &points[npoints];
 		size_t len = strlen(tok);
-		char *at;
+		char *at, *pz;
 
 		p->sig = SIGKILL;
 		if (len > 5 && strcmp(tok + len - 5, ":abrt") == 0) {
@@ -48,6 +52,10 @@ static void parse(void)
 		} else if (len > 6 && strcmp(tok + len - 6, ":fault") == 0) {
 			tok[len - 6] = 0;
 			p->sig = 0; /* a fault point: mig__fault_point answers */
+		} else if ((pz = strstr(tok, ":pause")) && pz[6] >= '0' && pz[6] <= '9') {
+			p->pause_ms = (unsigned)strtoul(pz + 6, NULL, 10);
+			*pz = 0;
+			p->sig = 0;
 		}
 		at = strchr(tok, '@');
 
@@ -66,7 +74,17 @@ void mig__crash_point(const char *point)
 	for (size_t i = 0; i < npoints; i++) {
 		struct point *p = &points[i];
 
-		if (p->sig == 0 || strcmp(p->name, point) != 0)
+		if (strcmp(p->name, point) != 0)
+			continue;
+		if (p->pause_ms) {
+			if (!p->nth || atomic_fetch_add(&p->seen, 1) + 1 == p->nth)
+				nanosleep(
+					&(struct timespec){ p->pause_ms / 1000,
+							    (long)(p->pause_ms % 1000) * 1000000 },
+					NULL);
+			continue;
+		}
+		if (p->sig == 0)
 			continue;
 		if (atomic_fetch_add(&p->seen, 1) + 1 >= (p->nth ? p->nth : 1))
 			raise(p->sig);
@@ -81,7 +99,7 @@ bool mig__fault_point(const char *point)
 	for (size_t i = 0; i < npoints; i++) {
 		struct point *p = &points[i];
 
-		if (p->sig != 0 || strcmp(p->name, point) != 0)
+		if (p->sig != 0 || p->pause_ms || strcmp(p->name, point) != 0)
 			continue;
 		hit |= atomic_fetch_add(&p->seen, 1) + 1 >= (p->nth ? p->nth : 1);
 	}

@@ -15,7 +15,8 @@
  * If MIG_CRASH_AT (read once per process) names this point, raise
  * SIGKILL. MIG_CRASH_AT is a comma-separated list of "area:step" or
  * "area:step@N" (the N-th time the point is passed, counting from 1),
- * each optionally followed by ":abrt" (SIGABRT instead).
+ * each optionally followed by ":abrt" (SIGABRT instead) or ":pauseMS"
+ * (sleep MS milliseconds instead, each time unless @N is given).
  * Points: see docs/engine.md, "Crash points".
  */
 MIG_INTERNAL void mig__crash_point(const char *point);

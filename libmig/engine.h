@@ -289,11 +289,12 @@ struct mig__job {
 	uint64_t retried;
 	uint64_t max_pass;
 	uint64_t collapse_failed;
-	uint64_t collapsed;		  /* THPs re-formed with MADV_COLLAPSE */
-	uint64_t huge_moved;		  /* THPs placed whole with one PMD move */
-	uint64_t huge_stage_failed;	  /* blocks whose huge staging gave no THP on the target */
-	uint64_t huge_place_failed;	  /* blocks whose PMD move was refused or split */
-	uint64_t thp_before, mthp_before; /* large folio heads at the first scans */
+	uint64_t collapsed;	    /* THPs re-formed with MADV_COLLAPSE */
+	uint64_t huge_moved;	    /* THPs placed whole with one PMD move */
+	uint64_t huge_stage_failed; /* blocks whose huge staging gave no THP on the target */
+	uint64_t huge_place_failed; /* blocks whose PMD move was refused or split */
+	uint64_t
+		large_before[MIG_FOLIO_ORDERS]; /* large folio heads per order at the first scans */
 };
 
 MIG_INTERNAL uint64_t mig__now_ns(void);

@@ -266,7 +266,8 @@ static void status_empty(const struct mig_range *rg, size_t i, size_t e, const s
 static int verify_window(struct mig__job *j, uint64_t start, const struct job_win *jw,
 			 int32_t *status, struct mig_migrate_result *res)
 {
-	_cleanup_free_ struct mig_pageinfo *pi = calloc(jw->np, sizeof(*pi));
+	_cleanup_free_ struct mig_pageinfo *pi = calloc(jw->np, sizeof(*pi)), *folios = NULL;
+	const struct mig_pageinfo *fo = pi;
 	int32_t none;
 	size_t np = jw->np;
 	int r;
@@ -275,6 +276,16 @@ static int verify_window(struct mig__job *j, uint64_t start, const struct job_wi
 		return -ENOMEM;
 	/* One PAGEMAP_SCAN where the kernel has it (6.7+), else pagemap + kpageflags. */
 	r = mig__scan_pages(j->pid, start, np, pi);
+	/*
+	 * PAGEMAP_SCAN sees only PMD-mapped THPs: the large folios per size
+	 * (mTHPs, THPs mapped by PTEs) are read from kpageflags.
+	 */
+	if (r == 0) {
+		folios = calloc(np, sizeof(*folios));
+		if (!folios)
+			return -ENOMEM;
+		fo = mig__query_folios(j->pid, start, np, folios) == 0 ? folios : NULL;
+	}
 	if (r == 1)
 		r = mig_query_pages(j->pid, start, np, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi);
 	if (r == -ESRCH)
@@ -286,13 +297,8 @@ static int verify_window(struct mig__job *j, uint64_t start, const struct job_wi
 	for (size_t k = 0; k < np; k++) {
 		uint64_t a = start + k * MIG__PAGE;
 
-		if ((pi[k].flags & MIG_PAGE_LARGE) && (pi[k].flags & MIG_PAGE_HEAD)) {
-			if (pi[k].flags & MIG_PAGE_THP)
-				res->thp_after++;
-			else
-				res->mthp_after++;
-		}
-
+		if (fo && r >= 0)
+			mig__count_folio(&fo[k], res->large_after);
 		if ((a & (MIG__PMD - 1)) == 0 && k + MIG__PMD / MIG__PAGE <= np &&
 		    (pi[k].flags & MIG_PAGE_THP) && pi[k].node >= 0 &&
 		    mig_nodes_test(&j->targets, (unsigned)pi[k].node))
@@ -724,8 +730,9 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.max_stall_us = j.max_stall_ns / 1000;
 	res.zaps_unstopped = j.unstopped_zaps;
 	res.move_uncounted = j.move_uncounted;
-	res.thp_before = j.thp_before;
-	res.mthp_before = j.mthp_before;
+	memcpy(res.large_before, j.large_before, sizeof(res.large_before));
+	mig__folio_totals(res.large_before, &res.thp_before, &res.mthp_before);
+	mig__folio_totals(res.large_after, &res.thp_after, &res.mthp_after);
 	res.huge_moved = j.huge_moved;
 	res.huge_collapsed = j.collapsed;
 	res.huge_collapse_failed = j.collapse_failed;

@@ -64,6 +64,34 @@ unsigned mig__pmd_order(void)
 	return o;
 }
 
+void mig__count_folio(const struct mig_pageinfo *p, uint64_t *counts)
+{
+	unsigned o = p->order;
+
+	if (!(p->flags & MIG_PAGE_LARGE) || !(p->flags & MIG_PAGE_HEAD))
+		return;
+	if (o == 0 && (p->flags & MIG_PAGE_THP))
+		o = mig__pmd_order();
+	if (o == 0)
+		return;
+	counts[MIN(o, (unsigned)MIG_FOLIO_ORDERS - 1)]++;
+}
+
+void mig__folio_totals(const uint64_t *counts, uint64_t *ret_thp, uint64_t *ret_mthp)
+{
+	unsigned pmd = mig__pmd_order();
+	uint64_t thp = 0, mthp = 0;
+
+	for (unsigned o = 1; o < MIG_FOLIO_ORDERS; o++) {
+		if (o < pmd)
+			mthp += counts[o];
+		else
+			thp += counts[o];
+	}
+	*ret_thp = thp;
+	*ret_mthp = mthp;
+}
+
 uint32_t mig__page_flags(uint64_t pm, uint64_t kpf, int kpf_known)
 {
 	uint32_t f = 0;
@@ -215,10 +243,15 @@ static uint8_t order_of(uint64_t npages)
 	return o;
 }
 
-/* Fill flags, pfn and order of out[0..n) from pagemap entries pm[0..n). */
+/*
+ * Fill flags, pfn and order of out[0..n) from pagemap entries pm[0..n).
+ * kpageflags is read for each run of pages whose PFNs follow each other,
+ * but only for runs of min_run pages or more: a shorter run gets the
+ * pagemap flags alone (mig__query_folios).
+ */
 static int decode_chunk(int kpf_fd, const uint64_t *pm, size_t n, struct mig_pageinfo *out,
 			uint64_t *kbuf, struct kpf_block *blk, uint64_t *span_head,
-			uint64_t *span_n)
+			uint64_t *span_n, size_t min_run)
 {
 	size_t block_pages = (size_t)1 << mig__pmd_order();
 
@@ -238,6 +271,15 @@ static int decode_chunk(int kpf_fd, const uint64_t *pm, size_t n, struct mig_pag
 		while (i + run < n && run < KPF_RUN_MAX && (pm[i + run] & MIG__PM_PRESENT) &&
 		       (pm[i + run] & MIG__PM_PFN_MASK) == pfn + run)
 			run++;
+		if (run < min_run) {
+			for (size_t j = 0; j < run; j++) {
+				out[i + j].pfn = pm[i + j] & MIG__PM_PFN_MASK;
+				out[i + j].flags = mig__page_flags(pm[i + j], 0, 0);
+				out[i + j].order = 0;
+			}
+			i += run;
+			continue;
+		}
 		r = pread_all(kpf_fd, kbuf, run * sizeof(uint64_t), (off_t)(pfn * sizeof(uint64_t)),
 			      &got);
 		if (r < 0)
@@ -269,7 +311,8 @@ static int decode_chunk(int kpf_fd, const uint64_t *pm, size_t n, struct mig_pag
 	return 0;
 }
 
-static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pageinfo *out)
+static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pageinfo *out,
+			 size_t min_run)
 {
 	_cleanup_close_ int fd = -EBADF, kpf_fd = -EBADF;
 	_cleanup_free_ uint64_t *pm = NULL, *kbuf = NULL, *blkbuf = NULL;
@@ -303,7 +346,8 @@ static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pa
 		/* Past the top of user space pagemap ends: those pages exist for no one. */
 		if (got < n * sizeof(uint64_t))
 			memset((char *)pm + got, 0, n * sizeof(uint64_t) - got);
-		r = decode_chunk(kpf_fd, pm, n, out + done, kbuf, &blk, &span_head, &span_n);
+		r = decode_chunk(kpf_fd, pm, n, out + done, kbuf, &blk, &span_head, &span_n,
+				 min_run);
 		if (r < 0)
 			return r;
 		done += n;
@@ -379,7 +423,7 @@ int mig_query_pages(pid_t pid, uint64_t start, size_t npages, unsigned what,
 		return -EINVAL;
 
 	if (what & MIG_QUERY_PAGEMAP) {
-		r = query_pagemap(pid, start, npages, out);
+		r = query_pagemap(pid, start, npages, out, 1);
 		if (r < 0)
 			return r;
 	} else {
@@ -391,6 +435,18 @@ int mig_query_pages(pid_t pid, uint64_t start, size_t npages, unsigned what,
 	for (size_t i = 0; i < npages; i++)
 		out[i].node = -ENODATA;
 	return 0;
+}
+
+int mig__query_folios(pid_t pid, uint64_t start, size_t npages, struct mig_pageinfo *out)
+{
+	/* The smallest anonymous large folio: order 2 (16 KiB mTHP). */
+	const size_t min_folio = 4;
+	long ps = sysconf(_SC_PAGESIZE);
+
+	if (pid <= 0 || !out || npages == 0 || start % (uint64_t)ps ||
+	    npages > (UINT64_MAX - start) / (uint64_t)ps)
+		return -EINVAL;
+	return query_pagemap(pid, start, npages, out, min_folio);
 }
 
 /* 0 until PAGEMAP_SCAN was found missing (then 1): asked once a process. */
@@ -478,7 +534,7 @@ static int scan_pages_batch(void *ctx, const struct page_region *vec, int n, uin
 		 * huge zero page and the folio's order, as before.
 		 */
 		if ((cat & PAGE_IS_HUGE) && (cat & PAGE_IS_PRESENT)) {
-			int r = query_pagemap(c->pid, vec[k].start, e - i, c->out + i);
+			int r = query_pagemap(c->pid, vec[k].start, e - i, c->out + i, 1);
 
 			if (r < 0)
 				return r;

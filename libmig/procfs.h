@@ -98,6 +98,32 @@ MIG_INTERNAL int mig__pmd_mapped(pid_t pid, uint64_t start, size_t npages, uint6
 MIG_INTERNAL unsigned mig__pmd_order(void);
 
 /*
+ * The large folios of [start, start + npages pages) of pid, for counting
+ * them per size: out[] as mig_query_pages(MIG_QUERY_PAGEMAP) fills it
+ * (no node), but kpageflags is read only for runs of 4 or more pages
+ * whose PFNs follow each other, the least a 16 KiB folio mapped whole
+ * takes; the pages of shorter runs carry the pagemap flags alone (never
+ * LARGE, ZERO unknown). For 4 KiB memory that is a pagemap read and a few
+ * kpageflags reads instead of one per page (~0.5-1 ms per 2 MiB window,
+ * host). A large folio with fewer than 4 pages mapped here in PFN order
+ * (partly unmapped) is not seen. Returns 0, -EINVAL, -ESRCH, -errno.
+ */
+MIG_INTERNAL int mig__query_folios(pid_t pid, uint64_t start, size_t npages,
+				   struct mig_pageinfo *out);
+
+/*
+ * Count page p as a large folio of its order in counts[MIG_FOLIO_ORDERS]
+ * when it is the head of one (LARGE and HEAD, as mig_query_pages tells).
+ * The order is the one kpageflags gave; 0 (unknown: the folio did not fit
+ * the PFNs read) counts as the PMD order when the page is MIG_PAGE_THP,
+ * else it is not counted.
+ */
+MIG_INTERNAL void mig__count_folio(const struct mig_pageinfo *p, uint64_t *counts);
+
+/* The PMD-order entry of counts, and the smaller orders summed. */
+MIG_INTERNAL void mig__folio_totals(const uint64_t *counts, uint64_t *ret_thp, uint64_t *ret_mthp);
+
+/*
  * Threads (procfs.c). TracerPid of pid: 0 when untraced, or -errno.
  */
 MIG_INTERNAL int mig__proc_tracer_pid(pid_t pid);

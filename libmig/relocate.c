@@ -402,17 +402,13 @@ static bool page_absent(const struct mig_pageinfo *p)
 	return !(p->flags & (MIG_PAGE_PRESENT | MIG_PAGE_SWAPPED)) || (p->flags & MIG_PAGE_ZERO);
 }
 
-static void count_large(const struct mig_pageinfo *pi, size_t n, uint64_t *thp, uint64_t *mthp)
+/* Add the large folios of pi[0..n) per order to counts, and keep the sums. */
+static void count_large(const struct mig_pageinfo *pi, size_t n, uint64_t *counts, uint64_t *thp,
+			uint64_t *mthp)
 {
-	unsigned pmd_order = mig__pmd_order();
-
 	for (size_t i = 0; i < n; i++)
-		if ((pi[i].flags & MIG_PAGE_HEAD) && (pi[i].flags & MIG_PAGE_LARGE)) {
-			if (pi[i].order >= pmd_order)
-				(*thp)++;
-			else
-				(*mthp)++;
-		}
+		mig__count_folio(&pi[i], counts);
+	mig__folio_totals(counts, thp, mthp);
 }
 
 /* The calling thread's memory policy, to put back after binding it. */
@@ -669,7 +665,8 @@ static int core_run(struct core *c)
 			c->path[i] = ABSENT;
 			c->res->pages_absent++;
 		}
-	count_large(c->pi, c->npages, &c->res->thp_before, &c->res->mthp_before);
+	count_large(c->pi, c->npages, c->res->large_before, &c->res->thp_before,
+		    &c->res->mthp_before);
 	c->res->pages += c->npages;
 
 	r = mig_tenant_register(t, c->dst, c->len, UFFDIO_REGISTER_MODE_MISSING, &ioctls);
@@ -744,7 +741,8 @@ static void core_free(struct core *c)
 		collapse_dst(c);
 		/* The source's page information is not needed any more. */
 		if (mig_query_pages(c->s->t->pid, c->dst, c->npages, MIG_QUERY_PAGEMAP, c->pi) == 0)
-			count_large(c->pi, c->npages, &c->res->thp_after, &c->res->mthp_after);
+			count_large(c->pi, c->npages, c->res->large_after, &c->res->thp_after,
+				    &c->res->mthp_after);
 	}
 	free(c->pi);
 	free(c->path);

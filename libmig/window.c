@@ -231,12 +231,15 @@ static bool dirty_now(struct mig__job *j, const struct mig__win *w, size_t i)
 static int scan(struct mig__job *j, struct mig__win *w, bool first)
 {
 	_cleanup_free_ uint64_t *thp = NULL;
+	_cleanup_free_ struct mig_pageinfo *folios = NULL;
+	const struct mig_pageinfo *fo = NULL;
 	struct mig_pageinfo *pi;
 	int r = 0;
 
 	pi = calloc(w->npages, sizeof(*pi));
 	thp = first ? calloc(MIG__BITMAP_WORDS(w->npages), sizeof(uint64_t)) : NULL;
-	if (!pi || (first && !thp)) {
+	folios = first ? calloc(w->npages, sizeof(*folios)) : NULL;
+	if (!pi || (first && (!thp || !folios))) {
 		free(pi);
 		return -ENOMEM;
 	}
@@ -248,9 +251,25 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 			k++;
 		/* One PAGEMAP_SCAN where the kernel has it (6.7+), else pagemap + kpageflags. */
 		r = mig__scan_pages(j->pid, w->addr[i], k - i, pi + i);
-		if (r == 1)
+		/*
+		 * PAGEMAP_SCAN sees only PMD-mapped THPs: a THP whose PMD a
+		 * write fault since the FREEZE split (un-protecting 4 KiB of
+		 * it; no hint without whole-THP placing), and every mTHP, is
+		 * a large folio mapped by PTEs. The count of large folios
+		 * per size before the job reads them from kpageflags, once
+		 * (docs/engine.md, "Large folios per size").
+		 */
+		if (r == 0 && first) {
+			if (mig__query_folios(j->pid, w->addr[i], k - i, folios + i) == 0)
+				fo = folios;
+			else
+				memset(folios + i, 0, (k - i) * sizeof(*folios));
+		}
+		if (r == 1) {
 			r = mig_query_pages(j->pid, w->addr[i], k - i,
 					    MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi + i);
+			fo = pi;
+		}
 		if (r == -EINVAL || r == -EFAULT)
 			r = 0; /* unmapped meanwhile: the pages below read as absent */
 		i = k;
@@ -299,13 +318,9 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 		mig__bit_set(w->present, i);
 		if (pi[i].flags & MIG_PAGE_THP)
 			mig__bit_set(thp, i);
-		/* Large folios before the job moved anything (after the edge splits). */
-		if ((pi[i].flags & MIG_PAGE_LARGE) && (pi[i].flags & MIG_PAGE_HEAD)) {
-			if (pi[i].flags & MIG_PAGE_THP)
-				j->thp_before++;
-			else
-				j->mthp_before++;
-		}
+		/* Large folios per size before the job moved anything (after the edge splits). */
+		if (fo)
+			mig__count_folio(&fo[i], j->large_before);
 		if (!j->opts.force && mig_nodes_test(&j->targets, (unsigned)pi[i].node)) {
 			mig__bit_clear(w->sel, i);
 			mig__bit_set(w->skipped, i);

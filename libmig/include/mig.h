@@ -152,6 +152,15 @@ MIG_API MIG_WUR int mig_read_vmas(pid_t pid, struct mig_vma **ret_vmas, size_t *
 #define MIG_PAGE_EXCLUSIVE (1u << 6) /* pagemap "exclusively mapped" */
 #define MIG_PAGE_UFFD_WP   (1u << 7) /* write-protected with userfaultfd */
 
+/*
+ * Folio orders counted per size in the results (large_before[] and
+ * large_after[] of mig_migrate and mig_relocate): index o is a folio of
+ * 2^o pages. Anonymous large folios have order 2 (16 KiB mTHP) up to the
+ * PMD order (9 with 4 KiB pages, 13 with arm64's 64 KiB pages); a larger
+ * order is counted in the last entry.
+ */
+#define MIG_FOLIO_ORDERS 16
+
 struct mig_pageinfo {
 	uint64_t pfn;	/* 0 when unknown (no CAP_SYS_ADMIN) or not present */
 	uint32_t flags; /* MIG_PAGE_* */
@@ -511,10 +520,14 @@ struct mig_migrate_result {
 	/*
 	 * Large folios (heads) per size in the windows that ran: before (at
 	 * each window's first look, after the edge splits) and afterwards,
-	 * on any node. PMD-sized (thp) and smaller (mthp).
+	 * on any node, PMD-mapped or not (kpageflags). large_*[o] counts the
+	 * folios of order o (2^o pages: 2 = 16 KiB ... 9 = 2 MiB with 4 KiB
+	 * pages); thp_* is the PMD order's entry, mthp_* the smaller orders
+	 * summed.
 	 */
 	uint64_t thp_before, thp_after;
 	uint64_t mthp_before, mthp_after;
+	uint64_t large_before[MIG_FOLIO_ORDERS], large_after[MIG_FOLIO_ORDERS];
 	/*
 	 * How the fully covered THPs got back to being THPs: huge_moved
 	 * placed whole with one PMD-sized UFFDIO_MOVE of a THP staged on the
@@ -620,10 +633,14 @@ struct mig_relocate_result {
 	uint64_t pages_copied;	 /* by UFFDIO_COPY */
 	uint64_t pages_remapped; /* by mremap (not merge-correct) */
 	uint64_t pages_absent;	 /* holes and zero pages: read as zero before and after */
-	/* Large folios (heads) in the source before and at the destination after. */
+	/*
+	 * Large folios (heads) in the source before and at the destination
+	 * after: per order (large_*[o]: 2^o pages) and summed.
+	 */
 	uint64_t thp_before, thp_after;	  /* PMD-sized */
 	uint64_t mthp_before, mthp_after; /* smaller than a PMD (mTHP) */
-	uint64_t collapsed;		  /* THPs re-formed with MADV_COLLAPSE afterwards */
+	uint64_t large_before[MIG_FOLIO_ORDERS], large_after[MIG_FOLIO_ORDERS];
+	uint64_t collapsed; /* THPs re-formed with MADV_COLLAPSE afterwards */
 	/*
 	 * VMAs before and after: for mig_relocate the VMAs of the whole
 	 * process; for mig_compact the anonymous private VMAs in its range.

@@ -30,8 +30,18 @@
  * khugepaged re-formed 75-81 % in that time; the guest script quiesces it
  * for this case, so there the bound is the plain 10 %.
  * Always: >= 99.9 % of the present pages moved, the tenant finds every
- * page intact.
+ * page intact, and the large folios libmig counts per size before and
+ * after (large_before[], large_after[], thp_*, mthp_*) are those the test
+ * counts itself through kpageflags right before and right after the job,
+ * give or take the THPs khugepaged formed meanwhile (only 2 MiB ones).
+ * split pauses 5 ms after each FREEZE (MIG_CRASH_AT=window:freeze:pause5,
+ * unless MIG_CRASH_AT is set): the writers then split the PMD of every
+ * THP (un-protecting 4 KiB of it) before the first scan, which is what
+ * the 6.12 guest's slow scans did, and PAGEMAP_SCAN alone no longer saw
+ * them: thp_before 0-5 of 32 with the pause before the count read
+ * kpageflags (docs/engine.md, "Large folios per size").
  */
+#include "integration/folios.h"
 #include "integration/khugepaged.h"
 #include "integration/migrate_common.h"
 
@@ -64,6 +74,38 @@ static uint64_t anon_huge_kb(pid_t pid, uint64_t start, uint64_t end)
 	return sum;
 }
 
+/*
+ * libmig's large folios per size against the test's own count right
+ * before (fb) and right after (fa) the job: equal, but for the 2 MiB THPs
+ * khugepaged formed meanwhile (kh_job during the job, kh_all up to the
+ * count after it). Nothing splits a THP of the writers' data by itself.
+ */
+static void check_folio_counts(struct wtenant *w, const struct mig_migrate_result *res,
+			       const uint64_t *fb, const uint64_t *fa, uint64_t kh_job,
+			       uint64_t kh_all)
+{
+	if (!folios_sums(res->large_before, res->thp_before, res->mthp_before) ||
+	    !folios_sums(res->large_after, res->thp_after, res->mthp_after)) {
+		wt_kill(w);
+		FAIL("thp_* / mthp_* (%" PRIu64 " -> %" PRIu64 ", %" PRIu64 " -> %" PRIu64
+		     ") are not the sums of large_before / large_after",
+		     res->thp_before, res->thp_after, res->mthp_before, res->mthp_after);
+	}
+	/* The per-size lines printed above tell the figures. */
+	if (!folios_within(res->large_before, fb, 0, kh_job)) {
+		wt_kill(w);
+		FAIL("large folios before: libmig's count is not the test's (khugepaged "
+		     "formed %" PRIu64 ")",
+		     kh_job);
+	}
+	if (!folios_within(res->large_after, fa, kh_all, 0)) {
+		wt_kill(w);
+		FAIL("large folios after: libmig's count is not the test's (khugepaged "
+		     "formed %" PRIu64 ")",
+		     kh_all);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *size = getenv("MIG_TEST_SIZE") ? getenv("MIG_TEST_SIZE") : "256M";
@@ -75,7 +117,9 @@ int main(int argc, char **argv)
 	struct mig_migrate_result res;
 	struct mig_nodes targets;
 	struct wtenant w = { 0 };
-	uint64_t before, after, thps, base, kh0, kh1;
+	uint64_t before, after, thps, base, kh0, kh1, kh2;
+	uint64_t fb[MIG_FOLIO_ORDERS], fa[MIG_FOLIO_ORDERS];
+	char s1[256], s2[256], s3[256], s4[256];
 	bool move, two;
 	int r;
 
@@ -90,6 +134,9 @@ int main(int argc, char **argv)
 		args[6] = "0";
 	}
 	o.no_collapse = split;
+	/* Writes between FREEZE and the first scan split the PMDs (see the top). */
+	if (split)
+		setenv("MIG_CRASH_AT", "window:freeze:pause5", 0);
 	if (copy)
 		o.zap = MIG_ZAP_MADVISE;
 	wt_start(&w, argv[0], args);
@@ -115,13 +162,22 @@ int main(int argc, char **argv)
 
 	struct mig_range rg = { w.addr, w.addr + w.len };
 	kh0 = khugepaged_collapsed();
+	if (folios_count(w.pid, w.addr, w.len, fb) < 0) {
+		wt_kill(&w);
+		FAIL("cannot count the large folios before");
+	}
 	r = mig_migrate(w.t, &rg, 1, &targets, &o, NULL, NULL, &res);
 	if (r < 0) {
 		wt_kill(&w);
 		FAIL("mig_migrate: %s (%s)", strerror(-r), mig_tenant_last_error());
 	}
-	after = anon_huge_kb(w.pid, w.addr, w.addr + w.len);
 	kh1 = khugepaged_collapsed();
+	after = anon_huge_kb(w.pid, w.addr, w.addr + w.len);
+	if (folios_count(w.pid, w.addr, w.len, fa) < 0) {
+		wt_kill(&w);
+		FAIL("cannot count the large folios after");
+	}
+	kh2 = khugepaged_collapsed();
 	print_result(&res);
 	check_status(&res, &targets);
 	printf("# AnonHugePages %" PRIu64 " kB -> %" PRIu64 " kB (%.1f %%); THPs %" PRIu64
@@ -133,6 +189,11 @@ int main(int argc, char **argv)
 	       res.huge_collapse_failed, res.huge_fallback, res.huge_kept);
 	printf("# khugepaged collapsed %" PRIu64 " THPs during the job (all processes)\n",
 	       kh1 - kh0);
+	printf("# large folios per size: migd %s -> %s; the test's own count %s -> %s\n",
+	       folios_str(res.large_before, s1, sizeof(s1)),
+	       folios_str(res.large_after, s2, sizeof(s2)), folios_str(fb, s3, sizeof(s3)),
+	       folios_str(fa, s4, sizeof(s4)));
+	check_folio_counts(&w, &res, fb, fa, kh1 - kh0, kh2 - kh0);
 	base = res.pages_present - res.pages_gone;
 	if (res.pages_moved * 1000 < base * 999) {
 		wt_kill(&w);
