@@ -5,7 +5,8 @@
 # Asserts the VMAs before and after, the path the reply names (move on
 # 6.8+, copy with --copy or before), the tenant's own data check, and for
 # huge_pages: skip leaves every large-folio page (same PFN), split leaves
-# no THP, keep keeps them.
+# no THP, keep keeps them; the reply's large folios per size
+# (large_before, large_after) are the placement's, migctl prints them.
 set -u
 . "$(dirname "$0")/daemon_lib.sh"
 need_root
@@ -64,6 +65,9 @@ for mode in best copy; do
 		fail "compact: VMAs $(echo "$out" | json vmas_before) -> $(echo "$out" | json vmas_after)"
 	[ "$(vmas "$A" $((A + 2 * SIZE)))" = 1 ] || fail "maps show $(vmas "$A" $((A + 2 * SIZE))) VMAs after compact"
 	[ "$(echo "$out" | json thp_after)" = "$(echo "$out" | json thp_before)" ] || fail "compact lost THPs: $out"
+	[ "$(echo "$out" | json large_after)" = "$(echo "$out" | json large_before)" ] &&
+		[ "$(echo "$out" | json large_before 2048kB)" = "$(echo "$out" | json thp_before)" ] ||
+		fail "compact: large folios per size $(echo "$out" | json large_before) -> $(echo "$out" | json large_after)"
 	rverify
 
 	out=$("$MIGCTL" relocate "$RPID" "$(hex "$D")" "$SIZE" "$(hex $((A + 2 * SIZE)))" $opt) ||
@@ -92,7 +96,8 @@ for h in keep split skip; do
 	out=$("$MIGCTL" --json migrate "$RPID" --to 0 --force --range "$r" --huge-pages $h) || fail "migrate $h: $out"
 	huge1=$("$MIGCTL" --json placement "$RPID" --range "$r" | json huge)
 	skipped=$(echo "$out" | json large_skipped)
-	echo "# huge_pages=$h: huge pages $huge0 -> $huge1, moved $(echo "$out" | json pages_moved), large_skipped $skipped, huge_kept $(echo "$out" | json huge_kept)"
+	lb=$(echo "$out" | json large_before) la=$(echo "$out" | json large_after)
+	echo "# huge_pages=$h: huge pages $huge0 -> $huge1, moved $(echo "$out" | json pages_moved), large_skipped $skipped, huge_kept $(echo "$out" | json huge_kept), large folios per size $lb -> $la"
 	case $h in
 	keep) [ "$huge1" = "$huge0" ] || fail "keep: huge pages $huge0 -> $huge1" ;;
 	split) [ "$huge1" = 0 ] || fail "split: $huge1 huge pages left" ;;
@@ -102,6 +107,21 @@ for h in keep split skip; do
 		[ "$pm1" = "$pm0" ] || fail "skip: pages of large folios changed their PFN"
 		[ "$huge1" = "$huge0" ] || fail "skip: huge pages $huge0 -> $huge1" ;;
 	esac
+	# Per size: the THPs of the block (placement's huge pages / 512) before and after;
+	# skip left them out of the job, which then met none.
+	if [ $h = skip ]; then
+		[ "$lb" = "{}" ] && [ "$la" = "{}" ] || fail "skip: large folios per size $lb -> $la, want none"
+	else
+		[ "$lb" = "{\"2048kB\": $((huge0 / 512))}" ] && [ "$la" = "{\"2048kB\": $((huge1 / 512))}" ] ||
+			fail "$h: large folios per size $lb -> $la, placement $huge0 -> $huge1 huge pages"
+		[ "$(echo "$out" | json thp_before)" = $((huge0 / 512)) ] && [ "$(echo "$out" | json thp_after)" = $((huge1 / 512)) ] ||
+			fail "$h: thp_before/thp_after $(echo "$out" | json thp_before) -> $(echo "$out" | json thp_after)"
+	fi
+	if [ $h = keep ]; then
+		"$MIGCTL" migrate "$RPID" --to 0 --force --range "$r" >"$T/human" || fail "migrate (human)"
+		grep -q "^large folios per size: 2048kB $((huge1 / 512)) -> $((huge1 / 512))$" "$T/human" ||
+			fail "migctl migrate: no per-size line: $(cat "$T/human")"
+	fi
 	rverify
 	exec {RT[1]}>&-
 	wait "$RPID" || fail "tenant found its memory changed (huge_pages=$h)"

@@ -9,8 +9,13 @@
  * afterwards) the same holds for a 64 KiB folio. The tenant's data is
  * checked after every step.
  *
- *   proc_split [thp|mthp|edges]   (no argument: thp and mthp; mTHP absent
- *                                  is a note then, a skip when asked alone)
+ *   proc_split [thp|mthp|sizes|edges]   (no argument: thp, mthp and
+ *                                  sizes; mTHP absent is a note then, a
+ *                                  skip when asked alone)
+ *
+ * sizes (issue 14): large folios of every mTHP size and 2 MiB THPs in one
+ * tenant, migrated; libmig's per-size counts before and after must be the
+ * test's own (see test_sizes).
  *
  * edges (issue 14): mig_migrate of a range that cuts two PMD THPs (and,
  * where the kernel has 64 KiB mTHP, of one that cuts two mTHPs) moves
@@ -21,20 +26,35 @@
  * not checked, the rest is); forced either way. The pages
  * outside keep their node, content and physical page (pagemap PFN), no
  * page on either side of an edge is left in a large folio (kpageflags),
- * and a folio fully inside the range is still one large folio after the
- * move where the kernel has UFFDIO_MOVE (placed whole), or was moved.
+ * libmig counts exactly one large folio of the size before (the one
+ * inside) and afterwards what the test counts itself, and the THP fully
+ * inside the range is one THP afterwards: placed whole with a PMD move
+ * (huge_moved 1, huge_collapsed 0) where the tenant's uffd has
+ * UFFDIO_MOVE, else copied and re-formed (huge_collapsed 1). An mTHP
+ * inside moves as 4 KiB pages.
  */
 #include <inttypes.h>
+#include <linux/userfaultfd.h>
 
 #include "mig.h"
+#include "integration/folios.h"
 #include "integration/khugepaged.h"
 #include "integration/proc_util.h"
+
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
 
 #define MTHP_KNOB "/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled"
 
 #define PMD_KNOB "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled"
 
-static char mthp_saved[32], pmd_saved[32];
+/* THP controls this test changed, with their old values (restore_knobs). */
+static struct knob {
+	char path[96];
+	char val[32];
+} knobs[16];
+static size_t nknobs;
 
 static int read_knob(const char *path, char *buf, size_t size)
 {
@@ -71,12 +91,37 @@ static int write_knob(const char *path, const char *val)
 	return r;
 }
 
-static void restore_mthp(void)
+/*
+ * Set a THP control, remembering its old value the first time; -errno
+ * (nothing changed) when it cannot be read or written.
+ */
+static int set_knob(const char *path, const char *val)
 {
-	if (mthp_saved[0])
-		write_knob(MTHP_KNOB, mthp_saved);
-	if (pmd_saved[0])
-		write_knob(PMD_KNOB, pmd_saved);
+	char old[32];
+	size_t i;
+	int r;
+
+	for (i = 0; i < nknobs && strcmp(knobs[i].path, path); i++)
+		;
+	if (i == nknobs &&
+	    (i == sizeof(knobs) / sizeof(knobs[0]) || read_knob(path, old, sizeof(old)) < 0))
+		return -ENOENT;
+	r = write_knob(path, val);
+	if (r < 0 || i < nknobs)
+		return r;
+	snprintf(knobs[i].path, sizeof(knobs[i].path), "%s", path);
+	snprintf(knobs[i].val, sizeof(knobs[i].val), "%s", old);
+	nknobs++;
+	return 0;
+}
+
+/* Put back every control set_knob changed (at exit too). */
+static void restore_knobs(void)
+{
+	while (nknobs > 0) {
+		nknobs--;
+		write_knob(knobs[nknobs].path, knobs[nknobs].val);
+	}
 }
 
 static void query(const struct tenant *t, uint64_t addr, size_t n, struct mig_pageinfo *pi)
@@ -185,15 +230,13 @@ static void test_mthp(bool must)
 	uint64_t a = 0;
 	int r;
 
-	if (read_knob(MTHP_KNOB, mthp_saved, sizeof(mthp_saved)) < 0) {
+	if (access(MTHP_KNOB, F_OK) < 0) {
 		if (must)
 			SKIP("no 64 KiB mTHP control on this kernel: mTHP exists since Linux 6.8");
 		printf("# mTHP: no 64 KiB mTHP control on this kernel (before 6.8): not tested\n");
 		return;
 	}
-	atexit(restore_mthp);
-	if (write_knob(MTHP_KNOB, "always") < 0) {
-		mthp_saved[0] = '\0';
+	if (set_knob(MTHP_KNOB, "always") < 0) {
 		if (must)
 			SKIP("cannot enable 64 KiB mTHP");
 		printf("# mTHP: cannot enable 64 KiB mTHP: not tested\n");
@@ -203,12 +246,10 @@ static void test_mthp(bool must)
 	 * Where THP is "always" (Debian's kernels) the aligned region would
 	 * get 2 MiB THPs first: the 2 MiB size is off while the tenant fills.
 	 */
-	if (read_knob(PMD_KNOB, pmd_saved, sizeof(pmd_saved)) == 0 &&
-	    write_knob(PMD_KNOB, "never") < 0)
-		pmd_saved[0] = '\0';
+	(void)set_knob(PMD_KNOB, "never");
 	/* "small" would forbid mTHP too: the default mode lets the 64 KiB size apply. */
 	tenant_start(&t, "-s", "4M", "-m", "default", "-t", "all", (char *)NULL);
-	restore_mthp();
+	restore_knobs();
 	for (uint64_t x = t.start; x + 2 * size <= t.end; x += size)
 		if (one_folio(&t, x, n, order) && one_folio(&t, x + size, n, order)) {
 			a = x;
@@ -230,6 +271,125 @@ static void test_mthp(bool must)
 	CHECK(tenant_verify(&t), "data changed by the split");
 	CHECK(tenant_finish(&t) == 0, "tenant memory changed");
 	printf("# 64 KiB mTHP split at an edge: ok, neighbour kept large\n");
+}
+
+/* Ask the tenant to write its pattern into [off, off + len) of its region, in order. */
+static void tenant_touch(struct tenant *t, uint64_t off, uint64_t len)
+{
+	char line[64];
+
+	fprintf(t->in, "touch %" PRIu64 " %" PRIu64 "\n", off, len);
+	fflush(t->in);
+	CHECK(fgets(line, sizeof(line), t->out) && !strncmp(line, "ok", 2),
+	      "tenant: touch %" PRIu64 " %" PRIu64 " failed", off, len);
+}
+
+static int nodes_count(void);
+
+/*
+ * sizes: large folios of every mTHP size the kernel has (16 KiB up to
+ * 1 MiB on x86_64) and 2 MiB THPs in one region, made one size at a time:
+ * every size is off but the one whose 2 MiB stretch the tenant writes
+ * next (a write fault takes the largest enabled size that fits), then a
+ * stretch of 4 KiB pages with all of them off. mig_migrate of the region
+ * (forced; to the other node where there are two) must report, per size,
+ * the folios the test counts itself through kpageflags right before and
+ * right after (large_before[], large_after[]; thp_* and mthp_* their
+ * sums). Every size stays off during the job, so khugepaged forms nothing
+ * (6.12's khugepaged collapses to 2 MiB only, with that size enabled).
+ * The controls are put back afterwards.
+ */
+static void test_sizes(bool must)
+{
+	const uint64_t stretch = 2 << 20;
+	uint64_t fb[MIG_FOLIO_ORDERS], fa[MIG_FOLIO_ORDERS];
+	struct mig_migrate_opts o = { .force = true };
+	struct mig_migrate_result res;
+	struct mig_nodes to = { 0 };
+	struct mig_range rg;
+	char paths[8][96], b1[256], b2[256], b3[256], b4[256];
+	unsigned kb[8], nsizes = 0, formed = 0;
+	struct tenant t;
+	mig_tenant *mt;
+	int r;
+
+	for (unsigned k = 16; k < 2048 && nsizes < 8; k *= 2) {
+		snprintf(paths[nsizes], sizeof(paths[0]),
+			 "/sys/kernel/mm/transparent_hugepage/hugepages-%ukB/enabled", k);
+		if (access(paths[nsizes], F_OK) == 0)
+			kb[nsizes++] = k;
+	}
+	if (nsizes == 0) {
+		if (must)
+			SKIP("no mTHP size controls (hugepages-<N>kB) on this kernel: mTHP exists "
+			     "since Linux 6.8");
+		printf("# sizes: no mTHP size controls on this kernel (before 6.8): not tested\n");
+		return;
+	}
+	for (unsigned i = 0; i < nsizes; i++)
+		if (set_knob(paths[i], "never") < 0)
+			SKIP("cannot set %s", paths[i]);
+	if (set_knob(PMD_KNOB, "never") < 0)
+		SKIP("cannot set %s", PMD_KNOB);
+	/* Nothing written yet: each stretch gets its folios when touched below. */
+	tenant_start(&t, "-s", "24M", "-m", "default", "-t", "none", (char *)NULL);
+	CHECK(t.end - t.start >= (nsizes + 3) * stretch, "region too small");
+	/*
+	 * The 2 MiB THPs first: while that size is on, khugepaged may
+	 * collapse any sparse 2 MiB block of the region (6.12 guest: the
+	 * 16 KiB stretch, written before, became a THP).
+	 */
+	CHECK(set_knob(PMD_KNOB, "always") == 0, "enable %s", PMD_KNOB);
+	tenant_touch(&t, 0, 2 * stretch);
+	CHECK(set_knob(PMD_KNOB, "never") == 0, "disable %s", PMD_KNOB);
+	for (unsigned i = 0; i < nsizes; i++) {
+		CHECK(set_knob(paths[i], "always") == 0, "enable %s", paths[i]);
+		tenant_touch(&t, (i + 2) * stretch, 2 * (uint64_t)kb[i] << 10);
+		CHECK(set_knob(paths[i], "never") == 0, "disable %s", paths[i]);
+	}
+	tenant_touch(&t, (nsizes + 2) * stretch, 64 << 10);
+
+	CHECK(folios_count(t.pid, t.start, t.end - t.start, fb) == 0, "count before");
+	for (unsigned k = 2; k < 9; k++)
+		formed += fb[k] > 0;
+	printf("# sizes: %u mTHP sizes enabled one at a time, formed %s\n", nsizes,
+	       folios_str(fb, b1, sizeof(b1)));
+	if (formed < 2 || fb[9] == 0) {
+		tenant_kill(&t);
+		restore_knobs();
+		SKIP("only %u mTHP sizes and %" PRIu64 " 2 MiB THPs formed (%s)", formed, fb[9],
+		     b1);
+	}
+
+	if (nodes_count() >= 2)
+		mig_nodes_set(&to, 1);
+	else
+		mig_nodes_set(&to, 0);
+	rg = (struct mig_range){ t.start, t.end };
+	r = mig_tenant_attach(t.pid, NULL, &mt);
+	CHECK(r == 0, "attach: %s (%s)", strerror(-r), mig_tenant_last_error());
+	r = mig_migrate(mt, &rg, 1, &to, &o, NULL, NULL, &res);
+	CHECK(r == 0, "mig_migrate: %s (%s)", strerror(-r), mig_tenant_last_error());
+	CHECK(mig_tenant_detach(mt) == 0, "detach");
+	CHECK(folios_count(t.pid, t.start, t.end - t.start, fa) == 0, "count after");
+	restore_knobs();
+	printf("# sizes: libmig %s -> %s; the test's own count %s -> %s; THPs placed whole "
+	       "%" PRIu64 ", collapsed %" PRIu64 "\n",
+	       folios_str(res.large_before, b1, sizeof(b1)),
+	       folios_str(res.large_after, b2, sizeof(b2)), folios_str(fb, b3, sizeof(b3)),
+	       folios_str(fa, b4, sizeof(b4)), res.huge_moved, res.huge_collapsed);
+	CHECK(folios_within(res.large_before, fb, 0, 0), "large folios before: libmig %s, test %s",
+	      b1, b3);
+	CHECK(folios_within(res.large_after, fa, 0, 0), "large folios after: libmig %s, test %s",
+	      b2, b4);
+	CHECK(folios_sums(res.large_before, res.thp_before, res.mthp_before) &&
+		      folios_sums(res.large_after, res.thp_after, res.mthp_after),
+	      "thp_*/mthp_* are not the sums of large_before/large_after");
+	CHECK(res.pages_moved == res.pages_present, "%" PRIu64 " of %" PRIu64 " pages moved",
+	      res.pages_moved, res.pages_present);
+	CHECK(tenant_verify(&t), "data changed by the migration");
+	CHECK(tenant_finish(&t) == 0, "tenant memory changed");
+	mig_migrate_result_free(&res);
 }
 
 static int nodes_count(void)
@@ -260,7 +420,9 @@ static void migrate_edges(struct tenant *t, uint64_t x, uint64_t fsize, unsigned
 	struct mig_migrate_opts o = { 0 };
 	struct mig_migrate_result res;
 	struct mig_nodes to = { 0 };
-	bool two = nodes_count() >= 2;
+	bool two = nodes_count() >= 2, move;
+	uint64_t own[MIG_FOLIO_ORDERS];
+	char b1[256], b2[256], b3[256];
 	mig_tenant *mt;
 	int r, target = 0;
 
@@ -274,11 +436,13 @@ static void migrate_edges(struct tenant *t, uint64_t x, uint64_t fsize, unsigned
 	mig_nodes_set(&to, (unsigned)target);
 	r = mig_tenant_attach(t->pid, NULL, &mt);
 	CHECK(r == 0, "attach: %s (%s)", strerror(-r), mig_tenant_last_error());
+	move = mig_tenant_features(mt) & UFFD_FEATURE_MOVE;
 	r = mig_migrate(mt, &rg, 1, &to, &o, NULL, NULL, &res);
 	CHECK(r == 0, "mig_migrate: %s (%s)", strerror(-r), mig_tenant_last_error());
 	CHECK(mig_tenant_detach(mt) == 0, "detach");
 	CHECK(mig_query_pages(t->pid, x, n, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi1) == 0,
 	      "query after");
+	CHECK(folios_count(t->pid, rg.start, rg.end - rg.start, own) == 0, "count after");
 	for (size_t i = 0; i < n; i++) {
 		bool inside = i >= in0 && i < in1;
 
@@ -319,12 +483,44 @@ static void migrate_edges(struct tenant *t, uint64_t x, uint64_t fsize, unsigned
 		printf("# %s: %zu of %zu pages inside have a new physical page (one node: a "
 		       "freed page can come back)\n",
 		       what, moved, in1 - in0);
-	if (order == 9)
-		printf("# %s: THPs inside %" PRIu64 " -> %" PRIu64 ", placed whole %" PRIu64
-		       ", collapsed %" PRIu64 "\n",
-		       what, res.thp_before, res.thp_after, res.huge_moved, res.huge_collapsed);
-	CHECK(one_folio(t, x + fsize, fsize / 4096, order) || order != 9,
-	      "%s: the THP inside the range is not one THP after the move", what);
+	/*
+	 * Per size: the folio inside the range, and only it (the cut ones
+	 * were split before the job looked); afterwards what the test sees.
+	 */
+	printf("# %s: large folios in the range %s -> %s (the test's own count after: %s); "
+	       "THPs placed whole %" PRIu64 ", collapsed %" PRIu64 ", fell back %" PRIu64 "\n",
+	       what, folios_str(res.large_before, b1, sizeof(b1)),
+	       folios_str(res.large_after, b2, sizeof(b2)), folios_str(own, b3, sizeof(b3)),
+	       res.huge_moved, res.huge_collapsed, res.huge_fallback);
+	for (unsigned k = 1; k < MIG_FOLIO_ORDERS; k++)
+		CHECK(res.large_before[k] == (k == order),
+		      "%s: large folios before: %s, want one "
+		      "of order %u",
+		      what, b1, order);
+	CHECK(folios_within(res.large_after, own, 0, 0),
+	      "%s: large folios after: libmig %s, the "
+	      "test %s",
+	      what, b2, b3);
+	/*
+	 * The THP inside: whole on the target afterwards, and where the
+	 * tenant's uffd has UFFDIO_MOVE placed whole with one PMD move
+	 * (docs/engine.md, "Whole THPs"), not copied and re-formed.
+	 */
+	if (order == 9) {
+		CHECK(one_folio(t, x + fsize, fsize / 4096, order),
+		      "%s: the THP inside the range is not one THP after the move", what);
+		CHECK(res.large_after[9] == 1, "%s: %" PRIu64 " THPs in the range after", what,
+		      res.large_after[9]);
+		if (move)
+			CHECK(res.huge_moved == 1 && res.huge_collapsed == 0,
+			      "%s: UFFDIO_MOVE: the THP inside was placed whole %" PRIu64
+			      " times, collapsed %" PRIu64 " (fell back %" PRIu64 ")",
+			      what, res.huge_moved, res.huge_collapsed, res.huge_fallback);
+		else
+			CHECK(res.huge_moved == 0 && res.huge_collapsed == 1,
+			      "%s: no UFFDIO_MOVE: placed whole %" PRIu64 ", collapsed %" PRIu64,
+			      what, res.huge_moved, res.huge_collapsed);
+	}
 	CHECK(tenant_verify(t), "%s: data changed by the migration", what);
 	printf("# %s: range cutting two folios moved exactly its %zu pages (%s), the %zu "
 	       "pages outside kept node and PFN, no large folio left at the edges\n",
@@ -354,18 +550,13 @@ static void test_edges(void)
 	migrate_edges(&t, a, huge, 9, "PMD THP");
 	CHECK(tenant_finish(&t) == 0, "tenant memory changed");
 
-	if (read_knob(MTHP_KNOB, mthp_saved, sizeof(mthp_saved)) < 0 ||
-	    write_knob(MTHP_KNOB, "always") < 0) {
-		mthp_saved[0] = '\0';
+	if (set_knob(MTHP_KNOB, "always") < 0) {
 		printf("# mTHP: no 64 KiB mTHP on this kernel (before 6.8): not tested\n");
 		return;
 	}
-	atexit(restore_mthp);
-	if (read_knob(PMD_KNOB, pmd_saved, sizeof(pmd_saved)) == 0 &&
-	    write_knob(PMD_KNOB, "never") < 0)
-		pmd_saved[0] = '\0';
+	(void)set_knob(PMD_KNOB, "never");
 	tenant_start(&t, "-s", "4M", "-m", "default", "-t", "all", (char *)NULL);
-	restore_mthp();
+	restore_knobs();
 	a = 0;
 	for (uint64_t x = t.start; x + 3 * m64 <= t.end && !a; x += m64)
 		if (one_folio(&t, x, 16, 4) && one_folio(&t, x + m64, 16, 4) &&
@@ -384,9 +575,11 @@ int main(int argc, char **argv)
 	const char *only = argc > 1 ? argv[1] : NULL;
 	char buf[32];
 
-	if (only && strcmp(only, "thp") && strcmp(only, "mthp") && strcmp(only, "edges"))
-		FAIL("usage: proc_split [thp|mthp|edges]");
+	if (only && strcmp(only, "thp") && strcmp(only, "mthp") && strcmp(only, "sizes") &&
+	    strcmp(only, "edges"))
+		FAIL("usage: proc_split [thp|mthp|sizes|edges]");
 	need_root();
+	atexit(restore_knobs);
 	if (read_knob("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof(buf)) < 0 ||
 	    strcmp(buf, "never") == 0)
 		SKIP("transparent huge pages are unavailable or disabled on this host");
@@ -396,6 +589,8 @@ int main(int argc, char **argv)
 	}
 	if (!only || !strcmp(only, "mthp"))
 		test_mthp(only != NULL);
+	if (!only || !strcmp(only, "sizes"))
+		test_sizes(only != NULL);
 	if (!only || !strcmp(only, "thp"))
 		test_pmd_thp();
 	return 0;

@@ -17,7 +17,10 @@
  *
  * Output: "region START END", optionally "file START END" and
  * "anon-name ok|unsupported", then "ready". Commands: "verify" answers
- * "ok" or "bad PAGE"; "exit" ends like EOF.
+ * "ok" or "bad PAGE"; "touch OFFSET LENGTH" (bytes from the region's
+ * start, page aligned) writes the pattern into those pages, in order, and
+ * answers "ok" (a test switches the kernel's mTHP sizes between touches,
+ * so each stretch gets folios of the size it wants); "exit" ends like EOF.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +41,8 @@
 
 static uint64_t *region;
 static size_t region_len, page_size;
-static int touch_mode; /* 0 none, 1 all, 2 half */
+static int touch_mode;	 /* 0 none, 1 all, 2 half */
+static uint8_t *touched; /* pages written by "touch" */
 
 /*
  * The pattern loops run over up to a gigabyte; under SANITIZE=1 they would
@@ -53,19 +57,34 @@ NO_SANITIZE static uint64_t word_value(size_t page, size_t word)
 
 NO_SANITIZE static bool page_written(size_t page)
 {
-	return touch_mode == 1 || (touch_mode == 2 && page % 2 == 0);
+	return touch_mode == 1 || (touch_mode == 2 && page % 2 == 0) || touched[page];
 }
 
-NO_SANITIZE static void fill(void)
+/* Write the pattern into pages [first, end) that page_written names. */
+NO_SANITIZE static void fill(size_t first, size_t end)
 {
 	size_t words = page_size / sizeof(uint64_t);
 
-	for (size_t pg = 0; pg < region_len / page_size; pg++) {
+	for (size_t pg = first; pg < end; pg++) {
 		if (!page_written(pg))
 			continue;
 		for (size_t w = 0; w < words; w++)
 			region[pg * words + w] = word_value(pg, w);
 	}
+}
+
+/* "touch OFFSET LENGTH": 0, or -1 when the stretch is not inside the region. */
+static int touch_cmd(const char *args)
+{
+	unsigned long long off, len;
+
+	if (sscanf(args, "%llu %llu", &off, &len) != 2 || off % page_size || len % page_size ||
+	    off > region_len || len > region_len - off)
+		return -1;
+	for (size_t pg = off / page_size; pg < (off + len) / page_size; pg++)
+		touched[pg] = 1;
+	fill(off / page_size, (off + len) / page_size);
+	return 0;
 }
 
 /* Returns the first bad page, or -1 when every page holds what it should. */
@@ -141,7 +160,12 @@ int main(int argc, char **argv)
 		madvise(region, region_len, MADV_HUGEPAGE);
 	else if (strcmp(mode, "small") == 0)
 		madvise(region, region_len, MADV_NOHUGEPAGE);
-	fill();
+	touched = calloc(region_len / page_size, 1);
+	if (!touched) {
+		perror("calloc");
+		return 2;
+	}
+	fill(0, region_len / page_size);
 
 	printf("region 0x%lx 0x%lx\n", (unsigned long)(uintptr_t)region,
 	       (unsigned long)((uintptr_t)region + region_len));
@@ -181,6 +205,9 @@ int main(int argc, char **argv)
 				printf("ok\n");
 			else
 				printf("bad %ld\n", bad);
+			fflush(stdout);
+		} else if (strncmp(line, "touch ", 6) == 0) {
+			printf("%s\n", touch_cmd(line + 6) == 0 ? "ok" : "bad touch");
 			fflush(stdout);
 		} else if (strncmp(line, "exit", 4) == 0) {
 			break;
