@@ -270,6 +270,14 @@ struct mig__job {
 	 * opts.no_collapse).
 	 */
 	uint64_t hscratch, hscratch_len;
+	/*
+	 * 4 KiB pages went through the scratch area (a MOVE zap of a run
+	 * that is no whole THP, or a slot that did not become a THP): their
+	 * page tables stay after the DONTNEED that empties it (Linux before
+	 * 6.14 frees none), and a THP moved into such a PMD is split. A
+	 * window with THPs then gets a fresh area first (migrate.c).
+	 */
+	bool scratch_ptes;
 
 	/* Crash recovery: the journal (NULL: none) and the staging file (fd < 0: none). */
 	struct mig__journal *journal;

@@ -73,11 +73,19 @@ static int stage_block(void *arg, size_t b)
 
 	if (!mig__bit_test(h->want, b))
 		return 0;
-	if (process_vm_writev(j->pid, &l, 1, &r, 1, 0) != (ssize_t)MIG__PMD)
-		return 0; /* not ready: the block goes the COPY way */
+	/*
+	 * Not ready: the block goes the COPY way. The slot may hold 4 KiB
+	 * pages now, whose page table would split every later THP there:
+	 * the next window with THPs gets a fresh scratch area.
+	 */
+	if (process_vm_writev(j->pid, &l, 1, &r, 1, 0) != (ssize_t)MIG__PMD) {
+		__atomic_store_n(&j->scratch_ptes, true, __ATOMIC_RELAXED);
+		return 0;
+	}
 	if (mig_query_pages(j->pid, slot, 1, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, &pi) < 0 ||
 	    !(pi.flags & MIG_PAGE_THP) || !(pi.flags & MIG_PAGE_HEAD) || pi.node != h->w->node) {
 		__atomic_fetch_add(&j->huge_stage_failed, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&j->scratch_ptes, true, __ATOMIC_RELAXED);
 		return 0;
 	}
 	pthread_mutex_lock(&h->mu);

@@ -478,6 +478,48 @@ static void scratch_teardown(struct mig__job *j)
 	j->hscratch_len = 0;
 }
 
+/*
+ * Does [start, end) of the tenant hold a PMD-mapped THP (one PAGEMAP_SCAN;
+ * true where the kernel has none, to be safe)?
+ */
+static bool has_pmd_thp(struct mig__job *j, uint64_t start, uint64_t end)
+{
+	size_t np = (end - start) / MIG__PAGE, words = MIG__BITMAP_WORDS(np);
+	_cleanup_free_ uint64_t *bits = calloc(words, sizeof(uint64_t));
+
+	if (!bits || mig__pmd_mapped(j->pid, start, np, bits, 0) != 0)
+		return true;
+	for (size_t k = 0; k < words; k++)
+		if (bits[k])
+			return true;
+	return false;
+}
+
+/*
+ * A fresh scratch area before a window with THPs when 4 KiB pages went
+ * through the old one (j->scratch_ptes). UFFDIO_MOVE moves a THP whole
+ * only into an empty PMD, and MADV_DONTNEED, which empties the area after
+ * each window, leaves the page tables of 4 KiB pages in place before
+ * Linux 6.14 (no PT_RECLAIM): the THP moved out of the tenant was then
+ * split on the way, its PMD kept a page table, and the new THP could not
+ * be placed either (6.12 guest, proc_split edges: the THP inside a range
+ * that starts with 4 KiB pages fell back in 3 of 3 runs). munmap frees
+ * the page tables; the new area is set up like the first. Returns
+ * scratch_setup's result (on failure the job zaps with madvise from now
+ * on, as when the first setup fails).
+ */
+static int scratch_renew(struct mig__job *j, uint64_t window)
+{
+	int r;
+
+	scratch_teardown(j);
+	r = scratch_setup(j, window);
+	__atomic_store_n(&j->scratch_ptes, false, __ATOMIC_RELAXED);
+	if (r < 0)
+		j->move_zap = false;
+	return r;
+}
+
 static void pace(const struct mig_migrate_opts *o, uint64_t t0, uint64_t bytes)
 {
 	uint64_t want, now;
@@ -683,6 +725,14 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 			    __atomic_load_n(&j.exited, __ATOMIC_ACQUIRE)) {
 				r = j.exited ? -ESRCH : -ECANCELED;
 				break;
+			}
+			if (j.move_zap && j.hscratch &&
+			    __atomic_load_n(&j.scratch_ptes, __ATOMIC_RELAXED) &&
+			    has_pmd_thp(&j, s, e)) {
+				r = scratch_renew(&j, o.window);
+				if (r == -ESRCH || (r < 0 && o.zap == MIG_ZAP_MOVE))
+					break;
+				r = 0;
 			}
 			r = run_window(&j, &jp, base + (s - ranges[k].start) / MIG__PAGE, s, e,
 				       j.pool_nodes[pool], staging[pool]);

@@ -277,6 +277,21 @@ static bool drop_absent(struct mig__job *j, struct mig__win *w, size_t i, size_t
 }
 
 /*
+ * Is the run of n pages at i a THP block of the window, PMD-mapped at
+ * its first scan? Its MOVE into the scratch area is then a PMD move
+ * and leaves no page table there.
+ */
+static bool whole_thp_run(const struct mig__win *w, size_t i, size_t n)
+{
+	if (i % MIG__PMD_PAGES || n != MIG__PMD_PAGES || w->addr[i] % MIG__PMD)
+		return false;
+	for (size_t k = i; k < i + n; k++)
+		if (!mig__bit_test(w->thp, k))
+			return false;
+	return true;
+}
+
+/*
  * The next zap step, from the current addresses. MOVE steps come first,
  * with the job lock held for reading until the step has run: the fault
  * thread cannot apply a tenant event meanwhile, so the addresses are
@@ -334,6 +349,8 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 			if (z->limit && z->ncur > z->limit)
 				z->ncur = z->limit;
 			z->limit = 0;
+			if (!whole_thp_run(w, i, z->ncur))
+				__atomic_store_n(&j->scratch_ptes, true, __ATOMIC_RELAXED);
 			/*
 			 * No holes allowed: every page of the run was present when
 			 * scanned, so a hole is a page the tenant dropped (maybe
