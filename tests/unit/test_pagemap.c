@@ -1,7 +1,7 @@
 /*
  * test_pagemap.c - libmig/pagemap.c: the pagemap/kpageflags decoding table,
- * argument checks, and mig_query_pages() on this process's own memory:
- * written pages are present with a node, read-only-touched pages are the
+ * the per-size count of large folios (mig__count_folio), argument checks, and mig_query_pages() on
+ * this process's own memory: written pages are present with a node, read-only-touched pages are the
  * zero page, untouched pages are absent and stay absent after the query.
  */
 #include <errno.h>
@@ -49,6 +49,42 @@ START_TEST(test_page_flags)
 
 	ck_assert_msg(f == flag_cases[_i].flags, "case %d: %#x want %#x", _i, f,
 		      flag_cases[_i].flags);
+}
+END_TEST
+
+/* Large folio heads counted per order; 0 with MIG_PAGE_THP counts as the PMD order. */
+static const struct {
+	uint32_t flags;
+	uint8_t order;
+	int counted; /* the order counted, -1 none */
+} folio_cases[] = {
+	{ MIG_PAGE_PRESENT, 0, -1 },
+	{ MIG_PAGE_PRESENT | MIG_PAGE_LARGE, 4, -1 }, /* a tail */
+	{ MIG_PAGE_PRESENT | MIG_PAGE_LARGE | MIG_PAGE_HEAD, 2, 2 },
+	{ MIG_PAGE_PRESENT | MIG_PAGE_LARGE | MIG_PAGE_HEAD, 4, 4 },
+	{ MIG_PAGE_PRESENT | MIG_PAGE_LARGE | MIG_PAGE_HEAD | MIG_PAGE_THP, 9, 9 },
+	{ MIG_PAGE_PRESENT | MIG_PAGE_LARGE | MIG_PAGE_HEAD | MIG_PAGE_THP, 0, 9 },
+	{ MIG_PAGE_PRESENT | MIG_PAGE_LARGE | MIG_PAGE_HEAD, 0, -1 }, /* order unknown */
+	{ MIG_PAGE_PRESENT | MIG_PAGE_LARGE | MIG_PAGE_HEAD, 20, MIG_FOLIO_ORDERS - 1 },
+};
+
+START_TEST(test_count_folio)
+{
+	struct mig_pageinfo p = { .flags = folio_cases[_i].flags, .order = folio_cases[_i].order };
+	uint64_t counts[MIG_FOLIO_ORDERS] = { 0 }, thp, mthp;
+	int want = folio_cases[_i].counted;
+	unsigned pmd = mig__pmd_order();
+
+	/* The table is written for x86_64's 4 KiB pages: PMD order 9. */
+	if (pmd != 9 && want == 9)
+		want = (int)pmd;
+	mig__count_folio(&p, counts);
+	for (int o = 0; o < MIG_FOLIO_ORDERS; o++)
+		ck_assert_msg(counts[o] == (o == want), "case %d: order %d counted %llu", _i, o,
+			      (unsigned long long)counts[o]);
+	mig__folio_totals(counts, &thp, &mthp);
+	ck_assert_uint_eq(thp, want >= (int)pmd);
+	ck_assert_uint_eq(mthp, want > 0 && want < (int)pmd);
 }
 END_TEST
 
@@ -153,6 +189,8 @@ static Suite *pagemap_suite(void)
 
 	tcase_add_loop_test(tc, test_page_flags, 0,
 			    (int)(sizeof(flag_cases) / sizeof(flag_cases[0])));
+	tcase_add_loop_test(tc, test_count_folio, 0,
+			    (int)(sizeof(folio_cases) / sizeof(folio_cases[0])));
 	tcase_add_test(tc, test_args);
 	tcase_add_test(tc, test_self);
 	suite_add_tcase(s, tc);
