@@ -36,6 +36,7 @@
  * migd, which finds the fd number in the next hello.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -283,8 +284,19 @@ static int connect_migd(void)
 	return 0;
 }
 
+/*
+ * Never take fd_lock while the host's threads may be stopped (between
+ * STOP and RESUME): a thread stopped inside fork() holds it (from
+ * atfork_prepare until the fork returns), and the helper would wait for
+ * it for good, with every thread stopped (stress_chaos agent kind, seed
+ * 1883658766122481: a thread stopped in arch_fork, the helper in
+ * drop_handed). Only the helper sets dev_handed, and only with CREATE,
+ * which migd never sends during a stop: nothing handed, no lock.
+ */
 static void drop_handed(void)
 {
+	if (dev_handed < 0)
+		return;
 	pthread_mutex_lock(&fd_lock);
 	if (dev_handed >= 0)
 		close(dev_handed);
@@ -297,7 +309,9 @@ static void drop_handed(void)
  * /dev/userfaultfd) is taken into dev_handed under fd_lock, so a fork
  * copies it only into a child that closes it at once: the wait is a peek
  * without room for an fd (the kernel keeps the fd with the message), the
- * taking a second, non-blocking receive with the lock held. Returns the
+ * taking a second, non-blocking receive with the lock held, for CREATE
+ * only (any other request may come while the host's threads are stopped,
+ * and then the lock must not be taken: drop_handed). Returns the
  * request's length, 0 at the end, or -1 with errno.
  */
 static ssize_t recv_req(struct mig_agent_req *q)
@@ -309,15 +323,18 @@ static ssize_t recv_req(struct mig_agent_req *q)
 	struct iovec iov = { .iov_base = q, .iov_len = sizeof(*q) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
-	char b;
 
-	n = recv(conn, &b, 1, MSG_PEEK);
+	bool create;
+
+	n = recv(conn, q, sizeof(*q), MSG_PEEK);
 	if (n <= 0)
 		return n;
+	create = n >= (ssize_t)offsetof(struct mig_agent_req, seq) && q->op == MIG_AGENT_CREATE;
 	memset(&cm, 0, sizeof(cm));
 	mh.msg_control = cm.buf;
 	mh.msg_controllen = sizeof(cm.buf);
-	pthread_mutex_lock(&fd_lock);
+	if (create)
+		pthread_mutex_lock(&fd_lock);
 	n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
 		int fd;
@@ -327,13 +344,14 @@ static ssize_t recv_req(struct mig_agent_req *q)
 			continue;
 		/* Room for one: the kernel closed any more it had. */
 		memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-		if (dev_handed < 0 && n >= (ssize_t)offsetof(struct mig_agent_req, seq) &&
+		if (create && dev_handed < 0 && n >= (ssize_t)offsetof(struct mig_agent_req, seq) &&
 		    q->op == MIG_AGENT_CREATE)
 			dev_handed = fd;
 		else
 			close(fd);
 	}
-	pthread_mutex_unlock(&fd_lock);
+	if (create)
+		pthread_mutex_unlock(&fd_lock);
 	return n;
 }
 
