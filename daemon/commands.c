@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "agents.h"
@@ -85,17 +84,13 @@ static void refuse(struct client *c, json_object *id, uid_t uid, int err, const 
 
 static void refuse(struct client *c, json_object *id, uid_t uid, int err, const char *fmt, ...)
 {
-	struct timespec ts;
-	uint64_t now;
+	uint64_t now = uv_hrtime() / 1000000;
 	char msg[1024];
-	json_object *o;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	if (now - refusals.since_ms >= REFUSAL_PERIOD_MS) {
 		refusals.since_ms = now;
 		refusals.logged = 0;
@@ -111,9 +106,7 @@ static void refuse(struct client *c, json_object *id, uid_t uid, int err, const 
 	} else {
 		refusals.dropped++;
 	}
-	o = proto_reply_error(id, err, "%s", msg);
-	client_send(c, o);
-	json_object_put(o);
+	reply_error(c, id, err, "%s", msg);
 }
 
 static void reply_send(struct client *c, json_object *o)

@@ -153,10 +153,7 @@ static int agent_call_fd(struct mig_tenant *t, struct mig_agent_req *req, int se
 			 int timeout_ms, struct mig_agent_resp *ret_resp, int *ret_fd)
 {
 	struct agent_priv *p = t->priv;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
+	union mig_agent_fdbuf cm;
 	struct mig_agent_resp resp;
 	struct iovec iov = { .iov_base = &resp, .iov_len = sizeof(resp) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -170,15 +167,8 @@ static int agent_call_fd(struct mig_tenant *t, struct mig_agent_req *req, int se
 		struct iovec siov = { .iov_base = req, .iov_len = len };
 		struct msghdr smh = { .msg_iov = &siov, .msg_iovlen = 1 };
 
-		if (send_fd >= 0) {
-			memset(&cm, 0, sizeof(cm));
-			smh.msg_control = cm.buf;
-			smh.msg_controllen = sizeof(cm.buf);
-			cm.h.cmsg_level = SOL_SOCKET;
-			cm.h.cmsg_type = SCM_RIGHTS;
-			cm.h.cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(&cm.h), &send_fd, sizeof(int));
-		}
+		if (send_fd >= 0)
+			mig_agent_attach_fd(&smh, &cm, send_fd);
 		n = sendmsg(p->conn, &smh, MSG_NOSIGNAL);
 	}
 	if (n < 0)

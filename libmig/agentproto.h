@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #define MIG_AGENT_MAGIC	     0x4147494du /* "MIGA" */
 #define MIG_AGENT_VERSION    1
@@ -87,5 +89,23 @@ struct mig_agent_resp {
  * new one for the child. Returns 0 or -errno.
  */
 int mig_agent_start(void);
+
+/* Room for the one fd a message may carry (SCM_RIGHTS). */
+union mig_agent_fdbuf {
+	struct cmsghdr h;
+	char buf[CMSG_SPACE(sizeof(int))];
+};
+
+/* Attach fd to *mh as its SCM_RIGHTS, in *cm (both sides of the socket). */
+static inline void mig_agent_attach_fd(struct msghdr *mh, union mig_agent_fdbuf *cm, int fd)
+{
+	memset(cm, 0, sizeof(*cm));
+	mh->msg_control = cm->buf;
+	mh->msg_controllen = sizeof(cm->buf);
+	cm->h.cmsg_level = SOL_SOCKET;
+	cm->h.cmsg_type = SCM_RIGHTS;
+	cm->h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&cm->h), &fd, sizeof(int));
+}
 
 #endif /* MIG_AGENTPROTO_H */

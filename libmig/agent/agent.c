@@ -163,10 +163,7 @@ static void serve(struct mig_agent_stopctl *stopctl, const struct mig_agent_req 
 				    .op = q->op,
 				    .seq = q->seq,
 				    .fd = -1 };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
+	union mig_agent_fdbuf cm;
 	struct iovec iov = { .iov_base = &a, .iov_len = sizeof(a) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	void *p;
@@ -193,13 +190,7 @@ static void serve(struct mig_agent_stopctl *stopctl, const struct mig_agent_req 
 			 * UFFDIO_API already.
 			 */
 			a.fd = uffd;
-			memset(&cm, 0, sizeof(cm));
-			mh.msg_control = cm.buf;
-			mh.msg_controllen = sizeof(cm.buf);
-			cm.h.cmsg_level = SOL_SOCKET;
-			cm.h.cmsg_type = SCM_RIGHTS;
-			cm.h.cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(&cm.h), &uffd, sizeof(int));
+			mig_agent_attach_fd(&mh, &cm, uffd);
 		}
 		break;
 	case MIG_AGENT_ZAP:
@@ -316,10 +307,7 @@ static void drop_handed(void)
  */
 static ssize_t recv_req(struct mig_agent_req *q)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
+	union mig_agent_fdbuf cm;
 	struct iovec iov = { .iov_base = q, .iov_len = sizeof(*q) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;

@@ -44,19 +44,9 @@ echo "# migd with the unit's capabilities ($caps): CapEff $eff, CapBnd $bnd"
 
 # start_nobody MIB [VAR=VALUE...]: a demo tenant of uid nobody.
 start_nobody() {
-	local out=$T/tenant.nobody.$RANDOM
-	setpriv --reuid=nobody --regid=nogroup --clear-groups -- env "${@:2}" "$TENANT" "$1" >"$out" 2>&1 &
-	TENANT_PID=$!
-	PIDS+=("$TENANT_PID")
-	for _ in $(seq 200); do
-		if grep -q '^ready' "$out"; then
-			TENANT_RANGE=$(awk '/^ready/ {print $3}' "$out")
-			mv "$out" "$T/tenant.$TENANT_PID"
-			return 0
-		fi
-		sleep 0.05
-	done
-	fail "nobody's tenant did not get ready: $(cat "$out")"
+	TENANT_WRAP=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
+	start_tenant "$@"
+	TENANT_WRAP=()
 }
 
 start_nobody 32

@@ -65,10 +65,12 @@ start_migd() {
 }
 
 # start_tenant MIB [VAR=VALUE...] -> sets TENANT_PID, TENANT_RANGE; output in
-# $T/tenant.$pid. The variables are set for the tenant only.
+# $T/tenant.$pid. The variables are set for the tenant only; the command in
+# the array TENANT_WRAP (e.g. setpriv ... --), if any, runs it.
+TENANT_WRAP=()
 start_tenant() {
 	local out=$T/tenant.$RANDOM
-	env "${@:2}" "$TENANT" "$1" >"$out" 2>&1 &
+	"${TENANT_WRAP[@]}" env "${@:2}" "$TENANT" "$1" >"$out" 2>&1 &
 	TENANT_PID=$!
 	PIDS+=("$TENANT_PID")
 	for _ in $(seq 200); do
@@ -79,7 +81,7 @@ start_tenant() {
 		fi
 		sleep 0.05
 	done
-	fail "tenant did not get ready"
+	fail "tenant did not get ready: $(cat "$out")"
 }
 
 # stop_tenant PID: SIGTERM, wait, and require its own data check to pass.

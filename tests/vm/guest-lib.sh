@@ -52,3 +52,12 @@ on_node1() {
 	o=$(pages_on "$1" "$2" 1)
 	[ "${p:-0}" -gt 0 ] && [ "$((${o:-0} * 1000))" -ge "$((p * 999))" ]
 }
+
+# stop_tenant UNIT: SIGTERM to a tenant service that writes /run/UNIT.out;
+# the tenant checks every page and says so.
+stop_tenant() {
+	systemctl stop "$1"
+	out=$(grep '^data check' "/run/$1.out")
+	echo "$1: $out"
+	case $out in "data check: OK"*) ;; *) bad "$1's data check did not pass" ;; esac
+}

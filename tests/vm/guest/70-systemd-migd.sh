@@ -26,7 +26,7 @@ ROOT=${MIGD_VM_ROOT:-$(pwd)}
 TENANT=$ROOT/build/tests/tenants/demo_tenant
 MIB=40
 fail=0
-# bad, wait_for, install_migd, pages_on, present, on_node1
+# bad, wait_for, install_migd, pages_on, present, on_node1, stop_tenant
 . "$ROOT/tests/vm/guest-lib.sh"
 
 say() { echo "$*"; }
@@ -79,14 +79,6 @@ alive_and_writing() {
 	b=$(awk '{ print $14 + $15 }' "/proc/$1/stat")
 	[ "$b" -gt "$a" ] || { echo "pid $1 got no CPU time in 2 s ($a -> $b ticks)"; return 1; }
 	echo "pid $1: state $st, not traced, CPU ticks $a -> $b"
-}
-
-# stop_tenant UNIT: SIGTERM; the tenant checks every page and says so.
-stop_tenant() {
-	systemctl stop "$1"
-	out=$(grep '^data check' "/run/$1.out")
-	echo "$1: $out"
-	case $out in "data check: OK"*) ;; *) bad "$1's data check did not pass" ;; esac
 }
 
 # Automatic NUMA balancing would pull pages back to the CPU's node.
