@@ -232,6 +232,7 @@ check: all
 	@$(MAKE) --no-print-directory check-integration
 ifeq ($(SANITIZE),)
 	@$(MAKE) --no-print-directory check-vm
+	@$(MAKE) --no-print-directory deb-lint
 else
 	@echo "check-vm: SKIP under SANITIZE=1 (sanitized binaries are too slow in the emulated guests; run make check-vm without SANITIZE)"
 endif
@@ -319,9 +320,15 @@ deb-packages:
 		--changes-option=-u$$d --changes-option=-O$$d/$$n.changes
 
 deb: deb-packages
+	@$(MAKE) --no-print-directory deb-lint
+
+# lintian of the packages deb-packages built last; make check runs it after
+# check-vm, which built them for the systemd guest.
+deb-lint:
+	@ls $(B)/deb/*.changes >/dev/null 2>&1 || $(MAKE) --no-print-directory deb-packages
 	lintian --fail-on error --suppress-tags bad-distribution-in-changes-file $(B)/deb/*.changes
 
-.PHONY: FORCE all programs install-programs deb deb-packages check check-unit check-integration check-vm check-stress bench demo demo-vm lint \
+.PHONY: FORCE all programs install-programs deb deb-packages deb-lint check check-unit check-integration check-vm check-stress bench demo demo-vm lint \
 	format install sanitize fuzz clean
 
 -include $(shell find $(B)/obj $(B)/tests $(B)/fuzz -name '*.d' 2>/dev/null)

@@ -319,6 +319,13 @@ static int main_handler(void *user, const char *section, const char *key, const 
 			ERR(c, "agent_wait must be a duration >= 1s like 30s, got '%s'", value);
 		else
 			cfg->agent_wait_ms = v;
+	} else if (strcmp(key, "hand_device") == 0) {
+		if (strcmp(value, "yes") == 0)
+			cfg->hand_device = true;
+		else if (strcmp(value, "no") == 0)
+			cfg->hand_device = false;
+		else
+			ERR(c, "hand_device must be yes or no, got '%s'", value);
 	} else if (strcmp(key, "policy_dir") == 0) {
 		r = set_string(&cfg->policy_dir, value);
 	} else if (strcmp(key, "state_dir") == 0) {
@@ -381,6 +388,7 @@ static struct config *config_new(void)
 	cfg->max_jobs = 2;
 	cfg->max_window = 32u << 20;
 	cfg->agent_wait_ms = 30000;
+	cfg->hand_device = true;
 	cfg->log_level = LOG_INFO;
 	if (set_string(&cfg->socket_path, "/run/migd/migd.sock") < 0 ||
 	    set_string(&cfg->policy_dir, "/etc/migd/policies.d") < 0 ||

@@ -62,6 +62,7 @@ struct config {
 	char *agent_socket;
 	bool agent_socket_set;
 	uint64_t agent_wait_ms; /* how long attach = agent waits for an agent */
+	bool hand_device;	/* hand /dev/userfaultfd to tenants that cannot make a uffd */
 	char *policy_dir;
 	char *state_dir;   /* crash journals (<pid>-<starttime>.journal) */
 	char *runtime_dir; /* tmpfs: staging files in staging/ */

@@ -384,7 +384,9 @@ static int migrate_ranges(mig_tenant *t, const struct engine_migrate_req *req,
 int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progress, void *userdata,
 		   json_object **ret_summary, char **ret_reason)
 {
-	struct mig_attach_opts aopts = { .method = req->attach, .agent_fd = -1 };
+	struct mig_attach_opts aopts = { .method = req->attach,
+					 .agent_fd = -1,
+					 .no_device = req->no_device };
 	struct mig_migrate_result sum = { 0 };
 	_cleanup_free_ struct mig_range *ranges = NULL, *small = NULL;
 	const struct mig_range *todo;

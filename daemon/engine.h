@@ -43,6 +43,7 @@ struct engine_migrate_req {
 	uint64_t window;
 	uint64_t rate_limit;
 	enum mig_attach_method attach;
+	bool no_device; /* migd.conf hand_device = no (mig_attach_opts) */
 	enum policy_huge huge;
 	unsigned vmas;	     /* n == 0: POLICY_VMA_* to take, 0 = all kinds */
 	uint64_t min_region; /* n == 0: smaller VMAs are left alone */

@@ -417,6 +417,7 @@ int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_r
 		free(j);
 		return -ENOMEM;
 	}
+	j->req.no_device = !d->cfg->hand_device;
 	j->req.journal_dir = j->journal_dir;
 	j->req.staging_dir = j->staging_dir;
 	j->policy = policy ? strdup(policy) : NULL;

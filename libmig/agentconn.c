@@ -306,8 +306,9 @@ int mig__agent_attach(struct mig_tenant *t, int agent_fd)
 	 * the ptrace backend hands it in (backend_ptrace.c). The agent
 	 * closes its copy once CREATE is served.
 	 */
-	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
+	if (t->no_device)
+		dev_errno = EPERM;
+	else if ((dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC)) < 0)
 		dev_errno = errno;
 	r = agent_call_fd(t, &req, dev, CREATE_TIMEOUT_MS, &resp, &fd);
 	if (r < 0) {
@@ -322,10 +323,12 @@ int mig__agent_attach(struct mig_tenant *t, int agent_fd)
 				      "%s (userfaultfd(2), then /dev/userfaultfd %s%s). "
 				      "UFFD_USER_MODE_ONLY is never used",
 				      (int)t->pid, strerror((int)-resp.ret),
-				      dev >= 0 ? "handed in by migd"
-					       : "opened by the agent: migd "
-						 "cannot open it: ",
-				      dev >= 0 ? "" : strerror(dev_errno));
+				      dev >= 0	     ? "handed in by migd"
+				      : t->no_device ? "opened by the agent: migd does not "
+						       "hand it in (hand_device = no)"
+						     : "opened by the agent: migd "
+						       "cannot open it: ",
+				      dev >= 0 || t->no_device ? "" : strerror(dev_errno));
 		return (int)resp.ret;
 	}
 	t->tenant_fd = resp.fd;

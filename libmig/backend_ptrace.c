@@ -198,6 +198,11 @@ static int uffd_by_handoff(struct mig__inject *s, int64_t *ret_fd, char *why, si
 	int r, q;
 
 	*ret_fd = -EIO;
+	if (s->t->no_device) {
+		*ret_fd = -EPERM;
+		snprintf(why, wlen, "not tried: hand_device = no in migd.conf");
+		return 0;
+	}
 	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	if (dev < 0) {
 		*ret_fd = -errno;

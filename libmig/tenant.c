@@ -192,6 +192,7 @@ int mig_tenant_attach(pid_t pid, const struct mig_attach_opts *opts, mig_tenant 
 	t->uffd = -EBADF;
 	t->tenant_fd = -1;
 	t->method = method;
+	t->no_device = opts && opts->no_device;
 	pthread_mutex_init(&t->op_lock, NULL);
 	mig__uffd_regs_init(&t->regs);
 

@@ -99,6 +99,7 @@ struct mig_tenant {
 	uint64_t offered;  /* every feature the kernel offers */
 	uint64_t ioctls;   /* UFFDIO_API ioctls */
 	bool kept;	   /* the agent handed over a uffd kept from an earlier migd */
+	bool no_device;	   /* never hand /dev/userfaultfd in (mig_attach_opts) */
 	enum mig_attach_method method;
 	const struct mig__tenant_ops *ops;
 	void *priv;		    /* backend state */

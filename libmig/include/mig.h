@@ -256,6 +256,12 @@ enum mig_attach_method {
 struct mig_attach_opts {
 	enum mig_attach_method method;
 	int agent_fd; /* MIG_ATTACH_AGENT/AUTO: connected agent socket, or -1 */
+	/*
+	 * Never hand /dev/userfaultfd to the tenant (ptrace recvmsg or the
+	 * agent's CREATE): a tenant whose own userfaultfd(2) is refused then
+	 * cannot be attached (-EPERM with the reason).
+	 */
+	bool no_device;
 };
 
 /*

@@ -96,7 +96,9 @@ int main(int argc, char **argv)
 	maps0 = maps_of(tn.pid);
 	fds0 = fds_of(tn.pid);
 
-	r = mig_tenant_attach(tn.pid, &(struct mig_attach_opts){ MIG_ATTACH_AUTO, conn }, &t);
+	r = mig_tenant_attach(
+		tn.pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_AUTO, .agent_fd = conn },
+		&t);
 	CHECK(r == 0, "attach: %s (%s)", mig_errno_name(r), mig_tenant_last_error());
 	CHECK(mig_tenant_method(t) == MIG_ATTACH_AGENT, "AUTO with an agent fd is the agent");
 	CHECK(mig_tenant_stop_ns(t, NULL) == 0, "the agent never stops the tenant");
@@ -148,7 +150,9 @@ int main(int argc, char **argv)
 	CHECK(!strcmp(tenant_ask(&tn, "check"), "CHECK ok"), "after detach");
 
 	/* Attach again on the same connection: the agent serves it anew. */
-	r = mig_tenant_attach(tn.pid, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, conn }, &t);
+	r = mig_tenant_attach(
+		tn.pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_AGENT, .agent_fd = conn },
+		&t);
 	CHECK(r == 0, "re-attach: %s (%s)", mig_errno_name(r), mig_tenant_last_error());
 	CHECK(mig_tenant_detach(t) == 0, "detach 2");
 

@@ -68,7 +68,9 @@ int main(int argc, char **argv)
 	CHECK(r == 0 && apid == tn.pid, "accept: %s (pid %d)", mig_errno_name(r), apid);
 	maps0 = maps_of(tn.pid);
 	fds0 = fds_of(tn.pid);
-	r = mig_tenant_attach(tn.pid, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, conn }, &t);
+	r = mig_tenant_attach(
+		tn.pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_AGENT, .agent_fd = conn },
+		&t);
 	CHECK(r == 0, "attach: %s (%s)", mig_errno_name(r), mig_tenant_last_error());
 	CHECK(mig_tenant_features(t) & UFFD_FEATURE_EVENT_FORK, "no EVENT_FORK");
 	r = mig_tenant_register(t, tn.addr, tn.len, UFFDIO_REGISTER_MODE_MISSING, NULL);
@@ -125,7 +127,9 @@ int main(int argc, char **argv)
 	r = mig_agent_accept(lfd, 5000, &apid, &cconn);
 	CHECK(r == 0 && apid == cpid, "child's agent: %s (pid %d, child %d)", mig_errno_name(r),
 	      apid, cpid);
-	r = mig_tenant_attach(cpid, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, cconn }, &ct);
+	r = mig_tenant_attach(
+		cpid, &(struct mig_attach_opts){ .method = MIG_ATTACH_AGENT, .agent_fd = cconn },
+		&ct);
 	CHECK(r == 0, "attach to child: %s (%s)", mig_errno_name(r), mig_tenant_last_error());
 	CHECK(mig_tenant_map_scratch(ct, 4096, &addr) == 0, "child map_scratch");
 	CHECK(mig_tenant_unmap(ct, addr, 4096) == 0, "child unmap");

@@ -23,7 +23,9 @@ static void first_migd(int lfd, pid_t tenant, uint64_t addr, uint64_t len, int r
 
 	r = mig_agent_accept(lfd, 5000, &apid, &conn);
 	CHECK(r == 0 && apid == tenant, "first accept: %s", mig_errno_name(r));
-	r = mig_tenant_attach(tenant, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, conn }, &t);
+	r = mig_tenant_attach(
+		tenant, &(struct mig_attach_opts){ .method = MIG_ATTACH_AGENT, .agent_fd = conn },
+		&t);
 	CHECK(r == 0, "first attach: %s (%s)", mig_errno_name(r), mig_tenant_last_error());
 	CHECK(mig_tenant_register(t, addr, len, UFFDIO_REGISTER_MODE_MISSING, NULL) == 0,
 	      "register");
@@ -100,7 +102,9 @@ int main(int argc, char **argv)
 	printf("# agent reconnected %.0f ms after the new listener\n",
 	       (double)(now_ns() - t0) / 1e6);
 	fds0 = fds_of(tn.pid);
-	r = mig_tenant_attach(tn.pid, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, conn }, &t);
+	r = mig_tenant_attach(
+		tn.pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_AGENT, .agent_fd = conn },
+		&t);
 	CHECK(r == 0, "attach to the kept uffd: %s (%s)", mig_errno_name(r),
 	      mig_tenant_last_error());
 	CHECK(mig_tenant_features(t) == feat, "features 0x%" PRIx64 ", first migd had 0x%" PRIx64,

@@ -80,7 +80,9 @@ int main(int argc, char **argv)
 	usleep(100000);
 	fds0 = fd_table(w.pid);
 
-	r = mig_tenant_attach(w.pid, &(struct mig_attach_opts){ MIG_ATTACH_PTRACE, -1 }, &w.t);
+	r = mig_tenant_attach(
+		w.pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_PTRACE, .agent_fd = -1 },
+		&w.t);
 	if (r < 0) {
 		wt_kill(&w);
 		FAIL("attach of a uid-%d tenant: %s: %s", NOBODY, mig_errno_name(r),

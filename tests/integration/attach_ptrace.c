@@ -50,7 +50,9 @@ int main(int argc, char **argv)
 	maps0 = maps_of(tn.pid);
 	fds0 = fds_of(tn.pid);
 
-	r = mig_tenant_attach(tn.pid, &(struct mig_attach_opts){ MIG_ATTACH_PTRACE, -1 }, &t);
+	r = mig_tenant_attach(
+		tn.pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_PTRACE, .agent_fd = -1 },
+		&t);
 	CHECK(r == 0, "attach: %s (%s)", mig_errno_name(r), mig_tenant_last_error());
 	stop = mig_tenant_stop_ns(t, &stop_max);
 	printf("# attach (ptrace) stop time: %.3f ms\n", stop / 1e6);

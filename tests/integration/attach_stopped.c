@@ -74,7 +74,9 @@ static void stopped_ptrace(const char *prog)
 
 	tenant_start(&tn, (char *[]){ (char *)prog, "--mb", "4", NULL }, true);
 	stop_tenant(tn.pid);
-	r = mig_tenant_attach(tn.pid, &(struct mig_attach_opts){ MIG_ATTACH_PTRACE, -1 }, &t);
+	r = mig_tenant_attach(
+		tn.pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_PTRACE, .agent_fd = -1 },
+		&t);
 	CHECK(r == 0, "attach to a stopped tenant: %s (%s)", mig_errno_name(r),
 	      mig_tenant_last_error());
 	r = mig_tenant_register(t, tn.addr, tn.len, UFFDIO_REGISTER_MODE_MISSING, NULL);
@@ -126,7 +128,9 @@ static void stopped_agent(const char *self, const char *prog)
 	r = mig_agent_accept(lfd, 5000, &apid, &conn);
 	CHECK(r == 0 && apid == tn.pid, "accept: %s", mig_errno_name(r));
 	stop_tenant(tn.pid);
-	r = mig_tenant_attach(tn.pid, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, conn }, &t);
+	r = mig_tenant_attach(
+		tn.pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_AGENT, .agent_fd = conn },
+		&t);
 	CHECK(r == -EAGAIN, "agent attach to a stopped tenant gave %s", mig_errno_name(r));
 	CHECK(strstr(mig_tenant_last_error(), "stopped"), "unclear error: %s",
 	      mig_tenant_last_error());
@@ -134,7 +138,9 @@ static void stopped_agent(const char *self, const char *prog)
 	check_still_stopped(tn.pid, "after refused agent attach");
 	kill(tn.pid, SIGCONT);
 	CHECK(waitpid(tn.pid, &st, WCONTINUED) == tn.pid && WIFCONTINUED(st), "SIGCONT");
-	r = mig_tenant_attach(tn.pid, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, conn }, &t);
+	r = mig_tenant_attach(
+		tn.pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_AGENT, .agent_fd = conn },
+		&t);
 	CHECK(r == 0, "agent attach after SIGCONT: %s (%s)", mig_errno_name(r),
 	      mig_tenant_last_error());
 	CHECK(mig_tenant_detach(t) == 0, "detach");
@@ -185,7 +191,9 @@ static void main_exited(const char *prog)
 	CHECK(!strncmp(tenant_ask(&tn, "sigs"), "SIGS", 4), "tenant thread");
 	maps0 = maps_of_task(tn.pid, tid);
 	fds0 = fds_of_task(tn.pid, tid);
-	r = mig_tenant_attach(tn.pid, &(struct mig_attach_opts){ MIG_ATTACH_PTRACE, -1 }, &t);
+	r = mig_tenant_attach(
+		tn.pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_PTRACE, .agent_fd = -1 },
+		&t);
 	pfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
 	if (pfd < 0 && r == -EOPNOTSUPP) {
 		/* The uffd was made and closed again inside the tenant: nothing left. */

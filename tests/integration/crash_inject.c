@@ -379,7 +379,8 @@ static int inject_some(mig_tenant *t, pid_t pid, unsigned round)
 static void injector(pid_t pid, unsigned rounds)
 {
 	mig_tenant *t = NULL;
-	int r = mig_tenant_attach(pid, &(struct mig_attach_opts){ MIG_ATTACH_PTRACE, -1 }, &t);
+	int r = mig_tenant_attach(
+		pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_PTRACE, .agent_fd = -1 }, &t);
 
 	if (r < 0) {
 		fprintf(stderr, "injector: attach: %s\n", mig_tenant_last_error());

@@ -370,7 +370,7 @@ static inline void agent_attach(struct wtenant *w, int lfd, int *conn)
 		wt_kill(w);
 		FAIL("agent accept: %s (pid %d, tenant %d)", strerror(-r), apid, w->pid);
 	}
-	r = mig_tenant_attach(w->pid, &(struct mig_attach_opts){ MIG_ATTACH_AGENT, *conn }, &w->t);
+	r = mig_tenant_attach(w->pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_AGENT, .agent_fd = *conn }, &w->t);
 	if (r < 0) {
 		wt_kill(w);
 		FAIL("agent attach: %s (%s)", strerror(-r), mig_tenant_last_error());

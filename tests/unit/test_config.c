@@ -30,6 +30,8 @@ static const struct {
 	{ "[migd]\nmax_window = 64M\n", 0, NULL },
 	{ "[migd]\nmax_window = 1M\n", -EINVAL, "t.ini:2: max_window must be a size from 2M" },
 	{ "[migd]\nmax_window = 32G\n", -EINVAL, "t.ini:2: max_window must be a size from 2M" },
+	{ "[migd]\nhand_device = no\n", 0, NULL },
+	{ "[migd]\nhand_device = maybe\n", -EINVAL, "t.ini:2: hand_device must be yes or no" },
 };
 
 START_TEST(test_main)
@@ -78,6 +80,7 @@ START_TEST(test_embedded_default)
 	ck_assert_str_eq(cfg->socket_path, "/run/migd/migd.sock");
 	ck_assert_uint_eq(cfg->socket_mode, 0660);
 	ck_assert_ptr_null(cfg->cgroup_root);
+	ck_assert(cfg->hand_device);
 	config_free(cfg);
 }
 END_TEST
