@@ -19,6 +19,8 @@
  *                   the kernel has UFFDIO_MOVE, else madvise)
  *   STRESS_ATTACH=agent       attach through libmig-agent.so, not ptrace
  *                   (an agent tenant is zapped with madvise)
+ *   STRESS_HANG_S=n a job that reaches no window phase for n s (90) is
+ *                   hung: the threads' kernel stacks, then FAIL (HUNG)
  *   STRESS_RANGES=data|random|whole   what each job asks for: the data
  *                   area (default), random pieces of it (edges cutting
  *                   THPs and windows, overlapping and repeated pieces),
@@ -33,10 +35,70 @@
  * (zaps_unstopped 0): that stop is what makes a tenant DONTNEED or
  * mremap racing the zap safe (docs/engine.md, "The zap").
  */
+#include <pthread.h>
+
 #include "integration/stress_common.h"
 
 /* A tenant that does no operation for this long after a job is stuck. */
 #define PROGRESS_S 10
+/*
+ * A job with no window phase for this long is hung (STRESS_HANG_S). On a
+ * host at load 76 a window took 3 s, so a slow job is not a hung one; the
+ * run's own time limit (churn.sh) is far longer and only ends a run that
+ * this did not catch.
+ */
+#define HANG_S 90
+
+/* When the job last reached a window phase (ns, CLOCK_MONOTONIC); 0: no job. */
+static uint64_t job_step_ns;
+static int job_number;
+static pid_t hang_tenant;
+static uint64_t hang_seed;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The watchdog: a job that reaches no window phase for HANG_S shows where
+ * the tenant's threads and ours wait (kernel stacks), and fails the run as
+ * HUNG, so a hang is told apart from a slow run on a loaded host.
+ */
+static void *hang_watch(void *arg)
+{
+	const char *env = getenv("STRESS_HANG_S");
+	uint64_t limit = (env && atoi(env) > 0 ? (uint64_t)atoi(env) : HANG_S) * 1000000000u;
+
+	(void)arg;
+	for (;;) {
+		uint64_t at = __atomic_load_n(&job_step_ns, __ATOMIC_ACQUIRE);
+
+		if (at && mono_ns() - at > limit) {
+			printf("HUNG: migration %d reached no window phase for %" PRIu64
+			       " s (seed %" PRIu64 ")\n",
+			       job_number, limit / 1000000000u, hang_seed);
+			wt_dump_threads(hang_tenant, "HUNG tenant", 0);
+			wt_dump_threads(getpid(), "HUNG migrator", 0);
+			fflush(stdout);
+			kill(hang_tenant, SIGKILL);
+			_exit(1);
+		}
+		sleep_ms(500);
+	}
+	return NULL;
+}
+
+static int progress(const struct mig_migrate_progress *p, void *ud)
+{
+	(void)p;
+	(void)ud;
+	__atomic_store_n(&job_step_ns, mono_ns(), __ATOMIC_RELEASE);
+	return 0;
+}
 
 struct hookctx {
 	uint64_t seed;
@@ -94,6 +156,7 @@ static void hook(int phase, const struct mig_range *win, void *ud)
 	unsigned max = phase == MIG_PHASE_STAGED ? h->max_staged_us : h->max_zapped_us;
 
 	(void)win;
+	__atomic_store_n(&job_step_ns, mono_ns(), __ATOMIC_RELEASE);
 	if (max)
 		usleep((useconds_t)(st_rnd(&h->seed) % max));
 }
@@ -147,6 +210,15 @@ int main(int argc, char **argv)
 		printf("# tenant pid %d\n", w.pid);
 		wt_attach(&w);
 	}
+	hang_tenant = w.pid;
+	hang_seed = seed;
+	{
+		pthread_t wd;
+
+		if (pthread_create(&wd, NULL, hang_watch, NULL) != 0)
+			FAIL("pthread_create (watchdog)");
+		pthread_detach(wd);
+	}
 	t0 = now_s();
 	/*
 	 * At least two migrations, however loaded the machine: a job under
@@ -177,7 +249,10 @@ int main(int argc, char **argv)
 							       : MIG_ZAP_AUTO;
 		o.phase_hook = hook;
 		o.hook_userdata = &hc;
-		r = mig_migrate(w.t, rg, nrg, &targets, &o, NULL, NULL, &res);
+		job_number = runs;
+		__atomic_store_n(&job_step_ns, mono_ns(), __ATOMIC_RELEASE);
+		r = mig_migrate(w.t, rg, nrg, &targets, &o, progress, NULL, &res);
+		__atomic_store_n(&job_step_ns, 0, __ATOMIC_RELEASE);
 		if (r < 0)
 			FAIL("migration %d: mig_migrate: %s (seed %" PRIu64 ")", runs, strerror(-r),
 			     seed);

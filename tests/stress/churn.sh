@@ -10,7 +10,8 @@
 # repeated, cutting THPs) or the whole process, in turn.
 #
 #   tests/stress/churn.sh [RUNS [SECS [KINDS]]]      defaults: 200 5 "move madvise agent"
-#   CHURN_TIMEOUT=s            one run's limit (default 20 x SECS + 120)
+#   CHURN_TIMEOUT=s            one run's limit (default 60 x SECS + 300; a hung job
+#                              fails sooner: stress_chaos's STRESS_HANG_S watchdog)
 #   STRESS_MIB, STRESS_THREADS the tenant's size and threads (stress_chaos)
 #   STRESS_SEEDS="s1 s2 ..."   fixed seeds run first for every kind (regressions),
 #                              with the operations STRESS_SEED_OPS when set; an
@@ -62,7 +63,7 @@ for kind in $kinds; do
 			s=(STRESS_SEED="$sd" STRESS_OPS="${sops:-${STRESS_SEED_OPS:-${STRESS_OPS:-}}}")
 		fi
 		env "${env[@]}" "${s[@]}" STRESS_SECS="$secs" STRESS_RANGES=$rg \
-			timeout -k 10 "${CHURN_TIMEOUT:-$((secs * 20 + 120))}" "$prog" >"$log" 2>&1
+			timeout -k 10 "${CHURN_TIMEOUT:-$((secs * 60 + 300))}" "$prog" >"$log" 2>&1
 		rc=$?
 		o=$(sed -n 's/^# stress tenant: \([0-9]*\) ops.*/\1/p' "$log" | tail -1)
 		b=$(grep -c '^BAD ' "$log")
