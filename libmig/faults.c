@@ -162,6 +162,20 @@ static bool zapped_by_us(const struct mig__win *w, size_t i, uint64_t addr)
 	       (w->zapping && addr >= w->zap_run.start && addr < w->zap_run.end);
 }
 
+/*
+ * Is the page at addr write-protected with userfaultfd now (pagemap's
+ * uffd-wp bit, which a PMD-mapped THP reports for each of its pages)?
+ * Unknown counts as yes: the fault is then served as a live one.
+ */
+static bool protected_now(pid_t pid, uint64_t addr)
+{
+	struct mig_pageinfo pi;
+
+	if (mig_query_pages(pid, addr, 1, MIG_QUERY_PAGEMAP, &pi) < 0)
+		return true;
+	return (pi.flags & MIG_PAGE_UFFD_WP) || !(pi.flags & MIG_PAGE_PRESENT);
+}
+
 static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags, uint64_t t0,
 		       pid_t tid)
 {
@@ -192,15 +206,30 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 			}
 			return 0;
 		}
-		uint64_t ustart = addr, ulen = MIG__PAGE;
+		if (!child && i < 0 && !protected_now(j->pid, addr)) {
+			/*
+			 * A stale fault: its window has ended (thawed and
+			 * unregistered) since it was raised, typically one
+			 * that waited in the pending list for an event to be
+			 * read. Its page is writable again and may be part
+			 * of a THP placed whole meanwhile: un-protecting
+			 * 4 KiB of it would split that PMD (change_pmd_range
+			 * splits on any partial range), which left 1-8 of 32
+			 * placed THPs PTE-mapped in the host's migrate_thp
+			 * (docs/engine.md, "Whole THPs"). Wake it only.
+			 */
+			r = mig__uffd_wake(fd, addr, MIG__PAGE);
+		} else {
+			uint64_t ustart = addr, ulen = MIG__PAGE;
 
-		/* A THP that is to move whole is un-protected whole (hugemove.c). */
-		if (!child && i >= 0)
-			mig__huge_written(j, w, (size_t)i, &ustart, &ulen);
-		r = mig__uffd_writeprotect(fd, ustart, ulen, false, false);
-		/* Part of the block gone meanwhile: the page alone (-EAGAIN: retried whole). */
-		if (r < 0 && r != -EAGAIN && ulen > MIG__PAGE)
-			r = mig__uffd_writeprotect(fd, addr, MIG__PAGE, false, false);
+			/* A THP that is to move whole is un-protected whole (hugemove.c). */
+			if (!child && i >= 0)
+				mig__huge_written(j, w, (size_t)i, &ustart, &ulen);
+			r = mig__uffd_writeprotect(fd, ustart, ulen, false, false);
+			/* Part of the block gone: the page alone (-EAGAIN: retried whole). */
+			if (r < 0 && r != -EAGAIN && ulen > MIG__PAGE)
+				r = mig__uffd_writeprotect(fd, addr, MIG__PAGE, false, false);
+		}
 	} else if (i >= 0 && (size_t)i >= w->inflight_i &&
 		   (size_t)i < w->inflight_i + w->inflight_n) {
 		/* A MOVE step in flight took it out, or found a hole: wait for its outcome. */
