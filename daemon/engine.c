@@ -216,26 +216,41 @@ const char *engine_op_name(enum engine_op op)
 }
 
 /*
- * "large_before" and "large_after": {"16kB": N, ..., "2048kB": N}, the
- * large folios per size (named like the kernel's hugepages-<size>kB
- * controls), for every size counted before or after, smallest first.
+ * {"16kB": N, ..., "2048kB": N}: counts[] per folio order, named like the
+ * kernel's hugepages-<size>kB controls, smallest first, for every size
+ * whose count (or, with also, also's count) is not 0.
  */
-static void add_folio_sizes(json_object *o, const uint64_t *before, const uint64_t *after)
+static json_object *folio_sizes(const uint64_t *counts, const uint64_t *also)
 {
-	json_object *b = json_object_new_object(), *a = json_object_new_object();
+	json_object *o = json_object_new_object();
 	unsigned long ps = (unsigned long)sysconf(_SC_PAGESIZE);
 
 	for (unsigned k = 1; k < MIG_FOLIO_ORDERS; k++) {
 		char key[32];
 
-		if (!before[k] && !after[k])
+		if (!counts[k] && !(also && also[k]))
 			continue;
 		snprintf(key, sizeof(key), "%lukB", (ps << k) >> 10);
-		json_object_object_add(b, key, json_object_new_int64((int64_t)before[k]));
-		json_object_object_add(a, key, json_object_new_int64((int64_t)after[k]));
+		json_object_object_add(o, key, json_object_new_int64((int64_t)counts[k]));
 	}
-	json_object_object_add(o, "large_before", b);
-	json_object_object_add(o, "large_after", a);
+	return o;
+}
+
+/* "large_before" and "large_after": the large folios per size, in both for every size seen. */
+static void add_folio_sizes(json_object *o, const uint64_t *before, const uint64_t *after)
+{
+	json_object_object_add(o, "large_before", folio_sizes(before, after));
+	json_object_object_add(o, "large_after", folio_sizes(after, before));
+}
+
+/*
+ * huge_pages = skip: "large_skipped" the large folios left where they
+ * are per size, "large_skipped_pages" their pages in the job's ranges.
+ */
+static void add_skipped(json_object *o, uint64_t pages, const uint64_t *folios)
+{
+	json_object_object_add(o, "large_skipped", folio_sizes(folios, NULL));
+	json_object_object_add(o, "large_skipped_pages", json_object_new_int64((int64_t)pages));
 }
 
 static json_object *relocate_json(const struct mig_relocate_result *res)
@@ -340,6 +355,7 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
 			       json_object_new_int64((int64_t)res->huge_collapse_failed));
 	json_object_object_add(o, "huge_fallback",
 			       json_object_new_int64((int64_t)res->huge_fallback));
+	json_object_object_add(o, "mthp_moved", json_object_new_int64((int64_t)res->mthp_moved));
 	json_object_object_add(
 		o, "huge_path",
 		json_object_new_string(res->huge_moved && res->huge_collapsed ? "move+copy"
@@ -391,7 +407,7 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 	_cleanup_free_ struct mig_range *ranges = NULL, *small = NULL;
 	const struct mig_range *todo;
 	json_object *compact = NULL;
-	uint64_t not_anon = 0, skipped = 0;
+	uint64_t not_anon = 0, skipped = 0, skipped_folios[MIG_FOLIO_ORDERS] = { 0 };
 	enum mig_attach_method method;
 	size_t n = 0;
 	mig_tenant *t = NULL;
@@ -436,7 +452,8 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 	todo = ranges;
 	if (req->huge == HUGE_SKIP && n > 0) {
 		/* Leave every large folio where it is: migrate only the rest. */
-		r = mig_ranges_without_large(req->pid, ranges, n, &small, &n, &skipped);
+		r = mig_ranges_without_large(req->pid, ranges, n, &small, &n, &skipped,
+					     skipped_folios);
 		if (r < 0) {
 			set_reason(ret_reason, "cannot find the large folios of pid %d: %s",
 				   (int)req->pid, strerror(-r));
@@ -447,8 +464,7 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 	if (n == 0 && !req->compact_after) {
 		/* Nothing to move (all large, or nothing mapped): done, nothing failed. */
 		*ret_summary = summary_json(&sum, not_anon);
-		json_object_object_add(*ret_summary, "large_skipped",
-				       json_object_new_int64((int64_t)skipped));
+		add_skipped(*ret_summary, skipped, skipped_folios);
 		return 0;
 	}
 	/* auto and agent take the tenant's agent if it is connected now (agents.c). */
@@ -484,8 +500,7 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 		set_libmig_reason(ret_reason, "cannot detach from", req->pid, r2);
 	if (r == 0 || r == -ECANCELED) {
 		*ret_summary = summary_json(&sum, not_anon);
-		json_object_object_add(*ret_summary, "large_skipped",
-				       json_object_new_int64((int64_t)skipped));
+		add_skipped(*ret_summary, skipped, skipped_folios);
 		json_object_object_add(
 			*ret_summary, "attach",
 			json_object_new_string(method == MIG_ATTACH_AGENT ? "agent" : "ptrace"));

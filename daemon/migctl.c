@@ -351,6 +351,25 @@ static void print_folio_sizes(json_object *reply)
 		printf("\n");
 }
 
+/* "large folios left where they are: 64kB 2, 2048kB 1 (528 pages)" (huge_pages = skip). */
+static void print_skipped(json_object *reply)
+{
+	json_object *sizes;
+	bool any = false;
+
+	if (!json_object_object_get_ex(reply, "large_skipped", &sizes) ||
+	    !json_object_is_type(sizes, json_type_object))
+		return;
+	json_object_object_foreach (sizes, key, val) {
+		printf("%s %s %" PRId64, any ? "," : "large folios left where they are:", key,
+		       json_object_get_int64(val));
+		any = true;
+	}
+	if (any || num(reply, "large_skipped_pages"))
+		printf("%s(%" PRId64 " pages)\n", any ? " " : "large folios left where they are: ",
+		       num(reply, "large_skipped_pages"));
+}
+
 static void print_migrate(json_object *reply)
 {
 	json_object *f;
@@ -376,9 +395,9 @@ static void print_migrate(json_object *reply)
 	       num(reply, "huge_collapse_failed"), num(reply, "huge_fallback"),
 	       str(reply, "huge_path"));
 	print_folio_sizes(reply);
-	if (num(reply, "large_skipped"))
-		printf("pages in large folios left where they are: %" PRId64 "\n",
-		       num(reply, "large_skipped"));
+	if (num(reply, "mthp_moved"))
+		printf("mTHPs moved whole (move_pages): %" PRId64 "\n", num(reply, "mthp_moved"));
+	print_skipped(reply);
 }
 
 /* relocate and compact: the path, the VMAs, the pages, the large folios. */

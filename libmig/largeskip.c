@@ -11,8 +11,10 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mig.h"
+#include "procfs.h"
 #include "util.h"
 
 #define PAGE  4096UL
@@ -44,9 +46,34 @@ static int out_add(struct out *o, uint64_t start, uint64_t end)
 	return 0;
 }
 
+/* What was left out: pages, and folios per order (each counted once). */
+struct skipped {
+	uint64_t pages;
+	uint64_t folios[MIG_FOLIO_ORDERS];
+	uint64_t last_head; /* PFN of the last folio counted, plus one; 0 none */
+};
+
+static void count_skipped(struct skipped *sk, const struct mig_pageinfo *p)
+{
+	unsigned o = p->order;
+	uint64_t head;
+
+	sk->pages++;
+	if (o == 0 && (p->flags & MIG_PAGE_THP))
+		o = mig__pmd_order();
+	if (o == 0)
+		return; /* order unknown: counted in pages only */
+	/* Folios are naturally aligned in PFN space: the head's PFN names the folio. */
+	head = p->pfn & ~((UINT64_C(1) << o) - 1);
+	if (sk->last_head == head + 1)
+		return;
+	sk->last_head = head + 1;
+	sk->folios[MIN(o, (unsigned)MIG_FOLIO_ORDERS - 1)]++;
+}
+
 /* [start, end) lies in one VMA: keep its pages that are in no large folio. */
 static int filter(pid_t pid, uint64_t start, uint64_t end, struct mig_pageinfo *pi, struct out *o,
-		  uint64_t *skipped)
+		  struct skipped *sk)
 {
 	for (uint64_t a = start; a < end;) {
 		size_t n = MIN((end - a) / PAGE, (uint64_t)CHUNK);
@@ -58,7 +85,7 @@ static int filter(pid_t pid, uint64_t start, uint64_t end, struct mig_pageinfo *
 			if ((pi[i].flags & MIG_PAGE_PRESENT) && !pi[i].pfn)
 				return -EPERM; /* no PFNs: folios cannot be seen */
 			if (pi[i].flags & MIG_PAGE_LARGE)
-				(*skipped)++;
+				count_skipped(sk, &pi[i]);
 			else if ((r = out_add(o, a + i * PAGE, a + (i + 1) * PAGE)) < 0)
 				return r;
 		}
@@ -68,12 +95,13 @@ static int filter(pid_t pid, uint64_t start, uint64_t end, struct mig_pageinfo *
 }
 
 int mig_ranges_without_large(pid_t pid, const struct mig_range *ranges, size_t n,
-			     struct mig_range **ret_ranges, size_t *ret_n, uint64_t *ret_skipped)
+			     struct mig_range **ret_ranges, size_t *ret_n, uint64_t *ret_skipped,
+			     uint64_t *ret_folios)
 {
 	_cleanup_free_ struct mig_pageinfo *pi = NULL;
 	_cleanup_free_ struct mig_vma *v = NULL;
 	struct out o = { 0 };
-	uint64_t skipped = 0;
+	struct skipped sk = { 0 };
 	size_t nv = 0;
 	int r;
 
@@ -100,7 +128,7 @@ int mig_ranges_without_large(pid_t pid, const struct mig_range *ranges, size_t n
 				continue;
 			r = out_add(&o, a, s);
 			if (r >= 0)
-				r = filter(pid, s, e, pi, &o, &skipped);
+				r = filter(pid, s, e, pi, &o, &sk);
 			a = e;
 		}
 		if (r >= 0)
@@ -112,6 +140,8 @@ int mig_ranges_without_large(pid_t pid, const struct mig_range *ranges, size_t n
 	}
 	*ret_ranges = o.v;
 	*ret_n = o.n;
-	*ret_skipped = skipped;
+	*ret_skipped = sk.pages;
+	if (ret_folios)
+		memcpy(ret_folios, sk.folios, sizeof(sk.folios));
 	return 0;
 }

@@ -9,7 +9,11 @@
  * a fully covered THP is never cut; a large folio that a range edge cuts
  * is split first (mig_split_large_at) so the pages outside stay put.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <numa.h>
+#include <numaif.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -136,11 +140,135 @@ static bool vma_bound_elsewhere(const struct mig__job *j, uint64_t start)
 	return false;
 }
 
+/*
+ * Fully covered mTHPs of a window go to its node whole, before the window
+ * runs: UFFDIO_MOVE splits every large folio it moves by PTEs and
+ * UFFDIO_COPY makes 4 KiB pages, but move_pages(2) of a folio's head
+ * migrates the whole folio into one of the same order on the node
+ * (alloc_migration_target(): order = folio_order(src); the kernel
+ * splits it only when no such folio can be had). The kernel's migration
+ * keeps the content (the tenant's accesses wait on migration entries
+ * meanwhile) and needs none of the window's steps. A candidate is the
+ * head of a large folio smaller than a PMD whose pages all lie in the
+ * window's invma, mapped here in PFN order (fully mapped), and not on the
+ * node yet (force: such a one moves as 4 KiB pages in the window). The
+ * pages found on the node afterwards leave invma and are set in
+ * moved; the rest (not migrated, split on the way) stay for the
+ * window. A candidate whose head left counts in large_before here (the
+ * window's scan no longer sees it). Best effort: any failure leaves it
+ * all to the window.
+ */
+/*
+ * Does the kernel make anonymous large folios smaller than a PMD (a
+ * hugepages-<N>kB control below the PMD size: Linux 6.8+)? Without, the
+ * per-window folio query of mthp_move is not worth its cost.
+ */
+static bool kernel_has_mthp(void)
+{
+	static int known = -1;
+	int has = 0;
+
+	if (__atomic_load_n(&known, __ATOMIC_RELAXED) < 0) {
+		DIR *d = opendir("/sys/kernel/mm/transparent_hugepage");
+		unsigned long pmd_kb = (MIG__PAGE << mig__pmd_order()) >> 10;
+		struct dirent *e;
+
+		while (d && (e = readdir(d))) {
+			unsigned long kb;
+
+			if (sscanf(e->d_name, "hugepages-%lukB", &kb) == 1 && kb < pmd_kb)
+				has = 1;
+		}
+		if (d)
+			closedir(d);
+		__atomic_store_n(&known, has, __ATOMIC_RELAXED);
+	}
+	return __atomic_load_n(&known, __ATOMIC_RELAXED) == 1;
+}
+
+static void mthp_move(struct mig__job *j, struct mig__win *w, uint64_t *moved)
+{
+	const size_t np = w->npages;
+	const unsigned pmd = mig__pmd_order();
+	_cleanup_free_ struct mig_pageinfo *pi = calloc(np, sizeof(*pi)), *after = NULL;
+	_cleanup_free_ size_t *cand = NULL;
+	_cleanup_free_ void **heads = NULL;
+	_cleanup_free_ int *nodes = NULL, *status = NULL;
+	size_t nc = 0;
+
+	if (!pi || mig__query_folios(j->pid, w->start, np, pi) < 0)
+		return;
+	for (size_t k = 0; k < np; k++) {
+		unsigned o = pi[k].order;
+		size_t n = (size_t)1 << o;
+		bool whole;
+
+		if (!(pi[k].flags & MIG_PAGE_LARGE) || !(pi[k].flags & MIG_PAGE_HEAD) || o < 2 ||
+		    o >= pmd || k + n > np)
+			continue;
+		whole = true;
+		for (size_t i = k; i < k + n && whole; i++)
+			whole = mig__bit_test(w->invma, i) && (pi[i].flags & MIG_PAGE_LARGE) &&
+				pi[i].pfn == pi[k].pfn + (i - k);
+		if (!whole)
+			continue;
+		if (!cand && !(cand = calloc(np, sizeof(*cand))))
+			return;
+		cand[nc++] = k;
+		k += n - 1;
+	}
+	if (nc == 0)
+		return;
+	heads = calloc(nc, sizeof(*heads));
+	nodes = calloc(nc, sizeof(*nodes));
+	status = calloc(nc, sizeof(*status));
+	after = calloc(np, sizeof(*after));
+	if (!heads || !nodes || !status || !after)
+		return;
+	/* Where are they? Those on the node already stay for the window. */
+	for (size_t c = 0; c < nc; c++)
+		heads[c] = (void *)(uintptr_t)(w->start + cand[c] * MIG__PAGE);
+	if (numa_move_pages(j->pid, (unsigned long)nc, heads, NULL, status, 0) < 0)
+		return;
+	size_t nm = 0;
+
+	for (size_t c = 0; c < nc; c++)
+		if (status[c] >= 0 && status[c] != w->node) {
+			cand[nm] = cand[c];
+			heads[nm] = heads[c];
+			nodes[nm++] = w->node;
+		}
+	if (nm == 0)
+		return;
+	/* Negative: nothing moved (-EACCES: the node is not in the tenant's cpuset). */
+	if (numa_move_pages(j->pid, (unsigned long)nm, heads, nodes, status, MPOL_MF_MOVE) < 0)
+		return;
+	for (size_t c = 0; c < nm; c++) {
+		size_t k = cand[c], n = (size_t)1 << pi[k].order, on = 0;
+
+		if (mig_query_pages(j->pid, w->start + k * MIG__PAGE, n,
+				    MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, after + k) < 0)
+			continue;
+		for (size_t i = k; i < k + n; i++)
+			if ((after[i].flags & MIG_PAGE_PRESENT) && after[i].node == w->node) {
+				mig__bit_clear(w->invma, i);
+				mig__bit_set(moved, i);
+				on++;
+			}
+		/* Its head left the window: the window's scan does not count it. */
+		if (mig__bit_test(moved, k))
+			j->large_before[pi[k].order]++;
+		if (on == n && (after[k].flags & MIG_PAGE_HEAD) && after[k].order == pi[k].order)
+			j->mthp_moved++;
+	}
+}
+
 /* Plan, run and record one window [start, end) of page offset base. */
 static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uint64_t start,
 		      uint64_t end, int node, void *staging)
 {
 	_cleanup_free_ struct mig_vma *vmas = NULL;
+	_cleanup_free_ uint64_t *kmoved = NULL;
 	struct mig__win *w = NULL;
 	struct job_win *jw;
 	size_t nvmas = 0, np = (end - start) / MIG__PAGE;
@@ -204,10 +332,21 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 		for (uint64_t a = s; a < e; a += MIG__PAGE)
 			mig__bit_set(w->invma, (a - start) / MIG__PAGE);
 	}
+	if (w->nregs && !j->opts.no_collapse && kernel_has_mthp()) {
+		kmoved = calloc(MIG__BITMAP_WORDS(np), sizeof(uint64_t));
+		if (kmoved)
+			mthp_move(j, w, kmoved);
+	}
 	r = w->nregs ? mig__window_run(j, w) : 0;
 	for (size_t i = 0; i < np; i++) {
 		uint8_t f = PF_DONE;
 
+		/* Moved whole by the kernel (mthp_move): on the node, its window never saw it. */
+		if (kmoved && mig__bit_test(kmoved, i)) {
+			jw->flags[i] = PF_DONE | PF_PRESENT | PF_FILLED;
+			jw->err[i] = 0;
+			continue;
+		}
 		if (jw->flags[i] & PF_XDEV) {
 			jw->err[i] = EXDEV;
 			continue;
@@ -787,6 +926,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.huge_collapsed = j.collapsed;
 	res.huge_collapse_failed = j.collapse_failed;
 	res.huge_fallback = j.huge_stage_failed + j.huge_place_failed;
+	res.mthp_moved = j.mthp_moved;
 	res.bytes_per_sec =
 		res.elapsed_ns ? (double)res.pages_moved * MIG__PAGE * 1e9 / (double)res.elapsed_ns
 			       : 0;

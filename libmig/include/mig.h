@@ -233,13 +233,16 @@ MIG_API MIG_WUR int mig_collapse(int pidfd, const struct mig_range *range);
  * large folio (PMD THP or mTHP), for a migration that must leave large
  * folios where they are (huge_pages = skip). Parts outside anonymous
  * private VMAs pass through unchanged. *ret_ranges is malloc'd (free it;
- * NULL when nothing is left), *ret_skipped gets the pages left out.
- * Returns 0; -EINVAL (bad ranges), -EPERM (no CAP_SYS_ADMIN: folios
- * cannot be seen), -ESRCH, -ENOMEM.
+ * NULL when nothing is left), *ret_skipped gets the pages left out and,
+ * unless ret_folios is NULL, ret_folios[MIG_FOLIO_ORDERS] the large
+ * folios they belong to per order (as large_before[]: a folio a range
+ * edge cuts counts once, for its pages inside; a folio whose order cannot
+ * be told is in *ret_skipped only). Returns 0; -EINVAL (bad ranges),
+ * -EPERM (no CAP_SYS_ADMIN: folios cannot be seen), -ESRCH, -ENOMEM.
  */
 MIG_API MIG_WUR int mig_ranges_without_large(pid_t pid, const struct mig_range *ranges, size_t n,
 					     struct mig_range **ret_ranges, size_t *ret_n,
-					     uint64_t *ret_skipped);
+					     uint64_t *ret_skipped, uint64_t *ret_folios);
 
 /* ---------------------------------------------------------------------
  * Tenants (libmig/tenant.c, backend_ptrace.c, agentconn.c, uffd.c)
@@ -548,6 +551,16 @@ struct mig_migrate_result {
 	uint64_t huge_collapsed;
 	uint64_t huge_collapse_failed;
 	uint64_t huge_fallback;
+	/*
+	 * mTHPs (large folios smaller than a PMD) a range covers fully that
+	 * went to the target whole, by the kernel's own migration
+	 * (move_pages(2) of the folio's head: the kernel allocates a folio
+	 * of the same order there and copies it). Only unless
+	 * no_collapse, and only mTHPs not on a target already (with force
+	 * those move as 4 KiB pages). UFFDIO_MOVE and UFFDIO_COPY can only
+	 * move them as 4 KiB pages (docs/large-folios.md).
+	 */
+	uint64_t mthp_moved;
 	uint64_t windows;
 	uint64_t passes;       /* highest pass any window needed */
 	uint64_t faults;       /* tenant faults served by the fault thread */

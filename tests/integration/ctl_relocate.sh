@@ -95,14 +95,19 @@ for h in keep split skip; do
 	[ "$huge0" -ge 512 ] || { exec {RT[1]}>&-; wait "$RPID"; skip "no THP formed in a MADV_HUGEPAGE block ($huge0 huge pages)"; }
 	out=$("$MIGCTL" --json migrate "$RPID" --to 0 --force --range "$r" --huge-pages $h) || fail "migrate $h: $out"
 	huge1=$("$MIGCTL" --json placement "$RPID" --range "$r" | json huge)
-	skipped=$(echo "$out" | json large_skipped)
+	skipped=$(echo "$out" | json large_skipped_pages)
 	lb=$(echo "$out" | json large_before) la=$(echo "$out" | json large_after)
-	echo "# huge_pages=$h: huge pages $huge0 -> $huge1, moved $(echo "$out" | json pages_moved), large_skipped $skipped, huge_kept $(echo "$out" | json huge_kept), large folios per size $lb -> $la"
+	echo "# huge_pages=$h: huge pages $huge0 -> $huge1, moved $(echo "$out" | json pages_moved), large_skipped_pages $skipped, large_skipped $(echo "$out" | json large_skipped), huge_kept $(echo "$out" | json huge_kept), large folios per size $lb -> $la"
 	case $h in
 	keep) [ "$huge1" = "$huge0" ] || fail "keep: huge pages $huge0 -> $huge1" ;;
 	split) [ "$huge1" = 0 ] || fail "split: $huge1 huge pages left" ;;
 	skip)
 		[ "$skipped" = "$huge0" ] || fail "skip: $skipped skipped, $huge0 in large folios"
+		[ "$(echo "$out" | json large_skipped)" = "{\"2048kB\": $((huge0 / 512))}" ] ||
+			fail "skip: large_skipped $(echo "$out" | json large_skipped), want $((huge0 / 512)) THPs"
+		"$MIGCTL" migrate "$RPID" --to 0 --force --range "$r" --huge-pages skip >"$T/human" || fail "migrate skip (human)"
+		grep -q "^large folios left where they are: 2048kB $((huge0 / 512)) ($huge0 pages)$" "$T/human" ||
+			fail "migctl migrate skip: no per-size line: $(cat "$T/human")"
 		pm1=$(pfns)
 		[ "$pm1" = "$pm0" ] || fail "skip: pages of large folios changed their PFN"
 		[ "$huge1" = "$huge0" ] || fail "skip: huge pages $huge0 -> $huge1" ;;

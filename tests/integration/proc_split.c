@@ -9,13 +9,17 @@
  * afterwards) the same holds for a 64 KiB folio. The tenant's data is
  * checked after every step.
  *
- *   proc_split [thp|mthp|sizes|edges]   (no argument: thp, mthp and
- *                                  sizes; mTHP absent is a note then, a
- *                                  skip when asked alone)
+ *   proc_split [thp|mthp|sizes|edges|skip]   (no argument: thp, mthp,
+ *                                  sizes and skip; mTHP absent is a note
+ *                                  then, a skip when asked alone)
  *
  * sizes (issue 14): large folios of every mTHP size and 2 MiB THPs in one
  * tenant, migrated; libmig's per-size counts before and after must be the
- * test's own (see test_sizes).
+ * test's own (see test_sizes); mTHPs not on the target move whole.
+ *
+ * skip (issue 14): huge_pages = skip in the same tenant: the large folios
+ * left out are counted per size, keep their physical pages and node, the
+ * rest moves (see test_skip).
  *
  * edges (issue 14): mig_migrate of a range that cuts two PMD THPs (and,
  * where the kernel has 64 KiB mTHP, of one that cuts two mTHPs) moves
@@ -287,6 +291,30 @@ static void tenant_touch(struct tenant *t, uint64_t off, uint64_t len)
 static int nodes_count(void);
 
 /*
+ * mTHPs (orders 2-8) of [start, start + len) whose head is not on node,
+ * per order into counts[], and their sum.
+ */
+static uint64_t mthps_off(pid_t pid, uint64_t start, uint64_t len, int node, uint64_t *counts)
+{
+	size_t n = len / 4096;
+	struct mig_pageinfo *pi = calloc(n, sizeof(*pi));
+	uint64_t sum = 0;
+
+	CHECK(pi, "calloc");
+	memset(counts, 0, MIG_FOLIO_ORDERS * sizeof(*counts));
+	CHECK(mig_query_pages(pid, start, n, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi) == 0,
+	      "query nodes");
+	for (size_t i = 0; i < n; i++)
+		if ((pi[i].flags & MIG_PAGE_LARGE) && (pi[i].flags & MIG_PAGE_HEAD) &&
+		    pi[i].order >= 2 && pi[i].order < 9 && pi[i].node != node) {
+			counts[pi[i].order]++;
+			sum++;
+		}
+	free(pi);
+	return sum;
+}
+
+/*
  * sizes: large folios of every mTHP size the kernel has (16 KiB up to
  * 1 MiB on x86_64) and 2 MiB THPs in one region, made one size at a time:
  * every size is off but the one whose 2 MiB stretch the tenant writes
@@ -297,21 +325,23 @@ static int nodes_count(void);
  * right after (large_before[], large_after[]; thp_* and mthp_* their
  * sums). Every size stays off during the job, so khugepaged forms nothing
  * (6.12's khugepaged collapses to 2 MiB only, with that size enabled).
- * The controls are put back afterwards.
+ * The controls are put back afterwards. Every mTHP not on the target
+ * before is one folio of its size on the target afterwards (moved whole
+ * by move_pages, mthp_moved); with force, those on the target already
+ * (all of them on one node) move as 4 KiB pages.
  */
-static void test_sizes(bool must)
+/*
+ * The tenant of sizes and skip: two 2 MiB THPs, then two folios of each
+ * mTHP size, each in its own 2 MiB stretch, then 4 KiB pages; every size
+ * left off (restore_knobs puts the controls back). fb[] gets the test's
+ * count. Returns false (nothing started) where the kernel has no mTHP
+ * and must is false; skips when too few folios formed.
+ */
+static bool sizes_tenant(struct tenant *t, bool must, const char *what, uint64_t *fb)
 {
 	const uint64_t stretch = 2 << 20;
-	uint64_t fb[MIG_FOLIO_ORDERS], fa[MIG_FOLIO_ORDERS];
-	struct mig_migrate_opts o = { .force = true };
-	struct mig_migrate_result res;
-	struct mig_nodes to = { 0 };
-	struct mig_range rg;
-	char paths[8][96], b1[256], b2[256], b3[256], b4[256];
+	char paths[8][96], b1[256];
 	unsigned kb[8], nsizes = 0, formed = 0;
-	struct tenant t;
-	mig_tenant *mt;
-	int r;
 
 	for (unsigned k = 16; k < 2048 && nsizes < 8; k *= 2) {
 		snprintf(paths[nsizes], sizeof(paths[0]),
@@ -323,8 +353,9 @@ static void test_sizes(bool must)
 		if (must)
 			SKIP("no mTHP size controls (hugepages-<N>kB) on this kernel: mTHP exists "
 			     "since Linux 6.8");
-		printf("# sizes: no mTHP size controls on this kernel (before 6.8): not tested\n");
-		return;
+		printf("# %s: no mTHP size controls on this kernel (before 6.8): not tested\n",
+		       what);
+		return false;
 	}
 	for (unsigned i = 0; i < nsizes; i++)
 		if (set_knob(paths[i], "never") < 0)
@@ -332,40 +363,66 @@ static void test_sizes(bool must)
 	if (set_knob(PMD_KNOB, "never") < 0)
 		SKIP("cannot set %s", PMD_KNOB);
 	/* Nothing written yet: each stretch gets its folios when touched below. */
-	tenant_start(&t, "-s", "24M", "-m", "default", "-t", "none", (char *)NULL);
-	CHECK(t.end - t.start >= (nsizes + 3) * stretch, "region too small");
+	tenant_start(t, "-s", "24M", "-m", "default", "-t", "none", (char *)NULL);
+	CHECK(t->end - t->start >= (nsizes + 3) * stretch, "region too small");
 	/*
 	 * The 2 MiB THPs first: while that size is on, khugepaged may
 	 * collapse any sparse 2 MiB block of the region (6.12 guest: the
 	 * 16 KiB stretch, written before, became a THP).
 	 */
 	CHECK(set_knob(PMD_KNOB, "always") == 0, "enable %s", PMD_KNOB);
-	tenant_touch(&t, 0, 2 * stretch);
+	tenant_touch(t, 0, 2 * stretch);
 	CHECK(set_knob(PMD_KNOB, "never") == 0, "disable %s", PMD_KNOB);
 	for (unsigned i = 0; i < nsizes; i++) {
 		CHECK(set_knob(paths[i], "always") == 0, "enable %s", paths[i]);
-		tenant_touch(&t, (i + 2) * stretch, 2 * (uint64_t)kb[i] << 10);
+		tenant_touch(t, (i + 2) * stretch, 2 * (uint64_t)kb[i] << 10);
 		CHECK(set_knob(paths[i], "never") == 0, "disable %s", paths[i]);
 	}
-	tenant_touch(&t, (nsizes + 2) * stretch, 64 << 10);
+	tenant_touch(t, (nsizes + 2) * stretch, 64 << 10);
 
-	CHECK(folios_count(t.pid, t.start, t.end - t.start, fb) == 0, "count before");
+	CHECK(folios_count(t->pid, t->start, t->end - t->start, fb) == 0, "count before");
 	for (unsigned k = 2; k < 9; k++)
 		formed += fb[k] > 0;
-	printf("# sizes: %u mTHP sizes enabled one at a time, formed %s\n", nsizes,
+	printf("# %s: %u mTHP sizes enabled one at a time, formed %s\n", what, nsizes,
 	       folios_str(fb, b1, sizeof(b1)));
 	if (formed < 2 || fb[9] == 0) {
-		tenant_kill(&t);
+		tenant_kill(t);
 		restore_knobs();
 		SKIP("only %u mTHP sizes and %" PRIu64 " 2 MiB THPs formed (%s)", formed, fb[9],
 		     b1);
 	}
+	return true;
+}
 
-	if (nodes_count() >= 2)
-		mig_nodes_set(&to, 1);
-	else
-		mig_nodes_set(&to, 0);
+static void test_sizes(bool must)
+{
+	uint64_t fb[MIG_FOLIO_ORDERS], fa[MIG_FOLIO_ORDERS];
+	struct mig_migrate_opts o = { .force = true };
+	struct mig_migrate_result res;
+	struct mig_nodes to = { 0 };
+	struct mig_range rg;
+	char b1[256], b2[256], b3[256], b4[256];
+	uint64_t offb[MIG_FOLIO_ORDERS], off;
+	struct tenant t;
+	mig_tenant *mt;
+	int r, target;
+
+	if (!sizes_tenant(&t, must, "sizes", fb))
+		return;
+	/*
+	 * The tenant is not bound: its pages are where its CPU was. The
+	 * target is node 1 unless every mTHP is there already (then node 0),
+	 * so that mTHPs have somewhere to go.
+	 */
+	target = 0;
+	if (nodes_count() >= 2) {
+		target = 1;
+		if (mthps_off(t.pid, t.start, t.end - t.start, 1, offb) == 0)
+			target = 0;
+	}
+	mig_nodes_set(&to, (unsigned)target);
 	rg = (struct mig_range){ t.start, t.end };
+	off = mthps_off(t.pid, t.start, t.end - t.start, target, offb);
 	r = mig_tenant_attach(t.pid, NULL, &mt);
 	CHECK(r == 0, "attach: %s (%s)", strerror(-r), mig_tenant_last_error());
 	r = mig_migrate(mt, &rg, 1, &to, &o, NULL, NULL, &res);
@@ -387,9 +444,112 @@ static void test_sizes(bool must)
 	      "thp_*/mthp_* are not the sums of large_before/large_after");
 	CHECK(res.pages_moved == res.pages_present, "%" PRIu64 " of %" PRIu64 " pages moved",
 	      res.pages_moved, res.pages_present);
+	/*
+	 * Every mTHP that was not on the target went there whole (move_pages
+	 * of its head), and is one folio of its size afterwards; those
+	 * already there (force) moved as 4 KiB pages, as on one node.
+	 */
+	printf("# sizes: to node %d; mTHPs not on it before: %s; moved whole %" PRIu64 "\n", target,
+	       folios_str(offb, b1, sizeof(b1)), res.mthp_moved);
+	CHECK(res.mthp_moved == off,
+	      "%" PRIu64 " mTHPs moved whole, %" PRIu64 " were not on the target", res.mthp_moved,
+	      off);
+	for (unsigned k = 2; k < 9; k++)
+		CHECK(fa[k] == offb[k],
+		      "%u kB: %" PRIu64 " folios after, %" PRIu64 " off the target before", 4u << k,
+		      fa[k], offb[k]);
 	CHECK(tenant_verify(&t), "data changed by the migration");
 	CHECK(tenant_finish(&t) == 0, "tenant memory changed");
 	mig_migrate_result_free(&res);
+}
+
+/*
+ * skip (huge_pages = skip, issue 14): in the sizes tenant,
+ * mig_ranges_without_large leaves out exactly the pages of the large
+ * folios and counts them per size as the test does (ret_folios, every
+ * size incl. 2 MiB; the pages, their sum); the rest migrated (forced; to
+ * node 1 where there are two nodes), every page of a large folio keeps
+ * its physical page and node, the folios per size are as before, the
+ * 4 KiB pages moved (to node 1 where there are two), the data is intact.
+ */
+static void test_skip(bool must)
+{
+	uint64_t fb[MIG_FOLIO_ORDERS], fs[MIG_FOLIO_ORDERS], fa[MIG_FOLIO_ORDERS], pages = 0,
+										   want = 0;
+	struct mig_migrate_opts o = { .force = true };
+	struct mig_range rg, *small = NULL;
+	struct mig_pageinfo *pi0, *pi1;
+	struct mig_migrate_result res;
+	struct mig_nodes to = { 0 };
+	char b1[256], b2[256];
+	size_t nsmall = 0, n, large = 0, moved = 0;
+	int target = nodes_count() >= 2 ? 1 : 0, r;
+	struct tenant t;
+	mig_tenant *mt;
+
+	if (!sizes_tenant(&t, must, "skip", fb))
+		return;
+	n = (t.end - t.start) / 4096;
+	pi0 = calloc(n, sizeof(*pi0));
+	pi1 = calloc(n, sizeof(*pi1));
+	CHECK(pi0 && pi1, "calloc");
+	CHECK(mig_query_pages(t.pid, t.start, n, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi0) == 0,
+	      "query before");
+	rg = (struct mig_range){ t.start, t.end };
+	r = mig_ranges_without_large(t.pid, &rg, 1, &small, &nsmall, &pages, fs);
+	CHECK(r == 0, "mig_ranges_without_large: %s", strerror(-r));
+	for (unsigned k = 1; k < MIG_FOLIO_ORDERS; k++)
+		want += fb[k] << k;
+	printf("# skip: left out %s (%" PRIu64 " pages), the test counts %s (%" PRIu64
+	       " pages); %zu ranges left\n",
+	       folios_str(fs, b1, sizeof(b1)), pages, folios_str(fb, b2, sizeof(b2)), want, nsmall);
+	for (unsigned k = 0; k < MIG_FOLIO_ORDERS; k++)
+		CHECK(fs[k] == fb[k], "skipped per size %s, the test counts %s", b1, b2);
+	CHECK(pages == want, "%" PRIu64 " pages skipped, %" PRIu64 " in large folios", pages, want);
+	CHECK(nsmall > 0, "nothing left to migrate");
+
+	mig_nodes_set(&to, (unsigned)target);
+	r = mig_tenant_attach(t.pid, NULL, &mt);
+	CHECK(r == 0, "attach: %s (%s)", strerror(-r), mig_tenant_last_error());
+	r = mig_migrate(mt, small, nsmall, &to, &o, NULL, NULL, &res);
+	CHECK(r == 0, "mig_migrate: %s (%s)", strerror(-r), mig_tenant_last_error());
+	CHECK(mig_tenant_detach(mt) == 0, "detach");
+	CHECK(mig_query_pages(t.pid, t.start, n, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi1) == 0,
+	      "query after");
+	CHECK(folios_count(t.pid, t.start, t.end - t.start, fa) == 0, "count after");
+	restore_knobs();
+	for (size_t i = 0; i < n; i++) {
+		if (!(pi0[i].flags & MIG_PAGE_PRESENT))
+			continue;
+		if (pi0[i].flags & MIG_PAGE_LARGE) {
+			CHECK(pi1[i].pfn == pi0[i].pfn && pi1[i].node == pi0[i].node &&
+				      (pi1[i].flags & MIG_PAGE_LARGE),
+			      "page %zu of a large folio changed: pfn %#" PRIx64 " node %d -> pfn "
+			      "%#" PRIx64 " node %d",
+			      i, pi0[i].pfn, pi0[i].node, pi1[i].pfn, pi1[i].node);
+			large++;
+		} else {
+			CHECK(nodes_count() < 2 || pi1[i].node == target,
+			      "4 KiB page %zu on node %d", i, pi1[i].node);
+			moved++;
+		}
+	}
+	CHECK(res.pages_moved == moved && res.large_before[9] == 0 && res.mthp_before == 0,
+	      "the job moved %" PRIu64 " pages (%zu small present), met %" PRIu64
+	      " THPs and %" PRIu64 " mTHPs",
+	      res.pages_moved, moved, res.thp_before, res.mthp_before);
+	for (unsigned k = 0; k < MIG_FOLIO_ORDERS; k++)
+		CHECK(fa[k] == fb[k], "large folios after %s, before %s",
+		      folios_str(fa, b1, sizeof(b1)), folios_str(fb, b2, sizeof(b2)));
+	printf("# skip: %zu pages of large folios kept their physical page and node, %zu 4 KiB "
+	       "pages moved (%s)\n",
+	       large, moved, nodes_count() >= 2 ? "to node 1" : "node 0, one node");
+	CHECK(tenant_verify(&t), "data changed by the migration");
+	CHECK(tenant_finish(&t) == 0, "tenant memory changed");
+	mig_migrate_result_free(&res);
+	free(small);
+	free(pi0);
+	free(pi1);
 }
 
 static int nodes_count(void)
@@ -576,8 +736,8 @@ int main(int argc, char **argv)
 	char buf[32];
 
 	if (only && strcmp(only, "thp") && strcmp(only, "mthp") && strcmp(only, "sizes") &&
-	    strcmp(only, "edges"))
-		FAIL("usage: proc_split [thp|mthp|sizes|edges]");
+	    strcmp(only, "edges") && strcmp(only, "skip"))
+		FAIL("usage: proc_split [thp|mthp|sizes|edges|skip]");
 	need_root();
 	atexit(restore_knobs);
 	if (read_knob("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof(buf)) < 0 ||
@@ -591,6 +751,8 @@ int main(int argc, char **argv)
 		test_mthp(only != NULL);
 	if (!only || !strcmp(only, "sizes"))
 		test_sizes(only != NULL);
+	if (!only || !strcmp(only, "skip"))
+		test_skip(only != NULL);
 	if (!only || !strcmp(only, "thp"))
 		test_pmd_thp();
 	return 0;
