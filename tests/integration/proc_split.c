@@ -34,8 +34,10 @@
  * inside) and afterwards what the test counts itself, and the THP fully
  * inside the range is one THP afterwards: placed whole with a PMD move
  * (huge_moved 1, huge_collapsed 0) where the tenant's uffd has
- * UFFDIO_MOVE, else copied and re-formed (huge_collapsed 1). An mTHP
- * inside moves as 4 KiB pages.
+ * UFFDIO_MOVE, else copied and re-formed (huge_collapsed 1). The mTHP
+ * inside moves whole (move_pages, mthp_moved 1, one 64 KiB folio on the
+ * target) where it was not on the target, else (one node, force) as
+ * 4 KiB pages.
  */
 #include <inttypes.h>
 #include <linux/userfaultfd.h>
@@ -680,6 +682,15 @@ static void migrate_edges(struct tenant *t, uint64_t x, uint64_t fsize, unsigned
 			CHECK(res.huge_moved == 0 && res.huge_collapsed == 1,
 			      "%s: no UFFDIO_MOVE: placed whole %" PRIu64 ", collapsed %" PRIu64,
 			      what, res.huge_moved, res.huge_collapsed);
+	}
+	if (order < 9) {
+		bool away = pi0[fsize / 4096].node != target;
+
+		CHECK(res.mthp_moved == (away ? 1u : 0u),
+		      "%s: mthp_moved %" PRIu64 ", the mTHP inside was %s the target", what,
+		      res.mthp_moved, away ? "off" : "on");
+		CHECK(!away || one_folio(t, x + fsize, fsize / 4096, order),
+		      "%s: the mTHP inside is not one folio on the target", what);
 	}
 	CHECK(tenant_verify(t), "%s: data changed by the migration", what);
 	printf("# %s: range cutting two folios moved exactly its %zu pages (%s), the %zu "
