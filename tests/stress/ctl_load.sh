@@ -39,6 +39,15 @@ deadline = time.time() + secs
 expected = {"EBUSY", "ECANCELED", "ENOENT", "EALREADY"}
 
 def client(n):
+    # A client whose answer does not come within its socket timeout (60 s),
+    # or that fails in any other way, is an error, not a quietly dead thread.
+    try:
+        run_client(n)
+    except Exception as e:
+        with lock:
+            errors.append(f"client {n}: {type(e).__name__}: {e}")
+
+def run_client(n):
     rnd = random.Random(n)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(path)
