@@ -81,11 +81,13 @@ int recovery_run(struct migd *d)
 		r = mig_recover(path, &info);
 		if (r == 0) {
 			ok++;
-			log_notice("pid %d recovered after a crash of migd in %.1f ms: %" PRIu64
-				   " pages put back, %" PRIu64
-				   " dropped by the tenant meanwhile%s%s",
-				   (int)info.pid, info.elapsed_ns / 1e6, info.pages_refilled,
-				   info.pages_gone, info.reason[0] ? "; " : "", info.reason);
+			log_notice(
+				"pid %d recovered after a crash of migd in %.1f ms (refill %.1f, "
+				"settle %.1f, release in the tenant %.1f): %" PRIu64
+				" pages put back, %" PRIu64 " dropped by the tenant meanwhile%s%s",
+				(int)info.pid, info.elapsed_ns / 1e6, info.refill_ns / 1e6,
+				info.settle_ns / 1e6, info.release_ns / 1e6, info.pages_refilled,
+				info.pages_gone, info.reason[0] ? "; " : "", info.reason);
 		} else if (r > 0) {
 			dropped++;
 			log_info("journal %s dropped: %s", path, info.reason);

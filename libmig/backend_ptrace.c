@@ -357,11 +357,26 @@ static int create_uffd(struct mig__inject *s, int high)
 	return (int)fd;
 }
 
+/* A thread's mem file keeps the mm even after that thread exits. */
+static int open_mem(pid_t pid, pid_t tid)
+{
+	char path[64];
+	int fd, r;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/mem", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = errno == ENOENT ? -ESRCH : -errno;
+		mig__tenant_set_error("cannot open %s: %s", path, strerror(-r));
+		return r;
+	}
+	return fd;
+}
+
 int mig__ptrace_attach(struct mig_tenant *t)
 {
 	struct mig__ptrace_priv *p;
 	struct mig__inject s;
-	char path[64];
 	int r, fd, high;
 	pid_t tid = mig__proc_live_thread(t->pid);
 
@@ -372,12 +387,9 @@ int mig__ptrace_attach(struct mig_tenant *t)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	/* A thread's mem file keeps the mm even after that thread exits. */
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/mem", t->pid, tid);
-	p->memfd = open(path, O_RDONLY | O_CLOEXEC);
+	p->memfd = open_mem(t->pid, tid);
 	if (p->memfd < 0) {
-		r = errno == ENOENT ? -ESRCH : -errno;
-		mig__tenant_set_error("cannot open %s: %s", path, strerror(-r));
+		r = p->memfd;
 		free(p);
 		return r;
 	}
@@ -402,6 +414,48 @@ int mig__ptrace_attach(struct mig_tenant *t)
 		return r;
 	t->uffd = r;
 	return 0;
+}
+
+int mig__ptrace_release(pid_t pid, int pidfd, uint64_t unmap_addr, size_t unmap_len, int fd,
+			int *ret_closed)
+{
+	struct mig__ptrace_priv p = { .memfd = -EBADF };
+	struct mig_tenant t = {
+		.pid = pid,
+		.pidfd = pidfd,
+		.uffd = -EBADF,
+		.tenant_fd = -1,
+		.method = MIG_ATTACH_PTRACE,
+		.ops = &mig__ptrace_ops,
+		.priv = &p,
+	};
+	struct mig__inject s;
+	int64_t x = 0;
+	int r;
+	pid_t tid = mig__proc_live_thread(pid);
+
+	*ret_closed = -ENOEXEC;
+	if (tid < 0) {
+		mig__tenant_set_error("pid %d has no live thread", pid);
+		return -ESRCH;
+	}
+	p.memfd = open_mem(pid, tid);
+	if (p.memfd < 0)
+		return p.memfd;
+	r = mig__inject_begin(&t, &s);
+	if (r == 0) {
+		if (unmap_len)
+			r = sys(&s, SYS_munmap, unmap_addr, unmap_len, 0, 0, 0, 0, &x);
+		if (r == 0 && fd >= 0) {
+			r = sys(&s, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &x);
+			if (r == 0)
+				*ret_closed = (int)x;
+		}
+		if (mig__inject_end(&s) < 0 && r == 0)
+			r = -ESRCH;
+	}
+	safe_close(p.memfd);
+	return r;
 }
 
 /* Bytes below the stack pointer a signal frame (with xsave state) may use. */

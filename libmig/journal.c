@@ -640,30 +640,23 @@ static bool same_file(pid_t pid, int ours, int theirs)
  * detach). Agent tenants keep their uffd: the agent hands it to the next
  * migd. Best effort: with no registration left the fd is inert.
  */
-static void release_in_tenant(struct rec *rc, int uffd)
+static void release_in_tenant(struct rec *rc, int uffd, int pidfd)
 {
-	mig_tenant *t = NULL;
-	int r;
+	bool ours = same_file(rc->pid, uffd, rc->h->tenant_fd);
+	int closed = -1, r;
 
 	if (rc->h->method != MIG_ATTACH_PTRACE)
 		return;
-	r = mig_tenant_attach(rc->pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_PTRACE },
-			      &t);
+	r = mig__ptrace_release(rc->pid, pidfd, rc->h->scratch,
+				rc->h->scratch ? rc->h->scratch_len : 0,
+				ours ? rc->h->tenant_fd : -1, &closed);
 	if (r < 0) {
 		reason(rc->info, "released, but its uffd stays open in the tenant (fd %d): %s",
 		       rc->h->tenant_fd, mig_tenant_last_error());
 		return;
 	}
-	if (rc->h->scratch && rc->h->scratch_len)
-		(void)t->ops->unmap(t, rc->h->scratch, rc->h->scratch_len);
-	if (same_file(rc->pid, uffd, rc->h->tenant_fd)) {
-		pthread_mutex_lock(&t->op_lock);
-		r = t->ops->close_fd(t, rc->h->tenant_fd);
-		pthread_mutex_unlock(&t->op_lock);
-		if (r == 0)
-			rc->info->fd_closed = true;
-	}
-	(void)mig_tenant_detach(t);
+	if (closed == 0)
+		rc->info->fd_closed = true;
 }
 
 static void drop(const char *path, const struct jhdr *h)
@@ -734,6 +727,8 @@ static int recover_locked(const char *path, struct rec *rc, int pidfd)
 		rc->fallback = (uint64_t *)(void *)(rc->map + h->bits_off) + h->bit_fallback;
 	}
 	{
+		uint64_t t = mig__now_ns();
+
 		/* New pages go to the window's target, like the fill would have put them. */
 		if (h->state == J_WINDOW && h->node >= 0 && h->node < MIG_MAX_NODES)
 			(void)mig__prefer_thread(h->node);
@@ -741,6 +736,7 @@ static int recover_locked(const char *path, struct rec *rc, int pidfd)
 		if (r >= 0 && h->state == J_WINDOW)
 			r = refill(rc);
 		(void)mig__prefer_thread(-1);
+		info->refill_ns = mig__now_ns() - t;
 		if (r < 0) {
 			reason(info, "refilling the window at 0x%" PRIx64 ": %s", h->win_start,
 			       strerror(-r));
@@ -759,13 +755,17 @@ static int recover_locked(const char *path, struct rec *rc, int pidfd)
 		for (size_t k = 0; k < rc->nchildren; k++)
 			release_child(rc, rc->children[k]);
 		rc->nchildren = 0;
+		t = mig__now_ns();
 		if (h->state == J_WINDOW)
 			thaw(rc, rc->uffd);
 		unregister_all(rc, rc->uffd);
 		settle(rc);
 		__atomic_store_n(&h->state, J_RELEASED, __ATOMIC_RELEASE);
+		info->settle_ns = mig__now_ns() - t;
+		t = mig__now_ns();
+		release_in_tenant(rc, rc->uffd, pidfd);
+		info->release_ns = mig__now_ns() - t;
 	}
-	release_in_tenant(rc, rc->uffd);
 	return 0;
 }
 

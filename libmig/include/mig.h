@@ -738,6 +738,10 @@ struct mig_recover_info {
 	bool fd_closed;		 /* the tenant's uffd was closed inside it */
 	uint64_t elapsed_ns;
 	char reason[256]; /* why it was dropped or not recovered, or a warning */
+	/* Where elapsed_ns went: */
+	uint64_t refill_ns;  /* reading the events, putting pages back */
+	uint64_t settle_ns;  /* un-protecting, unregistering, the events on their way */
+	uint64_t release_ns; /* the ptrace session closing the uffd in the tenant */
 };
 
 /*
