@@ -194,11 +194,15 @@ VM_IMAGE_FORMAT=2
 # libraries' canonical directories (so /lib -> usr/lib symlinks in the
 # image keep working).
 vm_copy_closure() {
-	local stage=$1 lib dir
+	local stage=$1 lib dir magic
 	shift
 	find "$@" -type f -print0 2>/dev/null |
 		while IFS= read -r -d '' elf; do
-			if [[ $(head -c4 "$elf" 2>/dev/null | od -An -c | tr -d ' ') == 177ELF ]]; then
+			# The magic read by bash itself: three processes per file
+			# made this minutes long for a build tree on a loaded host.
+			magic=
+			LC_ALL=C IFS= read -r -d '' -n 4 magic <"$elf" 2>/dev/null || true
+			if [[ $magic == $'\x7fELF' ]]; then
 				LC_ALL=C ldd "$elf" 2>/dev/null || true
 			fi
 		done |
