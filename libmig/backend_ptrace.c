@@ -416,10 +416,10 @@ int mig__ptrace_attach(struct mig_tenant *t)
 	return 0;
 }
 
-int mig__ptrace_release(pid_t pid, int pidfd, uint64_t unmap_addr, size_t unmap_len, int fd,
-			int *ret_closed)
+int mig__ptrace_release(pid_t pid, int pidfd, uint64_t sysaddr, uint64_t restorer,
+			uint64_t unmap_addr, size_t unmap_len, int fd, int *ret_closed)
 {
-	struct mig__ptrace_priv p = { .memfd = -EBADF };
+	struct mig__ptrace_priv p = { .memfd = -EBADF, .sysaddr = sysaddr, .restorer = restorer };
 	struct mig_tenant t = {
 		.pid = pid,
 		.pidfd = pidfd,

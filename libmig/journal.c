@@ -61,6 +61,7 @@
 #include "bitmap.h"
 #include "crashpoint.h"
 #include "engine.h"
+#include "ptrace.h"
 #include "tenant.h"
 #include "uffd.h"
 
@@ -95,6 +96,13 @@ struct jhdr {
 	uint64_t max_pages, addr_off, bits_off, words;
 	uint64_t bit_invma, bit_zap, bit_filled, bit_gone; /* word offsets in the block */
 	uint64_t bit_pend, bit_fallback;
+	/*
+	 * Where the job found `syscall; ret` and the rt_sigreturn restorer in
+	 * the tenant (ptrace tenants): recovery's session checks the bytes
+	 * there instead of scanning the tenant's code again. 0 (a journal of
+	 * an older migd: the header page is zero-filled): scan.
+	 */
+	uint64_t sysaddr, restorer;
 };
 
 struct mig__journal {
@@ -214,6 +222,12 @@ int mig__journal_open(const char *dir, mig_tenant *t, uint64_t max_pages, struct
 	h->tenant_fd = t->tenant_fd;
 	h->starttime = start;
 	h->method = t->method;
+	if (t->method == MIG_ATTACH_PTRACE && t->priv) {
+		const struct mig__ptrace_priv *p = t->priv;
+
+		h->sysaddr = p->sysaddr;
+		h->restorer = p->restorer;
+	}
 	h->migd_pid = getpid();
 	h->max_pages = max_pages;
 	h->addr_off = MIG__PAGE;
@@ -647,7 +661,7 @@ static void release_in_tenant(struct rec *rc, int uffd, int pidfd)
 
 	if (rc->h->method != MIG_ATTACH_PTRACE)
 		return;
-	r = mig__ptrace_release(rc->pid, pidfd, rc->h->scratch,
+	r = mig__ptrace_release(rc->pid, pidfd, rc->h->sysaddr, rc->h->restorer, rc->h->scratch,
 				rc->h->scratch ? rc->h->scratch_len : 0,
 				ours ? rc->h->tenant_fd : -1, &closed);
 	if (r < 0) {

@@ -118,11 +118,13 @@ MIG_INTERNAL int mig__agent_attach(struct mig_tenant *t, int agent_fd);
  * After a crash (journal.c): one ptrace session in pid (pinned by pidfd)
  * that unmaps [unmap_addr, +unmap_len) if unmap_len, then closes fd if
  * fd >= 0, without a uffd of its own (an attach would create one, set it
- * up and close it again: three more sessions). Returns 0 or -errno of the
- * session; *ret_closed: close's own result.
+ * up and close it again: three more sessions). sysaddr and restorer: where
+ * the job found its code in the tenant (checked before use; 0: scan).
+ * Returns 0 or -errno of the session; *ret_closed: close's own result.
  */
-MIG_INTERNAL int mig__ptrace_release(pid_t pid, int pidfd, uint64_t unmap_addr, size_t unmap_len,
-				     int fd, int *ret_closed);
+MIG_INTERNAL int mig__ptrace_release(pid_t pid, int pidfd, uint64_t sysaddr, uint64_t restorer,
+				     uint64_t unmap_addr, size_t unmap_len, int fd,
+				     int *ret_closed);
 
 /* True once the tenant's process has exited (its pidfd is readable). */
 MIG_INTERNAL bool mig__tenant_exited(const struct mig_tenant *t);

@@ -256,6 +256,8 @@ crash_round() {
 	t0=$(crash_now_ns)
 	rms=$(sed -n 's/.*recovered after a crash of migd in \([0-9]*\)\..*/\1/p' "$T/migd.log" | tail -n 1)
 	if [ -n "$rms" ]; then
+		# Where recovery's time went (refill, settle, release in the tenant).
+		grep -a "recovered after a crash of migd" "$T/migd.log" | tail -n 1 | sed 's/^/    migd| /'
 		MIGD_MS+=("$rms")
 		[ "$rms" -le 2000 ] || crash_fail "$label: recovery took ${rms} ms"
 	fi
