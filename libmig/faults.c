@@ -441,6 +441,20 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 				 len = m->arg.remap.len;
 
 			/*
+			 * mremap(MREMAP_FIXED) unmaps the destination first, but
+			 * sends UNMAP for it only where that VMA is registered
+			 * with this uffd. A page of ours there whose VMA is not
+			 * (a piece the tenant moved away and back, registered no
+			 * more) is gone all the same: else it keeps the address,
+			 * the fault lookup finds it there before the page that
+			 * moved in, serves its fault as not ours (a zero page),
+			 * and the moved page's fill finds EEXIST: a zero read
+			 * (agent seed 1883658766122481, trace: REMAP to an
+			 * address, FAULT there with the old page's index).
+			 * Source and destination never overlap.
+			 */
+			mark_range(w, to, to + len, w->gone);
+			/*
 			 * A page that moved during the pass may have been staged
 			 * from its old address after another page took it: its
 			 * COPIED marker cannot be trusted. As if written: it is
