@@ -9,10 +9,7 @@
 set -u
 . "$(dirname "$0")/daemon_lib.sh"
 need_root
-command -v setpriv >/dev/null || skip "setpriv (util-linux) missing"
-[ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 0 ] ||
-	skip "vm.unprivileged_userfaultfd is not 0 (a nobody tenant could make its own uffd)"
-[ "$(stat -c %a /dev/userfaultfd 2>/dev/null)" = 600 ] || skip "/dev/userfaultfd is not mode 0600"
+need_stock_uffd
 AGENT=$MIG_BUILD/libmig-agent.so
 
 write_config "hand_device = maybe"

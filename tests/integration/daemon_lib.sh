@@ -13,6 +13,14 @@ TENANT=$MIG_BUILD/tests/tenants/demo_tenant
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; [ -n "${T:-}" ] && [ -f "$T/migd.log" ] && sed 's/^/  migd| /' "$T/migd.log"; exit 1; }
+# A host as Debian ships it, where a tenant of uid nobody cannot make a
+# uffd itself (and setpriv to start one).
+need_stock_uffd() {
+	command -v setpriv >/dev/null || skip "setpriv (util-linux) missing"
+	[ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 0 ] ||
+		skip "vm.unprivileged_userfaultfd is not 0 (a nobody tenant could make its own uffd)"
+	[ "$(stat -c %a /dev/userfaultfd 2>/dev/null)" = 600 ] || skip "/dev/userfaultfd is not mode 0600"
+}
 need_root() { [ "$(id -u)" = 0 ] || skip "needs root (ptrace, pidfd_getfd, cgroups)"; }
 
 T=$(mktemp -d /tmp/migd-test.XXXXXX)
