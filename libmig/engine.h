@@ -205,6 +205,15 @@ struct mig__win {
 	uint64_t *hready;
 	uint64_t *placed;
 	uint64_t *reformed;
+	/*
+	 * Move first, copy after (docs/engine.md): the window's pages were
+	 * moved into the scratch area without write protection; page i's
+	 * content is at scratch_dst + i * 4 KiB until it is filled. pulled:
+	 * staging slot i holds a copy of that scratch page (not journalled:
+	 * recovery reads the scratch area itself).
+	 */
+	bool movefirst;
+	uint64_t *pulled;
 };
 
 struct mig__job {
@@ -278,6 +287,18 @@ struct mig__job {
 	 * window with THPs then gets a fresh area first (migrate.c).
 	 */
 	bool scratch_ptes;
+	/*
+	 * The scratch area's registered part may hold pages (a move-first
+	 * window keeps them there until filled): the next zap session drops
+	 * them first, before its zap set is taken out.
+	 */
+	bool scratch_dirty;
+	/*
+	 * A move-first window could bring a page back neither by a fill nor
+	 * by a MOVE: its content stays in the scratch area, which is then
+	 * never dropped nor unmapped (the job fails with -EIO).
+	 */
+	bool scratch_keep;
 
 	/* Crash recovery: the journal (NULL: none) and the staging file (fd < 0: none). */
 	struct mig__journal *journal;
@@ -324,6 +345,15 @@ MIG_INTERNAL void mig__faults_stop(struct mig__job *j);
 MIG_INTERNAL int mig__fill_page_locked(struct mig__job *j, struct mig__win *w, int uffd, size_t i,
 				       const struct mig_nodes *restore);
 
+/*
+ * Move first (caller holds j->lock): copy page i's content from the
+ * scratch area into its staging slot, once (w->pulled). Only a scratch
+ * page that is present is read: a hole there is registered with our own
+ * uffd, and reading it would wait for the fault thread. Returns 0 or
+ * -errno (-ENODATA: the slot is empty).
+ */
+MIG_INTERNAL int mig__movefirst_pull_locked(struct mig__job *j, struct mig__win *w, size_t i);
+
 /* window.c: run one window through all its passes. */
 MIG_INTERNAL int mig__window_run(struct mig__job *j, struct mig__win *w);
 /* Contiguous runs (by current address) of the pages set in bits, up to max. */
@@ -337,6 +367,12 @@ MIG_INTERNAL int mig__wp_range(struct mig__job *j, uint64_t start, uint64_t len,
  * taken out leave the zap set as written (DIRTY).
  */
 MIG_INTERNAL int mig__window_zap(struct mig__job *j, struct mig__win *w);
+/*
+ * Move first: MOVE the pages taken out and not filled (nor gone) back
+ * from the scratch area to their current addresses, one injected MOVE a
+ * page (zap.c). Pages that came back are filled. Returns 0 or -errno.
+ */
+MIG_INTERNAL int mig__window_move_back(struct mig__job *j, struct mig__win *w);
 /* addr and the page states go into jr's memory when there is one (jr may be NULL). */
 MIG_INTERNAL int mig__window_alloc(struct mig__journal *jr, size_t npages, struct mig__win **ret);
 MIG_INTERNAL void mig__window_free(struct mig__win *w);

@@ -235,8 +235,12 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 		/* A MOVE step in flight took it out, or found a hole: wait for its outcome. */
 		r = -EAGAIN;
 	} else if (i >= 0 && zapped_by_us(w, i, addr) && (child || !mig__bit_test(w->filled, i))) {
-		/* Its content is in staging. */
-		r = mig__fill_page_locked(j, w, fd, i, &j->targets);
+		/* Its content is in staging (move first: in the scratch area, pulled now). */
+		r = w->movefirst ? mig__movefirst_pull_locked(j, w, (size_t)i) : 0;
+		if (r == 0)
+			r = mig__fill_page_locked(j, w, fd, i, &j->targets);
+		else
+			MIG_TRACE("NOPULL i=%zd addr=%lx r=%d", i, (unsigned long)addr, r);
 	} else {
 		/*
 		 * Never populated, or dropped by the tenant: zero, as without
@@ -378,6 +382,10 @@ static void release_child(struct mig__job *j, int cfd)
 			int r;
 
 			if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i))
+				continue;
+			/* Move first: a page still in place (pending) is the child's own. */
+			if (w->movefirst &&
+			    (mig__bit_test(w->pend, i) || mig__movefirst_pull_locked(j, w, i) < 0))
 				continue;
 			for (int tries = 0; tries < 1000; tries++) {
 				r = mig__fill_page_locked(j, w, cfd, i, &j->targets);

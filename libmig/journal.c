@@ -103,6 +103,12 @@ struct jhdr {
 	 * an older migd: the header page is zero-filled): scan.
 	 */
 	uint64_t sysaddr, restorer;
+	/*
+	 * The window in flight moves first (docs/engine.md, "Move first"):
+	 * a page taken out has its content in the scratch area only, so
+	 * recovery reads it there, never from staging. 0 in an older journal.
+	 */
+	uint32_t movefirst;
 };
 
 struct mig__journal {
@@ -318,6 +324,7 @@ void mig__journal_window_begin(struct mig__journal *jr, const struct mig__win *w
 	h->bit_gone = (uint64_t)(w->gone - bits);
 	h->bit_pend = (uint64_t)(w->pend - bits);
 	h->bit_fallback = (uint64_t)(w->fallback - bits);
+	h->movefirst = w->movefirst;
 	__atomic_store_n(&h->state, J_WINDOW, __ATOMIC_RELEASE);
 }
 
@@ -440,7 +447,8 @@ static const void *source(struct rec *rc, size_t i, char *buf)
 {
 	uint64_t off = rc->h->staging_off + i * MIG__PAGE;
 
-	if (rc->staging && off + MIG__PAGE <= rc->staging_len)
+	/* Move first: the scratch area holds the only copy; staging may be stale. */
+	if (rc->staging && off + MIG__PAGE <= rc->staging_len && !rc->h->movefirst)
 		return rc->staging + off;
 	if (rc->h->scratch && rc->h->scratch_dst) {
 		uint64_t a = rc->h->scratch_dst + i * MIG__PAGE;
@@ -514,6 +522,18 @@ static void wait_own(struct rec *rc)
 	rc->nown = 0;
 }
 
+/*
+ * Move first: page i has no copy in the scratch area. Is it still at its
+ * address (its MOVE never ran)? Then nothing was taken out.
+ */
+static bool still_there(struct rec *rc, size_t i)
+{
+	struct mig_pageinfo pi;
+
+	return mig_query_pages(rc->pid, rc->addr[i], 1, MIG_QUERY_PAGEMAP, &pi) == 0 &&
+	       (pi.flags & (MIG_PAGE_PRESENT | MIG_PAGE_SWAPPED));
+}
+
 /* Put back every page zapped and not filled, gone excepted. */
 static int refill(struct rec *rc)
 {
@@ -531,6 +551,11 @@ static int refill(struct rec *rc)
 		    mig__bit_test(rc->gone, i))
 			continue;
 		src = source(rc, i, buf);
+		if (!src && rc->h->movefirst && still_there(rc, i)) {
+			/* Its MOVE never ran (pending when the process died): in place. */
+			mig__bit_set(rc->filled, i);
+			continue;
+		}
 		if (!src) {
 			rc->info->pages_lost++;
 			continue;

@@ -265,7 +265,7 @@ static void mthp_move(struct mig__job *j, struct mig__win *w, uint64_t *moved)
 
 /* Plan, run and record one window [start, end) of page offset base. */
 static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uint64_t start,
-		      uint64_t end, int node, void *staging)
+		      uint64_t end, int node, void *staging, bool movefirst)
 {
 	_cleanup_free_ struct mig_vma *vmas = NULL;
 	_cleanup_free_ uint64_t *kmoved = NULL;
@@ -288,6 +288,7 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	w->start = start;
 	w->node = node;
 	w->staging = staging;
+	w->movefirst = movefirst;
 	for (size_t i = 0; i < np; i++)
 		w->addr[i] = start + i * MIG__PAGE;
 	for (size_t v = 0; v < nvmas; v++) {
@@ -611,7 +612,10 @@ static void scratch_teardown(struct mig__job *j)
 		return;
 	/* Unregistered first: the munmap then sends no UNMAP event. */
 	(void)mig__uffd_unregister(j->uffd, j->scratch_dst, j->scratch_dst_len);
-	(void)!mig_tenant_unmap(j->t, j->scratch, j->scratch_len);
+	/* A page a move-first window could not bring back: its only copy stays (-EIO). */
+	if (!j->scratch_keep)
+		(void)!mig_tenant_unmap(j->t, j->scratch, j->scratch_len);
+	j->scratch_dirty = false;
 	j->scratch = 0;
 	j->hscratch = 0;
 	j->hscratch_len = 0;
@@ -817,6 +821,12 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 		r = -EOPNOTSUPP;
 		goto out;
 	}
+	if (o.protocol == MIG_WINDOW_MOVEFIRST && !j.move_zap) {
+		mig__tenant_set_error("MIG_WINDOW_MOVEFIRST needs the MOVE zap: UFFDIO_MOVE (Linux "
+				      "6.8+) and a tenant attached with ptrace");
+		r = -EOPNOTSUPP;
+		goto out;
+	}
 
 	t0 = mig__now_ns();
 	for (size_t k = 0; k < n && r >= 0; k++) {
@@ -865,16 +875,25 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 				r = j.exited ? -ESRCH : -ECANCELED;
 				break;
 			}
-			if (j.move_zap && j.hscratch &&
-			    __atomic_load_n(&j.scratch_ptes, __ATOMIC_RELAXED) &&
-			    has_pmd_thp(&j, s, e)) {
+			/*
+			 * Move first where asked for, except for a window with
+			 * a PMD-mapped THP: whole THPs keep the classic window
+			 * and move by PMD (docs/engine.md, "Move first").
+			 */
+			bool renew = j.move_zap && j.hscratch &&
+				     __atomic_load_n(&j.scratch_ptes, __ATOMIC_RELAXED);
+			bool thp = (renew || o.protocol == MIG_WINDOW_MOVEFIRST) &&
+				   has_pmd_thp(&j, s, e);
+			bool movefirst = o.protocol == MIG_WINDOW_MOVEFIRST && j.move_zap && !thp;
+
+			if (renew && thp && !j.scratch_keep) {
 				r = scratch_renew(&j, o.window);
 				if (r == -ESRCH || (r < 0 && o.zap == MIG_ZAP_MOVE))
 					break;
 				r = 0;
 			}
 			r = run_window(&j, &jp, base + (s - ranges[k].start) / MIG__PAGE, s, e,
-				       j.pool_nodes[pool], staging[pool]);
+				       j.pool_nodes[pool], staging[pool], movefirst);
 			if (r < 0 && __atomic_load_n(&j.exited, __ATOMIC_ACQUIRE))
 				r = -ESRCH;
 			if (r < 0)

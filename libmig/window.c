@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include "bitmap.h"
 #include "crashpoint.h"
@@ -75,8 +76,9 @@ int mig__window_alloc(struct mig__journal *jr, size_t npages, struct mig__win **
 	w->hready = calloc(MIG__BITMAP_WORDS(npages / MIG__PMD_PAGES + 1), sizeof(uint64_t));
 	w->placed = calloc(MIG__BITMAP_WORDS(npages / MIG__PMD_PAGES + 1), sizeof(uint64_t));
 	w->reformed = calloc(MIG__BITMAP_WORDS(npages / MIG__PMD_PAGES + 1), sizeof(uint64_t));
+	w->pulled = calloc(words, sizeof(uint64_t));
 	if (!w->addr || !w->err || !w->held_ns || !w->held_tid || !w->hready || !w->placed ||
-	    !w->reformed || !bits) {
+	    !w->reformed || !w->pulled || !bits) {
 		if (!w->in_journal)
 			free(bits);
 		mig__window_free(w);
@@ -113,6 +115,7 @@ void mig__window_free(struct mig__win *w)
 	free(w->hready);
 	free(w->placed);
 	free(w->reformed);
+	free(w->pulled);
 	free(w);
 }
 
@@ -224,6 +227,23 @@ static bool dirty_now(struct mig__job *j, const struct mig__win *w, size_t i)
 }
 
 /*
+ * Move first has no FREEZE to tell a page in an unregistered VMA: a page
+ * counts when its current address lies in a piece the window registered
+ * (UNMAP and REMAP events keep the pieces current; a VMA moved in from
+ * elsewhere unmaps a registered one first, which marks its pages gone).
+ */
+static bool in_regs(struct mig__job *j, const struct mig__win *w, size_t i)
+{
+	bool in = false;
+
+	pthread_rwlock_rdlock(&j->lock);
+	for (size_t k = 0; k < w->nregs && !in; k++)
+		in = w->addr[i] >= w->regs[k].start && w->addr[i] < w->regs[k].end;
+	pthread_rwlock_unlock(&j->lock);
+	return in;
+}
+
+/*
  * Which pages of sel are present, where, and which belong to a PMD THP.
  * Pages not present leave sel. In the first pass pages already on a
  * target leave sel too unless forced.
@@ -307,7 +327,8 @@ static int scan(struct mig__job *j, struct mig__win *w, bool first)
 		 * planned). A write to it would go unseen and a fill would find
 		 * no registration: it stays.
 		 */
-		if (!(pi[i].flags & MIG_PAGE_UFFD_WP) && !dirty_now(j, w, i)) {
+		if (w->movefirst ? !in_regs(j, w, i)
+				 : !(pi[i].flags & MIG_PAGE_UFFD_WP) && !dirty_now(j, w, i)) {
 			mig__bit_clear(w->sel, i);
 			if (!w->err[i])
 				w->err[i] = EBUSY;
@@ -415,6 +436,71 @@ static int stage(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
 	return r;
 }
 
+/*
+ * Move first: copy the scratch pages of [from, to) that are taken out and
+ * not yet filled nor pulled into their staging slots, with one
+ * process_vm_readv (the slots of a chunk lie side by side). Only slots
+ * pagemap shows present are read: a hole in the scratch area is
+ * registered with our uffd, and the fault thread would answer a read of
+ * it with the zero page. The scratch pages of the window change only by
+ * our own zap sessions, which never run during a fill.
+ */
+static void pull_chunk(struct mig__job *j, struct mig__win *w, size_t from, size_t to)
+{
+	struct iovec l[FILL_CHUNK], rv[FILL_CHUNK];
+	struct mig_pageinfo pi[FILL_CHUNK];
+	size_t idx[FILL_CHUNK], n = 0;
+	ssize_t got;
+
+	if (to - from > FILL_CHUNK || mig_query_pages(j->pid, j->scratch_dst + from * MIG__PAGE,
+						      to - from, MIG_QUERY_PAGEMAP, pi) < 0)
+		return;
+	pthread_rwlock_rdlock(&j->lock);
+	for (size_t i = from; i < to; i++) {
+		if (!mig__bit_test(w->zap, i) || mig__bit_test(w->pend, i) ||
+		    mig__bit_test(w->filled, i) || mig__bit_test(w->gone, i) ||
+		    mig__bit_test(w->pulled, i) || !(pi[i - from].flags & MIG_PAGE_PRESENT))
+			continue;
+		l[n] = (struct iovec){ w->staging + i * MIG__PAGE, MIG__PAGE };
+		rv[n] = (struct iovec){ (void *)(uintptr_t)(j->scratch_dst + i * MIG__PAGE),
+					MIG__PAGE };
+		idx[n++] = i;
+	}
+	pthread_rwlock_unlock(&j->lock);
+	if (n == 0)
+		return;
+	got = process_vm_readv(j->pid, l, n, rv, n, 0);
+	/*
+	 * Chunks are 64 pages, one bitmap word each: the workers set bits of
+	 * their own word, the fault thread only under the write lock.
+	 */
+	pthread_rwlock_rdlock(&j->lock);
+	for (size_t k = 0; got > 0 && k < (size_t)got / MIG__PAGE && k < n; k++) {
+		mig__bit_set(w->pulled, idx[k]);
+		__atomic_fetch_add(&j->copies, 1, __ATOMIC_RELAXED);
+	}
+	pthread_rwlock_unlock(&j->lock);
+}
+
+int mig__movefirst_pull_locked(struct mig__job *j, struct mig__win *w, size_t i)
+{
+	struct mig_pageinfo pi;
+	struct iovec l = { w->staging + i * MIG__PAGE, MIG__PAGE };
+	struct iovec rv = { (void *)(uintptr_t)(j->scratch_dst + i * MIG__PAGE), MIG__PAGE };
+
+	if (mig__bit_test(w->pulled, i))
+		return 0;
+	if (mig_query_pages(j->pid, j->scratch_dst + i * MIG__PAGE, 1, MIG_QUERY_PAGEMAP, &pi) < 0)
+		return -ESRCH;
+	if (!(pi.flags & MIG_PAGE_PRESENT))
+		return -ENODATA;
+	if (process_vm_readv(j->pid, &l, 1, &rv, 1, 0) != (ssize_t)MIG__PAGE)
+		return errno ? -errno : -EIO;
+	mig__bit_set(w->pulled, i);
+	__atomic_fetch_add(&j->copies, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
 struct fill_ctx {
 	struct mig__job *j;
 	struct mig__win *w;
@@ -430,6 +516,8 @@ static int fill_chunk(void *arg, size_t c)
 	struct mig__job *j = f->j;
 	size_t from = c * FILL_CHUNK, to = MIN(w->npages, from + FILL_CHUNK);
 
+	if (w->movefirst)
+		pull_chunk(j, w, from, to);
 	for (size_t i = from; i < to;) {
 		uint64_t done = 0;
 		size_t k;
@@ -437,14 +525,15 @@ static int fill_chunk(void *arg, size_t c)
 
 		pthread_rwlock_rdlock(&j->lock);
 		if (!mig__bit_test(w->zap, i) || mig__bit_test(w->filled, i) ||
-		    mig__bit_test(w->gone, i)) {
+		    mig__bit_test(w->gone, i) || (w->movefirst && !mig__bit_test(w->pulled, i))) {
 			pthread_rwlock_unlock(&j->lock);
 			i++;
 			continue;
 		}
 		for (k = i + 1;
 		     k < to && mig__bit_test(w->zap, k) && !mig__bit_test(w->filled, k) &&
-		     !mig__bit_test(w->gone, k) && w->addr[k] == w->addr[k - 1] + MIG__PAGE;
+		     !mig__bit_test(w->gone, k) && w->addr[k] == w->addr[k - 1] + MIG__PAGE &&
+		     (!w->movefirst || mig__bit_test(w->pulled, k));
 		     k++)
 			;
 		r = mig__uffd_copy(j->uffd, w->addr[i], w->staging + i * MIG__PAGE,
@@ -515,27 +604,132 @@ static void set_err(struct mig__win *w, const uint64_t *bits, int err)
 
 static void collapse(struct mig__job *j, struct mig__win *w, bool final);
 
-static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
+/*
+ * After a pass: the next one works on the pages written during this one
+ * (classic), or left in place by the MOVE (move first; zap.c marks them
+ * DIRTY). Returns whether there is a next pass.
+ */
+static bool next_pass(struct mig__job *j, struct mig__win *w, unsigned pass, unsigned max)
 {
-	size_t words = MIG__BITMAP_WORDS(w->npages);
-	unsigned max = j->opts.max_passes;
+	pthread_rwlock_wrlock(&j->lock);
+	w->zap_fixed = false;
+	w->hold = false;
+	for (size_t i = 0; i < w->npages; i++) {
+		bool again = mig__bit_test(w->sel, i) && mig__bit_test(w->dirty, i) &&
+			     !mig__bit_test(w->zap, i) && !mig__bit_test(w->gone, i);
+
+		if (again)
+			mig__bit_set(w->sel, i);
+		else
+			mig__bit_clear(w->sel, i);
+	}
+	pthread_rwlock_unlock(&j->lock);
+	if (!any(w->sel, w->npages))
+		return false;
+	if (pass >= max) {
+		set_err(w, w->sel, EAGAIN);
+		return false;
+	}
+	j->retried += mig__bitmap_count(w->sel, w->npages);
+	if (j->opts.cancel && *j->opts.cancel) {
+		set_err(w, w->sel, ECANCELED);
+		return false;
+	}
+	return true;
+}
+
+/* A pass begins: its markers are cleared; hold: WP faults on sel wait (classic). */
+static void pass_begin(struct mig__job *j, struct mig__win *w, unsigned pass, bool hold)
+{
+	if (pass > j->max_pass)
+		j->max_pass = pass;
+	pthread_rwlock_wrlock(&j->lock);
+	w->hold = hold;
+	w->last_pass = pass == j->opts.max_passes;
+	w->zap_fixed = false;
+	mig__bitmap_zero(w->copied, w->npages);
+	mig__bitmap_zero(w->dirty, w->npages);
+	mig__bitmap_zero(w->zap, w->npages);
+	mig__bitmap_zero(w->pulled, w->npages);
+	pthread_rwlock_unlock(&j->lock);
+}
+
+/* Move first: pages taken out and not back yet (not filled, not gone). */
+static size_t out_count(struct mig__job *j, struct mig__win *w)
+{
+	size_t n = 0;
+
+	pthread_rwlock_rdlock(&j->lock);
+	for (size_t i = 0; i < w->npages; i++)
+		n += mig__bit_test(w->zap, i) && !mig__bit_test(w->pend, i) &&
+		     !mig__bit_test(w->filled, i) && !mig__bit_test(w->gone, i);
+	pthread_rwlock_unlock(&j->lock);
+	return n;
+}
+
+/*
+ * Move first: every page taken out must be back before the window lets
+ * go. What the fill could not copy (its slot could not be read, the
+ * COPY failed) is filled once more, then moved back from the scratch
+ * area with injected MOVEs (mig__window_move_back). What is still out
+ * after that stays in the scratch area, which is then kept for good
+ * (j->scratch_keep): the job fails with -EIO rather than drop it.
+ */
+static int bring_back(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
+{
+	if (out_count(j, w) == 0)
+		return 0;
+	(void)fill(j, w, pool);
+	if (out_count(j, w) == 0)
+		return 0;
+	(void)mig__window_move_back(j, w);
+	if (out_count(j, w) == 0)
+		return 0;
+	j->scratch_keep = true;
+	return -EIO;
+}
+
+/*
+ * The pass's scan, then the target-full check: with a full target the
+ * pages stay, reported -ENOMEM, nothing is taken out. Staging (move
+ * first: the pulled copy) prefers the target node too, so until the fill
+ * is done the window needs its pages there twice. Returns 0 (go on, *nsel
+ * pages), 1 (the window is done) or -errno.
+ */
+static int scan_room(struct mig__job *j, struct mig__win *w, unsigned pass, size_t *nsel)
+{
+	int r = scan(j, w, pass == 1);
+
+	if (r < 0)
+		return r;
+	*nsel = mig__bitmap_count(w->sel, w->npages);
+	if (*nsel == 0)
+		return 1;
+	if (!target_room(j, w->node, 2 * *nsel * MIG__PAGE + MIG__NODE_RESERVE,
+			 2 * *nsel * MIG__PAGE)) {
+		set_err(w, w->sel, ENOMEM);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * One pass. Classic: FREEZE, scan, STAGE, ZAP, FILL, collapse, THAW.
+ * Move first (docs/engine.md, "Move first"): no FREEZE, no held writers;
+ * the zap session moves the pass's present pages into the scratch area
+ * (one MOVE per run), a fault on one is served from there at once, the
+ * fill pulls the scratch pages and copies them into place on the target,
+ * and what it could not copy is brought back (bring_back). A page the
+ * MOVE left in place (refused, or the tenant moved it meanwhile) is tried
+ * again in the next pass. Returns 0 (a next pass may follow), 1 (the
+ * window is done) or -errno.
+ */
+static int pass_run(struct mig__job *j, struct mig__win *w, struct mig__pool *pool, unsigned pass)
+{
+	size_t nsel;
 	int r;
 
-	memcpy(w->sel, w->invma, words * sizeof(uint64_t));
-	for (unsigned pass = 1;; pass++) {
-		size_t nsel;
-
-		if (pass > j->max_pass)
-			j->max_pass = pass;
-		pthread_rwlock_wrlock(&j->lock);
-		w->hold = pass >= MIG__HOLD_PASS || (pass == max && pass > 1);
-		w->last_pass = pass == max;
-		w->zap_fixed = false;
-		mig__bitmap_zero(w->copied, w->npages);
-		mig__bitmap_zero(w->dirty, w->npages);
-		mig__bitmap_zero(w->zap, w->npages);
-		pthread_rwlock_unlock(&j->lock);
-
+	if (!w->movefirst) {
 		if (pass == 1)
 			mig__huge_hint(j, w);
 		/* FREEZE: from here on every write to sel reaches the fault thread. */
@@ -543,69 +737,62 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 		if (r < 0)
 			return r;
 		mig__crash_point("window:freeze");
-		r = scan(j, w, pass == 1);
-		if (r < 0)
-			return r;
-		nsel = mig__bitmap_count(w->sel, w->npages);
-		if (nsel == 0)
-			break;
-		/*
-		 * A full target: the pages stay, reported -ENOMEM, nothing is
-		 * zapped. Staging prefers the target node too, so until the
-		 * fill is done the window needs its pages there twice.
-		 */
-		if (!target_room(j, w->node, 2 * nsel * MIG__PAGE + MIG__NODE_RESERVE,
-				 2 * nsel * MIG__PAGE)) {
-			set_err(w, w->sel, ENOMEM);
-			break;
-		}
-
+	}
+	r = scan_room(j, w, pass, &nsel);
+	if (r != 0)
+		return r;
+	if (w->movefirst) {
+		/* Nothing to stage: a MOVE takes the page with its last content. */
+		pthread_rwlock_wrlock(&j->lock);
+		memcpy(w->copied, w->sel, MIG__BITMAP_WORDS(w->npages) * sizeof(uint64_t));
+		pthread_rwlock_unlock(&j->lock);
+	} else {
 		r = stage(j, w, pool);
 		if (r < 0)
 			return r;
 		/* Whole THPs wait as THPs on the target, to be placed by the zap (hugemove.c). */
 		mig__huge_stage(j, w, pool);
-		hook(j, w, MIG_PHASE_STAGED);
-		MIG_TRACE("PASS %u start=%lx sel=%zu", pass, (unsigned long)w->start, nsel);
-		r = mig__window_zap(j, w);
-		if (r == -ESRCH)
-			return r;
-		/* Only where something was taken out: the content is then only in staging. */
-		if (any(w->zap, w->npages))
-			mig__crash_point("window:zap");
-		/* A failed zap leaves pages in place: their fill gets -EEXIST. */
-		hook(j, w, MIG_PHASE_ZAPPED);
-		r = fill(j, w, pool);
+	}
+	hook(j, w, MIG_PHASE_STAGED);
+	MIG_TRACE("PASS %u start=%lx sel=%zu movefirst=%d", pass, (unsigned long)w->start, nsel,
+		  (int)w->movefirst);
+	r = mig__window_zap(j, w);
+	if (r == -ESRCH)
+		return r;
+	/* Only where something was taken out: the content is then only in staging (scratch). */
+	if (any(w->zap, w->npages))
+		mig__crash_point("window:zap");
+	/* A failed zap leaves pages in place: their fill gets -EEXIST. */
+	hook(j, w, MIG_PHASE_ZAPPED);
+	r = fill(j, w, pool);
+	if (r < 0 && (!w->movefirst || r == -ESRCH))
+		return r;
+	if (w->movefirst) {
+		r = bring_back(j, w, pool);
 		if (r < 0)
 			return r;
-		collapse(j, w, false);
+	}
+	collapse(j, w, false);
+	if (!w->movefirst)
 		thaw(j, w);
+	return 0;
+}
 
-		pthread_rwlock_wrlock(&j->lock);
-		w->zap_fixed = false;
-		w->hold = false;
-		/* Next pass: the pages written during this one. */
-		for (size_t i = 0; i < w->npages; i++) {
-			bool again = mig__bit_test(w->sel, i) && mig__bit_test(w->dirty, i) &&
-				     !mig__bit_test(w->zap, i) && !mig__bit_test(w->gone, i);
+static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
+{
+	unsigned max = j->opts.max_passes;
 
-			if (again)
-				mig__bit_set(w->sel, i);
-			else
-				mig__bit_clear(w->sel, i);
-		}
-		pthread_rwlock_unlock(&j->lock);
-		if (!any(w->sel, w->npages))
+	memcpy(w->sel, w->invma, MIG__BITMAP_WORDS(w->npages) * sizeof(uint64_t));
+	for (unsigned pass = 1;; pass++) {
+		int r;
+
+		pass_begin(j, w, pass,
+			   !w->movefirst && (pass >= MIG__HOLD_PASS || (pass == max && pass > 1)));
+		r = pass_run(j, w, pool, pass);
+		if (r < 0)
+			return r;
+		if (r > 0 || !next_pass(j, w, pass, max))
 			break;
-		if (pass >= max) {
-			set_err(w, w->sel, EAGAIN);
-			break;
-		}
-		j->retried += mig__bitmap_count(w->sel, w->npages);
-		if (j->opts.cancel && *j->opts.cancel) {
-			set_err(w, w->sel, ECANCELED);
-			break;
-		}
 	}
 	return 0;
 }
@@ -804,9 +991,12 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 		 * Every zapped page must be back before we let go: fill what
 		 * is left (the fault thread keeps serving meanwhile), thaw.
 		 */
-		if (r != -ESRCH)
+		if (r != -ESRCH && w->movefirst)
+			(void)bring_back(j, w, pool);
+		else if (r != -ESRCH)
 			(void)fill(j, w, pool);
-		thaw(j, w);
+		if (!w->movefirst)
+			thaw(j, w);
 	}
 
 	/*

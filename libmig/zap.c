@@ -90,6 +90,8 @@ struct zap_ctx {
 	bool stop_asked; /* the MIG__ZAP_STOP step was given */
 	size_t place;	 /* 1 + first page of a block to place whole next (rule 8), 0: none */
 	bool placing;	 /* the step in flight places a block */
+	bool started;	 /* zap_next was called in this session */
+	bool back;	 /* move first: MOVE pages back from the scratch area (move_back) */
 };
 
 /*
@@ -192,6 +194,11 @@ static void zap_ready(struct zap_ctx *z, const struct mig_range *excl, size_t ne
 
 	pthread_rwlock_wrlock(&j->lock);
 	j->exec_preparing = false;
+	if (z->back) {
+		/* Moving back fixes no zap set: its pages are out already. */
+		pthread_rwlock_unlock(&j->lock);
+		return;
+	}
 	for (size_t i = 0; i < w->npages; i++) {
 		bool busy = false;
 
@@ -306,6 +313,49 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 	struct mig__job *j = z->j;
 	struct mig__win *w = z->w;
 
+	bool first = !z->started;
+
+	z->started = true;
+	if (first && j->move_zap && j->scratch_dirty && !j->scratch_keep && !z->back) {
+		/*
+		 * A move-first window left its pages in the scratch area until
+		 * they were filled (all of them are back by now): empty it
+		 * before this session moves pages into the same slots.
+		 */
+		z->ncur = 0;
+		*st = (struct mig__zap_step){
+			.op = MIG__ZAP_MADVISE,
+			.start = j->scratch_dst,
+			.len = j->scratch_dst_len + j->hscratch_len,
+		};
+		return 1;
+	}
+	if (z->back) {
+		/* Move first: page by page back from its slot to its address. */
+		pthread_rwlock_rdlock(&j->lock);
+		z->locked = true;
+		for (size_t i = 0; i < w->npages; i++) {
+			if (!mig__bit_test(w->zap, i) || mig__bit_test(w->pend, i) ||
+			    mig__bit_test(w->filled, i) || mig__bit_test(w->gone, i) ||
+			    mig__bit_test(w->fallback, i))
+				continue;
+			z->cur = i;
+			z->ncur = 1;
+			*st = (struct mig__zap_step){
+				.op = MIG__ZAP_MOVE,
+				.start = j->scratch_dst + i * MIG__PAGE,
+				.len = MIG__PAGE,
+				.dst = w->addr[i],
+				.mode = 0,
+				.arg_page = j->arg_page,
+			};
+			w->inflight_i = i;
+			w->inflight_n = 1;
+			return 1;
+		}
+		zap_unlock(z);
+		return 0;
+	}
 	if (z->place) {
 		/* Rule 8: the block the last step took out, placed whole if it still may be. */
 		size_t i = z->place - 1;
@@ -370,6 +420,13 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 		}
 		zap_unlock(z);
 	}
+	/*
+	 * Move first never zaps with madvise (no page is staged before it
+	 * is taken out) and keeps its pages in the scratch area until they
+	 * are filled: what MOVE refused waits for the next pass.
+	 */
+	if (w->movefirst)
+		return 0;
 	pthread_rwlock_wrlock(&j->lock);
 	for (size_t i = 0; i < w->npages; i++) {
 		/* With the MOVE zap only the pages MOVE refused for themselves. */
@@ -471,11 +528,29 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 		found = moved_by_slot(j, st, moved / MIG__PAGE, n, slots);
 	/* Between two steps: the executor is stopped inside its session. */
 	mig__crash_point("window:step");
-	if (st->op == MIG__ZAP_MADVISE && n == 0)
-		return; /* the scratch area */
+	if (st->op == MIG__ZAP_MADVISE && n == 0) {
+		/* The scratch area. */
+		if (ret == 0)
+			j->scratch_dirty = false;
+		return;
+	}
 	pthread_rwlock_wrlock(&j->lock);
 	w->inflight_n = 0;
-	if (z->placing) {
+	if (z->back) {
+		if (moved == MIG__PAGE) {
+			mig__bit_set(w->filled, i);
+			if (w->held_ns[i]) {
+				mig__job_stall(j, w->held_ns[i]);
+				w->held_ns[i] = 0;
+			}
+		} else if ((ret == -EAGAIN || ret == -EINTR) && move_again(z)) {
+			again = true;
+		} else {
+			MIG_TRACE("BACKFAIL i=%zu addr=%lx ret=%ld", i, (unsigned long)w->addr[i],
+				  (long)ret);
+			mig__bit_set(w->fallback, i); /* not again in this session */
+		}
+	} else if (z->placing) {
 		z->placing = false;
 		if ((ret == -EAGAIN || ret == -EINTR) && moved == 0 && move_again(z)) {
 			/* A tenant event is unread, or a signal came first: again. */
@@ -525,8 +600,11 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 			z->give_up = true;
 			n = m;
 		}
-		if (m)
+		if (m) {
 			z->scratch_used = true;
+			if (w->movefirst)
+				j->scratch_dirty = true;
+		}
 		if (m == n && n == MIG__PMD_PAGES && i % MIG__PMD_PAGES == 0 &&
 		    st->start % MIG__PMD == 0 && st->dst % MIG__PMD == 0 &&
 		    mig__bit_test(w->hready, i / MIG__PMD_PAGES)) {
@@ -708,6 +786,20 @@ int mig__window_zap(struct mig__job *j, struct mig__win *w)
 	n = mig__runs_of(w, w->zap, runs, w->npages);
 	for (size_t k = 0; k < n; k++)
 		(void)mig__uffd_wake(j->uffd, runs[k].start, runs[k].end - runs[k].start);
+	pthread_rwlock_unlock(&j->lock);
+	return r;
+}
+
+int mig__window_move_back(struct mig__job *j, struct mig__win *w)
+{
+	struct zap_ctx z = { .j = j, .w = w, .back = true };
+	int r = zap_session(&z);
+
+	pthread_rwlock_wrlock(&j->lock);
+	j->exec_preparing = false;
+	j->exec_all = false;
+	w->inflight_n = 0;
+	mig__bitmap_zero(w->fallback, w->npages);
 	pthread_rwlock_unlock(&j->lock);
 	return r;
 }

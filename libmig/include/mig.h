@@ -451,6 +451,22 @@ enum mig_zap_method {
 	MIG_ZAP_MOVE,
 };
 
+/*
+ * The protocol of a window (docs/engine.md, "Move first, copy after").
+ */
+enum mig_window_protocol {
+	/* Write-protect, stage, zap, fill, passes for what was written. */
+	MIG_WINDOW_CLASSIC = 0,
+	/*
+	 * UFFDIO_MOVE the window's pages into the tenant's scratch area
+	 * first (no write protection, no held writers), serve faults and
+	 * fill from there. Needs the MOVE zap (Linux 6.8+, ptrace tenants):
+	 * else -EOPNOTSUPP. Windows with a PMD-mapped THP keep the classic
+	 * protocol (whole THPs move by PMD there).
+	 */
+	MIG_WINDOW_MOVEFIRST,
+};
+
 struct mig_migrate_opts {
 	uint64_t window;     /* bytes, 0: 2 MiB; rounded up to a multiple of 2 MiB */
 	bool force;	     /* also move pages already on a target node */
@@ -491,6 +507,7 @@ struct mig_migrate_opts {
 	 * follows the windows that hold pages. The counts are the same.
 	 */
 	bool no_status;
+	enum mig_window_protocol protocol;
 };
 
 #define MIG_PHASE_STAGED     1

@@ -17,6 +17,9 @@
  *                   whole THPs are met and placed whole while it churns
  *   STRESS_ZAP=madvise|move   force the zap method (default: MOVE where
  *                   the kernel has UFFDIO_MOVE, else madvise)
+ *   STRESS_WINDOW=movefirst   move-first windows (MIG_WINDOW_MOVEFIRST;
+ *                   needs the MOVE zap: skips without UFFDIO_MOVE or
+ *                   with STRESS_ZAP=madvise or agent tenants)
  *   STRESS_ATTACH=agent       attach through libmig-agent.so, not ptrace
  *                   (an agent tenant is zapped with madvise)
  *   STRESS_HANG_S=n a job that reaches no window phase for n s (90) is
@@ -166,6 +169,8 @@ int main(int argc, char **argv)
 	const char *secs_env = getenv("STRESS_SECS"), *ops = getenv("STRESS_OPS");
 	const char *zap_env = getenv("STRESS_ZAP"), *attach_env = getenv("STRESS_ATTACH");
 	const char *ranges_env = getenv("STRESS_RANGES");
+	const char *window_env = getenv("STRESS_WINDOW");
+	bool movefirst = window_env && !strcmp(window_env, "movefirst");
 	bool move_zap = kernel_has_move() && !(zap_env && !strcmp(zap_env, "madvise")) &&
 			!(attach_env && !strcmp(attach_env, "agent"));
 	char sock[108] = "";
@@ -190,10 +195,12 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (geteuid() != 0)
 		SKIP("needs root (ptrace attach, kpageflags)");
+	if (movefirst && !move_zap)
+		SKIP("STRESS_WINDOW=movefirst needs the MOVE zap (UFFDIO_MOVE, ptrace tenant)");
 	printf("# seed %" PRIu64 " (STRESS_SEED=%" PRIu64 " to repeat), tenant ops %s, %s zap, "
-	       "ranges %s\n",
+	       "ranges %s, %s windows\n",
 	       seed, seed, args[7], move_zap ? "UFFDIO_MOVE" : "madvise",
-	       ranges_env ? ranges_env : "data");
+	       ranges_env ? ranges_env : "data", movefirst ? "move-first" : "classic");
 	s = seed;
 	hc.seed = seed ^ 0x1234;
 	snprintf(seedarg, sizeof(seedarg), "%" PRIu64, seed);
@@ -245,6 +252,7 @@ int main(int argc, char **argv)
 		o.zap = zap_env && !strcmp(zap_env, "madvise") ? MIG_ZAP_MADVISE
 			: zap_env && !strcmp(zap_env, "move")  ? MIG_ZAP_MOVE
 							       : MIG_ZAP_AUTO;
+		o.protocol = movefirst ? MIG_WINDOW_MOVEFIRST : MIG_WINDOW_CLASSIC;
 		o.phase_hook = hook;
 		o.hook_userdata = &hc;
 		job_number = runs;

@@ -6,6 +6,7 @@
 #   move     UFFDIO_MOVE zap, ptrace tenant (skipped where the kernel has no MOVE)
 #   madvise  injected madvise zap, ptrace tenant
 #   agent    madvise zap through libmig-agent.so
+#   movefirst  move-first windows (MIG_WINDOW_MOVEFIRST, UFFDIO_MOVE zap, ptrace)
 # Each run asks for the data area, random pieces of it (overlapping,
 # repeated, cutting THPs) or the whole process, in turn.
 #
@@ -13,6 +14,8 @@
 #   CHURN_TIMEOUT=s            one run's limit (default 60 x SECS + 300; a hung job
 #                              fails sooner: stress_chaos's STRESS_HANG_S watchdog)
 #   STRESS_MIB, STRESS_THREADS the tenant's size and threads (stress_chaos)
+#   CHURN_RANGES="data random" the ranges the runs take in turn (default
+#                              "data random whole")
 #   STRESS_SEEDS="s1 s2 ..."   fixed seeds run first for every kind (regressions),
 #                              with the operations STRESS_SEED_OPS when set; an
 #                              entry SEED:OPS:RANGES (OPS or RANGES may be empty)
@@ -46,14 +49,18 @@ for kind in $kinds; do
 	      env=(STRESS_ZAP=move) ;;
 	madvise) env=(STRESS_ZAP=madvise) ;;
 	agent) env=(STRESS_ATTACH=agent) ;;
+	movefirst) has_move || { echo "# churn movefirst: SKIP (kernel $(uname -r) has no UFFDIO_MOVE)"; continue; }
+	      env=(STRESS_ZAP=move STRESS_WINDOW=movefirst) ;;
 	*) echo "churn: unknown kind $kind"; exit 2 ;;
 	esac
 	n=0 fail=0 ops=0 bad=0 seeds=()
 	# shellcheck disable=SC2206
 	list=(${STRESS_SEEDS:-})
 	for ((k = 0; k < runs; k++)); do list+=(random); done
+	# shellcheck disable=SC2206
+	rgs=(${CHURN_RANGES:-data random whole})
 	for seed in "${list[@]}"; do
-		case $((n % 3)) in 0) rg=data ;; 1) rg=random ;; 2) rg=whole ;; esac
+		rg=${rgs[$((n % ${#rgs[@]}))]}
 		log=$logdir/$kind.$n.log
 		# A fixed seed replays its run only with the operations it ran with.
 		if [ "$seed" = random ]; then s=()
