@@ -367,6 +367,13 @@ static int main_handler(void *user, const char *section, const char *key, const 
 			ERR(c, "max_window must be a size from 2M to 16G, got '%s'", value);
 		else
 			cfg->max_window = v;
+	} else if (strcmp(key, "window_protocol") == 0) {
+		if (strcmp(value, "classic") == 0)
+			cfg->movefirst = false;
+		else if (strcmp(value, "movefirst") == 0)
+			cfg->movefirst = true;
+		else
+			ERR(c, "window_protocol must be classic or movefirst, got '%s'", value);
 	} else if (strcmp(key, "log_level") == 0) {
 		if (migd_log_level_parse(value, &cfg->log_level) < 0)
 			ERR(c, "log_level must be error, warning, notice, info or debug, got '%s'",
@@ -816,6 +823,7 @@ void config_dump(const struct config *cfg, FILE *f)
 	fprintf(f, "scan_interval = %" PRIu64 "ms\n", cfg->scan_interval_ms);
 	fprintf(f, "max_jobs = %u\n", cfg->max_jobs);
 	fprintf(f, "max_window = %" PRIu64 "\n", cfg->max_window);
+	fprintf(f, "window_protocol = %s\n", cfg->movefirst ? "movefirst" : "classic");
 	fprintf(f, "log_level = %s\n", migd_log_level_name(cfg->log_level));
 	fprintf(f, "# %zu polic%s\n", cfg->n_policies, cfg->n_policies == 1 ? "y" : "ies");
 	for (size_t i = 0; i < cfg->n_policies; i++) {

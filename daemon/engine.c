@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agents.h"
+#include "compat.h"
 #include "engine.h"
 #include "ranges.h"
 #include "util.h"
@@ -391,6 +392,10 @@ static int migrate_ranges(mig_tenant *t, const struct engine_migrate_req *req,
 	};
 	int r;
 
+	/* Move first where the tenant can have it; others keep the classic windows. */
+	if (req->movefirst && (mig_tenant_features(t) & UFFD_FEATURE_MOVE) &&
+	    mig_tenant_method(t) == MIG_ATTACH_PTRACE)
+		mopts.protocol = MIG_WINDOW_MOVEFIRST;
 	r = mig_migrate(t, ranges, n, &req->to, &mopts, progress, userdata, res);
 	if (r < 0 && r != -ECANCELED)
 		set_libmig_reason(ret_reason, "migration of", req->pid, r);

@@ -54,6 +54,7 @@ struct engine_migrate_req {
 	/* Crash recovery: the journal directory and the staging directory (tmpfs). */
 	const char *journal_dir;
 	const char *staging_dir;
+	bool movefirst; /* migd.conf window_protocol = movefirst */
 };
 
 /*

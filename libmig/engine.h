@@ -299,6 +299,13 @@ struct mig__job {
 	 * never dropped nor unmapped (the job fails with -EIO).
 	 */
 	bool scratch_keep;
+	/*
+	 * MISSING faults the fault thread answered in the scratch area's
+	 * registered part: only a read of ours meets a hole there (the
+	 * tenant never touches the area), so a pull that saw this change
+	 * may have read a zero page instead of a moved one (window.c).
+	 */
+	uint64_t scratch_faults;
 
 	/* Crash recovery: the journal (NULL: none) and the staging file (fd < 0: none). */
 	struct mig__journal *journal;

@@ -242,6 +242,9 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 		else
 			MIG_TRACE("NOPULL i=%zd addr=%lx r=%d", i, (unsigned long)addr, r);
 	} else {
+		if (!child && j->scratch_dst && addr >= j->scratch_dst &&
+		    addr < j->scratch_dst + j->scratch_dst_len)
+			__atomic_fetch_add(&j->scratch_faults, 1, __ATOMIC_RELEASE);
 		/*
 		 * Never populated, or dropped by the tenant: zero, as without
 		 * us. A page present at the window's first scan that we did

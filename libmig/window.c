@@ -439,27 +439,28 @@ static int stage(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
 /*
  * Move first: copy the scratch pages of [from, to) that are taken out and
  * not yet filled nor pulled into their staging slots, with one
- * process_vm_readv (the slots of a chunk lie side by side). Only slots
- * pagemap shows present are read: a hole in the scratch area is
- * registered with our uffd, and the fault thread would answer a read of
- * it with the zero page. The scratch pages of the window change only by
- * our own zap sessions, which never run during a fill.
+ * process_vm_readv (the slots of a chunk lie side by side). The slot of
+ * a page taken out holds it until our next zap session drops the area,
+ * which never runs during a fill. Were a slot empty anyway, the read
+ * would fault there and the fault thread answer with the zero page: the
+ * count of such answers (j->scratch_faults) is read before and after,
+ * and a read it changed counts for nothing (the pages are then pulled
+ * one by one with pagemap's word first, mig__movefirst_pull_locked).
  */
 static void pull_chunk(struct mig__job *j, struct mig__win *w, size_t from, size_t to)
 {
 	struct iovec l[FILL_CHUNK], rv[FILL_CHUNK];
-	struct mig_pageinfo pi[FILL_CHUNK];
 	size_t idx[FILL_CHUNK], n = 0;
+	uint64_t f0;
 	ssize_t got;
 
-	if (to - from > FILL_CHUNK || mig_query_pages(j->pid, j->scratch_dst + from * MIG__PAGE,
-						      to - from, MIG_QUERY_PAGEMAP, pi) < 0)
+	if (to - from > FILL_CHUNK)
 		return;
 	pthread_rwlock_rdlock(&j->lock);
 	for (size_t i = from; i < to; i++) {
 		if (!mig__bit_test(w->zap, i) || mig__bit_test(w->pend, i) ||
 		    mig__bit_test(w->filled, i) || mig__bit_test(w->gone, i) ||
-		    mig__bit_test(w->pulled, i) || !(pi[i - from].flags & MIG_PAGE_PRESENT))
+		    mig__bit_test(w->pulled, i))
 			continue;
 		l[n] = (struct iovec){ w->staging + i * MIG__PAGE, MIG__PAGE };
 		rv[n] = (struct iovec){ (void *)(uintptr_t)(j->scratch_dst + i * MIG__PAGE),
@@ -469,16 +470,26 @@ static void pull_chunk(struct mig__job *j, struct mig__win *w, size_t from, size
 	pthread_rwlock_unlock(&j->lock);
 	if (n == 0)
 		return;
+	f0 = __atomic_load_n(&j->scratch_faults, __ATOMIC_ACQUIRE);
 	got = process_vm_readv(j->pid, l, n, rv, n, 0);
 	/*
 	 * Chunks are 64 pages, one bitmap word each: the workers set bits of
 	 * their own word, the fault thread only under the write lock.
 	 */
 	pthread_rwlock_rdlock(&j->lock);
+	if (__atomic_load_n(&j->scratch_faults, __ATOMIC_ACQUIRE) != f0)
+		got = 0;
 	for (size_t k = 0; got > 0 && k < (size_t)got / MIG__PAGE && k < n; k++) {
 		mig__bit_set(w->pulled, idx[k]);
 		__atomic_fetch_add(&j->copies, 1, __ATOMIC_RELAXED);
 	}
+	pthread_rwlock_unlock(&j->lock);
+	if (got > 0 && (size_t)got == n * MIG__PAGE)
+		return;
+	pthread_rwlock_wrlock(&j->lock);
+	for (size_t k = 0; k < n; k++)
+		if (!mig__bit_test(w->pulled, idx[k]) && !mig__bit_test(w->filled, idx[k]))
+			(void)mig__movefirst_pull_locked(j, w, idx[k]);
 	pthread_rwlock_unlock(&j->lock);
 }
 
@@ -492,7 +503,7 @@ int mig__movefirst_pull_locked(struct mig__job *j, struct mig__win *w, size_t i)
 		return 0;
 	if (mig_query_pages(j->pid, j->scratch_dst + i * MIG__PAGE, 1, MIG_QUERY_PAGEMAP, &pi) < 0)
 		return -ESRCH;
-	if (!(pi.flags & MIG_PAGE_PRESENT))
+	if (!(pi.flags & MIG_PAGE_PRESENT) || (pi.flags & MIG_PAGE_ZERO))
 		return -ENODATA;
 	if (process_vm_readv(j->pid, &l, 1, &rv, 1, 0) != (ssize_t)MIG__PAGE)
 		return errno ? -errno : -EIO;

@@ -19,7 +19,8 @@
  *
  * It ends with one table. One node: 1 GiB forced to node 0, every case;
  * two or more: 256 MiB, the cases with writers. MIG_BENCH_SIZE, MIG_BENCH_CASES
- * (e.g. "4k-2w,thp-idle"), MIG_BENCH_WINDOW (MiB), MIG_BENCH_ZAP (move,
+ * (e.g. "4k-2w,thp-idle"; mf-4k-idle and mf-4k-2w are the 4 KiB cases with
+ * move-first windows, MIG_WINDOW_MOVEFIRST), MIG_BENCH_WINDOW (MiB), MIG_BENCH_ZAP (move,
  * madvise) and MIG_BENCH_BASE_SECS change that. A case whose tenant finds
  * a damaged page fails the bench.
  */
@@ -47,13 +48,12 @@ struct case_res {
 struct bcase {
 	const char *name;
 	int thp, writers;
+	int movefirst; /* MIG_WINDOW_MOVEFIRST (needs the MOVE zap) */
 };
 
 static const struct bcase cases[] = {
-	{ "4k-idle", 0, 0 },
-	{ "4k-2w", 0, 2 },
-	{ "thp-idle", 1, 0 },
-	{ "thp-2w", 1, 2 },
+	{ "4k-idle", 0, 0, 0 }, { "4k-2w", 0, 2, 0 },	   { "thp-idle", 1, 0, 0 },
+	{ "thp-2w", 1, 2, 0 },	{ "mf-4k-idle", 0, 0, 1 }, { "mf-4k-2w", 0, 2, 1 },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -209,6 +209,7 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 								    : MIG_ZAP_MOVE;
 	if (getenv("MIG_BENCH_WINDOW"))
 		o.window = strtoull(getenv("MIG_BENCH_WINDOW"), NULL, 0) << 20;
+	o.protocol = c->movefirst ? MIG_WINDOW_MOVEFIRST : MIG_WINDOW_CLASSIC;
 	tenant_args(c, size, nodes >= 2, args);
 	wt_start(&w, self, args);
 	wt_attach(&w);
@@ -228,6 +229,13 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 	cpu0 = cpu_now();
 	r = mig_migrate(w.t, &rg, 1, &targets, &o, NULL, NULL, &res);
 	cr->cpu_s = cpu_now() - cpu0;
+	if (r == -EOPNOTSUPP && c->movefirst) {
+		snprintf(cr->why, sizeof(cr->why),
+			 "no move-first windows here (needs UFFDIO_MOVE)");
+		(void)mig_tenant_detach(w.t);
+		(void)wt_stop(&w, NULL, NULL);
+		return;
+	}
 	if (r < 0)
 		FAIL("%s: mig_migrate: %s", c->name, strerror(-r));
 	if (c->writers) {
@@ -344,7 +352,7 @@ int main(int argc, char **argv)
 	       "%.2f (4 KiB) / %.2f (THP) GB/s\n",
 	       size, nodes, nodes > 1 ? "s" : "",
 	       nodes > 1 ? " (node 0 -> 1)" : " (forced to node 0)", mc, fl[0].gbs, fl[1].gbs);
-	printf("# %-8s %6s %6s %6s %8s %7s %8s %7s %7s %7s %9s %9s %9s %8s %7s %7s\n", "case",
+	printf("# %-10s %6s %6s %6s %8s %7s %8s %7s %7s %7s %9s %9s %9s %8s %7s %7s\n", "case",
 	       "GB/s", "xmemcp", "xfloor", "xmovepg", "xmigpg", "held ms", "CPUs/GB", "xflCPU",
 	       "RSS MiB", ">1ms/s base", ">1ms/s mig", "p99.9 us", "max ms", "moved%", "huge");
 	for (size_t k = 0; k < NCASES; k++) {
@@ -357,7 +365,7 @@ int main(int argc, char **argv)
 		if (!c->ran)
 			continue;
 		if (!c->ok) {
-			printf("# %-8s FAILED: %s\n", cases[k].name, c->why);
+			printf("# %-10s FAILED: %s\n", cases[k].name, c->why);
 			failed = 1;
 			continue;
 		}
@@ -374,7 +382,7 @@ int main(int argc, char **argv)
 		if (c->mg_gbs > 0)
 			snprintf(mg, sizeof(mg), "%.2f", c->gbs / c->mg_gbs);
 		cpu_gb = c->moved ? c->cpu_s / (c->moved * 4096.0 / 1e9) : 0;
-		printf("# %-8s %6.3f %6.3f %6.2f %8s %7s %8.2f %7.2f %7.2f %7.1f %9s %9s %9s %8s "
+		printf("# %-10s %6.3f %6.3f %6.2f %8s %7s %8.2f %7.2f %7.2f %7.1f %9s %9s %9s %8s "
 		       "%7.1f %7" PRIu64 "\n",
 		       cases[k].name, c->gbs, mc > 0 ? c->gbs / mc : 0,
 		       f->gbs > 0 ? c->gbs / f->gbs : 0, mp, mg, c->held_us / 1e3, cpu_gb,

@@ -28,6 +28,8 @@ static const struct {
 	{ "[migd]\nsocket_mode = 999\n", -EINVAL, "t.ini:2: socket_mode" },
 	{ "[migd]\nlog_level = loud\n", -EINVAL, "t.ini:2: log_level" },
 	{ "[migd]\nmax_window = 64M\n", 0, NULL },
+	{ "[migd]\nwindow_protocol = movefirst\n", 0, NULL },
+	{ "[migd]\nwindow_protocol = fast\n", -EINVAL, "t.ini:2: window_protocol must be" },
 	{ "[migd]\nmax_window = 1M\n", -EINVAL, "t.ini:2: max_window must be a size from 2M" },
 	{ "[migd]\nmax_window = 32G\n", -EINVAL, "t.ini:2: max_window must be a size from 2M" },
 	{ "[migd]\nhand_device = no\n", 0, NULL },
