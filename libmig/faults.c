@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "bitmap.h"
@@ -370,6 +371,40 @@ static void regs_remap(struct mig__win *w, uint64_t from, uint64_t to, uint64_t 
 		regs_add(w, moved[k]);
 }
 
+/*
+ * Move first, a FORK read while page i is pending: its MOVE may have run
+ * already (the fault thread can read the event between the step's
+ * syscall and zap_done, which clears pend), and the child then has a
+ * hole there. Its slot says: present, the page left after the fork began
+ * or before (the child's copy is that content); empty, it never left
+ * (the child has it). A slot not yet emptied by this session holds an
+ * older page: its copy meets the child's own page (-EEXIST). Read into
+ * a buffer of its own, never the staging slot, whose pulled copy would
+ * then be taken for the page's.
+ */
+static void child_from_slot(struct mig__job *j, struct mig__win *w, int cfd, size_t i)
+{
+	static __thread char buf[MIG__PAGE] __attribute__((aligned(4096)));
+	struct iovec l = { buf, MIG__PAGE };
+	struct iovec rv = { (void *)(uintptr_t)(j->scratch_dst + i * MIG__PAGE), MIG__PAGE };
+	struct mig_pageinfo pi;
+
+	if (mig_query_pages(j->pid, j->scratch_dst + i * MIG__PAGE, 1, MIG_QUERY_PAGEMAP, &pi) <
+		    0 ||
+	    !(pi.flags & MIG_PAGE_PRESENT) || (pi.flags & MIG_PAGE_ZERO) ||
+	    process_vm_readv(j->pid, &l, 1, &rv, 1, 0) != (ssize_t)MIG__PAGE)
+		return;
+	for (int tries = 0; tries < 1000; tries++) {
+		int r = mig__uffd_copy(cfd, w->addr[i], buf, MIG__PAGE, 0, NULL);
+
+		if (r == -EEXIST)
+			(void)mig__uffd_wake(cfd, w->addr[i], MIG__PAGE);
+		if (r != -EAGAIN)
+			break;
+		usleep(100);
+	}
+}
+
 static void release_child(struct mig__job *j, int cfd)
 {
 	struct mig__win *w = j->win;
@@ -386,9 +421,12 @@ static void release_child(struct mig__job *j, int cfd)
 
 			if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i))
 				continue;
-			/* Move first: a page still in place (pending) is the child's own. */
-			if (w->movefirst &&
-			    (mig__bit_test(w->pend, i) || mig__movefirst_pull_locked(j, w, i) < 0))
+			if (w->movefirst && mig__bit_test(w->pend, i)) {
+				child_from_slot(j, w, cfd, i);
+				continue;
+			}
+			/* Move first: from its slot (an empty one: never taken out). */
+			if (w->movefirst && mig__movefirst_pull_locked(j, w, i) < 0)
 				continue;
 			for (int tries = 0; tries < 1000; tries++) {
 				r = mig__fill_page_locked(j, w, cfd, i, &j->targets);

@@ -10,10 +10,12 @@
 # SIGABRT at random moments of a migration (spread over one uninterrupted
 # migration's time). make check-stress runs the long loop
 # (tests/stress/crash_kill_loop.sh; in the guests guest-crash.sh).
+# CRASH_WINDOW=movefirst runs it all with move-first windows (migd.conf
+# window_protocol; docs/engine.md, "Move first, copy after").
 source "$(dirname "$0")/daemon_lib.sh"
 source "$(dirname "$0")/crash_lib.sh"
 need_root
-write_config
+write_config ${CRASH_WINDOW:+"window_protocol = $CRASH_WINDOW"}
 
 crash_calibrate
 points=${CRASH_POINTS:-"window:freeze window:stage window:zap window:step window:fill window:zap:abrt window:fill@2:abrt inject:entry inject:restore:abrt"}

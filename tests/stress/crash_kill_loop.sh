@@ -19,7 +19,7 @@ CRASH_MIB=${CRASH_MIB:-256}
 source "$(dirname "$0")/../integration/daemon_lib.sh"
 source "$(dirname "$0")/../integration/crash_lib.sh"
 need_root
-write_config
+write_config ${CRASH_WINDOW:+"window_protocol = $CRASH_WINDOW"}
 
 crash_calibrate
 # Every point a migd passes during a migration: the window's steps, and
