@@ -21,7 +21,8 @@
  * two or more: 256 MiB, the cases with writers. MIG_BENCH_SIZE, MIG_BENCH_CASES
  * (e.g. "4k-2w,thp-idle"; mf-4k-idle and mf-4k-2w are the 4 KiB cases with
  * move-first windows, MIG_WINDOW_MOVEFIRST), MIG_BENCH_WINDOW (MiB), MIG_BENCH_ZAP (move,
- * madvise) and MIG_BENCH_BASE_SECS change that. A case whose tenant finds
+ * madvise) and MIG_BENCH_BASE_SECS change that; MIG_BENCH_FLOOR=0 leaves out
+ * memcpy and the floor chain (their columns read 0). A case whose tenant finds
  * a damaged page fails the bench.
  */
 #include <sys/mman.h>
@@ -294,6 +295,7 @@ int main(int argc, char **argv)
 			   : nodes >= 2		    ? "256M"
 						    : "1G";
 	struct floor_result fl[2];
+	int no_floor = getenv("MIG_BENCH_FLOOR") && !strcmp(getenv("MIG_BENCH_FLOOR"), "0");
 	struct case_res *cr;
 	uint64_t bytes;
 	double mc;
@@ -329,8 +331,10 @@ int main(int argc, char **argv)
 				snprintf(cr[k].why, sizeof(cr[k].why), "exit status %d", st);
 		}
 	}
-	mc = memcpy_gbs(256UL << 20);
-	for (int thp = 0; thp < 2; thp++) {
+	memset(fl, 0, sizeof(fl));
+	/* MIG_BENCH_FLOOR=0: the cases alone (a whole-process timing of one case). */
+	mc = no_floor ? 0 : memcpy_gbs(256UL << 20);
+	for (int thp = 0; thp < 2 && !no_floor; thp++) {
 		floor_chain(thp, bytes, &fl[thp]);
 		if (!fl[thp].ok) {
 			printf("# bench: floor chain (%s): %s\n", thp ? "THP" : "4 KiB",
@@ -386,8 +390,9 @@ int main(int argc, char **argv)
 		       "%7.1f %7" PRIu64 "\n",
 		       cases[k].name, c->gbs, mc > 0 ? c->gbs / mc : 0,
 		       f->gbs > 0 ? c->gbs / f->gbs : 0, mp, mg, c->held_us / 1e3, cpu_gb,
-		       cpu_gb > 0 ? f->cpu_s / (bytes / 1e9) / cpu_gb : 0, c->hwm_kib / 1024.0, b1,
-		       b2, b3, b4, c->present ? 100.0 * c->moved / c->present : 0, c->huge);
+		       cpu_gb > 0 && f->ok ? f->cpu_s / (bytes / 1e9) / cpu_gb : 0,
+		       c->hwm_kib / 1024.0, b1, b2, b3, b4,
+		       c->present ? 100.0 * c->moved / c->present : 0, c->huge);
 	}
 	printf("# columns: xmemcp, xfloor, xmovepg, xmigpg: migd's GB/s over memcpy's, the floor "
 	       "chain's, move_pages(2)'s and migrate_pages(2)'s; held ms: migd's longest held "

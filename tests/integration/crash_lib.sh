@@ -8,6 +8,8 @@
 
 WRITER=$top/build/tests/tenants/writer
 CRASH_MIB=${CRASH_MIB:-64}
+# CRASH_WRITER_THP: the writer's THP option (default --thp-half; empty: 4 KiB
+# pages only, so that every window of a move-first job moves first).
 # Node 1 where there is one (the guests); on one node every step still
 # runs with --force to node 0.
 if [ -d /sys/devices/system/node/node1 ]; then
@@ -85,9 +87,9 @@ crash_start_writer() {
 	# CRASH_AGENT=1: with the agent preloaded (docs/engine.md, "The agent").
 	if [ -n "${CRASH_AGENT:-}" ]; then
 		LD_PRELOAD=$top/build/libmig-agent.so MIGD_AGENT_SOCKET=$T/agent.sock \
-			"$WRITER" --size "${CRASH_MIB}M" --threads 2 --thp-half --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
+			"$WRITER" --size "${CRASH_MIB}M" --threads 2 ${CRASH_WRITER_THP---thp-half} --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
 	else
-		"$WRITER" --size "${CRASH_MIB}M" --threads 2 --thp-half --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
+		"$WRITER" --size "${CRASH_MIB}M" --threads 2 ${CRASH_WRITER_THP---thp-half} --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
 	fi
 	WPID=$!
 	PIDS+=("$WPID")

@@ -19,13 +19,22 @@ write_config ${CRASH_WINDOW:+"window_protocol = $CRASH_WINDOW"}
 
 crash_calibrate
 points=${CRASH_POINTS:-"window:freeze window:stage window:zap window:step window:fill window:zap:abrt window:fill@2:abrt inject:entry inject:restore:abrt"}
+# A move-first window has no FREEZE and no STAGE: those points are never reached.
+[ "${CRASH_WINDOW:-}" = movefirst ] && points=${CRASH_POINTS:-"window:zap window:step window:fill window:zap:abrt window:fill@2:abrt inject:entry inject:restore:abrt"}
 crash_points $points
 CRASH_AGAIN=recovery:refill crash_round "zap+recovery" 0 MIG_CRASH_AT=window:zap
 crash_random_rounds "${CRASH_RANDOM:-3}"
 
 # A tenant that cannot be brought back is named loudly and never migrated
 # again: the staging file is removed after a crash between zap and fill,
-# so the content of the pages taken out is nowhere.
+# so the content of the pages taken out is nowhere. A move-first window
+# keeps that content in the tenant's scratch area, not in staging: there
+# this case does not arise.
+if [ "${CRASH_WINDOW:-}" = movefirst ]; then
+	echo "# unrecoverable: move-first windows need no staging file; case not exercised"
+	crash_report
+	exit
+fi
 echo "unrecoverable: staging removed after a crash at zap"
 : >"$T/migd.log"
 crash_start_writer || fail "writer did not start"
