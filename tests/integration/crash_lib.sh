@@ -253,7 +253,12 @@ crash_round() {
 		fi
 		crash_wait_migd 30 || { crash_fail "$label: migd did not end"; kill -9 "$MIGD_PID"; crash_wait_migd 5; }
 	fi
-	crash_start_migd || { crash_fail "$label: migd did not restart"; crash_writer_gone; return; }
+	crash_start_migd || {
+		crash_fail "$label: migd did not restart"
+		tail -n 20 "$T/migd.log" | sed 's/^/    migd| /'
+		crash_writer_gone
+		return
+	}
 	# migd recovers before it listens: from here on the tenant must write.
 	t0=$(crash_now_ns)
 	rms=$(sed -n 's/.*recovered after a crash of migd in \([0-9]*\)\..*/\1/p' "$T/migd.log" | tail -n 1)

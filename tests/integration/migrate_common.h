@@ -370,7 +370,9 @@ static inline void agent_attach(struct wtenant *w, int lfd, int *conn)
 		wt_kill(w);
 		FAIL("agent accept: %s (pid %d, tenant %d)", strerror(-r), apid, w->pid);
 	}
-	r = mig_tenant_attach(w->pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_AGENT, .agent_fd = *conn }, &w->t);
+	r = mig_tenant_attach(
+		w->pid, &(struct mig_attach_opts){ .method = MIG_ATTACH_AGENT, .agent_fd = *conn },
+		&w->t);
 	if (r < 0) {
 		wt_kill(w);
 		FAIL("agent attach: %s (%s)", strerror(-r), mig_tenant_last_error());
@@ -385,16 +387,22 @@ static inline void wt_kill(struct wtenant *w)
 	}
 }
 
-/* Node 1 without force where there are 2+ nodes, else node 0 forced. */
+/*
+ * Node 1 without force where there are 2+ nodes, else node 0 forced.
+ * MIG_TEST_WINDOW=movefirst: move-first windows (MIG_WINDOW_MOVEFIRST).
+ */
 static inline void pick_target(struct mig_nodes *targets, struct mig_migrate_opts *o)
 {
 	int nodes = count_nodes();
+	const char *win = getenv("MIG_TEST_WINDOW");
 
 	memset(targets, 0, sizeof(*targets));
 	mig_nodes_set(targets, nodes >= 2 ? 1 : 0);
 	o->force = nodes < 2;
-	printf("# nodes: %d, target node %d%s\n", nodes, nodes >= 2 ? 1 : 0,
-	       nodes < 2 ? " (forced)" : "");
+	if (win && !strcmp(win, "movefirst"))
+		o->protocol = MIG_WINDOW_MOVEFIRST;
+	printf("# nodes: %d, target node %d%s%s\n", nodes, nodes >= 2 ? 1 : 0,
+	       nodes < 2 ? " (forced)" : "", o->protocol ? ", move-first windows" : "");
 }
 
 /*

@@ -77,6 +77,10 @@ int main(int argc, char **argv)
 	if (geteuid() != 0)
 		SKIP("needs root (ptrace attach, kpageflags)");
 	pick_target(&targets, &o);
+	/* A move-first window stages nothing: the copy-engine seam is not on its path. */
+	if (o.protocol == MIG_WINDOW_MOVEFIRST)
+		SKIP("move-first windows do not use the copy engine (docs/engine.md, \"Move "
+		     "first\")");
 	if (count_nodes() >= 2) {
 		args[5] = "--node";
 		args[6] = "0";
