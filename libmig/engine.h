@@ -356,10 +356,12 @@ MIG_INTERNAL int mig__fill_page_locked(struct mig__job *j, struct mig__win *w, i
  * Move first (caller holds j->lock): copy page i's content from the
  * scratch area into its staging slot, once (w->pulled). Only a scratch
  * page that is present is read: a hole there is registered with our own
- * uffd, and reading it would wait for the fault thread. Returns 0 or
- * -errno (-ENODATA: the slot is empty).
+ * uffd, and reading it would wait for the fault thread. slot: the
+ * slot's pagemap word when the caller read it already (NULL: read now).
+ * Returns 0 or -errno (-ENODATA: the slot is empty).
  */
-MIG_INTERNAL int mig__movefirst_pull_locked(struct mig__job *j, struct mig__win *w, size_t i);
+MIG_INTERNAL int mig__movefirst_pull_locked(struct mig__job *j, struct mig__win *w, size_t i,
+					    const struct mig_pageinfo *slot);
 
 /* window.c: run one window through all its passes. */
 MIG_INTERNAL int mig__window_run(struct mig__job *j, struct mig__win *w);

@@ -237,7 +237,7 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 		r = -EAGAIN;
 	} else if (i >= 0 && zapped_by_us(w, i, addr) && (child || !mig__bit_test(w->filled, i))) {
 		/* Its content is in staging (move first: in the scratch area, pulled now). */
-		r = w->movefirst ? mig__movefirst_pull_locked(j, w, (size_t)i) : 0;
+		r = w->movefirst ? mig__movefirst_pull_locked(j, w, (size_t)i, NULL) : 0;
 		if (r == 0)
 			r = mig__fill_page_locked(j, w, fd, i, &j->targets);
 		else
@@ -382,16 +382,20 @@ static void regs_remap(struct mig__win *w, uint64_t from, uint64_t to, uint64_t 
  * a buffer of its own, never the staging slot, whose pulled copy would
  * then be taken for the page's.
  */
-static void child_from_slot(struct mig__job *j, struct mig__win *w, int cfd, size_t i)
+static void child_from_slot(struct mig__job *j, struct mig__win *w, int cfd, size_t i,
+			    const struct mig_pageinfo *slot)
 {
 	static __thread char buf[MIG__PAGE] __attribute__((aligned(4096)));
 	struct iovec l = { buf, MIG__PAGE };
 	struct iovec rv = { (void *)(uintptr_t)(j->scratch_dst + i * MIG__PAGE), MIG__PAGE };
 	struct mig_pageinfo pi;
 
-	if (mig_query_pages(j->pid, j->scratch_dst + i * MIG__PAGE, 1, MIG_QUERY_PAGEMAP, &pi) <
-		    0 ||
-	    !(pi.flags & MIG_PAGE_PRESENT) || (pi.flags & MIG_PAGE_ZERO) ||
+	if (slot)
+		pi = *slot;
+	else if (mig_query_pages(j->pid, j->scratch_dst + i * MIG__PAGE, 1, MIG_QUERY_PAGEMAP,
+				 &pi) < 0)
+		return;
+	if (!(pi.flags & MIG_PAGE_PRESENT) || (pi.flags & MIG_PAGE_ZERO) ||
 	    process_vm_readv(j->pid, &l, 1, &rv, 1, 0) != (ssize_t)MIG__PAGE)
 		return;
 	for (int tries = 0; tries < 1000; tries++) {
@@ -408,6 +412,7 @@ static void child_from_slot(struct mig__job *j, struct mig__win *w, int cfd, siz
 static void release_child(struct mig__job *j, int cfd)
 {
 	struct mig__win *w = j->win;
+	_cleanup_free_ struct mig_pageinfo *slots = NULL;
 
 	/*
 	 * The child is a copy of the tenant at fork time: its holes are the
@@ -415,6 +420,19 @@ static void release_child(struct mig__job *j, int cfd)
 	 * Fill them all (-EEXIST for those it has), then drop the write
 	 * protection and the registration it inherited.
 	 */
+	/*
+	 * Move first: the window's scratch slots are read from pagemap once
+	 * for the whole FORK, not once a page (the parent's fork waits until
+	 * this is done, and the job lock is held meanwhile).
+	 */
+	if (w && w->movefirst) {
+		slots = calloc(w->npages, sizeof(*slots));
+		if (slots && mig_query_pages(j->pid, j->scratch_dst, w->npages, MIG_QUERY_PAGEMAP,
+					     slots) < 0) {
+			free(slots);
+			slots = NULL; /* asked page by page, as before */
+		}
+	}
 	if (w) {
 		for (size_t i = 0; i < w->npages; i++) {
 			int r;
@@ -422,11 +440,12 @@ static void release_child(struct mig__job *j, int cfd)
 			if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i))
 				continue;
 			if (w->movefirst && mig__bit_test(w->pend, i)) {
-				child_from_slot(j, w, cfd, i);
+				child_from_slot(j, w, cfd, i, slots ? &slots[i] : NULL);
 				continue;
 			}
 			/* Move first: from its slot (an empty one: never taken out). */
-			if (w->movefirst && mig__movefirst_pull_locked(j, w, i) < 0)
+			if (w->movefirst &&
+			    mig__movefirst_pull_locked(j, w, i, slots ? &slots[i] : NULL) < 0)
 				continue;
 			for (int tries = 0; tries < 1000; tries++) {
 				r = mig__fill_page_locked(j, w, cfd, i, &j->targets);

@@ -489,11 +489,12 @@ static void pull_chunk(struct mig__job *j, struct mig__win *w, size_t from, size
 	pthread_rwlock_wrlock(&j->lock);
 	for (size_t k = 0; k < n; k++)
 		if (!mig__bit_test(w->pulled, idx[k]) && !mig__bit_test(w->filled, idx[k]))
-			(void)mig__movefirst_pull_locked(j, w, idx[k]);
+			(void)mig__movefirst_pull_locked(j, w, idx[k], NULL);
 	pthread_rwlock_unlock(&j->lock);
 }
 
-int mig__movefirst_pull_locked(struct mig__job *j, struct mig__win *w, size_t i)
+int mig__movefirst_pull_locked(struct mig__job *j, struct mig__win *w, size_t i,
+			       const struct mig_pageinfo *slot)
 {
 	struct mig_pageinfo pi;
 	struct iovec l = { w->staging + i * MIG__PAGE, MIG__PAGE };
@@ -501,7 +502,10 @@ int mig__movefirst_pull_locked(struct mig__job *j, struct mig__win *w, size_t i)
 
 	if (mig__bit_test(w->pulled, i))
 		return 0;
-	if (mig_query_pages(j->pid, j->scratch_dst + i * MIG__PAGE, 1, MIG_QUERY_PAGEMAP, &pi) < 0)
+	if (slot)
+		pi = *slot;
+	else if (mig_query_pages(j->pid, j->scratch_dst + i * MIG__PAGE, 1, MIG_QUERY_PAGEMAP,
+				 &pi) < 0)
 		return -ESRCH;
 	if (!(pi.flags & MIG_PAGE_PRESENT) || (pi.flags & MIG_PAGE_ZERO))
 		return -ENODATA;
