@@ -12,10 +12,16 @@ CRASH_MIB=${CRASH_MIB:-64}
 # pages only, so that every window of a move-first job moves first).
 # Node 1 where there is one (the guests); on one node every step still
 # runs with --force to node 0.
+# There the writer fills its memory bound to node 0: left to first touch,
+# a writer whose main thread ran on node 1's CPU had its pages on the
+# target already, the job skipped them all, and a crash point such as
+# window:fill@2 was never reached ("migd did not die", stop 23's CI).
 if [ -d /sys/devices/system/node/node1 ]; then
 	CRASH_TO=(--to 1)
+	CRASH_WRITER_NODE=(--node 0)
 else
 	CRASH_TO=(--to 0 --force)
+	CRASH_WRITER_NODE=()
 fi
 RUNS=0 DEAD=0 TRAPPED=0 HUNG=0 BAD=0 NOCRASH=0 FAILED=0 PAGES=0
 # migd's deaths by signal: all of them, and those while a job was in flight.
@@ -87,9 +93,9 @@ crash_start_writer() {
 	# CRASH_AGENT=1: with the agent preloaded (docs/engine.md, "The agent").
 	if [ -n "${CRASH_AGENT:-}" ]; then
 		LD_PRELOAD=$top/build/libmig-agent.so MIGD_AGENT_SOCKET=$T/agent.sock \
-			"$WRITER" --size "${CRASH_MIB}M" --threads 2 ${CRASH_WRITER_THP---thp-half} --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
+			"$WRITER" --size "${CRASH_MIB}M" --threads 2 ${CRASH_WRITER_THP---thp-half} "${CRASH_WRITER_NODE[@]}" --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
 	else
-		"$WRITER" --size "${CRASH_MIB}M" --threads 2 ${CRASH_WRITER_THP---thp-half} --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
+		"$WRITER" --size "${CRASH_MIB}M" --threads 2 ${CRASH_WRITER_THP---thp-half} "${CRASH_WRITER_NODE[@]}" --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
 	fi
 	WPID=$!
 	PIDS+=("$WPID")
@@ -223,6 +229,9 @@ crash_round() {
 	fi
 	if ! crash_wait_migd 60; then
 		crash_fail "$label: migd did not die"
+		# What the job did instead (its reply, migd's last words).
+		kill -0 "$ctl" 2>/dev/null || sed 's/^/    migctl| /' "$T/migctl.out"
+		tail -n 5 "$T/migd.log" | sed 's/^/    migd| /'
 		kill -9 "$MIGD_PID" 2>/dev/null
 		crash_wait_migd 5
 	fi
