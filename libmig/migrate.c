@@ -909,8 +909,14 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 					.windows = nwin,
 				};
 
-				if (progress(&p, userdata))
+				/*
+				 * Cancelled after this window: end the job here
+				 * (the next window must not overwrite r).
+				 */
+				if (progress(&p, userdata)) {
 					r = -ECANCELED;
+					break;
+				}
 			}
 			s = e;
 		}

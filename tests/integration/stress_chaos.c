@@ -9,7 +9,13 @@
  * registered or write-protected without a reader).
  *
  *   STRESS_SEED=n   reproduce a run (the seed is printed)
- *   STRESS_SECS=n   duration (default 12)
+ *   STRESS_SECS=n   start migrations for n s (default 8), at least two
+ *   STRESS_DEADLINE_S=n  from n s on (default STRESS_SECS + 6) the job in
+ *                   flight is cancelled after its current window and
+ *                   the run ends: a default run ends in about 15 s on
+ *                   an idle host (the before-stop hook gives it 20), and
+ *                   a job cancelled under churn must leave the tenant
+ *                   whole and its result's identity intact like any other
  *   STRESS_MIB=n, STRESS_THREADS=n   the tenant's size (16) and threads (4)
  *   STRESS_OPS=..   the tenant's operations (see the tenant)
  *   STRESS_THP=1    add 'h' to the default operations: the tenant keeps
@@ -57,6 +63,9 @@ static uint64_t job_step_ns;
 static int job_number;
 static pid_t hang_tenant;
 static uint64_t hang_seed;
+/* STRESS_DEADLINE_S in ns (CLOCK_MONOTONIC); set when a job was cancelled there. */
+static uint64_t deadline_ns;
+static int deadline_hit;
 
 /* now_s() in ns: 0 stays "no job". */
 static uint64_t mono_ns(void)
@@ -95,9 +104,16 @@ static void *hang_watch(void *arg)
 
 static int progress(const struct mig_migrate_progress *p, void *ud)
 {
+	uint64_t now = mono_ns();
+
 	(void)p;
 	(void)ud;
-	__atomic_store_n(&job_step_ns, mono_ns(), __ATOMIC_RELEASE);
+	__atomic_store_n(&job_step_ns, now, __ATOMIC_RELEASE);
+	/* Called after each window: a cancelled job has run one at least. */
+	if (now > deadline_ns) {
+		__atomic_store_n(&deadline_hit, 1, __ATOMIC_RELEASE);
+		return 1;
+	}
 	return 0;
 }
 
@@ -167,6 +183,7 @@ int main(int argc, char **argv)
 	uint64_t seed = st_seed(), s, ops0 = 0, ops1 = 0, bad = 0, moved = 0, gone = 0, failed = 0;
 	uint64_t huge_moved = 0, huge_collapsed = 0;
 	const char *secs_env = getenv("STRESS_SECS"), *ops = getenv("STRESS_OPS");
+	const char *deadline_env = getenv("STRESS_DEADLINE_S");
 	const char *zap_env = getenv("STRESS_ZAP"), *attach_env = getenv("STRESS_ATTACH");
 	const char *ranges_env = getenv("STRESS_RANGES");
 	const char *window_env = getenv("STRESS_WINDOW");
@@ -175,7 +192,8 @@ int main(int argc, char **argv)
 			!(attach_env && !strcmp(attach_env, "agent"));
 	char sock[108] = "";
 	int lfd = -1, conn = -1;
-	double secs = secs_env ? atof(secs_env) : 12, t0;
+	double secs = secs_env ? atof(secs_env) : 8, t0;
+	double deadline = deadline_env ? atof(deadline_env) : secs + 6;
 	char seedarg[32];
 	const char *mib = getenv("STRESS_MIB"), *threads = getenv("STRESS_THREADS");
 	bool thp = getenv("STRESS_THP") && !strcmp(getenv("STRESS_THP"), "1");
@@ -225,11 +243,14 @@ int main(int argc, char **argv)
 		pthread_detach(wd);
 	}
 	t0 = now_s();
+	deadline_ns = (uint64_t)((t0 + deadline) * 1e9);
 	/*
 	 * At least two migrations, however loaded the machine: a job under
-	 * heavy churn on a busy host can take most of STRESS_SECS.
+	 * heavy churn on a busy host can take most of STRESS_SECS. Either
+	 * may end cancelled at the deadline (STRESS_DEADLINE_S).
 	 */
-	while (now_s() - t0 < secs || runs < 2) {
+	while ((now_s() - t0 < secs || runs < 2) &&
+	       !__atomic_load_n(&deadline_hit, __ATOMIC_ACQUIRE)) {
 		struct mig_migrate_opts o = { 0 };
 		struct mig_migrate_result res;
 		struct mig_range rg[256];
@@ -259,7 +280,10 @@ int main(int argc, char **argv)
 		__atomic_store_n(&job_step_ns, mono_ns(), __ATOMIC_RELEASE);
 		r = mig_migrate(w.t, rg, nrg, &targets, &o, progress, NULL, &res);
 		__atomic_store_n(&job_step_ns, 0, __ATOMIC_RELEASE);
-		if (r < 0)
+		if (r == -ECANCELED && __atomic_load_n(&deadline_hit, __ATOMIC_ACQUIRE))
+			printf("# deadline: migration %d cancelled at %.1f s (STRESS_DEADLINE_S)\n",
+			       runs, now_s() - t0);
+		else if (r < 0)
 			FAIL("migration %d: mig_migrate: %s (seed %" PRIu64 ")", runs, strerror(-r),
 			     seed);
 		print_result(&res);
