@@ -382,23 +382,25 @@ static void regs_remap(struct mig__win *w, uint64_t from, uint64_t to, uint64_t 
  * a buffer of its own, never the staging slot, whose pulled copy would
  * then be taken for the page's.
  */
-static void child_from_slot(struct mig__job *j, struct mig__win *w, int cfd, size_t i,
-			    const struct mig_pageinfo *slot)
+static unsigned child_from_slot(struct mig__job *j, struct mig__win *w, int cfd, size_t i,
+				const struct mig_pageinfo *slot)
 {
 	static __thread char buf[MIG__PAGE] __attribute__((aligned(4096)));
 	struct iovec l = { buf, MIG__PAGE };
 	struct iovec rv = { (void *)(uintptr_t)(j->scratch_dst + i * MIG__PAGE), MIG__PAGE };
 	struct mig_pageinfo pi;
 
+	int tries;
+
 	if (slot)
 		pi = *slot;
 	else if (mig_query_pages(j->pid, j->scratch_dst + i * MIG__PAGE, 1, MIG_QUERY_PAGEMAP,
 				 &pi) < 0)
-		return;
+		return 0;
 	if (!(pi.flags & MIG_PAGE_PRESENT) || (pi.flags & MIG_PAGE_ZERO) ||
 	    process_vm_readv(j->pid, &l, 1, &rv, 1, 0) != (ssize_t)MIG__PAGE)
-		return;
-	for (int tries = 0; tries < 1000; tries++) {
+		return 0;
+	for (tries = 0; tries < 1000; tries++) {
 		int r = mig__uffd_copy(cfd, w->addr[i], buf, MIG__PAGE, 0, NULL);
 
 		if (r == -EEXIST)
@@ -407,12 +409,120 @@ static void child_from_slot(struct mig__job *j, struct mig__win *w, int cfd, siz
 			break;
 		usleep(100);
 	}
+	return (unsigned)tries;
+}
+
+/* A page of the child's to fill, move first: taken out, not back, not gone. */
+static bool child_out(const struct mig__win *w, size_t i)
+{
+	return mig__bit_test(w->zap, i) && !mig__bit_test(w->filled, i) &&
+	       !mig__bit_test(w->gone, i);
+}
+
+/* One page into the child, -EAGAIN retried as long as before (fill_one). */
+static unsigned child_fill_one(struct mig__job *j, struct mig__win *w, int cfd, size_t i)
+{
+	unsigned again = 0;
+
+	for (int tries = 0; tries < 1000; tries++) {
+		if (mig__fill_page_locked(j, w, cfd, i, &j->targets) != -EAGAIN)
+			break;
+		again++;
+		usleep(100);
+	}
+	return again;
+}
+
+/*
+ * Move first: the child's holes, cheaply (the tenant's fork raised
+ * mmap_changing until we read its event, and its next fork raises it
+ * again: all the while the job lock is held for writing, and every
+ * MOVE, COPY and ZEROPAGE into the tenant meets -EAGAIN).
+ *  - A page filled (or moved back) before we read the FORK was back
+ *    before the fork copied its page tables: the COPY checks
+ *    mmap_changing under the lock the fork's copy of that VMA waits for,
+ *    and the fork raises it before that copy. The child has the page: it
+ *    is skipped (it would be -EEXIST).
+ *  - A page still pending: child_from_slot, as before.
+ *  - The others are out: their slots (read from pagemap once, present,
+ *    so the read cannot fault into the scratch area, which only this
+ *    thread serves) are pulled into staging with one process_vm_readv
+ *    for up to 64 pages, and copied into the child one run of
+ *    consecutive addresses per UFFDIO_COPY; the page a run stopped at
+ *    goes alone (mig__fill_page_locked: -EEXIST, -ENOMEM, -EAGAIN).
+ * No uffd-wp bit is set on this path (no FREEZE): the child inherited
+ * none, and the unregister drops the registration.
+ */
+static void child_movefirst(struct mig__job *j, struct mig__win *w, int cfd,
+			    const struct mig_pageinfo *slots, unsigned *ncopy, unsigned *nslot,
+			    unsigned *again)
+{
+	struct iovec l[64], rv[64];
+	size_t idx[64], n = 0;
+
+	for (size_t i = 0; i <= w->npages; i++) {
+		ssize_t got;
+
+		if (i < w->npages && child_out(w, i) && !mig__bit_test(w->pend, i) &&
+		    !mig__bit_test(w->pulled, i) && (slots[i].flags & MIG_PAGE_PRESENT) &&
+		    !(slots[i].flags & MIG_PAGE_ZERO)) {
+			l[n] = (struct iovec){ w->staging + i * MIG__PAGE, MIG__PAGE };
+			rv[n] = (struct iovec){ (void *)(uintptr_t)(j->scratch_dst + i * MIG__PAGE),
+						MIG__PAGE };
+			idx[n++] = i;
+		}
+		if (n == 0 || (n < ARRAY_SIZE(idx) && i < w->npages))
+			continue;
+		got = process_vm_readv(j->pid, l, n, rv, n, 0);
+		for (size_t k = 0; got > 0 && k < (size_t)got / MIG__PAGE && k < n; k++) {
+			mig__bit_set(w->pulled, idx[k]);
+			__atomic_fetch_add(&j->copies, 1, __ATOMIC_RELAXED);
+		}
+		n = 0;
+	}
+	for (size_t i = 0; i < w->npages;) {
+		uint64_t done = 0;
+		size_t k;
+
+		if (!child_out(w, i)) {
+			i++;
+			continue;
+		}
+		if (mig__bit_test(w->pend, i)) {
+			*again += child_from_slot(j, w, cfd, i, &slots[i]);
+			(*nslot)++;
+			i++;
+			continue;
+		}
+		/* Not pulled: its slot is empty (never taken out) or unreadable. */
+		if (!mig__bit_test(w->pulled, i)) {
+			i++;
+			continue;
+		}
+		for (k = i + 1; k < w->npages && k - i < 512 && child_out(w, k) &&
+				!mig__bit_test(w->pend, k) && mig__bit_test(w->pulled, k) &&
+				w->addr[k] == w->addr[k - 1] + MIG__PAGE;
+		     k++)
+			;
+		(*ncopy)++;
+		if (mig__uffd_copy(cfd, w->addr[i], w->staging + i * MIG__PAGE, (k - i) * MIG__PAGE,
+				   0, &done) >= 0 &&
+		    done == (k - i) * MIG__PAGE) {
+			i = k;
+			continue;
+		}
+		i += done / MIG__PAGE;
+		*again += child_fill_one(j, w, cfd, i);
+		i++;
+	}
 }
 
 static void release_child(struct mig__job *j, int cfd)
 {
 	struct mig__win *w = j->win;
 	_cleanup_free_ struct mig_pageinfo *slots = NULL;
+	uint64_t t0 = mig__now_ns();
+	unsigned ncopy = 0, nslot = 0, again = 0;
 
 	/*
 	 * The child is a copy of the tenant at fork time: its holes are the
@@ -433,29 +543,27 @@ static void release_child(struct mig__job *j, int cfd)
 			slots = NULL; /* asked page by page, as before */
 		}
 	}
-	if (w) {
+	if (w && slots) {
+		child_movefirst(j, w, cfd, slots, &ncopy, &nslot, &again);
+	} else if (w) {
 		for (size_t i = 0; i < w->npages; i++) {
-			int r;
-
 			if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i))
 				continue;
 			if (w->movefirst && mig__bit_test(w->pend, i)) {
-				child_from_slot(j, w, cfd, i, slots ? &slots[i] : NULL);
+				again += child_from_slot(j, w, cfd, i, NULL);
+				nslot++;
 				continue;
 			}
 			/* Move first: from its slot (an empty one: never taken out). */
-			if (w->movefirst &&
-			    mig__movefirst_pull_locked(j, w, i, slots ? &slots[i] : NULL) < 0)
+			if (w->movefirst && mig__movefirst_pull_locked(j, w, i, NULL) < 0)
 				continue;
-			for (int tries = 0; tries < 1000; tries++) {
-				r = mig__fill_page_locked(j, w, cfd, i, &j->targets);
-				if (r != -EAGAIN)
-					break;
-				usleep(100);
-			}
+			ncopy++;
+			again += child_fill_one(j, w, cfd, i);
 		}
+	}
+	if (w) {
 		/* Protected were the window's pages only; registered its whole VMAs. */
-		for (size_t i = 0; i < w->npages; i++)
+		for (size_t i = 0; i < w->npages && !w->movefirst; i++)
 			if (mig__bit_test(w->invma, i))
 				(void)mig__uffd_writeprotect(cfd, w->addr[i], MIG__PAGE, false,
 							     false);
@@ -464,6 +572,8 @@ static void release_child(struct mig__job *j, int cfd)
 						   w->regs[k].end - w->regs[k].start);
 	}
 	safe_close(cfd);
+	MIG_TRACE("FORKDONE ufd=%d us=%lu copies=%u slots=%u again=%u", cfd,
+		  (unsigned long)((mig__now_ns() - t0) / 1000), ncopy, nslot, again);
 }
 
 static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
@@ -576,16 +686,37 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 	}
 }
 
-static void drain(struct fstate *fs, int fd)
+/*
+ * Read and handle what the uffd holds, under the job lock for writing.
+ * all: until it is empty (stopping). Else one read's worth: a tenant that
+ * forks (or remaps) without pause has its next event queued before we
+ * handled the last one, and reading on would hold the job lock for as
+ * long as it keeps on (seconds, found under fork churn with move-first
+ * windows: no zap step could run). So with a move-first window the lock
+ * is let go after each read, and epoll (level-triggered) brings us back
+ * at once. Returns whether the read may have left messages behind.
+ */
+static bool drain(struct fstate *fs, int fd, bool all)
 {
 	struct uffd_msg msgs[32];
-	int n;
+	uint64_t t0 = mig__now_ns(), t1;
+	int n, nmsg = 0;
 
 	pthread_rwlock_wrlock(&fs->j->lock);
-	while ((n = mig__uffd_read(fd, msgs, ARRAY_SIZE(msgs))) > 0)
-		for (int k = 0; k < n; k++)
+	t1 = mig__now_ns();
+	/* The classic window reads on as it always did. */
+	all |= !fs->j->win || !fs->j->win->movefirst;
+	do {
+		n = mig__uffd_read(fd, msgs, ARRAY_SIZE(msgs));
+		for (int k = 0; k < n; k++, nmsg++)
 			handle_msg(fs, fd, &msgs[k]);
+	} while (all && n > 0);
 	pthread_rwlock_unlock(&fs->j->lock);
+	if (mig__now_ns() - t0 > 2000000)
+		MIG_TRACE("DRAIN fd=%d msgs=%d wait_us=%lu held_us=%lu", fd, nmsg,
+			  (unsigned long)((t1 - t0) / 1000),
+			  (unsigned long)((mig__now_ns() - t1) / 1000));
+	return n == (int)ARRAY_SIZE(msgs);
 }
 
 static void retry_pending(struct fstate *fs)
@@ -615,6 +746,7 @@ static void *fault_main(void *arg)
 	(void)mig__bind_thread(&j->targets);
 	for (;;) {
 		int n = epoll_wait(j->epfd, ev, ARRAY_SIZE(ev), fs->npend ? 1 : -1);
+		bool more = false;
 
 		if (n < 0 && errno != EINTR)
 			break;
@@ -631,9 +763,10 @@ static void *fault_main(void *arg)
 			}
 			if (ev[k].events & (EPOLLERR | EPOLLHUP))
 				(void)epoll_ctl(j->epfd, EPOLL_CTL_DEL, fd, NULL);
-			drain(fs, fd);
+			more |= drain(fs, fd, false);
 		}
-		if (fs->npend)
+		/* Retried once every message waiting was read (they got -EAGAIN for it). */
+		if (fs->npend && !more)
 			retry_pending(fs);
 	}
 out:
@@ -650,7 +783,7 @@ out:
 		if (poll(&p, 1, fs->npend ? 1 : QUIET_MS) <= 0 && !fs->npend)
 			break;
 		if (p.revents & POLLIN)
-			drain(fs, j->uffd);
+			(void)drain(fs, j->uffd, true);
 		if (fs->npend)
 			retry_pending(fs);
 	}

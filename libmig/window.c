@@ -739,8 +739,10 @@ static int scan_room(struct mig__job *j, struct mig__win *w, unsigned pass, size
  * again in the next pass. Returns 0 (a next pass may follow), 1 (the
  * window is done) or -errno.
  */
-static int pass_run(struct mig__job *j, struct mig__win *w, struct mig__pool *pool, unsigned pass)
+static int pass_run(struct mig__job *j, struct mig__win *w, struct mig__pool *pool, unsigned pass,
+		    bool *ret_took)
 {
+	uint64_t t0, t1, t2;
 	size_t nsel;
 	int r;
 
@@ -771,19 +773,27 @@ static int pass_run(struct mig__job *j, struct mig__win *w, struct mig__pool *po
 	hook(j, w, MIG_PHASE_STAGED);
 	MIG_TRACE("PASS %u start=%lx sel=%zu movefirst=%d", pass, (unsigned long)w->start, nsel,
 		  (int)w->movefirst);
+	t0 = mig__now_ns();
 	r = mig__window_zap(j, w);
+	t1 = mig__now_ns();
 	if (r == -ESRCH)
 		return r;
+	*ret_took = any(w->zap, w->npages);
 	/* Only where something was taken out: the content is then only in staging (scratch). */
 	if (any(w->zap, w->npages))
 		mig__crash_point("window:zap");
 	/* A failed zap leaves pages in place: their fill gets -EEXIST. */
 	hook(j, w, MIG_PHASE_ZAPPED);
 	r = fill(j, w, pool);
+	t2 = mig__now_ns();
 	if (r < 0 && (!w->movefirst || r == -ESRCH))
 		return r;
 	if (w->movefirst) {
 		r = bring_back(j, w, pool);
+		MIG_TRACE("PASSEND %u start=%lx zap_us=%lu fill_us=%lu back_us=%lu r=%d", pass,
+			  (unsigned long)w->start, (unsigned long)((t1 - t0) / 1000),
+			  (unsigned long)((t2 - t1) / 1000),
+			  (unsigned long)((mig__now_ns() - t2) / 1000), r);
 		if (r < 0)
 			return r;
 	}
@@ -799,14 +809,24 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 
 	memcpy(w->sel, w->invma, MIG__BITMAP_WORDS(w->npages) * sizeof(uint64_t));
 	for (unsigned pass = 1;; pass++) {
+		bool took = true;
 		int r;
 
 		pass_begin(j, w, pass,
 			   !w->movefirst && (pass >= MIG__HOLD_PASS || (pass == max && pass > 1)));
-		r = pass_run(j, w, pool, pass);
+		r = pass_run(j, w, pool, pass, &took);
 		if (r < 0)
 			return r;
-		if (r > 0 || !next_pass(j, w, pass, max))
+		/*
+		 * Move first: a pass that took no page out was the last (its
+		 * pages fail -EAGAIN as after max_passes). MOVE refuses a page
+		 * shared with a fork child (-EBUSY), and one not written since
+		 * a fork stays refused after the child is gone (the kernel
+		 * clears AnonExclusive at the fork and sets it again only on a
+		 * write), so under fork churn the next passes refuse the same
+		 * pages again, one injected step a page (issue 16).
+		 */
+		if (r > 0 || !next_pass(j, w, pass, w->movefirst && !took ? pass : max))
 			break;
 	}
 	return 0;

@@ -92,6 +92,12 @@ struct zap_ctx {
 	bool placing;	 /* the step in flight places a block */
 	bool started;	 /* zap_next was called in this session */
 	bool back;	 /* move first: MOVE pages back from the scratch area (move_back) */
+	/* Move first: [one_lo, one_hi) lay in one VMA at the last step that said so. */
+	uint64_t one_lo, one_hi;
+	/* Move first: the tenant's VMAs when last read (vma_ns), for run ends. */
+	struct mig_vma *vmas;
+	size_t nvmas;
+	uint64_t vma_ns;
 };
 
 /*
@@ -299,6 +305,45 @@ static bool whole_thp_run(const struct mig__win *w, size_t i, size_t n)
 }
 
 /*
+ * Move first: read the tenant's VMAs (/proc/PID/maps) for the run ends
+ * (vma_cap). A tenant that mprotects single pages has a VMA every few
+ * pages, and finding each boundary by halving a refused run (-EINVAL)
+ * costs an injected step per halving. Read once a session, and again
+ * after a refusal when the last read is older than VMAS_NS.
+ */
+#define VMAS_NS (20ULL * 1000 * 1000)
+
+static void vmas_read(struct zap_ctx *z)
+{
+	free(z->vmas);
+	z->vmas = NULL;
+	z->nvmas = 0;
+	if (mig_read_vmas(z->j->pid, &z->vmas, &z->nvmas) < 0) {
+		z->vmas = NULL;
+		z->nvmas = 0;
+	}
+	z->vma_ns = mig__now_ns();
+}
+
+/* A run of n pages from addr, ended at the end of its VMA as last read. */
+static size_t vma_cap(const struct zap_ctx *z, uint64_t addr, size_t n)
+{
+	size_t lo = 0, hi = z->nvmas;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (z->vmas[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < z->nvmas && z->vmas[lo].start <= addr && n > (z->vmas[lo].end - addr) / MIG__PAGE)
+		n = (z->vmas[lo].end - addr) / MIG__PAGE;
+	return n ? n : 1;
+}
+
+/*
  * The next zap step, from the current addresses. MOVE steps come first,
  * with the job lock held for reading until the step has run: the fault
  * thread cannot apply a tenant event meanwhile, so the addresses are
@@ -383,6 +428,8 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 		zap_unlock(z);
 	}
 	if (j->move_zap && !z->give_up) {
+		if (w->movefirst && !z->vma_ns)
+			vmas_read(z);
 		pthread_rwlock_rdlock(&j->lock);
 		z->locked = true;
 		for (size_t i = 0; i < w->npages; i++) {
@@ -396,6 +443,19 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 			}
 			z->cur = i;
 			z->ncur = pending_run(w, i, false);
+			/*
+			 * Move first: a run that began inside a range the kernel
+			 * took as one VMA ends with it, rather than be refused
+			 * (-EINVAL) and halved again for every page after it (a
+			 * tenant that forks makes MOVE refuse its pages one by
+			 * one, -EBUSY, and each new run would cross the same
+			 * boundary). Stale, it only makes a run shorter.
+			 */
+			if (w->movefirst && w->addr[i] >= z->one_lo && w->addr[i] < z->one_hi &&
+			    z->ncur > (z->one_hi - w->addr[i]) / MIG__PAGE)
+				z->ncur = (z->one_hi - w->addr[i]) / MIG__PAGE;
+			if (w->movefirst)
+				z->ncur = vma_cap(z, w->addr[i], z->ncur);
 			if (z->limit && z->ncur > z->limit)
 				z->ncur = z->limit;
 			z->limit = 0;
@@ -570,6 +630,12 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 		m = MIN(n, moved / MIG__PAGE);
 		for (size_t k = i; k < i + m; k++)
 			mig__bit_clear(w->pend, k);
+		/* Only one VMA passes the kernel's range checks, which come before these. */
+		if (w->movefirst && st->op == MIG__ZAP_MOVE &&
+		    (m > 0 || ret == -EBUSY || ret == -ENOENT || ret == -EEXIST)) {
+			z->one_lo = st->start;
+			z->one_hi = st->start + st->len;
+		}
 		if (found > 0) {
 			/*
 			 * Taken out although not counted: taken out. Continue
@@ -627,6 +693,9 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 			 */
 			z->give_up = !again;
 		} else if (m < n && ret == -EINVAL && n - m > 1) {
+			/* Move first: the VMAs changed; read again, not too often. */
+			if (w->movefirst && mig__now_ns() - z->vma_ns > VMAS_NS)
+				z->vma_ns = 0;
 			/*
 			 * The run crosses a VMA boundary (UFFDIO_MOVE moves within
 			 * one VMA): halve it until the boundary is found.
@@ -763,6 +832,7 @@ int mig__window_zap(struct mig__job *j, struct mig__win *w)
 		return -ENOMEM;
 
 	r = zap_session(&z);
+	free(z.vmas);
 
 	/*
 	 * Pages still pending were not taken out (the executor failed, or
