@@ -9,10 +9,11 @@
  * registered or write-protected without a reader).
  *
  *   STRESS_SEED=n   reproduce a run (the seed is printed)
- *   STRESS_SECS=n   start migrations for n s (default 8), at least two
- *   STRESS_DEADLINE_S=n  from n s on (default STRESS_SECS + 6) the job in
- *                   flight is cancelled after its current window and
- *                   the run ends: a default run ends in about 15 s on
+ *   STRESS_SECS=n   start migrations for n s (default 6), at least two
+ *   STRESS_DEADLINE_S=n  from n s on (default STRESS_SECS + 5) the job in
+ *                   flight is cancelled (opts.cancel: no next pass of
+ *                   its window; its progress callback: no next window)
+ *                   and the run ends: a default run ends in about 13 s on
  *                   an idle host (the before-stop hook gives it 20), and
  *                   a job cancelled under churn must leave the tenant
  *                   whole and its result's identity intact like any other
@@ -66,6 +67,18 @@ static uint64_t hang_seed;
 /* STRESS_DEADLINE_S in ns (CLOCK_MONOTONIC); set when a job was cancelled there. */
 static uint64_t deadline_ns;
 static int deadline_hit;
+/* opts.cancel of every job: set at the deadline, it also ends the window's passes. */
+static volatile int cancel_flag;
+
+/* Past the deadline? Then cancel the job in flight, both ways. */
+static bool past_deadline(uint64_t now)
+{
+	if (now <= deadline_ns)
+		return false;
+	__atomic_store_n(&deadline_hit, 1, __ATOMIC_RELEASE);
+	cancel_flag = 1;
+	return true;
+}
 
 /* now_s() in ns: 0 stays "no job". */
 static uint64_t mono_ns(void)
@@ -110,11 +123,7 @@ static int progress(const struct mig_migrate_progress *p, void *ud)
 	(void)ud;
 	__atomic_store_n(&job_step_ns, now, __ATOMIC_RELEASE);
 	/* Called after each window: a cancelled job has run one at least. */
-	if (now > deadline_ns) {
-		__atomic_store_n(&deadline_hit, 1, __ATOMIC_RELEASE);
-		return 1;
-	}
-	return 0;
+	return past_deadline(now) ? 1 : 0;
 }
 
 struct hookctx {
@@ -174,6 +183,8 @@ static void hook(int phase, const struct mig_range *win, void *ud)
 
 	(void)win;
 	__atomic_store_n(&job_step_ns, mono_ns(), __ATOMIC_RELEASE);
+	/* Within a window (a pass under fork churn can take seconds): no next pass. */
+	(void)past_deadline(mono_ns());
 	if (max)
 		usleep((useconds_t)(st_rnd(&h->seed) % max));
 }
@@ -192,8 +203,8 @@ int main(int argc, char **argv)
 			!(attach_env && !strcmp(attach_env, "agent"));
 	char sock[108] = "";
 	int lfd = -1, conn = -1;
-	double secs = secs_env ? atof(secs_env) : 8, t0;
-	double deadline = deadline_env ? atof(deadline_env) : secs + 6;
+	double secs = secs_env ? atof(secs_env) : 6, t0;
+	double deadline = deadline_env ? atof(deadline_env) : secs + 5;
 	char seedarg[32];
 	const char *mib = getenv("STRESS_MIB"), *threads = getenv("STRESS_THREADS");
 	bool thp = getenv("STRESS_THP") && !strcmp(getenv("STRESS_THP"), "1");
@@ -275,6 +286,7 @@ int main(int argc, char **argv)
 							       : MIG_ZAP_AUTO;
 		o.protocol = movefirst ? MIG_WINDOW_MOVEFIRST : MIG_WINDOW_CLASSIC;
 		o.phase_hook = hook;
+		o.cancel = &cancel_flag;
 		o.hook_userdata = &hc;
 		job_number = runs;
 		__atomic_store_n(&job_step_ns, mono_ns(), __ATOMIC_RELEASE);
