@@ -788,15 +788,14 @@ static int pass_run(struct mig__job *j, struct mig__win *w, struct mig__pool *po
 	t2 = mig__now_ns();
 	if (r < 0 && (!w->movefirst || r == -ESRCH))
 		return r;
-	if (w->movefirst) {
+	if (w->movefirst)
 		r = bring_back(j, w, pool);
-		MIG_TRACE("PASSEND %u start=%lx zap_us=%lu fill_us=%lu back_us=%lu r=%d", pass,
-			  (unsigned long)w->start, (unsigned long)((t1 - t0) / 1000),
-			  (unsigned long)((t2 - t1) / 1000),
-			  (unsigned long)((mig__now_ns() - t2) / 1000), r);
-		if (r < 0)
-			return r;
-	}
+	MIG_TRACE("PASSEND %u start=%lx zap_us=%lu fill_us=%lu back_us=%lu r=%d", pass,
+		  (unsigned long)w->start, (unsigned long)((t1 - t0) / 1000),
+		  (unsigned long)((t2 - t1) / 1000), (unsigned long)((mig__now_ns() - t2) / 1000),
+		  r);
+	if (w->movefirst && r < 0)
+		return r;
 	collapse(j, w, false);
 	if (!w->movefirst)
 		thaw(j, w);

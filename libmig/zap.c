@@ -779,7 +779,9 @@ static int zap_session(struct zap_ctx *z)
 		uint64_t moved = 0;
 
 		if (st.op == MIG__ZAP_STOP) {
+			MIG_TRACE("ZAPSTOP");
 			r = zap_stop(z, tids, (size_t)nt, &others);
+			MIG_TRACE("ZAPSTOPPED r=%d n=%zu", r, others.n);
 			if (r == -ESRCH)
 				break;
 			continue;
