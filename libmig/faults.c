@@ -547,7 +547,15 @@ static void release_child(struct mig__job *j, int cfd)
 		child_movefirst(j, w, cfd, slots, &ncopy, &nslot, &again);
 	} else if (w) {
 		for (size_t i = 0; i < w->npages; i++) {
-			if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i))
+			/*
+			 * A page filled before we read the FORK was back before
+			 * the fork copied its VMA (child_movefirst): the child
+			 * has it, a COPY would only be -EEXIST. Under fork churn
+			 * these COPYs, one a page with the job lock held, made
+			 * most of a classic window's FORK (issue 16).
+			 */
+			if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i) ||
+			    (!w->movefirst && mig__bit_test(w->filled, i)))
 				continue;
 			if (w->movefirst && mig__bit_test(w->pend, i)) {
 				again += child_from_slot(j, w, cfd, i, NULL);
@@ -562,11 +570,26 @@ static void release_child(struct mig__job *j, int cfd)
 		}
 	}
 	if (w) {
-		/* Protected were the window's pages only; registered its whole VMAs. */
-		for (size_t i = 0; i < w->npages && !w->movefirst; i++)
-			if (mig__bit_test(w->invma, i))
-				(void)mig__uffd_writeprotect(cfd, w->addr[i], MIG__PAGE, false,
-							     false);
+		/*
+		 * Protected were the window's pages only; registered its whole
+		 * VMAs. One ioctl a run of consecutive addresses, not a page.
+		 */
+		for (size_t i = 0, k; i < w->npages && !w->movefirst; i = k) {
+			if (!mig__bit_test(w->invma, i)) {
+				k = i + 1;
+				continue;
+			}
+			for (k = i + 1; k < w->npages && mig__bit_test(w->invma, k) &&
+					w->addr[k] == w->addr[k - 1] + MIG__PAGE;
+			     k++)
+				;
+			/* A run over a hole now (the tenant unmapped a page): page by page. */
+			if (mig__uffd_writeprotect(cfd, w->addr[i], (k - i) * MIG__PAGE, false,
+						   false) < 0)
+				for (size_t p = i; p < k; p++)
+					(void)mig__uffd_writeprotect(cfd, w->addr[p], MIG__PAGE,
+								     false, false);
+		}
 		for (size_t k = 0; k < w->nregs; k++)
 			(void)mig__uffd_unregister(cfd, w->regs[k].start,
 						   w->regs[k].end - w->regs[k].start);

@@ -85,6 +85,7 @@ struct zap_ctx {
 	uint64_t again_t0;  /* when the first of them was refused */
 	size_t limit;	    /* pages in the next MOVE step at most, 0: no limit */
 	bool give_up;	    /* no more MOVE steps in this session */
+	unsigned busy;	    /* MOVE steps refused -EBUSY in this session */
 	struct mig_range excl[MIG__ZAP_MAX_EXCL];
 	size_t nexcl;
 	bool stop_asked; /* the MIG__ZAP_STOP step was given */
@@ -92,9 +93,9 @@ struct zap_ctx {
 	bool placing;	 /* the step in flight places a block */
 	bool started;	 /* zap_next was called in this session */
 	bool back;	 /* move first: MOVE pages back from the scratch area (move_back) */
-	/* Move first: [one_lo, one_hi) lay in one VMA at the last step that said so. */
+	/* [one_lo, one_hi) lay in one VMA at the last step that said so. */
 	uint64_t one_lo, one_hi;
-	/* Move first: the tenant's VMAs when last read (vma_ns), for run ends. */
+	/* The tenant's VMAs when last read (vma_ns), for run ends. */
 	struct mig_vma *vmas;
 	size_t nvmas;
 	uint64_t vma_ns;
@@ -109,6 +110,12 @@ struct zap_ctx {
  */
 #define MOVE_AGAIN_MAX 2000
 #define MOVE_AGAIN_NS  (1000ULL * 1000 * 1000)
+
+/*
+ * Classic window: after this many MOVE steps refused -EBUSY in a session,
+ * every page still pending is zapped with madvise (zap_done).
+ */
+#define BUSY_MAX 4
 
 /* One more refused MOVE step: may the session try again? */
 static bool move_again(struct zap_ctx *z)
@@ -305,8 +312,8 @@ static bool whole_thp_run(const struct mig__win *w, size_t i, size_t n)
 }
 
 /*
- * Move first: read the tenant's VMAs (/proc/PID/maps) for the run ends
- * (vma_cap). A tenant that mprotects single pages has a VMA every few
+ * Read the tenant's VMAs (/proc/PID/maps) for the MOVE run ends
+ * (vma_cap), both windows. A tenant that mprotects single pages has a VMA every few
  * pages, and finding each boundary by halving a refused run (-EINVAL)
  * costs an injected step per halving. Read once a session, and again
  * after a refusal when the last read is older than VMAS_NS.
@@ -428,7 +435,7 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 		zap_unlock(z);
 	}
 	if (j->move_zap && !z->give_up) {
-		if (w->movefirst && !z->vma_ns)
+		if (!z->vma_ns)
 			vmas_read(z);
 		pthread_rwlock_rdlock(&j->lock);
 		z->locked = true;
@@ -444,18 +451,18 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 			z->cur = i;
 			z->ncur = pending_run(w, i, false);
 			/*
-			 * Move first: a run that began inside a range the kernel
-			 * took as one VMA ends with it, rather than be refused
-			 * (-EINVAL) and halved again for every page after it (a
-			 * tenant that forks makes MOVE refuse its pages one by
-			 * one, -EBUSY, and each new run would cross the same
-			 * boundary). Stale, it only makes a run shorter.
+			 * A run that began inside a range the kernel took as one
+			 * VMA ends with it, and every run ends at its VMA's end as
+			 * last read, rather than be refused (-EINVAL) and halved
+			 * again for every run after it (a tenant that forks makes
+			 * MOVE refuse its pages one by one, -EBUSY, and each new
+			 * run would cross the same boundary). Stale, either only
+			 * makes a run shorter.
 			 */
-			if (w->movefirst && w->addr[i] >= z->one_lo && w->addr[i] < z->one_hi &&
+			if (w->addr[i] >= z->one_lo && w->addr[i] < z->one_hi &&
 			    z->ncur > (z->one_hi - w->addr[i]) / MIG__PAGE)
 				z->ncur = (z->one_hi - w->addr[i]) / MIG__PAGE;
-			if (w->movefirst)
-				z->ncur = vma_cap(z, w->addr[i], z->ncur);
+			z->ncur = vma_cap(z, w->addr[i], z->ncur);
 			if (z->limit && z->ncur > z->limit)
 				z->ncur = z->limit;
 			z->limit = 0;
@@ -631,7 +638,7 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 		for (size_t k = i; k < i + m; k++)
 			mig__bit_clear(w->pend, k);
 		/* Only one VMA passes the kernel's range checks, which come before these. */
-		if (w->movefirst && st->op == MIG__ZAP_MOVE &&
+		if (st->op == MIG__ZAP_MOVE &&
 		    (m > 0 || ret == -EBUSY || ret == -ENOENT || ret == -EEXIST)) {
 			z->one_lo = st->start;
 			z->one_hi = st->start + st->len;
@@ -693,8 +700,8 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 			 */
 			z->give_up = !again;
 		} else if (m < n && ret == -EINVAL && n - m > 1) {
-			/* Move first: the VMAs changed; read again, not too often. */
-			if (w->movefirst && mig__now_ns() - z->vma_ns > VMAS_NS)
+			/* The VMAs changed; read them again, not too often. */
+			if (mig__now_ns() - z->vma_ns > VMAS_NS)
 				z->vma_ns = 0;
 			/*
 			 * The run crosses a VMA boundary (UFFDIO_MOVE moves within
@@ -708,6 +715,23 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 			mig__bit_set(w->gone, i + m);
 			mig__bit_clear(w->pend, i + m);
 			again = true;
+		} else if (m < n && ret == -EBUSY && !w->movefirst) {
+			/*
+			 * Shared with another mm (fork, KSM) or pinned. After a
+			 * fork MOVE refuses every page not written since (the
+			 * kernel sets AnonExclusive again only on a write), and
+			 * a zap set is pages not written since they were staged:
+			 * under fork churn nearly all of them, one injected step
+			 * a page (issue 16). So the rest of the run goes to the
+			 * madvise steps with this page, and after BUSY_MAX such
+			 * refusals every page still pending: the madvise steps
+			 * run anyway for this one, one a run.
+			 */
+			size_t end = ++z->busy >= BUSY_MAX ? w->npages : i + n;
+
+			for (size_t k = i + m; k < end; k++)
+				if (mig__bit_test(w->pend, k))
+					mig__bit_set(w->fallback, k);
 		} else if (m < n && ret == -EBUSY) {
 			/* Shared with another mm (fork, KSM) or pinned: this page only. */
 			mig__bit_set(w->fallback, i + m);
