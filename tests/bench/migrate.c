@@ -19,11 +19,11 @@
  *
  * It ends with one table. One node: 1 GiB forced to node 0, every case;
  * two or more: 256 MiB, the cases with writers. MIG_BENCH_SIZE, MIG_BENCH_CASES
- * (e.g. "4k-2w,thp-idle"; mf-4k-idle and mf-4k-2w are the 4 KiB cases with
- * move-first windows, MIG_WINDOW_MOVEFIRST), MIG_BENCH_WINDOW (MiB), MIG_BENCH_ZAP (move,
- * madvise) and MIG_BENCH_BASE_SECS change that; MIG_BENCH_FLOOR=0 leaves out
- * memcpy and the floor chain (their columns read 0). A case whose tenant finds
- * a damaged page fails the bench.
+ * (e.g. "4k-2w,thp-idle"; 4k-vmas is 4k-idle in a tenant with 60,000 more VMAs; mf-4k-idle and
+ * mf-4k-2w are the 4 KiB cases with move-first windows, MIG_WINDOW_MOVEFIRST), MIG_BENCH_WINDOW
+ * (MiB), MIG_BENCH_ZAP (move, madvise) and MIG_BENCH_BASE_SECS change that; MIG_BENCH_FLOOR=0
+ * leaves out memcpy and the floor chain (their columns read 0). A case whose tenant finds a damaged
+ * page fails the bench.
  */
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -49,12 +49,15 @@ struct case_res {
 struct bcase {
 	const char *name;
 	int thp, writers;
-	int movefirst; /* MIG_WINDOW_MOVEFIRST (needs the MOVE zap) */
+	int movefirst;	  /* MIG_WINDOW_MOVEFIRST (needs the MOVE zap) */
+	const char *vmas; /* writer --vmas: that many more VMAs in the tenant */
 };
 
 static const struct bcase cases[] = {
-	{ "4k-idle", 0, 0, 0 }, { "4k-2w", 0, 2, 0 },	   { "thp-idle", 1, 0, 0 },
-	{ "thp-2w", 1, 2, 0 },	{ "mf-4k-idle", 0, 0, 1 }, { "mf-4k-2w", 0, 2, 1 },
+	{ "4k-idle", 0, 0, 0, NULL },	 { "4k-2w", 0, 2, 0, NULL },
+	{ "thp-idle", 1, 0, 0, NULL },	 { "thp-2w", 1, 2, 0, NULL },
+	{ "mf-4k-idle", 0, 0, 1, NULL }, { "mf-4k-2w", 0, 2, 1, NULL },
+	{ "4k-vmas", 0, 0, 0, "30000" },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -129,6 +132,10 @@ static void tenant_args(const struct bcase *c, const char *size, int on_node0, c
 	if (on_node0) {
 		args[a++] = "--node";
 		args[a++] = "0";
+	}
+	if (c->vmas) {
+		args[a++] = "--vmas";
+		args[a++] = c->vmas;
 	}
 	args[a] = NULL;
 }

@@ -4,6 +4,7 @@
  *
  *   writer [--size SIZE] [--threads N] [--node N] [--thp-half | --thp]
  *          [--sparse SIZE] [--nice N] [--block-signal SIG] [--handle-signal SIG]
+ *          [--vmas N]
  *
  * The data area holds 4 KiB pages (and, with --thp-half, THPs in its
  * first half; with --thp, THPs throughout). --threads 0 is an idle tenant. Page i holds a tag (i)
@@ -16,6 +17,11 @@
  * THP) and writes SPARSE_CHUNKS runs of SPARSE_RUN pages at scattered
  * offsets, some across a 2 MiB boundary; nothing else of it is touched.
  * Those pages are checked at the end too.
+ *
+ * --vmas N also maps 2N pages outside the data area, every other one
+ * read-only: about 2N VMAs (a tenant with guard pages or single pages
+ * mprotected), none of them migrated. The bench measures what a window
+ * costs in such a tenant.
  *
  * --nice N lowers the priority of every thread (the busybox guests have
  * no nice(1)): spinning writers on every CPU must not starve migd, whose
@@ -458,7 +464,7 @@ static void command(const char *line)
 
 int main(int argc, char **argv)
 {
-	uint64_t size = 64UL << 20, sparse_size = 0;
+	uint64_t size = 64UL << 20, sparse_size = 0, nvmas = 0;
 	int node = -1, thp_half = 0, thp_all = 0, block_sig = 0, handle_sig = 0;
 	pthread_t *threads;
 	char *base, line[256];
@@ -489,6 +495,12 @@ int main(int argc, char **argv)
 				fprintf(stderr, "bad --sparse (at least 2 GiB)\n");
 				return 2;
 			}
+		} else if (!strcmp(argv[a], "--vmas") && a + 1 < argc) {
+			nvmas = strtoull(argv[++a], NULL, 0);
+			if (nvmas == 0 || nvmas > 30000) {
+				fprintf(stderr, "bad --vmas (1-30000: vm.max_map_count)\n");
+				return 2;
+			}
 		} else if (!strcmp(argv[a], "--block-signal") && a + 1 < argc)
 			block_sig = atoi(argv[++a]);
 		else if (!strcmp(argv[a], "--handle-signal") && a + 1 < argc)
@@ -496,7 +508,7 @@ int main(int argc, char **argv)
 		else {
 			fprintf(stderr, "usage: writer [--size SIZE] [--threads N] [--node N] "
 					"[--thp-half | --thp] [--sparse SIZE] [--nice N] "
-					"[--block-signal SIG] [--handle-signal SIG]\n");
+					"[--block-signal SIG] [--handle-signal SIG] [--vmas N]\n");
 			return 2;
 		}
 	}
@@ -567,6 +579,20 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		sparse_fill();
+	}
+	if (nvmas) {
+		char *v = mmap(NULL, 2 * nvmas * PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (v == MAP_FAILED) {
+			perror("writer: --vmas");
+			return 1;
+		}
+		for (uint64_t k = 0; k < nvmas; k++)
+			if (mprotect(v + 2 * k * PAGE, PAGE, PROT_READ) < 0) {
+				perror("writer: --vmas mprotect");
+				return 1;
+			}
 	}
 	printf("READY %d %p %" PRIu64 "\n", getpid(), (void *)base, size);
 	if (sparse)
