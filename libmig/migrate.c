@@ -134,10 +134,19 @@ static void job_pages_free(struct job_pages *jp)
 /* Does the VMA starting at start have a policy that keeps its pages off the targets? */
 static bool vma_bound_elsewhere(const struct mig__job *j, uint64_t start)
 {
-	for (size_t k = 0; k < j->npols; k++)
-		if (j->pols[k].start == start)
-			return !mig__policy_allows(&j->pols[k].pol, &j->targets);
-	return false;
+	size_t lo = 0, hi = j->npols;
+
+	/* pols is sorted by start (numa_maps' order): one lookup, not a walk a VMA. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (j->pols[mid].start < start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < j->npols && j->pols[lo].start == start &&
+	       !mig__policy_allows(&j->pols[lo].pol, &j->targets);
 }
 
 /*
@@ -274,7 +283,8 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	size_t nvmas = 0, np = (end - start) / MIG__PAGE;
 	int r;
 
-	r = mig_read_vmas(j->pid, &vmas, &nvmas);
+	/* The window's VMAs only: a tenant may have tens of thousands. */
+	r = mig__read_vmas_range(j->pid, start, end, &vmas, &nvmas);
 	if (r < 0)
 		return r;
 	r = mig__window_alloc(j->journal, np, &w);

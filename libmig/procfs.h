@@ -51,6 +51,20 @@
 MIG_INTERNAL int mig__parse_maps_line(const char *line, struct mig_vma *ret);
 
 /*
+ * The VMAs of pid that overlap [start, end), whole, in address order, as
+ * mig_read_vmas() gives them. With PROCMAP_QUERY (Linux 6.11+) one ioctl
+ * a VMA; without, /proc/PID/maps read whole and filtered. *ret_vmas is
+ * malloc'd (may be NULL with *ret_n 0). Returns 0, -ESRCH, -errno.
+ */
+MIG_INTERNAL int mig__read_vmas_range(pid_t pid, uint64_t start, uint64_t end,
+				      struct mig_vma **ret_vmas, size_t *ret_n);
+/*
+ * For tests: -1 makes mig__read_vmas_range read the text, 0 asks the
+ * kernel again (1 once it answered). Returns the previous setting.
+ */
+MIG_INTERNAL int mig__procmap_query_set(int ok);
+
+/*
  * Translate a pagemap entry and, when known, the kpageflags of its PFN
  * (kpf_known false: no kpageflags) into MIG_PAGE_* flags. The folio order
  * is not part of this: pagemap.c works it out from neighbouring PFNs.

@@ -917,13 +917,19 @@ static void unregister_grown(struct mig__job *j, struct mig__win *w)
 {
 	_cleanup_free_ struct mig_vma *v = NULL;
 	struct mig_range regs[MIG__MAX_REGS];
+	uint64_t lo = UINT64_MAX, hi = 0;
 	size_t nv = 0, n;
 
 	pthread_rwlock_rdlock(&j->lock);
 	n = w->nregs;
 	memcpy(regs, w->regs, n * sizeof(regs[0]));
 	pthread_rwlock_unlock(&j->lock);
-	if (mig_read_vmas(j->pid, &v, &nv) < 0)
+	for (size_t k = 0; k < n; k++) {
+		lo = MIN(lo, regs[k].start);
+		hi = MAX(hi, regs[k].end);
+	}
+	/* Only a VMA that overlaps a piece can matter: those between lo and hi. */
+	if (n == 0 || mig__read_vmas_range(j->pid, lo, hi, &v, &nv) < 0)
 		return;
 	for (size_t a = 0; a < nv; a++) {
 		bool over = false, inside = false;

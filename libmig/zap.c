@@ -69,6 +69,7 @@
 #include "bitmap.h"
 #include "crashpoint.h"
 #include "engine.h"
+#include "procfs.h"
 #include "stopset.h"
 #include "tenant.h"
 #include "uffd.h"
@@ -322,10 +323,25 @@ static bool whole_thp_run(const struct mig__win *w, size_t i, size_t n)
 
 static void vmas_read(struct zap_ctx *z)
 {
+	const struct mig__win *w = z->w;
+	uint64_t lo = UINT64_MAX, hi = 0;
+
 	free(z->vmas);
 	z->vmas = NULL;
 	z->nvmas = 0;
-	if (mig_read_vmas(z->j->pid, &z->vmas, &z->nvmas) < 0) {
+	/*
+	 * Only the VMAs under the pages still to go (the window's, unless
+	 * the tenant moved some): a VMA not read leaves a run as long as
+	 * before, refused and halved if it crosses an end.
+	 */
+	pthread_rwlock_rdlock(&z->j->lock);
+	for (size_t i = 0; i < w->npages; i++)
+		if (mig__bit_test(w->pend, i)) {
+			lo = MIN(lo, w->addr[i]);
+			hi = MAX(hi, w->addr[i] + MIG__PAGE);
+		}
+	pthread_rwlock_unlock(&z->j->lock);
+	if (lo >= hi || mig__read_vmas_range(z->j->pid, lo, hi, &z->vmas, &z->nvmas) < 0) {
 		z->vmas = NULL;
 		z->nvmas = 0;
 	}

@@ -1,13 +1,16 @@
 /*
  * test_maps.c - libmig/maps.c: the /proc/PID/maps line parser against a
  * table of lines in the kernel's format (odd paths, pseudo names, kernel
- * mappings above 47 bits, malformed input), and mig_read_vmas() on this
- * process's own maps.
+ * mappings above 47 bits, malformed input), mig_read_vmas() on this
+ * process's own maps, and mig__read_vmas_range() both ways (PROCMAP_QUERY
+ * where the kernel has it, the text) against mig_read_vmas().
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "mig.h"
@@ -144,6 +147,99 @@ START_TEST(test_read_self)
 }
 END_TEST
 
+#ifndef PR_SET_VMA
+#define PR_SET_VMA	     0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
+static bool vma_eq(const struct mig_vma *a, const struct mig_vma *b)
+{
+	return a->start == b->start && a->end == b->end && a->offset == b->offset &&
+	       a->flags == b->flags && !strcmp(a->name, b->name);
+}
+
+/*
+ * The VMAs of [lo, hi) from mig__read_vmas_range (mode: 1 the kernel's
+ * PROCMAP_QUERY if it has it, -1 the text) equal those of mig_read_vmas
+ * that overlap it, field by field.
+ */
+static void range_matches(uint64_t lo, uint64_t hi, int mode, size_t want)
+{
+	struct mig_vma *all = NULL, *got = NULL;
+	size_t nall = 0, ngot = 0, k = 0;
+	int old = mig__procmap_query_set(mode == 1 ? 0 : -1);
+
+	ck_assert_int_eq(mig__read_vmas_range(getpid(), lo, hi, &got, &ngot), 0);
+	(void)mig__procmap_query_set(old);
+	ck_assert_int_eq(mig_read_vmas(getpid(), &all, &nall), 0);
+	for (size_t i = 0; i < nall; i++) {
+		/*
+		 * The gate area ([vsyscall], above the user address space) is
+		 * no VMA of the process: only the text shows it. Never tenant
+		 * memory either way.
+		 */
+		if (all[i].end <= lo || all[i].start >= hi ||
+		    (mode == 1 && !strcmp(all[i].name, "[vsyscall]")))
+			continue;
+		ck_assert_uint_lt(k, ngot);
+		if (!vma_eq(&all[i], &got[k]))
+			ck_abort_msg("mode %d: %lx-%lx %x '%s' vs %lx-%lx %x '%s'", mode,
+				     (unsigned long)all[i].start, (unsigned long)all[i].end,
+				     all[i].flags, all[i].name, (unsigned long)got[k].start,
+				     (unsigned long)got[k].end, got[k].flags, got[k].name);
+		k++;
+	}
+	ck_assert_uint_eq(k, ngot);
+	if (want)
+		ck_assert_uint_eq(ngot, want);
+	free(all);
+	free(got);
+}
+
+/*
+ * A window's VMAs by range: five VMAs cut from one mapping by mprotect,
+ * one of them named, a shared anonymous mapping and a file mapping
+ * beside them; whole ranges, ranges that start or end inside a VMA, an
+ * empty range, both ways.
+ */
+START_TEST(test_read_range)
+{
+	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE);
+	char *p, *sh, *f;
+	uint64_t b;
+	int fd;
+
+	p = mmap(NULL, 5 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	ck_assert_int_eq(mprotect(p + ps, ps, PROT_READ), 0);
+	ck_assert_int_eq(mprotect(p + 3 * ps, ps, PROT_READ), 0);
+	/* Named anonymous memory needs CONFIG_ANON_VMA_NAME: without, it stays unnamed. */
+	if (prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, p + 2 * ps, ps, "migd-test") < 0)
+		printf("test_read_range: no anonymous VMA names here (%m): not checked\n");
+	sh = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(sh, MAP_FAILED);
+	fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	f = mmap(NULL, ps, PROT_READ, MAP_PRIVATE, fd, 0);
+	ck_assert_ptr_ne(f, MAP_FAILED);
+	close(fd);
+	b = (uint64_t)(uintptr_t)p;
+	for (int mode = 1; mode >= -1; mode -= 2) {
+		range_matches(b, b + 5 * ps, mode, 5);
+		range_matches(b + ps / 2, b + ps + 1, mode, 2);
+		range_matches(b + 2 * ps, b + 3 * ps, mode, 1);
+		range_matches(b + 4 * ps, b + 4 * ps, mode, 0);
+		range_matches((uint64_t)(uintptr_t)sh, (uint64_t)(uintptr_t)sh + ps, mode, 1);
+		range_matches((uint64_t)(uintptr_t)f, (uint64_t)(uintptr_t)f + ps, mode, 1);
+		/* The stack, the vdso and whatever lies between: the top of the address space. */
+		range_matches(UINT64_C(0x7f0000000000), UINT64_MAX, mode, 0);
+	}
+	munmap(f, ps);
+	munmap(sh, ps);
+	munmap(p, 5 * ps);
+}
+END_TEST
+
 START_TEST(test_read_errors)
 {
 	struct mig_vma *vmas = (struct mig_vma *)0x1;
@@ -166,6 +262,7 @@ static Suite *maps_suite(void)
 	tcase_add_loop_test(tc, test_parse_line, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_anon_private);
 	tcase_add_test(tc, test_read_self);
+	tcase_add_test(tc, test_read_range);
 	tcase_add_test(tc, test_read_errors);
 	suite_add_tcase(s, tc);
 	return s;
