@@ -207,6 +207,7 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 	struct mig_nodes targets;
 	struct wtenant w = { 0 };
 	double base_secs = getenv("MIG_BENCH_BASE_SECS") ? atof(getenv("MIG_BENCH_BASE_SECS")) : 2;
+	uint64_t stop0, stop_ns, stop_max_ns = 0;
 	double cpu0;
 	int r;
 
@@ -234,6 +235,7 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 		usleep(200000);
 	}
 	struct mig_range rg = { w.addr, w.addr + w.len };
+	stop0 = mig_tenant_stop_ns(w.t, NULL);
 	cpu0 = cpu_now();
 	r = mig_migrate(w.t, &rg, 1, &targets, &o, NULL, NULL, &res);
 	cr->cpu_s = cpu_now() - cpu0;
@@ -246,6 +248,8 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 	}
 	if (r < 0)
 		FAIL("%s: mig_migrate: %s", c->name, strerror(-r));
+	/* How long the job held the tenant's threads stopped (ptrace sessions). */
+	stop_ns = mig_tenant_stop_ns(w.t, &stop_max_ns) - stop0;
 	if (c->writers) {
 		if (stat_of(&w, &cr->mig) < 0)
 			FAIL("tenant stat");
@@ -266,9 +270,10 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 	cr->held_us = res.max_stall_us;
 	printf("# bench %s: %s in %.3f s, %.3f GB/s; moved %" PRIu64 "/%" PRIu64
 	       " present pages, retried %" PRIu64 ", huge kept %" PRIu64
-	       ", longest held write %" PRIu64 " us, CPU %.3f s\n",
+	       ", longest held write %" PRIu64 " us, CPU %.3f s, tenant stopped %.1f ms "
+	       "(longest %.2f ms)\n",
 	       c->name, size, cr->secs, cr->gbs, cr->moved, cr->present, cr->retried, cr->huge,
-	       cr->held_us, cr->cpu_s);
+	       cr->held_us, cr->cpu_s, stop_ns / 1e6, stop_max_ns / 1e6);
 	mig_migrate_result_free(&res);
 	if (nodes >= 2) {
 		cr->mp_gbs = time_move_pages(self, c, size);
