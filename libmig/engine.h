@@ -182,6 +182,7 @@ struct mig__win {
 	bool last_pass;		  /* this pass is the window's last (max_passes) */
 	bool zapping;		  /* our own injected madvise is in flight */
 	struct mig_range zap_run; /* while zapping: what it zaps (its REMOVE events are ours) */
+	size_t zap_run_i;	  /* while zapping: its first page, by index (a FORK reads it) */
 	/*
 	 * The MOVE step in flight, from zap_next to zap_done: its pages, by
 	 * index [inflight_i, inflight_i + inflight_n). A fault on one of them

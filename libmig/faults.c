@@ -454,8 +454,8 @@ static unsigned child_fill_one(struct mig__job *j, struct mig__win *w, int cfd, 
  * none, and the unregister drops the registration.
  */
 static void child_movefirst(struct mig__job *j, struct mig__win *w, int cfd,
-			    const struct mig_pageinfo *slots, unsigned *ncopy, unsigned *nslot,
-			    unsigned *again)
+			    const struct mig_pageinfo *slots, unsigned *ncopy, unsigned *npages,
+			    unsigned *nslot, unsigned *again)
 {
 	struct iovec l[64], rv[64];
 	size_t idx[64], n = 0;
@@ -508,26 +508,154 @@ static void child_movefirst(struct mig__job *j, struct mig__win *w, int cfd,
 		if (mig__uffd_copy(cfd, w->addr[i], w->staging + i * MIG__PAGE, (k - i) * MIG__PAGE,
 				   0, &done) >= 0 &&
 		    done == (k - i) * MIG__PAGE) {
+			*npages += k - i;
 			i = k;
 			continue;
 		}
+		*npages += done / MIG__PAGE + 1;
 		i += done / MIG__PAGE;
 		*again += child_fill_one(j, w, cfd, i);
 		i++;
 	}
 }
 
+/*
+ * Classic window: may the fork child lack page i? The child has what the
+ * tenant had when the fork copied the page's VMA, so it lacks only pages
+ * we had taken out then and not put back. Not filled (a page filled
+ * before we read the FORK was back before that copy: child_movefirst),
+ * not gone (the tenant dropped it: it reads zero in the child too), and
+ * one of:
+ *  - not pending: its zap step took it out (zap_done cleared pend);
+ *  - pending, in the step in flight (MOVE: inflight_*, madvise: zapping
+ *    from zap_run_i): the step may have run before the fork's copy and
+ *    its outcome is not applied yet.
+ * A page pending outside the step in flight is skipped (issue 16: under
+ * fork churn these were most of a FORK's COPYs, each allocating and
+ * copying a page to get -EEXIST, with the job lock held for writing).
+ * Why the child has it, whichever way the tenant's threads and our zap
+ * interleave:
+ *  1. Only a zap step of ours takes a zap-set page out (zap.c, rule 9).
+ *     zap_next issues a step under the job lock (MOVE: held for reading
+ *     until its syscall has returned, zap_unlock; madvise: zapping set
+ *     under the write lock), and zap_done applies its outcome (pend
+ *     cleared for the pages it took out, inflight_n and zapping cleared)
+ *     under the write lock. We read the FORK and handle it under the
+ *     write lock (drain), so every step is applied, in flight, or not
+ *     issued yet; none is half-recorded.
+ *  2. An applied step that left pend set did not take the page out: the
+ *     engine relies on this for the tenant itself (zap.c, rule 7: such
+ *     pages leave the zap set, never filled), and a MOVE's short count
+ *     is checked against its scratch slots first (moved_by_slot).
+ *  3. A step not issued yet has its syscall run after this read. The
+ *     forking thread queued the FORK only after dup_mmap had copied every
+ *     VMA and let go of the mmap lock (dup_userfaultfd_complete), so that
+ *     syscall cannot have taken anything out before the child's page
+ *     tables were copied; what it does later changes the tenant, not the
+ *     child.
+ * So at the fork's copy a pending page outside the step in flight was in
+ * the tenant as the tenant itself left it (present, swapped out or part
+ * of a THP, or dropped by the tenant: then absent in the child as it
+ * should be), and the child holds that. The argument rests on the order
+ * of our job lock and the FORK's read, and on the fork copying the page
+ * tables before it queues its event; not on mmap_changing, which an
+ * injected madvise never checks. (madvise steps run with the tenant's
+ * other threads stopped, so no fork is in progress then; where they
+ * cannot be stopped the steps run anyway, zaps_unstopped, and the run in
+ * flight is copied like a MOVE's.)
+ */
+static bool child_lacks(const struct mig__win *w, size_t i)
+{
+	size_t n;
+
+	if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i) || mig__bit_test(w->filled, i))
+		return false;
+	if (!mig__bit_test(w->pend, i))
+		return true;
+	if (w->inflight_n && i >= w->inflight_i && i - w->inflight_i < w->inflight_n)
+		return true;
+	n = (w->zap_run.end - w->zap_run.start) / MIG__PAGE;
+	return w->zapping && i >= w->zap_run_i && i - w->zap_run_i < n;
+}
+
+/*
+ * Classic window: copy into the child the pages it may lack
+ * (child_lacks), one UFFDIO_COPY a run of consecutive indices at
+ * consecutive addresses (staging is consecutive by index). A run the
+ * kernel refuses as a whole with -ENOENT crosses the end of a VMA (the
+ * tenant mprotects or maps pieces of its ranges): it is halved until it
+ * fits, and the runs after it grow again by doubling (a few ioctls a
+ * VMA end, not one a page). The page a run stops at goes alone
+ * (mig__fill_page_locked: -EEXIST wakes, -ENOMEM anywhere, -EAGAIN
+ * retried).
+ */
+static void child_classic(struct mig__job *j, struct mig__win *w, int cfd, unsigned *ncopy,
+			  unsigned *npages, unsigned *nskip, unsigned *nexist, unsigned *again)
+{
+	size_t cap = 512;
+
+	for (size_t i = 0; i < w->npages;) {
+		uint64_t done = 0, len;
+		size_t k;
+		int r;
+
+		if (!child_lacks(w, i)) {
+			*nskip += mig__bit_test(w->pend, i) && !mig__bit_test(w->gone, i) &&
+				  !mig__bit_test(w->filled, i);
+			i++;
+			continue;
+		}
+		for (k = i + 1; k < w->npages && k - i < cap && child_lacks(w, k) &&
+				w->addr[k] == w->addr[k - 1] + MIG__PAGE;
+		     k++)
+			;
+		len = (k - i) * MIG__PAGE;
+		(*ncopy)++;
+		r = mig__uffd_copy(cfd, w->addr[i], w->staging + i * MIG__PAGE, len, 0, &done);
+		if (r >= 0 && done == len) {
+			*npages += k - i;
+			cap = MIN(2 * cap, 512);
+			i = k;
+			continue;
+		}
+		if (r == -ENOENT && done == 0 && k - i > 1) {
+			cap = (k - i) / 2;
+			continue;
+		}
+		*npages += done / MIG__PAGE + 1;
+		*nexist += r == -EEXIST;
+		i += done / MIG__PAGE;
+		*again += child_fill_one(j, w, cfd, i);
+		i++;
+	}
+}
+
+/*
+ * Clear the child's inherited write protection on n pages from addr.
+ * A range over a hole now (the tenant unmapped a page) or a piece no
+ * longer registered is refused as a whole: its halves are tried, so a
+ * hole costs a few ioctls, not one a page of the range. Returns how
+ * many ioctls it took.
+ */
+static unsigned child_unprotect(int cfd, uint64_t addr, size_t n)
+{
+	if (mig__uffd_writeprotect(cfd, addr, n * MIG__PAGE, false, false) == 0 || n == 1)
+		return 1;
+	return 1 + child_unprotect(cfd, addr, n / 2) +
+	       child_unprotect(cfd, addr + n / 2 * MIG__PAGE, n - n / 2);
+}
+
 static void release_child(struct mig__job *j, int cfd)
 {
 	struct mig__win *w = j->win;
 	_cleanup_free_ struct mig_pageinfo *slots = NULL;
-	uint64_t t0 = mig__now_ns();
-	unsigned ncopy = 0, nslot = 0, again = 0;
+	uint64_t t0 = mig__now_ns(), t1, t2 = 0;
+	unsigned ncopy = 0, npages = 0, nskip = 0, nslot = 0, again = 0, nwp = 0, nexist = 0;
 
 	/*
 	 * The child is a copy of the tenant at fork time: its holes are the
 	 * pages zapped and not yet filled then, whose content is in staging.
-	 * Fill them all (-EEXIST for those it has), then drop the write
+	 * Fill those it may lack (classic: child_lacks), then drop the write
 	 * protection and the registration it inherited.
 	 */
 	/*
@@ -544,31 +672,27 @@ static void release_child(struct mig__job *j, int cfd)
 		}
 	}
 	if (w && slots) {
-		child_movefirst(j, w, cfd, slots, &ncopy, &nslot, &again);
-	} else if (w) {
+		child_movefirst(j, w, cfd, slots, &ncopy, &npages, &nslot, &again);
+	} else if (w && w->movefirst) {
 		for (size_t i = 0; i < w->npages; i++) {
-			/*
-			 * A page filled before we read the FORK was back before
-			 * the fork copied its VMA (child_movefirst): the child
-			 * has it, a COPY would only be -EEXIST. Under fork churn
-			 * these COPYs, one a page with the job lock held, made
-			 * most of a classic window's FORK (issue 16).
-			 */
-			if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i) ||
-			    (!w->movefirst && mig__bit_test(w->filled, i)))
+			if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i))
 				continue;
-			if (w->movefirst && mig__bit_test(w->pend, i)) {
+			if (mig__bit_test(w->pend, i)) {
 				again += child_from_slot(j, w, cfd, i, NULL);
 				nslot++;
 				continue;
 			}
-			/* Move first: from its slot (an empty one: never taken out). */
-			if (w->movefirst && mig__movefirst_pull_locked(j, w, i, NULL) < 0)
+			/* From its slot (an empty one: never taken out). */
+			if (mig__movefirst_pull_locked(j, w, i, NULL) < 0)
 				continue;
 			ncopy++;
+			npages++;
 			again += child_fill_one(j, w, cfd, i);
 		}
+	} else if (w) {
+		child_classic(j, w, cfd, &ncopy, &npages, &nskip, &nexist, &again);
 	}
+	t1 = mig__now_ns();
 	if (w) {
 		/*
 		 * Protected were the window's pages only; registered its whole
@@ -583,20 +707,19 @@ static void release_child(struct mig__job *j, int cfd)
 					w->addr[k] == w->addr[k - 1] + MIG__PAGE;
 			     k++)
 				;
-			/* A run over a hole now (the tenant unmapped a page): page by page. */
-			if (mig__uffd_writeprotect(cfd, w->addr[i], (k - i) * MIG__PAGE, false,
-						   false) < 0)
-				for (size_t p = i; p < k; p++)
-					(void)mig__uffd_writeprotect(cfd, w->addr[p], MIG__PAGE,
-								     false, false);
+			nwp += child_unprotect(cfd, w->addr[i], k - i);
 		}
+		t2 = mig__now_ns();
 		for (size_t k = 0; k < w->nregs; k++)
 			(void)mig__uffd_unregister(cfd, w->regs[k].start,
 						   w->regs[k].end - w->regs[k].start);
 	}
 	safe_close(cfd);
-	MIG_TRACE("FORKDONE ufd=%d us=%lu copies=%u slots=%u again=%u", cfd,
-		  (unsigned long)((mig__now_ns() - t0) / 1000), ncopy, nslot, again);
+	MIG_TRACE("FORKDONE ufd=%d us=%lu copies=%u pages=%u skipped=%u exist=%u slots=%u "
+		  "again=%u copy_us=%lu wp_us=%lu wps=%u",
+		  cfd, (unsigned long)((mig__now_ns() - t0) / 1000), ncopy, npages, nskip, nexist,
+		  nslot, again, (unsigned long)((t1 - t0) / 1000),
+		  (unsigned long)(t2 ? (t2 - t1) / 1000 : 0), nwp);
 }
 
 static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)

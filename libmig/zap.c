@@ -58,6 +58,15 @@
  *     is the step in flight: a fault on it waits for the outcome, never
  *     gets a 4 KiB page from staging that would fill the PMD. Pages the
  *     placing did not bring back are filled from staging as usual.
+ *  9. A FORK read during a session copies into the child only the pages
+ *     it may lack (faults.c, child_lacks): those taken out (pend cleared)
+ *     and those of the step in flight. So a step is recorded before its
+ *     syscall can run and until its outcome is applied: a MOVE step by
+ *     inflight_* under the job lock it holds until the syscall returned,
+ *     a madvise step by zapping and zap_run_i under the write lock; and
+ *     pend is cleared, for a page left in the zap set and not gone, only
+ *     by zap_done (under the write lock), for the pages its step took out
+ *     or may have (moved_by_slot). Nothing else takes a zap-set page out.
  *
  * Locks: the job lock (j->lock) is taken and released in this file only;
  * the tenant's op_lock (one in-tenant operation at a time) is held for
@@ -540,6 +549,7 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 			continue;
 		}
 		w->zap_run = (struct mig_range){ w->addr[i], w->addr[i] + z->ncur * MIG__PAGE };
+		w->zap_run_i = i;
 		w->zapping = true;
 		pthread_rwlock_unlock(&j->lock);
 		*st = (struct mig__zap_step){
