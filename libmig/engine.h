@@ -215,6 +215,13 @@ struct mig__win {
 	 */
 	bool movefirst;
 	uint64_t *pulled;
+	/*
+	 * filled as it was when the fault thread last read the uffd. A FORK
+	 * skips the pages filled before the read that returned it (the fork
+	 * copied its page tables after them); the fault thread's own fills
+	 * while it handles that read's earlier messages came after the fork.
+	 */
+	uint64_t *filled_read;
 };
 
 struct mig__job {

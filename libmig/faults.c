@@ -415,7 +415,7 @@ static unsigned child_from_slot(struct mig__job *j, struct mig__win *w, int cfd,
 /* A page of the child's to fill, move first: taken out, not back, not gone. */
 static bool child_out(const struct mig__win *w, size_t i)
 {
-	return mig__bit_test(w->zap, i) && !mig__bit_test(w->filled, i) &&
+	return mig__bit_test(w->zap, i) && !mig__bit_test(w->filled_read, i) &&
 	       !mig__bit_test(w->gone, i);
 }
 
@@ -438,11 +438,17 @@ static unsigned child_fill_one(struct mig__job *j, struct mig__win *w, int cfd, 
  * mmap_changing until we read its event, and its next fork raises it
  * again: all the while the job lock is held for writing, and every
  * MOVE, COPY and ZEROPAGE into the tenant meets -EAGAIN).
- *  - A page filled (or moved back) before we read the FORK was back
- *    before the fork copied its page tables: the COPY checks
- *    mmap_changing under the lock the fork's copy of that VMA waits for,
- *    and the fork raises it before that copy. The child has the page: it
- *    is skipped (it would be -EEXIST).
+ *  - A page filled (or moved back) before the read that returned the
+ *    FORK was back before the fork copied its page tables: the COPY
+ *    checks mmap_changing under the lock the fork's copy of that VMA
+ *    waits for, and the fork raises it before that copy and drops it
+ *    once that read returned. The child has the page: it is skipped (it
+ *    would be -EEXIST). Not so a page we filled after that read, while
+ *    handling a message the same read returned before the FORK (a
+ *    FAULT): that fill came after the fork's copy, and the child has a
+ *    hole there (6.1 guest, agent churn: a fork child read a zero page
+ *    of the tenant's heap). So the test is filled_read, as it was at
+ *    the read, not filled.
  *  - A page still pending: child_from_slot, as before.
  *  - The others are out: their slots (read from pagemap once, present,
  *    so the read cannot fault into the scratch area, which only this
@@ -522,8 +528,9 @@ static void child_movefirst(struct mig__job *j, struct mig__win *w, int cfd,
 /*
  * Classic window: may the fork child lack page i? The child has what the
  * tenant had when the fork copied the page's VMA, so it lacks only pages
- * we had taken out then and not put back. Not filled (a page filled
- * before we read the FORK was back before that copy: child_movefirst),
+ * we had taken out then and not put back. Not filled before the read
+ * that returned the FORK (filled_read; such a page was back before that
+ * copy: child_movefirst),
  * not gone (the tenant dropped it: it reads zero in the child too), and
  * one of:
  *  - not pending: its zap step took it out (zap_done cleared pend);
@@ -568,7 +575,8 @@ static bool child_lacks(const struct mig__win *w, size_t i)
 {
 	size_t n;
 
-	if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i) || mig__bit_test(w->filled, i))
+	if (!mig__bit_test(w->zap, i) || mig__bit_test(w->gone, i) ||
+	    mig__bit_test(w->filled_read, i))
 		return false;
 	if (!mig__bit_test(w->pend, i))
 		return true;
@@ -601,7 +609,7 @@ static void child_classic(struct mig__job *j, struct mig__win *w, int cfd, unsig
 
 		if (!child_lacks(w, i)) {
 			*nskip += mig__bit_test(w->pend, i) && !mig__bit_test(w->gone, i) &&
-				  !mig__bit_test(w->filled, i);
+				  !mig__bit_test(w->filled_read, i);
 			i++;
 			continue;
 		}
@@ -854,6 +862,16 @@ static bool drain(struct fstate *fs, int fd, bool all)
 	all |= !fs->j->win || !fs->j->win->movefirst;
 	do {
 		n = mig__uffd_read(fd, msgs, ARRAY_SIZE(msgs));
+		/*
+		 * What was filled up to this read: a FORK it returned skips
+		 * only those pages (struct mig__win, filled_read). Pages we
+		 * fill while handling its earlier messages (a FAULT read in
+		 * the same batch) came after the fork's copy of the page
+		 * tables, whose raised mmap_changing dropped with this read.
+		 */
+		if (n > 0 && fs->j->win)
+			memcpy(fs->j->win->filled_read, fs->j->win->filled,
+			       MIG__BITMAP_WORDS(fs->j->win->npages) * sizeof(uint64_t));
 		for (int k = 0; k < n; k++, nmsg++)
 			handle_msg(fs, fd, &msgs[k]);
 	} while (all && n > 0);

@@ -77,8 +77,9 @@ int mig__window_alloc(struct mig__journal *jr, size_t npages, struct mig__win **
 	w->placed = calloc(MIG__BITMAP_WORDS(npages / MIG__PMD_PAGES + 1), sizeof(uint64_t));
 	w->reformed = calloc(MIG__BITMAP_WORDS(npages / MIG__PMD_PAGES + 1), sizeof(uint64_t));
 	w->pulled = calloc(words, sizeof(uint64_t));
+	w->filled_read = calloc(words, sizeof(uint64_t));
 	if (!w->addr || !w->err || !w->held_ns || !w->held_tid || !w->hready || !w->placed ||
-	    !w->reformed || !w->pulled || !bits) {
+	    !w->reformed || !w->pulled || !w->filled_read || !bits) {
 		if (!w->in_journal)
 			free(bits);
 		mig__window_free(w);
@@ -116,6 +117,7 @@ void mig__window_free(struct mig__win *w)
 	free(w->placed);
 	free(w->reformed);
 	free(w->pulled);
+	free(w->filled_read);
 	free(w);
 }
 
