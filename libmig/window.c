@@ -955,21 +955,49 @@ static void unregister_grown(struct mig__job *j, struct mig__win *w)
  * uffd's mmap_changing raised from an event's preparation until it is
  * read (mig__uffd_events_pending), and the fault thread applies what it
  * read before it lets go of the job lock, which the caller takes next.
+ *
+ * The wait has no short bound. It used to end after 2 s, and an event
+ * still unread then was applied to the next window or to none: a FORK
+ * read with no window fills nothing into the child, which keeps this
+ * window's holes and reads zero there. The pending flag drops once the
+ * tenant's thread that raised the event runs again after our read, and
+ * on a loaded host (qemu TCG guests, 2 CPUs) that may take seconds.
+ * The fill waits for the same flag without any bound. The wait ends when
+ * the events are read, when the tenant is gone, or after EVENTS_WAIT_NS
+ * (an event the tenant never completes): then the job ends with
+ * -ETIMEDOUT rather than run another window under an event it cannot
+ * place.
  */
-static void events_read(struct mig__job *j)
-{
-	uint64_t deadline = mig__now_ns() + 2000ULL * 1000 * 1000;
+#define EVENTS_WAIT_NS (60ULL * 1000 * 1000 * 1000)
+#define EVENTS_SLOW_NS (2ULL * 1000 * 1000 * 1000)
 
-	while (mig__uffd_events_pending(j->uffd) && mig__now_ns() < deadline &&
-	       !__atomic_load_n(&j->exited, __ATOMIC_ACQUIRE))
+static int events_read(struct mig__job *j)
+{
+	uint64_t t0 = mig__now_ns(), t;
+	bool slow = false;
+
+	while (mig__uffd_events_pending(j->uffd)) {
+		if (__atomic_load_n(&j->exited, __ATOMIC_ACQUIRE))
+			return 0;
+		t = mig__now_ns() - t0;
+		if (t > EVENTS_WAIT_NS) {
+			MIG_TRACE("EVWAIT gave up after %lu ms", (unsigned long)(t / 1000000));
+			return -ETIMEDOUT;
+		}
+		slow |= t > EVENTS_SLOW_NS;
 		usleep(100);
+	}
+	if (slow)
+		MIG_TRACE("EVWAIT read after %lu ms",
+			  (unsigned long)((mig__now_ns() - t0) / 1000000));
+	return 0;
 }
 
 int mig__window_run(struct mig__job *j, struct mig__win *w)
 {
 	struct mig__pool *pool = NULL;
 	size_t reg = 0;
-	int r = 0;
+	int r = 0, er;
 
 	for (size_t k = 0; k < j->npools; k++)
 		if (j->pool_nodes[k] == w->node)
@@ -1052,7 +1080,9 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 					   w->regs[k].end - w->regs[k].start);
 	pthread_rwlock_unlock(&j->lock);
 	unregister_grown(j, w);
-	events_read(j);
+	er = events_read(j);
+	if (er < 0 && r >= 0)
+		r = er;
 	mig__journal_window_end(j->journal);
 	pthread_rwlock_wrlock(&j->lock);
 	j->win = NULL;
