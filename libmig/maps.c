@@ -289,7 +289,7 @@ int mig__read_vmas_range(pid_t pid, uint64_t start, uint64_t end, struct mig_vma
 			 size_t *ret_n)
 {
 	_cleanup_free_ struct mig_vma *all = NULL;
-	size_t nall = 0, k = 0, n = 0;
+	size_t nall = 0, k = 0;
 	int ok = __atomic_load_n(&procmap_query_ok, __ATOMIC_RELAXED);
 	int r;
 
@@ -321,8 +321,7 @@ int mig__read_vmas_range(pid_t pid, uint64_t start, uint64_t end, struct mig_vma
 	for (size_t i = 0; i < nall; i++)
 		if (all[i].end > start && all[i].start < end)
 			all[k++] = all[i];
-	n = k;
 	*ret_vmas = TAKE_PTR(all);
-	*ret_n = n;
+	*ret_n = k;
 	return 0;
 }
