@@ -6,9 +6,10 @@
  *
  * Speed matters: the daemon reads the placement of whole tenants, so
  * pagemap is read in large preads, kpageflags once per cluster of runs
- * of contiguous PFNs that lie close together (decode_chunk), and
- * move_pages is asked in large batches and only about pages pagemap says
- * are present.
+ * of contiguous PFNs that lie close together (decode_chunk), a THP that
+ * PAGEMAP_SCAN finds mapped by its PMD for its head's entry alone
+ * (thp_block), and move_pages is asked in large batches and only about
+ * pages pagemap says are present.
  *
  * Folio order. KPF_THP is set for every anonymous large folio on recent
  * kernels (fs/proc/page.c stable_page_flags(): folio_test_large() &&
@@ -160,6 +161,75 @@ int mig__kpageflags(int fd, uint64_t pfn, uint64_t *ret_flags)
 	return 0;
 }
 
+/* 0 until PAGEMAP_SCAN was found missing (then 1): asked once a process. */
+static int no_pm_scan;
+
+/*
+ * The PAGEMAP_SCAN walk of mig__scan_pages and mig__pmd_mapped, written
+ * once: [start, start + npages pages) of pid is asked with the masks of
+ * *mask, vec_len regions at a time, and fn gets each batch with the span
+ * [at, walk_end) it covers (every page of the range is in exactly one
+ * span). Returns 0, 1 when the kernel has no PAGEMAP_SCAN (found at the
+ * first call and remembered), or -errno (fn's own; -ESRCH when the
+ * process is gone).
+ */
+typedef int pm_scan_fn(void *ctx, const struct page_region *v, int n, uint64_t at,
+		       uint64_t walk_end);
+
+/* pm_scan on an open pagemap fd, over [start, end). */
+static int pm_scan_fd(int fd, uint64_t start, uint64_t end, const struct pm_scan_arg *mask,
+		      struct page_region *vec, size_t vec_len, pm_scan_fn *fn, void *ctx)
+{
+	if (__atomic_load_n(&no_pm_scan, __ATOMIC_RELAXED))
+		return 1;
+	for (uint64_t at = start; at < end;) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = at,
+			.end = end,
+			.vec = (uintptr_t)vec,
+			.vec_len = vec_len,
+			.category_mask = mask->category_mask,
+			.category_anyof_mask = mask->category_anyof_mask,
+			.return_mask = mask->return_mask,
+		};
+		int n = ioctl(fd, PAGEMAP_SCAN, &arg), r;
+
+		if (n < 0) {
+			if ((errno == ENOTTY || errno == EINVAL) && at == start) {
+				__atomic_store_n(&no_pm_scan, 1, __ATOMIC_RELAXED);
+				return 1;
+			}
+			return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+		}
+		if (arg.walk_end <= at)
+			return -EIO;
+		r = fn(ctx, vec, n, at, arg.walk_end);
+		if (r < 0)
+			return r;
+		at = arg.walk_end;
+	}
+	return 0;
+}
+
+static int pm_scan(pid_t pid, uint64_t start, size_t npages, const struct pm_scan_arg *mask,
+		   struct page_region *vec, size_t vec_len, pm_scan_fn *fn, void *ctx)
+{
+	_cleanup_close_ int fd = -EBADF;
+	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE);
+	char path[64];
+
+	if (__atomic_load_n(&no_pm_scan, __ATOMIC_RELAXED))
+		return 1;
+	if (pid <= 0 || npages == 0 || start % ps || npages > (UINT64_MAX - start) / ps)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	return pm_scan_fd(fd, start, start + npages * ps, mask, vec, vec_len, fn, ctx);
+}
+
 /* A one-block cache of kpageflags for the folio-order walk. */
 struct kpf_block {
 	uint64_t base; /* first PFN, or UINT64_MAX when empty */
@@ -293,6 +363,118 @@ static void decode_run(int kpf_fd, const uint64_t *pm, struct mig_pageinfo *out,
 }
 
 /*
+ * A PMD-mapped THP, told without its 512 kpageflags entries: PAGEMAP_SCAN
+ * said the block is mapped by one PMD (not the huge zero page), pagemap
+ * gave 512 present pages from one PMD-aligned PFN on, and the head's own
+ * entry says anonymous large folio head (not hugetlb, not the zero
+ * page). A PMD maps an anonymous folio of exactly the PMD order, so the
+ * other 511 entries could only say tail of it: out[] gets what
+ * decode_run would have made of them. Reading them cost about 60 ns an
+ * entry, 30 us a THP, several times a window (issue 16). False when the
+ * head does not say so: the block then takes the kpageflags path.
+ */
+static int thp_fast = 1;
+static uint64_t thp_fast_blocks;
+
+int mig__thp_fast_set(int on, uint64_t *ret_blocks)
+{
+	if (ret_blocks)
+		*ret_blocks = __atomic_load_n(&thp_fast_blocks, __ATOMIC_RELAXED);
+	return __atomic_exchange_n(&thp_fast, on, __ATOMIC_RELAXED);
+}
+
+static bool thp_block(int kpf_fd, const uint64_t *pm, struct mig_pageinfo *out, size_t bp)
+{
+	const uint64_t head = MIG__KPF(MIG__KPF_THP) | MIG__KPF(MIG__KPF_COMPOUND_HEAD);
+	const uint64_t not = MIG__KPF(MIG__KPF_HUGE) | MIG__KPF(MIG__KPF_ZERO_PAGE) |
+			     MIG__KPF(MIG__KPF_NOPAGE) | MIG__KPF(MIG__KPF_COMPOUND_TAIL);
+	const uint64_t tail = MIG__KPF(MIG__KPF_THP) | MIG__KPF(MIG__KPF_COMPOUND_TAIL);
+	uint64_t pfn = pm[0] & MIG__PM_PFN_MASK, kpf;
+
+	if (kpf_fd < 0 || !__atomic_load_n(&thp_fast, __ATOMIC_RELAXED) ||
+	    mig__kpageflags(kpf_fd, pfn, &kpf) < 0 || (kpf & head) != head || (kpf & not ))
+		return false;
+	__atomic_fetch_add(&thp_fast_blocks, 1, __ATOMIC_RELAXED);
+	for (size_t j = 0; j < bp; j++) {
+		out[j].pfn = pfn + j;
+		out[j].flags = mig__page_flags(pm[j], j ? tail : kpf, 1) | MIG_PAGE_THP;
+		out[j].order = (uint8_t)mig__pmd_order();
+	}
+	return true;
+}
+
+/* A block of bp pages from pm[i] on whose PFNs follow each other from a PMD-aligned one. */
+static bool thp_candidate(const uint64_t *pm, size_t i, size_t n, size_t bp)
+{
+	uint64_t pfn = pm[i] & MIG__PM_PFN_MASK;
+
+	if (i + bp > n || !(pm[i] & MIG__PM_PRESENT) || pfn == 0 || pfn % bp)
+		return false;
+	for (size_t k = 1; k < bp; k++)
+		if (!(pm[i + k] & MIG__PM_PRESENT) || (pm[i + k] & MIG__PM_PFN_MASK) != pfn + k)
+			return false;
+	return true;
+}
+
+struct pmd_blocks_ctx {
+	uint64_t va, ps, pmd;
+	uint64_t *bits;
+};
+
+/* The PMD-mapped blocks of one PAGEMAP_SCAN batch: a bit at each block's first page. */
+static int pmd_blocks_batch(void *ctx, const struct page_region *v, int nv, uint64_t at,
+			    uint64_t walk_end)
+{
+	const struct pmd_blocks_ctx *c = ctx;
+
+	(void)at;
+	(void)walk_end;
+	for (int k = 0; k < nv; k++) {
+		if (v[k].categories & PAGE_IS_PFNZERO)
+			continue;
+		for (uint64_t a = ALIGN_UP(v[k].start, c->pmd); a + c->pmd <= v[k].end; a += c->pmd)
+			mig__bit_set(c->bits, (size_t)((a - c->va) / c->ps));
+	}
+	return 0;
+}
+
+/*
+ * The candidate blocks (thp_candidate) of pm[0..n), pages from va on,
+ * that PAGEMAP_SCAN finds PMD-mapped: bits at their first page (bits has
+ * room for n). Nothing is set where the kernel has no PAGEMAP_SCAN, none
+ * is a candidate, or the scan fails: every page then takes kpageflags.
+ */
+static void pmd_blocks(int fd, const uint64_t *pm, size_t n, uint64_t va, uint64_t *bits)
+{
+	static const struct pm_scan_arg mask = {
+		.category_mask = PAGE_IS_HUGE | PAGE_IS_PRESENT,
+		.return_mask = PAGE_IS_HUGE | PAGE_IS_PFNZERO,
+	};
+	const size_t bp = (size_t)1 << mig__pmd_order();
+	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE);
+	struct pmd_blocks_ctx c = { va, ps, ps * bp, bits };
+	struct page_region vec[64];
+	size_t first = n, last = 0;
+
+	memset(bits, 0, MIG__BITMAP_WORDS(n) * sizeof(uint64_t));
+	if (__atomic_load_n(&no_pm_scan, __ATOMIC_RELAXED))
+		return;
+	/* va + i pages is PMD-aligned where i is. */
+	for (size_t i = (size_t)(((c.pmd - va % c.pmd) % c.pmd) / ps); i + bp <= n; i += bp)
+		if (thp_candidate(pm, i, n, bp)) {
+			first = MIN(first, i);
+			last = i + bp;
+		}
+	if (first < last)
+		(void)pm_scan_fd(fd, va + first * ps, va + last * ps, &mask, vec, ARRAY_SIZE(vec),
+				 pmd_blocks_batch, &c);
+	/* Only the candidates: a PMD block whose pagemap was read before it changed is not. */
+	for (size_t i = first; i < last; i += bp)
+		if (mig__bit_test(bits, i) && !thp_candidate(pm, i, n, bp))
+			mig__bit_clear(bits, i);
+}
+
+/*
  * Fill flags, pfn and order of out[0..n) from pagemap entries pm[0..n).
  * kpageflags is read for the runs of pages whose PFNs follow each other,
  * but only for runs of min_run pages or more: a shorter run gets the
@@ -309,13 +491,19 @@ static void decode_run(int kpf_fd, const uint64_t *pm, struct mig_pageinfo *out,
  */
 static int decode_chunk(int kpf_fd, const uint64_t *pm, size_t n, struct mig_pageinfo *out,
 			uint64_t *kbuf, struct pfn_run *runs, struct kpf_block *blk,
-			uint64_t *span_head, uint64_t *span_n, size_t min_run)
+			uint64_t *span_head, uint64_t *span_n, size_t min_run, const uint64_t *thp)
 {
+	const size_t bp = (size_t)1 << mig__pmd_order();
 	size_t nr = 0;
 
 	for (size_t i = 0; i < n;) {
 		uint64_t pfn = pm[i] & MIG__PM_PFN_MASK;
 		size_t run = 1;
+
+		if (mig__bit_test(thp, i) && thp_block(kpf_fd, pm + i, out + i, bp)) {
+			i += bp;
+			continue;
+		}
 
 		out[i].pfn = (pm[i] & MIG__PM_PRESENT) ? pfn : 0;
 		out[i].order = 0;
@@ -324,8 +512,10 @@ static int decode_chunk(int kpf_fd, const uint64_t *pm, size_t n, struct mig_pag
 			i++;
 			continue;
 		}
+		/* A run stops where a PMD-mapped block begins (thp_block above). */
 		while (i + run < n && run < KPF_RUN_MAX && (pm[i + run] & MIG__PM_PRESENT) &&
-		       (pm[i + run] & MIG__PM_PFN_MASK) == pfn + run)
+		       (pm[i + run] & MIG__PM_PFN_MASK) == pfn + run &&
+		       !mig__bit_test(thp, i + run))
 			run++;
 		if (run < min_run) {
 			for (size_t j = 0; j < run; j++) {
@@ -371,6 +561,7 @@ static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pa
 	_cleanup_close_ int fd = -EBADF, kpf_fd = -EBADF;
 	_cleanup_free_ uint64_t *pm = NULL, *kbuf = NULL, *blkbuf = NULL;
 	_cleanup_free_ struct pfn_run *runs = NULL;
+	_cleanup_free_ uint64_t *thp = NULL;
 	struct kpf_block blk = { .base = UINT64_MAX };
 	uint64_t span_head = 0, span_n = 0;
 	long ps = sysconf(_SC_PAGESIZE);
@@ -387,7 +578,8 @@ static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pa
 	kbuf = malloc(KPF_RUN_MAX * sizeof(uint64_t));
 	blkbuf = malloc(((size_t)1 << mig__pmd_order()) * sizeof(uint64_t));
 	runs = malloc(MIN(npages, (size_t)PAGEMAP_CHUNK) * sizeof(*runs));
-	if (!pm || !kbuf || !blkbuf || !runs)
+	thp = malloc(MIG__BITMAP_WORDS(MIN(npages, (size_t)PAGEMAP_CHUNK)) * sizeof(uint64_t));
+	if (!pm || !kbuf || !blkbuf || !runs || !thp)
 		return -ENOMEM;
 	blk.flags = blkbuf;
 
@@ -402,8 +594,9 @@ static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pa
 		/* Past the top of user space pagemap ends: those pages exist for no one. */
 		if (got < n * sizeof(uint64_t))
 			memset((char *)pm + got, 0, n * sizeof(uint64_t) - got);
+		pmd_blocks(fd, pm, n, start + done * (uint64_t)ps, thp);
 		r = decode_chunk(kpf_fd, pm, n, out + done, kbuf, runs, &blk, &span_head, &span_n,
-				 min_run);
+				 min_run, thp);
 		if (r < 0)
 			return r;
 		done += n;
@@ -503,67 +696,6 @@ int mig__query_folios(pid_t pid, uint64_t start, size_t npages, struct mig_pagei
 	    npages > (UINT64_MAX - start) / (uint64_t)ps)
 		return -EINVAL;
 	return query_pagemap(pid, start, npages, out, min_folio);
-}
-
-/* 0 until PAGEMAP_SCAN was found missing (then 1): asked once a process. */
-static int no_pm_scan;
-
-/*
- * The PAGEMAP_SCAN walk of mig__scan_pages and mig__pmd_mapped, written
- * once: [start, start + npages pages) of pid is asked with the masks of
- * *mask, vec_len regions at a time, and fn gets each batch with the span
- * [at, walk_end) it covers (every page of the range is in exactly one
- * span). Returns 0, 1 when the kernel has no PAGEMAP_SCAN (found at the
- * first call and remembered), or -errno (fn's own; -ESRCH when the
- * process is gone).
- */
-static int pm_scan(pid_t pid, uint64_t start, size_t npages, const struct pm_scan_arg *mask,
-		   struct page_region *vec, size_t vec_len,
-		   int (*fn)(void *ctx, const struct page_region *v, int n, uint64_t at,
-			     uint64_t walk_end),
-		   void *ctx)
-{
-	_cleanup_close_ int fd = -EBADF;
-	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE), end;
-	char path[64];
-
-	if (__atomic_load_n(&no_pm_scan, __ATOMIC_RELAXED))
-		return 1;
-	if (pid <= 0 || npages == 0 || start % ps || npages > (UINT64_MAX - start) / ps)
-		return -EINVAL;
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ESRCH : -errno;
-	end = start + npages * ps;
-	for (uint64_t at = start; at < end;) {
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.start = at,
-			.end = end,
-			.vec = (uintptr_t)vec,
-			.vec_len = vec_len,
-			.category_mask = mask->category_mask,
-			.category_anyof_mask = mask->category_anyof_mask,
-			.return_mask = mask->return_mask,
-		};
-		int n = ioctl(fd, PAGEMAP_SCAN, &arg), r;
-
-		if (n < 0) {
-			if ((errno == ENOTTY || errno == EINVAL) && at == start) {
-				__atomic_store_n(&no_pm_scan, 1, __ATOMIC_RELAXED);
-				return 1;
-			}
-			return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
-		}
-		if (arg.walk_end <= at)
-			return -EIO;
-		r = fn(ctx, vec, n, at, arg.walk_end);
-		if (r < 0)
-			return r;
-		at = arg.walk_end;
-	}
-	return 0;
 }
 
 struct scan_pages_ctx {

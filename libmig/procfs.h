@@ -65,6 +65,14 @@ MIG_INTERNAL int mig__read_vmas_range(pid_t pid, uint64_t start, uint64_t end,
 MIG_INTERNAL int mig__procmap_query_set(int ok);
 
 /*
+ * For tests: 0 makes pagemap.c read kpageflags for every page of a
+ * PMD-mapped THP too (thp_block off), 1 is the default. Returns the
+ * previous setting; *ret_blocks (if not NULL) gets how many THPs were
+ * told without their kpageflags since the process started.
+ */
+MIG_INTERNAL int mig__thp_fast_set(int on, uint64_t *ret_blocks);
+
+/*
  * Translate a pagemap entry and, when known, the kpageflags of its PFN
  * (kpf_known false: no kpageflags) into MIG_PAGE_* flags. The folio order
  * is not part of this: pagemap.c works it out from neighbouring PFNs.

@@ -8,12 +8,15 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "mig.h"
 #include "procfs.h"
 #include "unit.h"
+#include "util.h"
 
 #define P    MIG__PM_PRESENT
 #define KH   MIG__KPF(MIG__KPF_COMPOUND_HEAD)
@@ -182,6 +185,105 @@ START_TEST(test_self)
 }
 END_TEST
 
+/* Whether the kernel has PAGEMAP_SCAN (Linux 6.7+). */
+static bool has_pm_scan(void *addr)
+{
+	struct page_region v[1];
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = (uintptr_t)addr,
+		.end = (uintptr_t)addr + (uintptr_t)sysconf(_SC_PAGESIZE),
+		.vec = (uintptr_t)v,
+		.vec_len = 1,
+		.return_mask = PAGE_IS_PRESENT,
+	};
+	int fd = open("/proc/self/pagemap", O_RDONLY), r;
+
+	ck_assert_int_ge(fd, 0);
+	r = ioctl(fd, PAGEMAP_SCAN, &arg);
+	close(fd);
+	return r >= 0;
+}
+
+/* Query 0: mig_query_pages (pagemap), 1: mig__query_folios. */
+static int query(int q, const char *p, size_t n, struct mig_pageinfo *out)
+{
+	return q == 0 ? mig_query_pages(getpid(), (uintptr_t)p, n, MIG_QUERY_PAGEMAP, out)
+		      : mig__query_folios(getpid(), (uintptr_t)p, n, out);
+}
+
+/*
+ * PMD-mapped THPs are told from the head's kpageflags entry alone
+ * (pagemap.c, thp_block): the answer must be the one the 512 entries give.
+ * 8 blocks of 2 MiB: THPs, one split by an mprotect of one page (mapped
+ * by PTEs), one the huge zero page (or a THP, where the kernel maps none),
+ * one half dropped, one of 4 KiB pages (MADV_NOHUGEPAGE).
+ */
+START_TEST(test_thp_fast)
+{
+	const size_t ps = (size_t)sysconf(_SC_PAGESIZE), bp = (size_t)1 << mig__pmd_order();
+	const size_t blk = bp * ps, nb = 8, n = nb * bp;
+	_cleanup_free_ struct mig_pageinfo *fast = calloc(n, sizeof(*fast)),
+					   *slow = calloc(n, sizeof(*slow));
+	uint64_t before, after;
+	size_t thp = 0;
+	char *raw, *p;
+	int kfd = open("/proc/kpageflags", O_RDONLY), old;
+
+	if (kfd < 0)
+		UNIT_SKIP("/proc/kpageflags cannot be read (needs root)");
+	close(kfd);
+	ck_assert(fast && slow);
+	raw = mmap(NULL, n * ps + blk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(raw, MAP_FAILED);
+	p = (char *)ALIGN_UP((uintptr_t)raw, blk);
+	(void)madvise(p, n * ps, MADV_HUGEPAGE);
+	(void)madvise(p + 7 * blk, blk, MADV_NOHUGEPAGE);
+	memset(p, 0x5a, n * ps);
+	ck_assert_int_eq(mprotect(p + 2 * blk + 100 * ps, ps, PROT_READ), 0);
+	ck_assert_int_eq(madvise(p + 4 * blk, blk, MADV_DONTNEED), 0);
+	ck_assert_int_eq(((volatile char *)p)[4 * blk], 0);
+	ck_assert_int_eq(madvise(p + 6 * blk, blk / 2, MADV_DONTNEED), 0);
+
+	for (int q = 0; q < 2; q++) {
+		(void)mig__thp_fast_set(1, &before);
+		ck_assert_int_eq(query(q, p, n, fast), 0);
+		old = mig__thp_fast_set(0, &after);
+		ck_assert_int_eq(old, 1);
+		ck_assert_int_eq(query(q, p, n, slow), 0);
+		(void)mig__thp_fast_set(1, NULL);
+		thp = 0;
+		for (size_t i = 0; i < n; i++) {
+			ck_assert_msg(
+				fast[i].flags == slow[i].flags && fast[i].pfn == slow[i].pfn &&
+					fast[i].order == slow[i].order,
+				"query %d page %zu (block %zu): flags %#x/%#x pfn %llu/%llu "
+				"order %u/%u",
+				q, i, i / bp, fast[i].flags, slow[i].flags,
+				(unsigned long long)fast[i].pfn, (unsigned long long)slow[i].pfn,
+				fast[i].order, slow[i].order);
+			thp += !!(fast[i].flags & MIG_PAGE_THP);
+		}
+		if (thp == 0) {
+			munmap(raw, n * ps + blk);
+			UNIT_SKIP("no THP formed (transparent_hugepage disabled?)");
+		}
+		/* The blocks still mapped by their PMD were told the short way (6.7+). */
+		if (has_pm_scan(p))
+			ck_assert_uint_ge(after - before, 1);
+		else
+			printf("# thp_fast: no PAGEMAP_SCAN in this kernel, only the long way "
+			       "ran\n");
+		printf("# thp_fast query %d: %zu THP pages, %llu blocks without kpageflags\n", q,
+		       thp, (unsigned long long)(after - before));
+	}
+	/* The split block is still one THP (mapped by PTEs): the long way, same answer. */
+	ck_assert(fast[2 * bp].flags & MIG_PAGE_THP);
+	ck_assert(!(fast[7 * bp].flags & MIG_PAGE_LARGE));
+	munmap(raw, n * ps + blk);
+}
+END_TEST
+
 static Suite *pagemap_suite(void)
 {
 	Suite *s = suite_create("pagemap");
@@ -193,6 +295,7 @@ static Suite *pagemap_suite(void)
 			    (int)(sizeof(folio_cases) / sizeof(folio_cases[0])));
 	tcase_add_test(tc, test_args);
 	tcase_add_test(tc, test_self);
+	tcase_add_test(tc, test_thp_fast);
 	suite_add_tcase(s, tc);
 	return s;
 }
