@@ -383,16 +383,23 @@ int mig__thp_fast_set(int on, uint64_t *ret_blocks)
 	return __atomic_exchange_n(&thp_fast, on, __ATOMIC_RELAXED);
 }
 
-static bool thp_block(int kpf_fd, const uint64_t *pm, struct mig_pageinfo *out, size_t bp)
+/* The kpageflags of pfn when it is the head of an anonymous large folio (not hugetlb). */
+static bool thp_head(int kpf_fd, uint64_t pfn, uint64_t *ret_kpf)
 {
 	const uint64_t head = MIG__KPF(MIG__KPF_THP) | MIG__KPF(MIG__KPF_COMPOUND_HEAD);
-	const uint64_t not = MIG__KPF(MIG__KPF_HUGE) | MIG__KPF(MIG__KPF_ZERO_PAGE) |
-			     MIG__KPF(MIG__KPF_NOPAGE) | MIG__KPF(MIG__KPF_COMPOUND_TAIL);
+	const uint64_t excl = MIG__KPF(MIG__KPF_HUGE) | MIG__KPF(MIG__KPF_ZERO_PAGE) |
+			      MIG__KPF(MIG__KPF_NOPAGE) | MIG__KPF(MIG__KPF_COMPOUND_TAIL);
+
+	return mig__kpageflags(kpf_fd, pfn, ret_kpf) == 0 && (*ret_kpf & head) == head &&
+	       !(*ret_kpf & excl);
+}
+
+static bool thp_block(int kpf_fd, const uint64_t *pm, struct mig_pageinfo *out, size_t bp)
+{
 	const uint64_t tail = MIG__KPF(MIG__KPF_THP) | MIG__KPF(MIG__KPF_COMPOUND_TAIL);
 	uint64_t pfn = pm[0] & MIG__PM_PFN_MASK, kpf;
 
-	if (kpf_fd < 0 || !__atomic_load_n(&thp_fast, __ATOMIC_RELAXED) ||
-	    mig__kpageflags(kpf_fd, pfn, &kpf) < 0 || (kpf & head) != head || (kpf & not ))
+	if (!thp_head(kpf_fd, pfn, &kpf))
 		return false;
 	__atomic_fetch_add(&thp_fast_blocks, 1, __ATOMIC_RELAXED);
 	for (size_t j = 0; j < bp; j++) {
@@ -404,7 +411,7 @@ static bool thp_block(int kpf_fd, const uint64_t *pm, struct mig_pageinfo *out, 
 }
 
 /* A block of bp pages from pm[i] on whose PFNs follow each other from a PMD-aligned one. */
-static bool thp_candidate(const uint64_t *pm, size_t i, size_t n, size_t bp)
+static bool pfn_block(const uint64_t *pm, size_t i, size_t n, size_t bp)
 {
 	uint64_t pfn = pm[i] & MIG__PM_PFN_MASK;
 
@@ -439,12 +446,15 @@ static int pmd_blocks_batch(void *ctx, const struct page_region *v, int nv, uint
 }
 
 /*
- * The candidate blocks (thp_candidate) of pm[0..n), pages from va on,
- * that PAGEMAP_SCAN finds PMD-mapped: bits at their first page (bits has
- * room for n). Nothing is set where the kernel has no PAGEMAP_SCAN, none
- * is a candidate, or the scan fails: every page then takes kpageflags.
+ * The candidate blocks of pm[0..n), pages from va on (pfn_block, and
+ * the first page a large folio's head: a block of 4 KiB pages costs one
+ * kpageflags entry, no PAGEMAP_SCAN), that PAGEMAP_SCAN finds PMD-mapped:
+ * bits at their first page (bits has room for n). Nothing is set where
+ * the kernel has no PAGEMAP_SCAN, none is a candidate, or the scan
+ * fails: every page then takes kpageflags.
  */
-static void pmd_blocks(int fd, const uint64_t *pm, size_t n, uint64_t va, uint64_t *bits)
+static void pmd_blocks(int fd, int kpf_fd, const uint64_t *pm, size_t n, uint64_t va,
+		       uint64_t *bits)
 {
 	static const struct pm_scan_arg mask = {
 		.category_mask = PAGE_IS_HUGE | PAGE_IS_PRESENT,
@@ -455,22 +465,27 @@ static void pmd_blocks(int fd, const uint64_t *pm, size_t n, uint64_t va, uint64
 	struct pmd_blocks_ctx c = { va, ps, ps * bp, bits };
 	struct page_region vec[64];
 	size_t first = n, last = 0;
+	uint64_t kpf;
 
 	memset(bits, 0, MIG__BITMAP_WORDS(n) * sizeof(uint64_t));
-	if (__atomic_load_n(&no_pm_scan, __ATOMIC_RELAXED))
+	if (kpf_fd < 0 || __atomic_load_n(&no_pm_scan, __ATOMIC_RELAXED) ||
+	    !__atomic_load_n(&thp_fast, __ATOMIC_RELAXED))
 		return;
 	/* va + i pages is PMD-aligned where i is. */
 	for (size_t i = (size_t)(((c.pmd - va % c.pmd) % c.pmd) / ps); i + bp <= n; i += bp)
-		if (thp_candidate(pm, i, n, bp)) {
+		if (pfn_block(pm, i, n, bp) && thp_head(kpf_fd, pm[i] & MIG__PM_PFN_MASK, &kpf)) {
 			first = MIN(first, i);
 			last = i + bp;
 		}
 	if (first < last)
 		(void)pm_scan_fd(fd, va + first * ps, va + last * ps, &mask, vec, ARRAY_SIZE(vec),
 				 pmd_blocks_batch, &c);
-	/* Only the candidates: a PMD block whose pagemap was read before it changed is not. */
+	/*
+	 * A PMD block whose pagemap was read before it changed is none
+	 * (thp_block checks the head again).
+	 */
 	for (size_t i = first; i < last; i += bp)
-		if (mig__bit_test(bits, i) && !thp_candidate(pm, i, n, bp))
+		if (mig__bit_test(bits, i) && !pfn_block(pm, i, n, bp))
 			mig__bit_clear(bits, i);
 }
 
@@ -594,7 +609,7 @@ static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pa
 		/* Past the top of user space pagemap ends: those pages exist for no one. */
 		if (got < n * sizeof(uint64_t))
 			memset((char *)pm + got, 0, n * sizeof(uint64_t) - got);
-		pmd_blocks(fd, pm, n, start + done * (uint64_t)ps, thp);
+		pmd_blocks(fd, kpf_fd, pm, n, start + done * (uint64_t)ps, thp);
 		r = decode_chunk(kpf_fd, pm, n, out + done, kbuf, runs, &blk, &span_head, &span_n,
 				 min_run, thp);
 		if (r < 0)
