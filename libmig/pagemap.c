@@ -147,6 +147,24 @@ static int pread_all(int fd, void *buf, size_t len, off_t off, size_t *ret_got)
 	return 0;
 }
 
+int mig__kpageflags_fd(void)
+{
+	static int shared = -1;
+	int fd = __atomic_load_n(&shared, __ATOMIC_ACQUIRE), none = -1;
+
+	if (fd >= 0)
+		return fd;
+	fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (!__atomic_compare_exchange_n(&shared, &none, fd, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		close(fd); /* another thread's is kept */
+		return none;
+	}
+	return fd;
+}
+
 int mig__kpageflags(int fd, uint64_t pfn, uint64_t *ret_flags)
 {
 	uint64_t v;
@@ -573,7 +591,7 @@ static int decode_chunk(int kpf_fd, const uint64_t *pm, size_t n, struct mig_pag
 static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pageinfo *out,
 			 size_t min_run)
 {
-	_cleanup_close_ int fd = -EBADF, kpf_fd = -EBADF;
+	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ uint64_t *pm = NULL, *kbuf = NULL, *blkbuf = NULL;
 	_cleanup_free_ struct pfn_run *runs = NULL;
 	_cleanup_free_ uint64_t *thp = NULL;
@@ -587,7 +605,7 @@ static int query_pagemap(pid_t pid, uint64_t start, size_t npages, struct mig_pa
 	if (fd < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
 	/* kpageflags needs CAP_SYS_ADMIN; without it the PFNs read as 0 anyway. */
-	kpf_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	int kpf_fd = mig__kpageflags_fd();
 
 	pm = malloc(MIN(npages, (size_t)PAGEMAP_CHUNK) * sizeof(uint64_t));
 	kbuf = malloc(KPF_RUN_MAX * sizeof(uint64_t));

@@ -84,6 +84,13 @@ MIG_INTERNAL uint32_t mig__page_flags(uint64_t pm, uint64_t kpf, int kpf_known);
  * Returns 0, or -errno.
  */
 MIG_INTERNAL int mig__kpageflags(int fd, uint64_t pfn, uint64_t *ret_flags);
+/*
+ * /proc/kpageflags, opened once a process and kept (it describes every
+ * page of the machine, whoever asks): the fd, not to be closed, or
+ * -errno (-EACCES without CAP_SYS_ADMIN; asked again next time). A
+ * window opened it up to 7 times (issue 16).
+ */
+MIG_INTERNAL int mig__kpageflags_fd(void);
 
 /*
  * The stretches of [start, end) of pid that hold present pages, sorted,

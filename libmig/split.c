@@ -85,16 +85,16 @@ static int boundary_state(pid_t pid, int kpf_fd, uint64_t addr, bool *ret_before
 
 int mig_split_large_at(pid_t pid, int pidfd, uint64_t addr)
 {
-	_cleanup_close_ int kpf_fd = -EBADF;
+	int kpf_fd;
 	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE);
 	bool before, after;
 	int r;
 
 	if (pid <= 0 || pidfd < 0 || addr < ps || addr % ps)
 		return -EINVAL;
-	kpf_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	kpf_fd = mig__kpageflags_fd();
 	if (kpf_fd < 0)
-		return errno == EACCES ? -EPERM : -errno;
+		return kpf_fd == -EACCES ? -EPERM : kpf_fd;
 
 	r = boundary_state(pid, kpf_fd, addr, &before, &after);
 	if (r < 0)
