@@ -44,6 +44,7 @@
 
 #include "bitmap.h"
 #include "engine.h"
+#include "procfs.h"
 #include "uffd.h"
 #include "trace.h"
 
@@ -398,8 +399,10 @@ static unsigned child_from_slot(struct mig__job *j, struct mig__win *w, int cfd,
 				 &pi) < 0)
 		return 0;
 	if (!(pi.flags & MIG_PAGE_PRESENT) || (pi.flags & MIG_PAGE_ZERO) ||
-	    process_vm_readv(j->pid, &l, 1, &rv, 1, 0) != (ssize_t)MIG__PAGE)
+	    mig__mem_readv(j->pid, &l, &rv, 1) != (ssize_t)MIG__PAGE) {
+		MIG_TRACE("SLOTREAD i=%zu failed: %s", i, strerror(errno));
 		return 0;
+	}
 	for (tries = 0; tries < 1000; tries++) {
 		int r = mig__uffd_copy(cfd, w->addr[i], buf, MIG__PAGE, 0, NULL);
 
@@ -450,12 +453,14 @@ static unsigned child_fill_one(struct mig__job *j, struct mig__win *w, int cfd, 
  *    of the tenant's heap). So the test is filled_read, as it was at
  *    the read, not filled.
  *  - A page still pending: child_from_slot, as before.
- *  - The others are out: their slots (read from pagemap once, present,
- *    so the read cannot fault into the scratch area, which only this
- *    thread serves) are pulled into staging with one process_vm_readv
- *    for up to 64 pages, and copied into the child one run of
- *    consecutive addresses per UFFDIO_COPY; the page a run stopped at
- *    goes alone (mig__fill_page_locked: -EEXIST, -ENOMEM, -EAGAIN).
+ *  - The others are out: their slots (read from pagemap once, present;
+ *    the read goes through /proc/PID/mem, mig__mem_readv, so that a
+ *    slot found empty all the same fails instead of faulting into the
+ *    scratch area, which only this thread serves) are pulled into
+ *    staging with one read for up to 64 pages, and copied into the
+ *    child one run of consecutive addresses per UFFDIO_COPY; the page a
+ *    run stopped at goes alone (mig__fill_page_locked: -EEXIST,
+ *    -ENOMEM, -EAGAIN).
  * No uffd-wp bit is set on this path (no FREEZE): the child inherited
  * none, and the unregister drops the registration.
  */
@@ -479,7 +484,9 @@ static void child_movefirst(struct mig__job *j, struct mig__win *w, int cfd,
 		}
 		if (n == 0 || (n < ARRAY_SIZE(idx) && i < w->npages))
 			continue;
-		got = process_vm_readv(j->pid, l, n, rv, n, 0);
+		got = mig__mem_readv(j->pid, l, rv, n);
+		if (got < (ssize_t)(n * MIG__PAGE))
+			MIG_TRACE("SLOTREAD %zu pages from i=%zu: %zd bytes", n, idx[0], got);
 		for (size_t k = 0; got > 0 && k < (size_t)got / MIG__PAGE && k < n; k++) {
 			mig__bit_set(w->pulled, idx[k]);
 			__atomic_fetch_add(&j->copies, 1, __ATOMIC_RELAXED);

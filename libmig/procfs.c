@@ -7,10 +7,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "procfs.h"
@@ -135,4 +137,36 @@ bool mig__proc_signal_pending(pid_t tid)
 	}
 	fclose(f);
 	return ((pnd | shd) & ~blk) != 0;
+}
+
+ssize_t mig__mem_readv(pid_t pid, const struct iovec *l, const struct iovec *r, size_t n)
+{
+	_cleanup_close_ int fd = -EBADF;
+	char path[64];
+	ssize_t got = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			errno = ESRCH;
+		return -1;
+	}
+	for (size_t k = 0; k < n;) {
+		size_t e = k + 1, want = l[k].iov_len;
+		ssize_t m;
+
+		/* One preadv for remote pieces that follow each other. */
+		while (e < n && e - k < IOV_MAX &&
+		       (uintptr_t)r[e].iov_base == (uintptr_t)r[e - 1].iov_base + r[e - 1].iov_len)
+			want += l[e++].iov_len;
+		m = preadv(fd, l + k, (int)(e - k), (off_t)(uintptr_t)r[k].iov_base);
+		if (m < 0)
+			return got > 0 ? got : -1;
+		got += m;
+		if ((size_t)m < want)
+			break;
+		k = e;
+	}
+	return got;
 }

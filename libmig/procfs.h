@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "mig.h"
 #include "util.h"
@@ -176,5 +177,21 @@ MIG_INTERNAL pid_t mig__proc_live_thread(pid_t pid);
 
 /* True when a signal the thread does not block is pending for it or its process. */
 MIG_INTERNAL bool mig__proc_signal_pending(pid_t tid);
+
+/*
+ * process_vm_readv(pid, l, n, r, n) for pairs of equal lengths, read
+ * through /proc/PID/mem instead. A page missing in a range registered
+ * with a userfaultfd makes this read fail at once (EIO), where
+ * process_vm_readv waits until the uffd's reader serves the fault: its
+ * page pinning may retry, so handle_userfault() waits, and the pinning
+ * behind /proc/PID/mem may not, so the fault ends in SIGBUS (Linux 6.1
+ * and 6.18, test_mem_readv). For the threads that serve the tenant's
+ * faults, or hold the job lock their server waits for: there a read
+ * that faulted would never end (a move-first run hung that way, issue
+ * 16). Returns the bytes read before the first failure or short read,
+ * or -1 with errno when the first fails.
+ */
+MIG_INTERNAL ssize_t mig__mem_readv(pid_t pid, const struct iovec *l, const struct iovec *r,
+				    size_t n);
 
 #endif /* MIG_PROCFS_H */

@@ -511,8 +511,16 @@ int mig__movefirst_pull_locked(struct mig__job *j, struct mig__win *w, size_t i,
 		return -ESRCH;
 	if (!(pi.flags & MIG_PAGE_PRESENT) || (pi.flags & MIG_PAGE_ZERO))
 		return -ENODATA;
-	if (process_vm_readv(j->pid, &l, 1, &rv, 1, 0) != (ssize_t)MIG__PAGE)
+	/*
+	 * With the job lock held for writing, which the fault thread needs
+	 * to serve a fault in the scratch area: a read that faulted there
+	 * would wait for ever. Through /proc/PID/mem it fails instead.
+	 */
+	errno = 0;
+	if (mig__mem_readv(j->pid, &l, &rv, 1) != (ssize_t)MIG__PAGE) {
+		MIG_TRACE("SLOTREAD i=%zu failed: %s", i, strerror(errno ? errno : EIO));
 		return errno ? -errno : -EIO;
+	}
 	mig__bit_set(w->pulled, i);
 	__atomic_fetch_add(&j->copies, 1, __ATOMIC_RELAXED);
 	return 0;

@@ -7,11 +7,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "procfs.h"
 #include "uffd.h"
 #include "unit.h"
 
@@ -87,19 +91,38 @@ START_TEST(test_regs)
 }
 END_TEST
 
+/* A uffd of this process, API done; -1 and *why when there is none. */
+static int self_uffd(uint64_t *features, uint64_t *ioctls, const char **why)
+{
+	static char msg[128];
+	int fd;
+
+	if (mig__uffd_probe(features, NULL) < 0) {
+		*why = "no userfaultfd here";
+		return -1;
+	}
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(msg, sizeof(msg), "userfaultfd(2) not allowed for this user: %s",
+			 strerror(errno));
+		*why = msg;
+		return -1;
+	}
+	ck_assert_int_eq(mig__uffd_api(fd, 0, features, ioctls), 0);
+	return fd;
+}
+
 START_TEST(test_wrappers)
 {
 	uint64_t features = 0, ioctls = 0, done = 0;
 	static uint8_t src[4096] __attribute__((aligned(4096)));
+	const char *why;
 	uint8_t *p;
 	int fd;
 
-	if (mig__uffd_probe(&features, NULL) < 0)
-		UNIT_SKIP("no userfaultfd here");
-	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	fd = self_uffd(&features, &ioctls, &why);
 	if (fd < 0)
-		UNIT_SKIP("userfaultfd(2) not allowed for this user: %s", strerror(errno));
-	ck_assert_int_eq(mig__uffd_api(fd, 0, &features, &ioctls), 0);
+		UNIT_SKIP("%s", why);
 	ck_assert(features & UFFD_FEATURE_EVENT_REMOVE);
 	p = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ck_assert(p != MAP_FAILED);
@@ -120,6 +143,65 @@ START_TEST(test_wrappers)
 	ck_assert_int_eq(mig__uffd_unregister(fd, (uintptr_t)p, 2 * 4096), 0);
 	ck_assert_int_eq(mig__uffd_copy(fd, (uintptr_t)p, src, 4096, 0, &done), -ENOENT);
 	munmap(p, 2 * 4096);
+	close(fd);
+}
+END_TEST
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * mig__mem_readv (procfs.c) on a range registered for missing pages that
+ * nobody serves: present pages are read, and a missing one fails at once
+ * (EIO) instead of waiting for a reader that would never come, as
+ * process_vm_readv does. The fault thread's slot reads stand on this.
+ */
+START_TEST(test_mem_readv)
+{
+	uint64_t features = 0, ioctls = 0;
+	uint8_t a[4096], b[4096], c[4096], *p;
+	struct iovec l[3] = { { a, 4096 }, { b, 4096 }, { c, 4096 } }, r[3];
+	const char *why;
+	uint64_t t0;
+	int fd;
+
+	fd = self_uffd(&features, &ioctls, &why);
+	if (fd < 0)
+		UNIT_SKIP("%s", why);
+	p = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(p != MAP_FAILED);
+	memset(p, 0x11, 4096);
+	memset(p + 4096, 0x22, 4096);
+	memset(p + 3 * 4096, 0x44, 4096);
+	ck_assert_int_eq(mig__uffd_register(fd, (uintptr_t)p, 4 * 4096,
+					    UFFDIO_REGISTER_MODE_MISSING, &ioctls),
+			 0);
+	/* Two present pages, side by side (one preadv), then a present one apart. */
+	r[0] = (struct iovec){ p, 4096 };
+	r[1] = (struct iovec){ p + 4096, 4096 };
+	r[2] = (struct iovec){ p + 3 * 4096, 4096 };
+	ck_assert_int_eq(mig__mem_readv(getpid(), l, r, 3), 3 * 4096);
+	ck_assert(a[7] == 0x11 && b[4095] == 0x22 && c[0] == 0x44);
+	/* Page 2 is missing: the read stops there, at once. */
+	t0 = mono_ns();
+	r[2] = (struct iovec){ p + 2 * 4096, 4096 };
+	ck_assert_int_eq(mig__mem_readv(getpid(), l, r, 3), 2 * 4096);
+	r[0] = (struct iovec){ p + 2 * 4096, 4096 };
+	errno = 0;
+	ck_assert_int_eq(mig__mem_readv(getpid(), l, r, 1), -1);
+	ck_assert_int_eq(errno, EIO);
+	ck_assert_uint_lt(mono_ns() - t0, 2000000000ull);
+	/* Nothing was faulted in, and no fault is waiting to be read. */
+	ck_assert_int_eq(mig__uffd_read(fd, (struct uffd_msg[1]){ 0 }, 1), -EAGAIN);
+	errno = 0;
+	ck_assert_int_eq(mig__mem_readv(0x7ffffff0, l, r, 1), -1);
+	ck_assert_int_eq(errno, ESRCH);
+	munmap(p, 4 * 4096);
 	close(fd);
 }
 END_TEST
@@ -206,6 +288,7 @@ static Suite *uffd_suite(void)
 
 	tcase_add_loop_test(tc, test_regs, 0, (int)(sizeof(regs_cases) / sizeof(regs_cases[0])));
 	tcase_add_test(tc, test_wrappers);
+	tcase_add_test(tc, test_mem_readv);
 	tcase_add_test(tc, test_settle_facts);
 	suite_add_tcase(s, tc);
 	return s;
