@@ -380,17 +380,6 @@ static void decode_run(int kpf_fd, const uint64_t *pm, struct mig_pageinfo *out,
 	}
 }
 
-/*
- * A PMD-mapped THP, told without its 512 kpageflags entries: PAGEMAP_SCAN
- * said the block is mapped by one PMD (not the huge zero page), pagemap
- * gave 512 present pages from one PMD-aligned PFN on, and the head's own
- * entry says anonymous large folio head (not hugetlb, not the zero
- * page). A PMD maps an anonymous folio of exactly the PMD order, so the
- * other 511 entries could only say tail of it: out[] gets what
- * decode_run would have made of them. Reading them cost about 60 ns an
- * entry, 30 us a THP, several times a window (issue 16). False when the
- * head does not say so: the block then takes the kpageflags path.
- */
 static int thp_fast = 1;
 static uint64_t thp_fast_blocks;
 
@@ -412,6 +401,17 @@ static bool thp_head(int kpf_fd, uint64_t pfn, uint64_t *ret_kpf)
 	       !(*ret_kpf & excl);
 }
 
+/*
+ * A PMD-mapped THP, told without its 512 kpageflags entries: PAGEMAP_SCAN
+ * said the block is mapped by one PMD (not the huge zero page), pagemap
+ * gave 512 present pages from one PMD-aligned PFN on, and the head's own
+ * entry says anonymous large folio head (not hugetlb, not the zero
+ * page). A PMD maps an anonymous folio of exactly the PMD order, so the
+ * other 511 entries could only say tail of it: out[] gets what
+ * decode_run would have made of them. Reading them cost about 60 ns an
+ * entry, 30 us a THP, several times a window (issue 16). False when the
+ * head does not say so: the block then takes the kpageflags path.
+ */
 static bool thp_block(int kpf_fd, const uint64_t *pm, struct mig_pageinfo *out, size_t bp)
 {
 	const uint64_t tail = MIG__KPF(MIG__KPF_THP) | MIG__KPF(MIG__KPF_COMPOUND_TAIL);
