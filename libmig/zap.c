@@ -656,9 +656,20 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 		}
 	} else if (st->op == MIG__ZAP_MADVISE) {
 		w->zapping = false;
-		/* A failed madvise leaves its pages: their fill finds them there. */
-		for (size_t k = i; k < i + n; k++)
-			mig__bit_clear(w->pend, k);
+		if (ret == -EINTR && move_again(z)) {
+			/*
+			 * A signal came first: the step did not run (the backend
+			 * says so only then), its pages are where they were and
+			 * stay pending: the same run again. Under churn (a tenant
+			 * whose children exit: SIGCHLD) about one madvise step in
+			 * ten met one, and its pages waited for the next pass.
+			 */
+			again = true;
+		} else {
+			/* A failed madvise leaves its pages: their fill finds them there. */
+			for (size_t k = i; k < i + n; k++)
+				mig__bit_clear(w->pend, k);
+		}
 	} else {
 		m = MIN(n, moved / MIG__PAGE);
 		for (size_t k = i; k < i + m; k++)
