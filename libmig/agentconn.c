@@ -21,6 +21,7 @@
 #include "engine.h"
 #include "stopset.h"
 #include "tenant.h"
+#include "trace.h"
 #include "util.h"
 
 /* How long CREATE may take before we call the agent unresponsive. */
@@ -171,8 +172,11 @@ static int agent_call_fd(struct mig_tenant *t, struct mig_agent_req *req, int se
 			mig_agent_attach_fd(&smh, &cm, send_fd);
 		n = sendmsg(p->conn, &smh, MSG_NOSIGNAL);
 	}
-	if (n < 0)
-		return errno == EPIPE || errno == ECONNRESET ? -ESRCH : -errno;
+	if (n < 0) {
+		r = errno == EPIPE || errno == ECONNRESET ? -ESRCH : -errno;
+		MIG_TRACE("AGENT op=%u send: %d", (unsigned)req->op, r);
+		return r;
+	}
 	for (;;) {
 		/*
 		 * Poll first, also with no timeout (-1): the caller's connection
@@ -187,10 +191,13 @@ static int agent_call_fd(struct mig_tenant *t, struct mig_agent_req *req, int se
 		n = recvmsg(p->conn, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (n < 0)
-			return errno == ECONNRESET ? -ESRCH : -errno;
-		if (n == 0)
-			return -ESRCH; /* the agent (or its process) is gone */
+		if (n < 0 || n == 0) {
+			/* n == 0: the agent (or its process) is gone. */
+			r = n == 0 || errno == ECONNRESET ? -ESRCH : -errno;
+			MIG_TRACE("AGENT op=%u answer: %d (%s)", (unsigned)req->op, r,
+				  n == 0 ? "connection closed" : "recvmsg");
+			return r;
+		}
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
 			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 				int fd;

@@ -208,6 +208,15 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 			}
 			return 0;
 		}
+		if (!child && i >= 0 && w->zapping && addr >= w->zap_run.start &&
+		    addr < w->zap_run.end && mig__bit_test(w->pend, i))
+			/*
+			 * Rule 6 of zap.c broken: a thread runs while its
+			 * page is being zapped (it was said to be stopped).
+			 * The write goes to a page the madvise then drops.
+			 */
+			MIG_TRACE("ZAPWRITE i=%zd addr=%lx tid=%d: written while zapped", i,
+				  (unsigned long)addr, (int)tid);
 		if (!child && i < 0 && !protected_now(j->pid, addr)) {
 			/*
 			 * A stale fault: its window has ended (thawed and
@@ -928,6 +937,7 @@ static void *fault_main(void *arg)
 			if (key == KEY_STOP)
 				goto out;
 			if (key == KEY_PIDFD) {
+				MIG_TRACE("EXITED pid %d (pidfd readable)", (int)j->pid);
 				__atomic_store_n(&j->exited, 1, __ATOMIC_RELEASE);
 				(void)epoll_ctl(j->epfd, EPOLL_CTL_DEL, fd, NULL);
 				continue;

@@ -24,6 +24,7 @@
 #include "engine.h"
 #include "procfs.h"
 #include "tenant.h"
+#include "trace.h"
 
 #define PF_PRESENT 1u
 #define PF_SKIPPED 2u
@@ -904,8 +905,11 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 			}
 			r = run_window(&j, &jp, base + (s - ranges[k].start) / MIG__PAGE, s, e,
 				       j.pool_nodes[pool], staging[pool], movefirst);
-			if (r < 0 && __atomic_load_n(&j.exited, __ATOMIC_ACQUIRE))
+			if (r < 0 && __atomic_load_n(&j.exited, __ATOMIC_ACQUIRE)) {
+				MIG_TRACE("JOB window %lx: %d, the tenant exited: -ESRCH",
+					  (unsigned long)s, r);
 				r = -ESRCH;
+			}
 			if (r < 0)
 				break;
 			jp.reached = base + (e - ranges[k].start) / MIG__PAGE;

@@ -586,8 +586,10 @@ static int fill_chunk(void *arg, size_t c)
 		pthread_rwlock_unlock(&j->lock);
 		if (r == -EAGAIN) {
 			/* An event is waiting for the fault thread; let it read. */
-			if (__atomic_load_n(&j->exited, __ATOMIC_ACQUIRE))
+			if (__atomic_load_n(&j->exited, __ATOMIC_ACQUIRE)) {
+				MIG_TRACE("FILL i=%zu: the tenant exited: -ESRCH", i);
 				return -ESRCH;
+			}
 			usleep(50);
 		} else if (r < 0)
 			return r;

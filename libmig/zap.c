@@ -820,7 +820,7 @@ static int zap_session(struct zap_ctx *z)
 	struct mig__zap_step st;
 	pid_t tids[8];
 	void *x = NULL;
-	int r, nt, ne;
+	int r, nt, ne, rr, re;
 
 	pthread_mutex_lock(&t->op_lock);
 	nt = t->ops->zap_threads(t, tids, ARRAY_SIZE(tids));
@@ -864,10 +864,12 @@ static int zap_session(struct zap_ctx *z)
 			break;
 	}
 	zap_unlock(z);
-	if (t->ops->resume_others(t, &others) < 0 && r == 0)
+	rr = t->ops->resume_others(t, &others);
+	re = t->ops->zap_end(t, x);
+	if ((rr < 0 || re < 0) && r == 0) {
+		MIG_TRACE("ZAPEND resume=%d end=%d: -ESRCH", rr, re);
 		r = -ESRCH;
-	if (t->ops->zap_end(t, x) < 0 && r == 0)
-		r = -ESRCH;
+	}
 out:
 	pthread_mutex_unlock(&t->op_lock);
 	return r;

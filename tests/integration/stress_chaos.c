@@ -178,6 +178,47 @@ static size_t job_ranges(const char *mode, const struct wtenant *w, uint64_t *s,
 	return 1;
 }
 
+/*
+ * A job that ended "no such process": say whether the tenant is really
+ * gone, and how, before the run fails. The agent's connection closes
+ * while the process exits, a little before it becomes a zombie, so wait
+ * up to 2 s for that. waitid(WNOWAIT) leaves the zombie for wt_stop's
+ * waitpid (the only other wait on it, in this same thread).
+ */
+static void tell_tenant_state(pid_t pid)
+{
+	siginfo_t si;
+	char path[64], buf[512] = "", *p;
+	int fd, n;
+
+	for (int k = 0; k < 200; k++) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    si.si_pid == pid) {
+			if (si.si_code == CLD_EXITED)
+				printf("# tenant %d exited with status %d (stress_tenant: 2 a "
+				       "failed call, 3 SIGSEGV/SIGBUS; its stderr says where)\n",
+				       pid, si.si_status);
+			else
+				printf("# tenant %d was killed by signal %d (%s)%s\n", pid,
+				       si.si_status, strsignal(si.si_status),
+				       si.si_code == CLD_DUMPED ? ", core dumped" : "");
+			return;
+		}
+		sleep_ms(10);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? (int)read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	p = strrchr(buf, ')');
+	printf("# tenant %d has not exited after 2 s: kill(0) %s, state %c\n", pid,
+	       kill(pid, 0) == 0 ? "ok" : strerror(errno), p && p[1] ? p[2] : '?');
+	wt_dump_threads(pid, "ESRCH tenant", 0);
+}
+
 static void hook(int phase, const struct mig_range *win, void *ud)
 {
 	struct hookctx *h = ud;
@@ -304,7 +345,9 @@ int main(int argc, char **argv)
 		if (r == -ECANCELED && __atomic_load_n(&deadline_hit, __ATOMIC_ACQUIRE))
 			printf("# deadline: migration %d cancelled at %.1f s (STRESS_DEADLINE_S)\n",
 			       runs, now_s() - t0);
-		else if (r < 0)
+		else if (r == -ESRCH)
+			tell_tenant_state(w.pid);
+		if (r < 0 && !(r == -ECANCELED && __atomic_load_n(&deadline_hit, __ATOMIC_ACQUIRE)))
 			FAIL("migration %d: mig_migrate: %s (seed %" PRIu64 ")", runs, strerror(-r),
 			     seed);
 		print_result(&res);

@@ -14,6 +14,7 @@
 #   CHURN_TIMEOUT=s            one run's limit (default 60 x SECS + 300; a hung job
 #                              fails sooner: stress_chaos's STRESS_HANG_S watchdog)
 #   STRESS_MIB, STRESS_THREADS the tenant's size and threads (stress_chaos)
+#   CHURN_TAIL=n               lines of a failing run's log shown (default 15)
 #   CHURN_RANGES="data random" the ranges the runs take in turn (default
 #                              "data random whole")
 #   STRESS_SEEDS="s1 s2 ..."   fixed seeds run first for every kind (regressions),
@@ -53,7 +54,7 @@ for kind in $kinds; do
 	      env=(STRESS_ZAP=move STRESS_WINDOW=movefirst) ;;
 	*) echo "churn: unknown kind $kind"; exit 2 ;;
 	esac
-	n=0 fail=0 ops=0 bad=0 seeds=()
+	n=0 fail=0 ops=0 bad=0 zw=0 seeds=()
 	# shellcheck disable=SC2206
 	list=(${STRESS_SEEDS:-})
 	for ((k = 0; k < runs; k++)); do list+=(random); done
@@ -69,24 +70,36 @@ for kind in $kinds; do
 			[ -n "${srg:-}" ] && rg=$srg
 			s=(STRESS_SEED="$sd" STRESS_OPS="${sops:-${STRESS_SEED_OPS:-${STRESS_OPS:-}}}")
 		fi
+		# Appending, like a MIG_TRACE file opened on the same log
+		# (MIG_TRACE=/proc/self/fd/2 where there is no /dev/stderr):
+		# written at a shared offset, the test's and the tenant's own
+		# lines would overwrite trace lines, and the other way round.
+		: >"$log"
 		env "${env[@]}" "${s[@]}" STRESS_SECS="$secs" STRESS_RANGES=$rg \
-			timeout -k 10 "${CHURN_TIMEOUT:-$((secs * 60 + 300))}" "$prog" >"$log" 2>&1
+			timeout -k 10 "${CHURN_TIMEOUT:-$((secs * 60 + 300))}" "$prog" >>"$log" 2>&1
 		rc=$?
 		o=$(sed -n 's/^# stress tenant: \([0-9]*\) ops.*/\1/p' "$log" | tail -1)
 		b=$(grep -c '^BAD ' "$log")
+		# With MIG_TRACE on the log: pages written while our madvise
+		# dropped them (zap.c rule 6 broken, faults.c ZAPWRITE).
+		zw=$((zw + $(grep -c ' ZAPWRITE ' "$log")))
 		used=$(sed -n 's/^# seed \([0-9]*\).*/\1/p' "$log" | head -1)
 		ops=$((ops + ${o:-0})) bad=$((bad + b))
 		if [ $rc != 0 ]; then
 			fail=$((fail + 1)); seeds+=("$used($rg)")
 			echo "# churn $kind run $n FAIL (exit $rc, seed $used, ranges $rg): $(grep -m1 -E '^(FAIL|BAD|HUNG)' "$log")"
-			# The guests keep no files: the end of the log says why.
-			tail -n 15 "$log" | sed 's/^/#   | /'
+			# The guests keep no files: what the tenant said (a crash
+			# names its address and last operations) and the end of
+			# the log say why.
+			grep -E '^(# tenant |stress_tenant: |  thread [0-9]+ op )' "$log" | head -n 40 |
+				sed 's/^/#   t /'
+			tail -n "${CHURN_TAIL:-15}" "$log" | sed 's/^/#   | /'
 		else
 			rm -f "$log"
 		fi
 		n=$((n + 1))
 	done
-	echo "# churn $kind: runs $n, failed $fail, tenant ops $ops, bad reads $bad${seeds:+, failing seeds: ${seeds[*]}}"
+	echo "# churn $kind: runs $n, failed $fail, tenant ops $ops, bad reads $bad${MIG_TRACE:+, writes during a zap (trace) $zw}${seeds:+, failing seeds: ${seeds[*]}}"
 	total_fail=$((total_fail + fail))
 done
 [ $total_fail = 0 ]
