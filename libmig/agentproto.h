@@ -37,8 +37,9 @@ enum mig_agent_op {
 };
 
 /*
- * STOP's answer: 0 when every thread of the tenant but the helper sits in
- * the agent's signal handler, -EINPROGRESS when some have not got there
+ * STOP's answer: 0 when every thread of the tenant but the helper waits
+ * in the agent's signal handler (blocked in its futex wait, where it
+ * writes no memory until RESUME), -EINPROGRESS when some have not got there
  * yet (ask again), other -errno when the agent cannot stop them (its
  * signal is the host's, too many threads): then it has let all go again.
  * Agents before STOP answer -EOPNOTSUPP.

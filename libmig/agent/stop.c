@@ -9,7 +9,9 @@
  * back to user mode, so after its own mapping change is complete and its
  * event read; a stopped thread runs nothing but the handler's futex wait
  * and cannot clone, so /proc/self/task is listed again until no new
- * thread appears. Threads that are gone (exited, or the zombie of a main
+ * thread appears. It counts as stopped only once the helper sees it
+ * blocked in that wait (waits_in_handler): until then it still writes
+ * its stack. Threads that are gone (exited, or the zombie of a main
  * thread that called pthread_exit) are not waited for.
  *
  * Only async-signal-safe calls in the handler; no malloc in the helper
@@ -43,7 +45,11 @@
 /* A thread not stopped after this long is signalled again (tid reuse). */
 #define RESEND_MS 200
 
-enum { SLOT_SIGNALLED, SLOT_STOPPED, SLOT_GONE };
+/*
+ * SIGNALLED: sent the signal; STOPPED: its handler says so; WAITING: seen
+ * by the helper blocked in the handler's futex wait; GONE: exited.
+ */
+enum { SLOT_SIGNALLED, SLOT_STOPPED, SLOT_WAITING, SLOT_GONE };
 
 static struct mig_agent_stopctl *ctl;
 static int installed;
@@ -113,33 +119,75 @@ void mig_agent_stop_init(struct mig_agent_stopctl *c)
 }
 
 /*
- * Still a live thread of ours? 1 yes, 0 exited or a zombie, -errno when
- * we cannot tell (out of fds): never taken for gone.
+ * Read /proc/self/task/TID/FILE into buf (NUL-terminated). No stdio here:
+ * a stopped thread may hold one of its locks. Returns the length, or
+ * -errno (the file cannot be opened or read).
  */
-static int thread_live(pid_t tid)
+static ssize_t read_task_file(pid_t tid, const char *file, char *buf, size_t size)
 {
-	char path[64] = "/proc/self/task/", digits[16], buf[256], *p;
+	char path[64] = "/proc/self/task/", digits[16];
 	size_t len = strlen(path), nd = 0;
 	ssize_t n;
 	int fd;
 
-	/* No stdio here: a stopped thread may hold one of its locks. */
 	do
 		digits[nd++] = (char)('0' + tid % 10);
 	while ((tid /= 10) > 0 && nd < sizeof(digits));
 	while (nd > 0)
 		path[len++] = digits[--nd];
-	memcpy(path + len, "/stat", sizeof("/stat"));
+	path[len++] = '/';
+	memcpy(path + len, file, strlen(file) + 1);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH ? 0 : -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return -errno;
+	n = read(fd, buf, size - 1);
+	if (n < 0)
+		n = -errno;
 	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return n;
+}
+
+/*
+ * Still a live thread of ours? 1 yes, 0 exited or a zombie, -errno when
+ * we cannot tell (out of fds): never taken for gone.
+ */
+static int thread_live(pid_t tid)
+{
+	char buf[256], *p;
+	ssize_t n = read_task_file(tid, "stat", buf, sizeof(buf));
+
 	if (n <= 0)
-		return n == 0 || errno == ESRCH ? 0 : -errno;
-	buf[n] = 0;
+		return n == 0 || n == -ENOENT || n == -ESRCH ? 0 : (int)n;
 	p = strrchr(buf, ')');
 	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+/*
+ * Is thread tid blocked in the handler's futex wait on word? 1 yes, 0 not
+ * (yet: it runs, or waits elsewhere), -errno when we cannot tell. The
+ * kernel shows a blocked thread's system call in /proc/self/task/TID/
+ * syscall as "nr arg0 ... sp pc", "running" while it runs. Between
+ * marking itself stopped and that wait the handler still writes its stack
+ * (the call's return address, a spilled argument): a page there that migd
+ * staged and write-protected takes that write, then the zap drops it and
+ * the fill puts the staged page back, and the thread returns through a
+ * stale frame (churn agent whole, 6.1 guest: the tenant died). So a
+ * thread counts as stopped only once it waits there, and writes nothing
+ * until RESUME.
+ */
+static int waits_in_handler(pid_t tid, const int *word)
+{
+	char buf[256], *p;
+	ssize_t n = read_task_file(tid, "syscall", buf, sizeof(buf));
+	long nr;
+
+	if (n < 0)
+		return (int)n;
+	nr = strtol(buf, &p, 10);
+	if (p == buf || nr != SYS_futex)
+		return 0;
+	return strtoull(p, NULL, 16) == (unsigned long long)(uintptr_t)word;
 }
 
 static int signal_slot(struct mig_agent_stopctl *c, int k)
@@ -242,9 +290,10 @@ int64_t mig_agent_stop(struct mig_agent_stopctl *c, unsigned wait_ms)
 			return r;
 		}
 		for (int k = 0; k < c->n; k++) {
-			int live;
+			int state = __atomic_load_n(&c->slot[k].state, __ATOMIC_ACQUIRE);
+			int live, w;
 
-			if (__atomic_load_n(&c->slot[k].state, __ATOMIC_ACQUIRE) != SLOT_SIGNALLED)
+			if (state != SLOT_SIGNALLED && state != SLOT_STOPPED)
 				continue;
 			live = thread_live(c->slot[k].tid);
 			if (live < 0) {
@@ -253,6 +302,20 @@ int64_t mig_agent_stop(struct mig_agent_stopctl *c, unsigned wait_ms)
 			}
 			if (!live) {
 				__atomic_store_n(&c->slot[k].state, SLOT_GONE, __ATOMIC_RELAXED);
+				continue;
+			}
+			if (state == SLOT_STOPPED) {
+				/* In the handler: stopped once it waits (waits_in_handler). */
+				w = waits_in_handler(c->slot[k].tid, &c->go);
+				if (w < 0) {
+					mig_agent_resume(c);
+					return w;
+				}
+				if (w > 0)
+					__atomic_store_n(&c->slot[k].state, SLOT_WAITING,
+							 __ATOMIC_RELAXED);
+				else
+					pending++;
 				continue;
 			}
 			pending++;

@@ -25,7 +25,7 @@ struct mig_agent_stopctl {
 	uint64_t t0; /* when this stop began (ms, CLOCK_MONOTONIC) */
 	struct {
 		pid_t tid;
-		int state;	  /* SLOT_SIGNALLED, SLOT_STOPPED, SLOT_GONE */
+		int state;	  /* SLOT_SIGNALLED, _STOPPED, _WAITING, _GONE (stop.c) */
 		uint64_t sent_ms; /* when it was last signalled */
 	} slot[MIG_AGENT_STOP_MAX];
 };

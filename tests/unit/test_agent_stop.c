@@ -4,12 +4,19 @@
  * into the handler and a resume lets them all go; and a stop does not
  * begin while a handler of the last one may still be inside (it could
  * have read that stop's go, and would count a running thread as stopped:
- * docs/engine.md, "Causes found under churn").
+ * docs/engine.md, "Causes found under churn"); and a stop is complete
+ * only once every thread waits in the handler's futex, where it writes
+ * nothing (before, a thread that had marked itself stopped still wrote
+ * its stack on its way there, while migd's madvise dropped the page).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +26,7 @@
 #define NTHREADS 3
 
 static atomic_long spins[NTHREADS];
+static atomic_int tids[NTHREADS];
 static atomic_int quit;
 /* Static: the block is 24 KiB, and a test's stack is the process's. */
 static struct mig_agent_stopctl ctl;
@@ -27,6 +35,7 @@ static void *spinner(void *arg)
 {
 	atomic_long *n = arg;
 
+	atomic_store(&tids[n - spins], (int)syscall(SYS_gettid));
 	while (!atomic_load(&quit))
 		atomic_fetch_add(n, 1);
 	return NULL;
@@ -70,6 +79,12 @@ static void start(pthread_t *th)
 	for (int k = 0; k < NTHREADS; k++)
 		ck_assert_int_eq(pthread_create(&th[k], NULL, spinner, &spins[k]), 0);
 	sleep_ms(20);
+	/* Every spinner runs and has told its tid (a loaded host: up to 5 s). */
+	for (int k = 0, waited = 0; k < NTHREADS; k++)
+		while (!atomic_load(&tids[k])) {
+			ck_assert_msg(waited++ < 1000, "spinner %d did not start", k);
+			sleep_ms(5);
+		}
 }
 
 static void finish(pthread_t *th)
@@ -111,6 +126,53 @@ START_TEST(stop_and_resume)
 }
 END_TEST
 
+/*
+ * The system call thread tid is blocked in, as /proc shows it: its number
+ * and first argument; nr -1 when it runs or is not in one.
+ */
+static void in_syscall(int tid, long *nr, unsigned long long *arg0)
+{
+	char path[64], buf[256] = "";
+	char *p;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	*nr = strtol(buf, &p, 10);
+	if (p == buf)
+		*nr = -1; /* "running" */
+	*arg0 = *nr >= 0 ? strtoull(p, NULL, 16) : 0;
+}
+
+/* Once a stop answers 0, every thread waits in the handler's futex on go. */
+START_TEST(stopped_threads_wait_in_the_handler)
+{
+	pthread_t th[NTHREADS];
+
+	start(th);
+	for (int round = 0; round < 50; round++) {
+		ck_assert_int_eq(stop_all(), 0);
+		for (int k = 0; k < NTHREADS; k++) {
+			unsigned long long arg0;
+			long nr;
+
+			in_syscall(atomic_load(&tids[k]), &nr, &arg0);
+			ck_assert_msg(nr == SYS_futex && arg0 == (uintptr_t)&ctl.go,
+				      "round %d: thread %d counted stopped while in system call "
+				      "%ld (arg0 %#llx), not the handler's futex wait",
+				      round, k, nr, arg0);
+		}
+		ck_assert_int_eq(mig_agent_resume(&ctl), 0);
+	}
+	finish(th);
+}
+END_TEST
+
 START_TEST(no_stop_while_a_handler_lingers)
 {
 	pthread_t th[NTHREADS];
@@ -144,6 +206,7 @@ static Suite *agent_stop_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, stop_and_resume);
 	tcase_add_test(tc, no_stop_while_a_handler_lingers);
+	tcase_add_test(tc, stopped_threads_wait_in_the_handler);
 	suite_add_tcase(s, tc);
 	return s;
 }
