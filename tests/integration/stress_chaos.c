@@ -345,11 +345,12 @@ int main(int argc, char **argv)
 		if (r == -ECANCELED && __atomic_load_n(&deadline_hit, __ATOMIC_ACQUIRE))
 			printf("# deadline: migration %d cancelled at %.1f s (STRESS_DEADLINE_S)\n",
 			       runs, now_s() - t0);
-		else if (r == -ESRCH)
-			tell_tenant_state(w.pid);
-		if (r < 0 && !(r == -ECANCELED && __atomic_load_n(&deadline_hit, __ATOMIC_ACQUIRE)))
+		else if (r < 0) {
+			if (r == -ESRCH)
+				tell_tenant_state(w.pid);
 			FAIL("migration %d: mig_migrate: %s (seed %" PRIu64 ")", runs, strerror(-r),
 			     seed);
+		}
 		print_result(&res);
 		st_check_result(&res, &targets);
 		if (res.zaps_unstopped)
