@@ -1070,10 +1070,20 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 		/*
 		 * Every zapped page must be back before we let go: fill what
 		 * is left (the fault thread keeps serving meanwhile), thaw.
+		 * -ESRCH is believed only when the pidfd agrees: a backend
+		 * says it for a closed agent connection or a failed
+		 * injection too, and a tenant that lives gets its pages back
+		 * (a dead one's fill would only meet -ESRCH).
 		 */
-		if (r != -ESRCH && w->movefirst)
+		bool gone = r == -ESRCH && (mig__tenant_exited(j->t) ||
+					    __atomic_load_n(&j->exited, __ATOMIC_ACQUIRE));
+
+		if (r == -ESRCH && !gone)
+			MIG_TRACE("WIN %lx: -ESRCH but the tenant lives: filling",
+				  (unsigned long)w->start);
+		if (!gone && w->movefirst)
 			(void)bring_back(j, w, pool);
-		else if (r != -ESRCH)
+		else if (!gone)
 			(void)fill(j, w, pool);
 		if (!w->movefirst)
 			thaw(j, w);

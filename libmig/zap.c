@@ -866,7 +866,12 @@ static int zap_session(struct zap_ctx *z)
 	zap_unlock(z);
 	rr = t->ops->resume_others(t, &others);
 	re = t->ops->zap_end(t, x);
-	if ((rr < 0 || re < 0) && r == 0) {
+	/*
+	 * zap:esrch: the session ends as if the agent's connection closed at
+	 * RESUME, with the tenant alive and its pages taken out
+	 * (migrate_esrch_live: the window must fill them all the same).
+	 */
+	if ((rr < 0 || re < 0 || mig__fault_point("zap:esrch")) && r == 0) {
 		MIG_TRACE("ZAPEND resume=%d end=%d: -ESRCH", rr, re);
 		r = -ESRCH;
 	}
