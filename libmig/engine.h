@@ -106,6 +106,7 @@ MIG_INTERNAL int mig__journal_window_mem(struct mig__journal *jr, size_t npages,
 					 uint64_t **ret_addr, uint64_t **ret_bits);
 /* Hooks: before the window's first registration, after its last unregistration. */
 MIG_INTERNAL void mig__journal_window_begin(struct mig__journal *jr, const struct mig__win *w);
+MIG_INTERNAL void mig__journal_window_protocol(struct mig__journal *jr, const struct mig__win *w);
 MIG_INTERNAL void mig__journal_window_end(struct mig__journal *jr);
 
 /* ---- copy.c ------------------------------------------------------------ */
@@ -216,6 +217,11 @@ struct mig__win {
 	bool movefirst;
 	uint64_t *pulled;
 	/*
+	 * Move first: pages MOVE refused -EBUSY in this pass (shared with a
+	 * fork child, or pinned). The next passes then run classic (passes).
+	 */
+	unsigned mf_busy;
+	/*
 	 * filled as it was when the fault thread last read the uffd. A FORK
 	 * skips the pages filled before the read that returned it (the fork
 	 * copied its page tables after them); the fault thread's own fills
@@ -268,7 +274,10 @@ struct mig__job {
 	bool exec_all;
 	/* Zaps whose madvise steps ran with the tenant's threads running. */
 	unsigned unstopped_zaps;
-	uint64_t move_uncounted; /* pages a MOVE step took out uncounted (zap.c) */
+	uint64_t move_uncounted;    /* pages a MOVE step took out uncounted (zap.c) */
+	uint64_t windows_movefirst; /* windows begun move first */
+	uint64_t windows_switched;  /* of them, went on classic (MOVE refused -EBUSY) */
+	bool movefirst_off;	    /* a window switched: the next ones begin classic */
 
 	/*
 	 * The MOVE zap (docs/engine.md, "The zap"): pages are moved with

@@ -328,6 +328,14 @@ void mig__journal_window_begin(struct mig__journal *jr, const struct mig__win *w
 	__atomic_store_n(&h->state, J_WINDOW, __ATOMIC_RELEASE);
 }
 
+/* The window's protocol changed at a pass boundary, no page out (window.c to_classic). */
+void mig__journal_window_protocol(struct mig__journal *jr, const struct mig__win *w)
+{
+	/* Described only where window_begin did (the journal's own memory). */
+	if (jr && (const char *)w->addr == jr->map + jr->h->addr_off)
+		__atomic_store_n(&jr->h->movefirst, (uint32_t)w->movefirst, __ATOMIC_RELEASE);
+}
+
 void mig__journal_window_end(struct mig__journal *jr)
 {
 	if (jr)

@@ -895,7 +895,12 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 				     __atomic_load_n(&j.scratch_ptes, __ATOMIC_RELAXED);
 			bool thp = (renew || o.protocol == MIG_WINDOW_MOVEFIRST) &&
 				   has_pmd_thp(&j, s, e);
-			bool movefirst = o.protocol == MIG_WINDOW_MOVEFIRST && j.move_zap && !thp;
+			/* After a window met MOVE's -EBUSY (a fork), the next ones begin classic.
+			 */
+			bool movefirst = o.protocol == MIG_WINDOW_MOVEFIRST && j.move_zap && !thp &&
+					 !j.movefirst_off;
+
+			j.windows_movefirst += movefirst;
 
 			if (renew && thp && !j.scratch_keep) {
 				r = scratch_renew(&j, o.window);
@@ -958,6 +963,8 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.max_stall_us = j.max_stall_ns / 1000;
 	res.zaps_unstopped = j.unstopped_zaps;
 	res.move_uncounted = j.move_uncounted;
+	res.windows_movefirst = j.windows_movefirst;
+	res.windows_switched = j.windows_switched;
 	memcpy(res.large_before, j.large_before, sizeof(res.large_before));
 	mig__folio_totals(res.large_before, &res.thp_before, &res.mthp_before);
 	mig__folio_totals(res.large_after, &res.thp_after, &res.mthp_after);

@@ -678,7 +678,31 @@ static void pass_begin(struct mig__job *j, struct mig__win *w, unsigned pass, bo
 	mig__bitmap_zero(w->dirty, w->npages);
 	mig__bitmap_zero(w->zap, w->npages);
 	mig__bitmap_zero(w->pulled, w->npages);
+	w->mf_busy = 0;
 	pthread_rwlock_unlock(&j->lock);
+}
+
+/*
+ * Move first, after a pass in which MOVE refused pages -EBUSY: the
+ * window's next passes run classic. After a fork MOVE refuses every page
+ * not written since (the kernel sets AnonExclusive again only on a
+ * write), pass after pass, and move first never zaps with madvise; the
+ * classic pass stages such pages and takes them out with madvise steps.
+ * Only at a pass boundary, with every page back (bring_back): the
+ * journal's protocol flag changes with it, and recovery then reads a
+ * page taken out from staging, as for any classic window. The job's
+ * later windows begin classic too: the pages of a tenant that forked
+ * stay refused until written.
+ */
+static void to_classic(struct mig__job *j, struct mig__win *w, unsigned pass)
+{
+	MIG_TRACE("CLASSIC win=%lx pass=%u busy=%u", (unsigned long)w->start, pass, w->mf_busy);
+	pthread_rwlock_wrlock(&j->lock);
+	w->movefirst = false;
+	pthread_rwlock_unlock(&j->lock);
+	mig__journal_window_protocol(j->journal, w);
+	j->windows_switched++;
+	j->movefirst_off = true;
 }
 
 /* Move first: pages taken out and not back yet (not filled, not gone). */
@@ -828,6 +852,10 @@ static int passes(struct mig__job *j, struct mig__win *w, struct mig__pool *pool
 		r = pass_run(j, w, pool, pass, &took);
 		if (r < 0)
 			return r;
+		if (r == 0 && w->movefirst && w->mf_busy) {
+			to_classic(j, w, pass);
+			took = true;
+		}
 		/*
 		 * Move first: a pass that took no page out was the last (its
 		 * pages fail -EAGAIN as after max_passes). MOVE refuses a page

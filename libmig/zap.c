@@ -770,8 +770,13 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 				if (mig__bit_test(w->pend, k))
 					mig__bit_set(w->fallback, k);
 		} else if (m < n && ret == -EBUSY) {
-			/* Shared with another mm (fork, KSM) or pinned: this page only. */
+			/*
+			 * Shared with another mm (fork, KSM) or pinned: this
+			 * page only. Move first: the window's next passes run
+			 * classic, whose madvise steps take such pages.
+			 */
 			mig__bit_set(w->fallback, i + m);
+			w->mf_busy++;
 		} else if (m < n) {
 			/* Refused for the VMA (mlocked, other protection...): madvise the rest. */
 			for (size_t k = i + m; k < i + n; k++)

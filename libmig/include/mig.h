@@ -596,6 +596,13 @@ struct mig_migrate_result {
 	 * record; see docs/engine.md, "Causes found under churn", 8.
 	 */
 	uint64_t move_uncounted;
+	/*
+	 * Windows begun move first (MIG_WINDOW_MOVEFIRST), and of them those
+	 * that went on classic because MOVE refused pages shared with a fork
+	 * child (-EBUSY); after such a window the job's next ones are
+	 * classic. See docs/engine.md, "Move first, copy after".
+	 */
+	uint64_t windows_movefirst, windows_switched;
 	uint64_t elapsed_ns;
 	double bytes_per_sec; /* bytes moved / elapsed */
 	struct {

@@ -451,6 +451,9 @@ static inline void print_result(const struct mig_migrate_result *r)
 	if (r->move_uncounted)
 		printf("#   pages a MOVE step took out uncounted (found in scratch): %" PRIu64 "\n",
 		       r->move_uncounted);
+	if (r->windows_movefirst)
+		printf("# windows move first: %" PRIu64 ", of them went on classic: %" PRIu64 "\n",
+		       r->windows_movefirst, r->windows_switched);
 	if (r->zaps_unstopped)
 		printf("#   %" PRIu64 " zaps ran with the tenant's threads running\n",
 		       r->zaps_unstopped);
