@@ -221,6 +221,7 @@ struct mig__win {
 	 * fork child, or pinned). The next passes then run classic (passes).
 	 */
 	unsigned mf_busy;
+	bool switched; /* began move first, went on classic */
 	/*
 	 * filled as it was when the fault thread last read the uffd. A FORK
 	 * skips the pages filled before the read that returned it (the fork

@@ -699,6 +699,7 @@ static void to_classic(struct mig__job *j, struct mig__win *w, unsigned pass)
 	MIG_TRACE("CLASSIC win=%lx pass=%u busy=%u", (unsigned long)w->start, pass, w->mf_busy);
 	pthread_rwlock_wrlock(&j->lock);
 	w->movefirst = false;
+	w->switched = true;
 	pthread_rwlock_unlock(&j->lock);
 	mig__journal_window_protocol(j->journal, w);
 	j->windows_switched++;
@@ -816,8 +817,12 @@ static int pass_run(struct mig__job *j, struct mig__win *w, struct mig__pool *po
 		return r;
 	*ret_took = any(w->zap, w->npages);
 	/* Only where something was taken out: the content is then only in staging (scratch). */
-	if (any(w->zap, w->npages))
+	if (any(w->zap, w->npages)) {
 		mig__crash_point("window:zap");
+		/* The same, in a window that began move first (recovery reads staging). */
+		if (w->switched)
+			mig__crash_point("window:switched");
+	}
 	/* A failed zap leaves pages in place: their fill gets -EEXIST. */
 	hook(j, w, MIG_PHASE_ZAPPED);
 	r = fill(j, w, pool);

@@ -91,11 +91,12 @@ crash_start_writer() {
 	# spin on every CPU, and neither migd nor the test's own steps may
 	# starve behind them (under emulation a 32 MiB job took 34 s).
 	# CRASH_AGENT=1: with the agent preloaded (docs/engine.md, "The agent").
+	# CRASH_WRITER_ARGS: more writer options (--fork-child).
 	if [ -n "${CRASH_AGENT:-}" ]; then
 		LD_PRELOAD=$top/build/libmig-agent.so MIGD_AGENT_SOCKET=$T/agent.sock \
-			"$WRITER" --size "${CRASH_MIB}M" --threads 2 ${CRASH_WRITER_THP---thp-half} "${CRASH_WRITER_NODE[@]}" --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
+			"$WRITER" --size "${CRASH_MIB}M" --threads 2 ${CRASH_WRITER_THP---thp-half} "${CRASH_WRITER_NODE[@]}" --nice 10 ${CRASH_WRITER_ARGS:-} <"$T/w.in" >"$T/w.pipe" 2>&1 &
 	else
-		"$WRITER" --size "${CRASH_MIB}M" --threads 2 ${CRASH_WRITER_THP---thp-half} "${CRASH_WRITER_NODE[@]}" --nice 10 <"$T/w.in" >"$T/w.pipe" 2>&1 &
+		"$WRITER" --size "${CRASH_MIB}M" --threads 2 ${CRASH_WRITER_THP---thp-half} "${CRASH_WRITER_NODE[@]}" --nice 10 ${CRASH_WRITER_ARGS:-} <"$T/w.in" >"$T/w.pipe" 2>&1 &
 	fi
 	WPID=$!
 	PIDS+=("$WPID")

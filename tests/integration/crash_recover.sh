@@ -22,6 +22,11 @@ points=${CRASH_POINTS:-"window:freeze window:stage window:zap window:step window
 # A move-first window has no FREEZE and no STAGE: those points are never reached.
 [ "${CRASH_WINDOW:-}" = movefirst ] && points=${CRASH_POINTS:-"window:zap window:step window:fill window:zap:abrt window:fill@2:abrt inject:entry inject:restore:abrt"}
 crash_points $points
+# A tenant that forked: MOVE refuses the pages it has not written since, and
+# a move-first window that meets them goes on classic (its journal then
+# says so: recovery reads staging). Killed after such a classic zap.
+[ "${CRASH_WINDOW:-}" = movefirst ] &&
+	CRASH_WRITER_ARGS=--fork-child crash_round "forked: window:switched" 0 MIG_CRASH_AT=window:switched
 CRASH_AGAIN=recovery:refill crash_round "zap+recovery" 0 MIG_CRASH_AT=window:zap
 crash_random_rounds "${CRASH_RANDOM:-3}"
 

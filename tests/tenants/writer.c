@@ -4,7 +4,7 @@
  *
  *   writer [--size SIZE] [--threads N] [--node N] [--thp-half | --thp]
  *          [--sparse SIZE] [--nice N] [--block-signal SIG] [--handle-signal SIG]
- *          [--vmas N]
+ *          [--vmas N] [--fork-child]
  *
  * The data area holds 4 KiB pages (and, with --thp-half, THPs in its
  * first half; with --thp, THPs throughout). --threads 0 is an idle tenant. Page i holds a tag (i)
@@ -33,6 +33,11 @@
  * after a preloaded library's constructors ran); "stop" then also prints
  * "HANDLED N", how many times that handler ran. Both are how a host may
  * treat the signal libmig-agent.so stops threads with.
+ *
+ * --fork-child: once the data is written, fork a child that shares every
+ * page and waits until we die: UFFDIO_MOVE then refuses each page we have
+ * not written since (-EBUSY). The writers then write the first half of
+ * the data only: the second half stays shared.
  *
  * It prints "READY PID ADDR LEN" (and with --sparse, then
  * "SPARSE ADDR LEN PAGES") and then reads commands on stdin, one a
@@ -66,6 +71,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -81,6 +87,7 @@
 enum { LIVE = 0, UNMAPPED, ZEROED };
 
 static size_t npages;
+static size_t nwrite;	  /* the writers write pages [0, nwrite) */
 static char *_Atomic *pg; /* current address of each page */
 static uint64_t *genrec;  /* last generation written to each page */
 static uint8_t *state;	  /* LIVE, UNMAPPED, ZEROED */
@@ -222,7 +229,7 @@ static void *writer_main(void *arg)
 	struct hist *h = &hists[k];
 
 	while (!atomic_load(&stop)) {
-		for (size_t i = k; i < npages && !atomic_load(&stop); i += nthreads) {
+		for (size_t i = k; i < nwrite && !atomic_load(&stop); i += nthreads) {
 			uint64_t t0, g;
 			uint64_t *p;
 
@@ -465,7 +472,7 @@ static void command(const char *line)
 int main(int argc, char **argv)
 {
 	uint64_t size = 64UL << 20, sparse_size = 0, nvmas = 0;
-	int node = -1, thp_half = 0, thp_all = 0, block_sig = 0, handle_sig = 0;
+	int node = -1, thp_half = 0, thp_all = 0, block_sig = 0, handle_sig = 0, fork_child = 0;
 	pthread_t *threads;
 	char *base, line[256];
 
@@ -505,16 +512,20 @@ int main(int argc, char **argv)
 			block_sig = atoi(argv[++a]);
 		else if (!strcmp(argv[a], "--handle-signal") && a + 1 < argc)
 			handle_sig = atoi(argv[++a]);
+		else if (!strcmp(argv[a], "--fork-child"))
+			fork_child = 1;
 		else {
 			fprintf(stderr, "usage: writer [--size SIZE] [--threads N] [--node N] "
 					"[--thp-half | --thp] [--sparse SIZE] [--nice N] "
-					"[--block-signal SIG] [--handle-signal SIG] [--vmas N]\n");
+					"[--block-signal SIG] [--handle-signal SIG] [--vmas N] "
+					"[--fork-child]\n");
 			return 2;
 		}
 	}
 	if (nthreads > 64)
 		return 2;
 	npages = size / PAGE;
+	nwrite = fork_child ? npages / 2 : npages;
 	pg = calloc(npages, sizeof(*pg));
 	genrec = calloc(npages, sizeof(*genrec));
 	state = calloc(npages, 1);
@@ -543,6 +554,26 @@ int main(int argc, char **argv)
 	}
 	if (node >= 0)
 		(void)set_mempolicy(MPOL_DEFAULT, NULL, 0);
+	if (fork_child) {
+		/*
+		 * A child that shares every page and only waits (it dies with
+		 * us): the kernel then refuses to UFFDIO_MOVE a page of ours
+		 * until we write it (-EBUSY: not AnonExclusive).
+		 */
+		pid_t c = fork();
+
+		if (c < 0) {
+			perror("writer: fork");
+			return 1;
+		}
+		if (c == 0) {
+			(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() == 1)
+				_exit(0);
+			for (;;)
+				pause();
+		}
+	}
 	if (handle_sig) {
 		struct sigaction sa = { .sa_handler = on_own_signal, .sa_flags = SA_RESTART };
 
