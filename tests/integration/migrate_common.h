@@ -333,6 +333,30 @@ static inline void wt_attach(struct wtenant *w)
 }
 
 /*
+ * Start the writer with args (NULL-ended), on node 0 where there are two
+ * nodes (pick_target then takes node 1), attach it and let it write for
+ * 100 ms: the whole-data tests' start.
+ */
+static inline void wt_start_source(struct wtenant *w, const char *self, const char *const *args)
+{
+	const char *a[24];
+	size_t n = 0;
+
+	while (args[n] && n < 20) {
+		a[n] = args[n];
+		n++;
+	}
+	if (count_nodes() >= 2) {
+		a[n++] = "--node";
+		a[n++] = "0";
+	}
+	a[n] = NULL;
+	wt_start(w, self, a);
+	wt_attach(w);
+	usleep(100000);
+}
+
+/*
  * Tenants that run libmig-agent.so: agent_preload() listens on sock and
  * sets the environment a tenant started next inherits; agent_attach()
  * clears it, accepts that tenant's agent and attaches through it.
@@ -493,6 +517,25 @@ struct evtest {
 	int done;
 	int phase; /* when in the window the command runs, 0: MIG_PHASE_ZAPPED */
 };
+
+/*
+ * A tenant that removed nothing: no page gone or absent, at least 99.9 %
+ * of the present pages moved, and every status on a target.
+ */
+static inline void check_all_moved(const struct mig_migrate_result *r,
+				   const struct mig_placement *pl, const struct mig_nodes *targets)
+{
+	uint64_t base = r->pages_present - r->pages_skipped;
+
+	if (r->pages_gone)
+		FAIL("%" PRIu64 " pages gone, but the tenant removed none", r->pages_gone);
+	if (pl->absent)
+		FAIL("placement says %" PRIu64 " pages absent, the tenant has them all",
+		     pl->absent);
+	if (base == 0 || r->pages_moved * 1000 < base * 999)
+		FAIL("moved %" PRIu64 " of %" PRIu64 " present pages", r->pages_moved, base);
+	check_status(r, targets);
+}
 
 static inline void ev_hook(int phase, const struct mig_range *win, void *ud)
 {

@@ -12,7 +12,7 @@
 
 int main(int argc, char **argv)
 {
-	const char *args[] = { "--size", "32M", "--threads", "2", NULL, NULL, NULL };
+	const char *args[] = { "--size", "32M", "--threads", "2", NULL };
 	struct mig_migrate_opts o = { 0 };
 	struct mig_migrate_result res;
 	struct mig_nodes targets;
@@ -27,13 +27,7 @@ int main(int argc, char **argv)
 	/* Before the first libmig call: the points are read once. */
 	setenv("MIG_CRASH_AT", "zap:esrch:fault", 1);
 	pick_target(&targets, &o);
-	if (count_nodes() >= 2) {
-		args[4] = "--node";
-		args[5] = "0";
-	}
-	wt_start(&w, argv[0], args);
-	wt_attach(&w);
-	usleep(100000);
+	wt_start_source(&w, argv[0], args);
 	struct mig_range rg = { w.addr, w.addr + w.len };
 	r = mig_migrate(w.t, &rg, 1, &targets, &o, NULL, NULL, &res);
 	printf("# mig_migrate: %d (%s)\n", r, r < 0 ? strerror(-r) : "ok");
