@@ -14,7 +14,8 @@
 # crash_inject run in the first): on a loaded host one emulated guest gets
 # a small share of the CPUs, several get more. Each slice's log is in
 # GUEST_CRASH_LOGS (default build/guest-crash), its "# crash:" lines are
-# printed; add up the slices' counts.
+# printed; add up the slices' counts. CRASH_WINDOW=movefirst (or classic)
+# sets migd.conf's window_protocol for the kill loop (crash_kill_loop.sh).
 # run-suite-timeout: 21600
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,6 +40,7 @@ for k in ${GUEST_CRASH_KERNELS:-6.12 6.1}; do
 		fi
 		tests/vm/run --kernel "$k" --timeout 10800 -- \
 			env CRASH_KILLS="$((2 * per))" CRASH_MIB="${GUEST_CRASH_MIB:-32}" \
+			CRASH_WINDOW="${CRASH_WINDOW:-}" \
 			CRASH_PHASES="${phases:-none}" INJECT="$inject" INJECT_KILLS="$((2 * n))" \
 			sh -c '[ -z "$INJECT" ] || build/tests/integration/crash_inject "$INJECT_KILLS" || exit 1
 				[ "$CRASH_PHASES" = none ] || bash tests/stress/crash_kill_loop.sh' \
