@@ -15,6 +15,10 @@
 #                              fails sooner: stress_chaos's STRESS_HANG_S watchdog)
 #   STRESS_MIB, STRESS_THREADS the tenant's size and threads (stress_chaos)
 #   CHURN_TAIL=n               lines of a failing run's log shown (default 15)
+#   CHURN_TRACE="agent ..."    kinds whose runs write a MIG_TRACE file next to
+#                              their log; a failing run prints the trace lines
+#                              that name its first bad page's address (a rare
+#                              failure then says more than its seed)
 #   CHURN_RANGES="data random" the ranges the runs take in turn (default
 #                              "data random whole")
 #   STRESS_SEEDS="s1 s2 ..."   fixed seeds run first for every kind (regressions),
@@ -75,14 +79,20 @@ for kind in $kinds; do
 		# written at a shared offset, the test's and the tenant's own
 		# lines would overwrite trace lines, and the other way round.
 		: >"$log"
-		env "${env[@]}" "${s[@]}" STRESS_SECS="$secs" STRESS_RANGES=$rg \
+		tr=() trf=
+		if [[ " ${CHURN_TRACE:-} " == *" $kind "* ]]; then
+			trf=$log.trace
+			: >"$trf"
+			tr=(MIG_TRACE="$trf")
+		fi
+		env "${env[@]}" "${s[@]}" "${tr[@]}" STRESS_SECS="$secs" STRESS_RANGES=$rg \
 			timeout -k 10 "${CHURN_TIMEOUT:-$((secs * 60 + 300))}" "$prog" >>"$log" 2>&1
 		rc=$?
 		o=$(sed -n 's/^# stress tenant: \([0-9]*\) ops.*/\1/p' "$log" | tail -1)
 		b=$(grep -c '^BAD ' "$log")
 		# With MIG_TRACE on the log: pages written while our madvise
 		# dropped them (zap.c rule 6 broken, faults.c ZAPWRITE).
-		zw=$((zw + $(grep -c ' ZAPWRITE ' "$log")))
+		zw=$((zw + $(cat "$log" ${trf:+"$trf"} | grep -c ' ZAPWRITE ')))
 		used=$(sed -n 's/^# seed \([0-9]*\).*/\1/p' "$log" | head -1)
 		ops=$((ops + ${o:-0})) bad=$((bad + b))
 		if [ $rc != 0 ]; then
@@ -94,12 +104,19 @@ for kind in $kinds; do
 			grep -E '^(# tenant |stress_tenant: |  thread [0-9]+ op )' "$log" | head -n 40 |
 				sed 's/^/#   t /'
 			tail -n "${CHURN_TAIL:-15}" "$log" | sed 's/^/#   | /'
+			a=$(sed -n 's/^BAD page [0-9]* (0x\([0-9a-f]*\)).*/\1/p' "$log" | head -1)
+			if [ -n "$trf" ] && [ -n "$a" ]; then
+				echo "#   trace lines naming $a (all of them in $trf):"
+				grep -a "$a" "$trf" | tail -n "${CHURN_TRACE_LINES:-40}" | sed 's/^/#   T /'
+			fi
 		else
-			rm -f "$log"
+			rm -f "$log" ${trf:+"$trf"}
 		fi
 		n=$((n + 1))
 	done
-	echo "# churn $kind: runs $n, failed $fail, tenant ops $ops, bad reads $bad${MIG_TRACE:+, writes during a zap (trace) $zw}${seeds:+, failing seeds: ${seeds[*]}}"
+	traced=${MIG_TRACE:-}
+	[[ " ${CHURN_TRACE:-} " == *" $kind "* ]] && traced=1
+	echo "# churn $kind: runs $n, failed $fail, tenant ops $ops, bad reads $bad${traced:+, writes during a zap (trace) $zw}${seeds:+, failing seeds: ${seeds[*]}}"
 	total_fail=$((total_fail + fail))
 done
 [ $total_fail = 0 ]
