@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <numa.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -643,6 +644,9 @@ static bool same_folio(const struct mig_pageinfo *prev, const struct mig_pageinf
 	       (prev->flags & MIG_PAGE_LARGE) && p->pfn != 0 && p->pfn == prev->pfn + 1;
 }
 
+/* A page whose node is still to be asked (never a node nor an -errno). */
+#define NODE_ASK INT_MIN
+
 static int query_nodes(pid_t pid, uint64_t start, size_t npages, bool pagemap_known,
 		       struct mig_pageinfo *out)
 {
@@ -657,6 +661,12 @@ static int query_nodes(pid_t pid, uint64_t start, size_t npages, bool pagemap_kn
 	index = malloc(batch * sizeof(*index));
 	if (!pages || !status || !index)
 		return -ENOMEM;
+	/* Where pagemap gave a PFN, its memory block names the node (pfnnode.c). */
+	if (pagemap_known) {
+		for (size_t i = 0; i < npages; i++)
+			out[i].node = NODE_ASK;
+		(void)mig__pfn_nodes(out, npages);
+	}
 
 	for (size_t i = 0; i < npages;) {
 		size_t n = 0, first = i;
@@ -672,6 +682,8 @@ static int query_nodes(pid_t pid, uint64_t start, size_t npages, bool pagemap_kn
 				out[i].node = -ENOENT;
 				continue;
 			}
+			if (pagemap_known && out[i].node != NODE_ASK)
+				continue;
 			if (pagemap_known && i > 0 && same_folio(&out[i - 1], &out[i]))
 				continue;
 			pages[n] = (void *)(uintptr_t)(start + (uint64_t)i * (uint64_t)ps);

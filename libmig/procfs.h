@@ -194,4 +194,15 @@ MIG_INTERNAL bool mig__proc_signal_pending(pid_t tid);
 MIG_INTERNAL ssize_t mig__mem_readv(pid_t pid, const struct iovec *l, const struct iovec *r,
 				    size_t n);
 
+/* ---- pfnnode.c: a physical page's node from its memory block ----------- */
+
+/*
+ * Set pi[k].node for the pages of pi[0..n) that pagemap calls present and
+ * exclusively mapped, with a PFN, whose memory block belongs to one node;
+ * the others are left as they are. Returns how many it set.
+ */
+MIG_INTERNAL size_t mig__pfn_nodes(struct mig_pageinfo *pi, size_t n);
+/* Tests: off (0) or on (1, the default); returns the previous setting. */
+MIG_INTERNAL int mig__pfn_node_set(int on);
+
 #endif /* MIG_PROCFS_H */

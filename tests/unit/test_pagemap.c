@@ -6,10 +6,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "compat.h"
@@ -284,6 +286,76 @@ START_TEST(test_thp_fast)
 }
 END_TEST
 
+/*
+ * A page's node from its PFN's memory block (pfnnode.c) must be what
+ * move_pages(2) says, page for page: 4 KiB pages, a THP, the zero page,
+ * pages shared with a fork child, absent pages. With PFNs (root) the
+ * table must have answered for the exclusive pages itself.
+ */
+START_TEST(test_pfn_nodes)
+{
+	const size_t ps = (size_t)sysconf(_SC_PAGESIZE), bp = (size_t)1 << mig__pmd_order();
+	const size_t blk = bp * ps, n = 4 * bp;
+	_cleanup_free_ struct mig_pageinfo *tab = calloc(n, sizeof(*tab)),
+					   *ask = calloc(n, sizeof(*ask)),
+					   *pm = calloc(n, sizeof(*pm));
+	size_t known, excl = 0, zero = 0;
+	char *raw, *p;
+	pid_t child;
+	int old;
+
+	ck_assert(tab && ask && pm);
+	raw = mmap(NULL, n * ps + blk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(raw, MAP_FAILED);
+	p = (char *)ALIGN_UP((uintptr_t)raw, blk);
+	/* Block 0: 4 KiB pages; 1: a THP if it forms; 2: shared with a child; 3: zero, absent. */
+	(void)madvise(p, blk, MADV_NOHUGEPAGE);
+	(void)madvise(p + blk, blk, MADV_HUGEPAGE);
+	(void)madvise(p + 2 * blk, 2 * blk, MADV_NOHUGEPAGE);
+	memset(p, 0x33, 3 * blk);
+	for (size_t i = 0; i < bp / 2; i++)
+		zero += ((volatile char *)p)[3 * blk + i * ps] == 0;
+	ck_assert_uint_eq(zero, bp / 2);
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	/* The parent writes blocks 0 and 1 again: its own pages; block 2 stays shared. */
+	memset(p, 0x44, 2 * blk);
+
+	old = mig__pfn_node_set(1);
+	ck_assert_int_eq(mig_query_pages(getpid(), (uint64_t)(uintptr_t)p, n,
+					 MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, tab),
+			 0);
+	(void)mig__pfn_node_set(0);
+	ck_assert_int_eq(mig_query_pages(getpid(), (uint64_t)(uintptr_t)p, n,
+					 MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, ask),
+			 0);
+	(void)mig__pfn_node_set(old);
+	ck_assert_int_eq(
+		mig_query_pages(getpid(), (uint64_t)(uintptr_t)p, n, MIG_QUERY_PAGEMAP, pm), 0);
+	known = mig__pfn_nodes(pm, n);
+	kill(child, SIGKILL);
+	(void)waitpid(child, NULL, 0);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_msg(tab[i].node == ask[i].node,
+			      "page %zu (block %zu, flags %#x): node %d from its PFN, %d from "
+			      "move_pages",
+			      i, i / bp, tab[i].flags, tab[i].node, ask[i].node);
+		excl += (pm[i].flags & MIG_PAGE_EXCLUSIVE) && pm[i].pfn;
+	}
+	printf("# pfn_nodes: %zu of %zu pages told by their PFN (%zu exclusive with a PFN)\n",
+	       known, n, excl);
+	/* Root sees PFNs: every exclusive page was told without move_pages. */
+	if (pm[0].pfn)
+		ck_assert_uint_eq(known, excl);
+	ck_assert_uint_ge(excl, pm[0].pfn ? 2 * bp : 0);
+	munmap(raw, n * ps + blk);
+}
+END_TEST
+
 static Suite *pagemap_suite(void)
 {
 	Suite *s = suite_create("pagemap");
@@ -296,6 +368,7 @@ static Suite *pagemap_suite(void)
 	tcase_add_test(tc, test_args);
 	tcase_add_test(tc, test_self);
 	tcase_add_test(tc, test_thp_fast);
+	tcase_add_test(tc, test_pfn_nodes);
 	suite_add_tcase(s, tc);
 	return s;
 }
