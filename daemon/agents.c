@@ -140,6 +140,15 @@ static void on_pending_readable(uv_poll_t *h, int status, int events)
 	r = status < 0 ? -EIO : mig_agent_read_hello(a->fd, &pid);
 	if (r == -EAGAIN)
 		return;
+	if (r == -EPROTONOSUPPORT) {
+		log_warning("pid %d: its libmig-agent.so speaks another agent protocol than this "
+			    "migd: refused, the tenant is not migrated through it; restart the "
+			    "tenant to load the current agent (an agent before protocol 2 can "
+			    "report a thread stopped while it still writes its stack)",
+			    (int)pid);
+		pending_drop(a);
+		return;
+	}
 	if (r < 0) {
 		log_debug("agent socket: a connection without a valid hello dropped: %s",
 			  strerror(-r));

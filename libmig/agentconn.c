@@ -114,14 +114,15 @@ int mig_agent_read_hello(int conn_fd, pid_t *ret_pid)
 	n = recv(conn_fd, &h, sizeof(h), MSG_DONTWAIT);
 	if (n < 0)
 		return -errno;
-	if (n != sizeof(h) || h.magic != MIG_AGENT_MAGIC || h.version != MIG_AGENT_VERSION)
+	if (n != sizeof(h) || h.magic != MIG_AGENT_MAGIC)
 		return -EPROTO;
 	/* h.pid is in the agent's pid namespace: the kernel's word counts, not the agent's. */
 	r = peer_pid(conn_fd, &pid);
 	if (r < 0)
 		return r;
 	*ret_pid = pid;
-	return 0;
+	/* An agent of another version (an older libmig-agent.so still loaded): named, refused. */
+	return h.version == MIG_AGENT_VERSION ? 0 : -EPROTONOSUPPORT;
 }
 
 int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid, int *ret_conn_fd)
@@ -139,6 +140,8 @@ int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid, int *ret_con
 	if (r < 0)
 		return r;
 	r = mig_agent_read_hello(fd, &pid);
+	if (r == -EPROTONOSUPPORT)
+		*ret_pid = pid;
 	if (r < 0)
 		return r;
 	*ret_pid = pid;

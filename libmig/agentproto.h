@@ -20,8 +20,15 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define MIG_AGENT_MAGIC	     0x4147494du /* "MIGA" */
-#define MIG_AGENT_VERSION    1
+#define MIG_AGENT_MAGIC 0x4147494du /* "MIGA" */
+/*
+ * 2: STOP answers 0 only once every stopped thread waits in the handler's
+ * futex (agent/stop.c, waits_in_handler). An agent of version 1 could
+ * count a thread stopped while it still wrote its stack, and a madvise
+ * step then lost that write (the tenant died: docs/engine.md, "A tenant
+ * thread crashed after an agent stop"). migd refuses version 1 agents.
+ */
+#define MIG_AGENT_VERSION    2
 #define MIG_AGENT_MAX_RUNS   64
 #define MIG_AGENT_SOCKET_ENV "MIGD_AGENT_SOCKET"
 

@@ -368,7 +368,8 @@ MIG_API MIG_WUR int mig_agent_listen(const char *path, int *ret_fd);
  * namespace), *ret_conn_fd the connection to put in
  * mig_attach_opts.agent_fd. Attach borrows that fd (it keeps its own dup):
  * close it when done. Returns 0, -EAGAIN (no connection pending on a
- * non-blocking listen fd), -ETIMEDOUT, -EPROTO (not an agent), -errno.
+ * non-blocking listen fd), -ETIMEDOUT, -EPROTO (not an agent),
+ * -EPROTONOSUPPORT (an agent of another version), -errno.
  */
 MIG_API MIG_WUR int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid,
 				     int *ret_conn_fd);
@@ -378,7 +379,10 @@ MIG_API MIG_WUR int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_p
  * event loop: call it when conn_fd is readable; it never blocks).
  * *ret_pid gets the agent's process from SO_PEERCRED (in our pid
  * namespace; the pid the agent writes is not trusted). Returns 0,
- * -EAGAIN (nothing to read yet), -EPROTO (not an agent's hello), -errno.
+ * -EAGAIN (nothing to read yet), -EPROTO (not an agent's hello),
+ * -EPROTONOSUPPORT (an agent of another protocol version, typically an
+ * older libmig-agent.so a tenant loaded before an upgrade: *ret_pid is set,
+ * the connection must not be used), -errno.
  */
 MIG_API MIG_WUR int mig_agent_read_hello(int conn_fd, pid_t *ret_pid);
 

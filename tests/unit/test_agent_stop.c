@@ -16,11 +16,14 @@
 #include <stdlib.h>
 #include <stdbool.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent/stop.h"
+#include "agentproto.h"
+#include "mig.h"
 #include "unit.h"
 
 #define NTHREADS 3
@@ -198,6 +201,38 @@ START_TEST(no_stop_while_a_handler_lingers)
 }
 END_TEST
 
+/*
+ * The hello of an agent of another protocol version (an older
+ * libmig-agent.so still loaded in a tenant after an upgrade) is refused
+ * by name, with the peer's pid; the current version's is taken; a hello
+ * with a wrong magic is not an agent's.
+ */
+static int hello(uint32_t magic, uint32_t version, pid_t *pid)
+{
+	struct mig_agent_hello h = { .magic = magic, .version = version, .pid = 1, .uffd_fd = -1 };
+	int sv[2], r;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(send(sv[1], &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	*pid = 0;
+	r = mig_agent_read_hello(sv[0], pid);
+	close(sv[0]);
+	close(sv[1]);
+	return r;
+}
+
+START_TEST(hello_versions)
+{
+	pid_t pid;
+
+	ck_assert_int_eq(hello(MIG_AGENT_MAGIC, MIG_AGENT_VERSION, &pid), 0);
+	ck_assert_int_eq(pid, getpid());
+	ck_assert_int_eq(hello(MIG_AGENT_MAGIC, 1, &pid), -EPROTONOSUPPORT);
+	ck_assert_int_eq(pid, getpid());
+	ck_assert_int_eq(hello(MIG_AGENT_MAGIC ^ 1, MIG_AGENT_VERSION, &pid), -EPROTO);
+}
+END_TEST
+
 static Suite *agent_stop_suite(void)
 {
 	Suite *s = suite_create("agent_stop");
@@ -207,6 +242,7 @@ static Suite *agent_stop_suite(void)
 	tcase_add_test(tc, stop_and_resume);
 	tcase_add_test(tc, no_stop_while_a_handler_lingers);
 	tcase_add_test(tc, stopped_threads_wait_in_the_handler);
+	tcase_add_test(tc, hello_versions);
 	suite_add_tcase(s, tc);
 	return s;
 }
