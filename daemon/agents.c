@@ -39,6 +39,13 @@
 
 #define AGENT_HELLO_MS	  2000
 #define AGENT_MAX_PENDING 64
+/*
+ * Agents of another protocol version (a libmig-agent.so loaded before an
+ * upgrade) are refused but their connections kept, unread, until their
+ * process ends: an agent whose connection is closed connects again, and
+ * an old one at once, for ever. At most this many; beyond, closed.
+ */
+#define AGENT_MAX_REFUSED 256
 
 /*
  * A connection: first pending (accepted, no hello yet: since_ms), then an
@@ -58,6 +65,8 @@ static struct {
 	struct agent *agents;
 	struct agent *pending;
 	unsigned n_pending;
+	struct agent *refused; /* kept, never lent (AGENT_MAX_REFUSED) */
+	unsigned n_refused;
 	int listen_fd;
 	bool listening;
 	uv_poll_t listen_poll;
@@ -113,6 +122,23 @@ static void pending_drop(struct agent *q)
 	uv_close((uv_handle_t *)&q->poll, on_handle_closed_free);
 }
 
+static void refused_drop(struct agent *a)
+{
+	unlink_from(&reg.refused, a);
+	reg.n_refused--;
+	uv_poll_stop(&a->poll);
+	safe_close(a->fd);
+	a->fd = -1;
+	uv_close((uv_handle_t *)&a->poll, on_handle_closed_free);
+}
+
+static void on_refused_event(uv_poll_t *h, int status, int events)
+{
+	(void)status;
+	(void)events;
+	refused_drop(h->data);
+}
+
 /* A tenant whose policy waits for this agent gets its job now. */
 static void agent_arrived(struct migd *d, pid_t pid, uint64_t starttime)
 {
@@ -146,7 +172,18 @@ static void on_pending_readable(uv_poll_t *h, int status, int events)
 			    "tenant to load the current agent (an agent before protocol 2 can "
 			    "report a thread stopped while it still writes its stack)",
 			    (int)pid);
-		pending_drop(a);
+		if (reg.n_refused >= AGENT_MAX_REFUSED) {
+			pending_drop(a);
+			return;
+		}
+		/* Kept open and unread until the tenant ends: closed, it would connect again. */
+		unlink_from(&reg.pending, a);
+		reg.n_pending--;
+		a->pid = pid;
+		a->next = reg.refused;
+		reg.refused = a;
+		reg.n_refused++;
+		uv_poll_start(&a->poll, UV_DISCONNECT, on_refused_event);
 		return;
 	}
 	if (r < 0) {
@@ -262,6 +299,8 @@ void agents_stop(struct migd *d)
 	(void)d;
 	while (reg.pending)
 		pending_drop(reg.pending);
+	while (reg.refused)
+		refused_drop(reg.refused);
 	while (reg.agents)
 		agent_drop(reg.agents);
 	if (reg.listening) {

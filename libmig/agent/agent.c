@@ -354,6 +354,7 @@ static void *helper(void *arg)
 	mig_agent_stop_init(&stopctl);
 	for (;;) {
 		struct mig_agent_req q;
+		struct timespec t0, t1;
 		ssize_t n;
 
 		if (connect_migd() < 0) {
@@ -365,7 +366,7 @@ static void *helper(void *arg)
 			pause_s = pause_s < 32 ? pause_s * 2 : 60;
 			continue;
 		}
-		pause_s = 1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		for (;;) {
 			n = recv_req(&q);
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -381,6 +382,22 @@ static void *helper(void *arg)
 		/* migd is gone: never leave the threads it had us stop stopped. */
 		mig_agent_resume(&stopctl);
 		drop_conn();
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (t1.tv_sec - t0.tv_sec >= 2) {
+			pause_s = 1;
+		} else {
+			/*
+			 * Closed within a second or two of the hello: migd
+			 * refused us (another protocol version) or is stopping.
+			 * Not again at once: a refusal repeated without pause
+			 * would spin in the tenant and in migd.
+			 */
+			struct timespec ts = { pause_s, 0 };
+
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+			pause_s = pause_s < 32 ? pause_s * 2 : 60;
+		}
 	}
 	return NULL;
 }

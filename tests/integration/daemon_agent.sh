@@ -12,6 +12,8 @@
 #   - an agent tenant of uid nobody on a stock host (the sysctl at 0, the
 #     device 0600) is migrated through its agent: migd hands it the open
 #     /dev/userfaultfd, which it does not keep;
+#   - an agent of another protocol version is refused by name and its
+#     connection kept, unread, until its process ends;
 #   - every tenant checks its own data.
 set -u
 . "$(dirname "$0")/daemon_lib.sh"
@@ -155,6 +157,30 @@ if [ "$(cat /proc/sys/vm/unprivileged_userfaultfd)" = 0 ] &&
 else
 	echo "# nobody agent tenant: not tested (needs vm.unprivileged_userfaultfd = 0, /dev/userfaultfd 0600, setpriv)"
 fi
+
+# 5. An agent of protocol 1 (a libmig-agent.so a tenant loaded before
+#    migd was upgraded): refused by name, its connection kept open and
+#    unread (closed, an old agent would connect again at once, for ever),
+#    and dropped when its process ends.
+python3 - "$T/agent.sock" >"$T/old.out" 2>&1 <<'PY' &
+import os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+s.send(struct.pack("<IIii", 0x4147494D, 1, os.getpid(), -1))
+s.settimeout(3)
+try:
+    print("CLOSED" if s.recv(64) == b"" else "ANSWERED")
+except socket.timeout:
+    print("KEPT")
+PY
+OLD=$!
+PIDS+=("$OLD")
+wait "$OLD"
+grep -qx KEPT "$T/old.out" || fail "old agent's connection: $(cat "$T/old.out"), not kept"
+grep -q "pid $OLD: its libmig-agent.so speaks another agent protocol" "$T/migd.log" ||
+	fail "old agent not refused by name"
+grep -q "pid $OLD (uid 0): agent connected" "$T/migd.log" && fail "old agent taken as an agent"
+echo "# old agent (protocol 1): refused by name, connection kept until it ended"
 
 stop_tenant "$AUTO"
 stop_tenant "$PLAIN"
