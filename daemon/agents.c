@@ -112,24 +112,25 @@ static void on_agent_event(uv_poll_t *h, int status, int events)
 	agent_drop(a);
 }
 
-static void pending_drop(struct agent *q)
+/* Take a off list (of *n entries), stop watching it, close it. */
+static void list_drop(struct agent **list, unsigned *n, struct agent *a)
 {
-	unlink_from(&reg.pending, q);
-	reg.n_pending--;
-	uv_poll_stop(&q->poll);
-	safe_close(q->fd);
-	q->fd = -1;
-	uv_close((uv_handle_t *)&q->poll, on_handle_closed_free);
-}
-
-static void refused_drop(struct agent *a)
-{
-	unlink_from(&reg.refused, a);
-	reg.n_refused--;
+	unlink_from(list, a);
+	(*n)--;
 	uv_poll_stop(&a->poll);
 	safe_close(a->fd);
 	a->fd = -1;
 	uv_close((uv_handle_t *)&a->poll, on_handle_closed_free);
+}
+
+static void pending_drop(struct agent *q)
+{
+	list_drop(&reg.pending, &reg.n_pending, q);
+}
+
+static void refused_drop(struct agent *a)
+{
+	list_drop(&reg.refused, &reg.n_refused, a);
 }
 
 static void on_refused_event(uv_poll_t *h, int status, int events)
