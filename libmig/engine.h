@@ -400,6 +400,16 @@ MIG_INTERNAL int mig__window_zap(struct mig__job *j, struct mig__win *w);
  * page (zap.c). Pages that came back are filled. Returns 0 or -errno.
  */
 MIG_INTERNAL int mig__window_move_back(struct mig__job *j, struct mig__win *w);
+/*
+ * Run fn(arg) with every thread of the tenant stopped but an agent's
+ * helpers, through the backend (stop_others, as the madvise zap does;
+ * zap.c, under the tenant's op_lock): a starved fill (window.c). Where the
+ * stop fails (a thread traced by someone else) fn runs all the same;
+ * *ret_stop is the stop's 0 or -errno. Returns fn's result, or -ESRCH when
+ * the tenant is gone.
+ */
+MIG_INTERNAL int mig__window_stopped(struct mig__job *j, struct mig__win *w, int (*fn)(void *arg),
+				     void *arg, int *ret_stop);
 /* addr and the page states go into jr's memory when there is one (jr may be NULL). */
 MIG_INTERNAL int mig__window_alloc(struct mig__journal *jr, size_t npages, struct mig__win **ret);
 MIG_INTERNAL void mig__window_free(struct mig__win *w);

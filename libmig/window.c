@@ -531,7 +531,17 @@ struct fill_ctx {
 	struct mig__win *w;
 	struct mig_nodes node;
 	size_t nchunks;
+	bool bounded; /* give up after FILL_STARVE_NS of -EAGAIN (fill) */
+	bool starved; /* a chunk gave up so */
 };
+
+/*
+ * A fill whose COPYs meet -EAGAIN (an event pending: the kernel's
+ * mmap_changing) for this long without a page filled is starved: the
+ * tenant raises events faster than they complete (fork churn on a loaded
+ * host), and fill stops the tenant's threads to finish (fill).
+ */
+#define FILL_STARVE_NS (100ULL * 1000 * 1000)
 
 /* Fill chunk c of the zap set: runs of up to FILL_CHUNK pages per COPY. */
 static int fill_chunk(void *arg, size_t c)
@@ -540,12 +550,13 @@ static int fill_chunk(void *arg, size_t c)
 	struct mig__win *w = f->w;
 	struct mig__job *j = f->j;
 	size_t from = c * FILL_CHUNK, to = MIN(w->npages, from + FILL_CHUNK);
+	uint64_t again0 = 0; /* when -EAGAIN began, with no page filled since */
 
 	if (w->movefirst)
 		pull_chunk(j, w, from, to);
 	for (size_t i = from; i < to;) {
 		uint64_t done = 0;
-		size_t k;
+		size_t k, i0 = i;
 		int r;
 
 		pthread_rwlock_rdlock(&j->lock);
@@ -584,11 +595,23 @@ static int fill_chunk(void *arg, size_t c)
 				i++;
 		}
 		pthread_rwlock_unlock(&j->lock);
+		if (i != i0)
+			again0 = 0;
 		if (r == -EAGAIN) {
+			uint64_t now = mig__now_ns();
+
 			/* An event is waiting for the fault thread; let it read. */
 			if (__atomic_load_n(&j->exited, __ATOMIC_ACQUIRE)) {
 				MIG_TRACE("FILL i=%zu: the tenant exited: -ESRCH", i);
 				return -ESRCH;
+			}
+			if (!again0)
+				again0 = now;
+			if (f->bounded && (__atomic_load_n(&f->starved, __ATOMIC_RELAXED) ||
+					   now - again0 > FILL_STARVE_NS)) {
+				/* Left for fill to finish with the tenant stopped. */
+				__atomic_store_n(&f->starved, true, __ATOMIC_RELAXED);
+				return 0;
 			}
 			usleep(50);
 		} else if (r < 0)
@@ -597,13 +620,50 @@ static int fill_chunk(void *arg, size_t c)
 	return 0;
 }
 
+struct fill_rest {
+	struct mig__pool *pool;
+	struct fill_ctx *f;
+};
+
+/* The rest of a starved fill, the tenant stopped: no bound any more. */
+static int fill_rest(void *arg)
+{
+	struct fill_rest *fr = arg;
+
+	fr->f->bounded = false;
+	return mig__pool_run(fr->pool, fill_chunk, fr->f, fr->f->nchunks);
+}
+
+/*
+ * FILL: COPY the zap set from staging. A COPY fails -EAGAIN while one of
+ * the tenant's events is pending (mmap_changing, raised from the event's
+ * preparation until the thread that raised it runs again after the fault
+ * thread read it). A tenant whose threads keep forking, unmapping and
+ * remapping can keep one pending nearly all the time: in a qemu TCG guest
+ * on a loaded host a fill under stress_chaos's fork churn took 40 s
+ * (4,040 FORKs read meanwhile), with a writer held all along, and in CI
+ * a writer was held 86 s, near the test's 90 s hang limit. So a fill starved for
+ * FILL_STARVE_NS stops the tenant's threads (mig__window_stopped: each stops
+ * only once its own mapping change is complete and its event read, and a
+ * stopped thread raises none), finishes, and lets them go.
+ */
 static int fill(struct mig__job *j, struct mig__win *w, struct mig__pool *pool)
 {
-	struct fill_ctx f = { .j = j, .w = w };
+	struct fill_ctx f = { .j = j, .w = w, .bounded = true };
+	struct fill_rest fr = { pool, &f };
+	uint64_t t0;
+	int r, q = 0;
 
 	mig_nodes_set(&f.node, (unsigned)mig__pool_node(pool));
 	f.nchunks = (w->npages + FILL_CHUNK - 1) / FILL_CHUNK;
-	return mig__pool_run(pool, fill_chunk, &f, f.nchunks);
+	r = mig__pool_run(pool, fill_chunk, &f, f.nchunks);
+	if (r < 0 || !f.starved)
+		return r;
+	t0 = mig__now_ns();
+	r = mig__window_stopped(j, w, fill_rest, &fr, &q);
+	MIG_TRACE("FILLSTOPPED start=%lx r=%d stop=%d us=%lu", (unsigned long)w->start, r, q,
+		  (unsigned long)((mig__now_ns() - t0) / 1000));
+	return r;
 }
 
 static void hook(struct mig__job *j, struct mig__win *w, int phase)
@@ -1005,7 +1065,8 @@ static void unregister_grown(struct mig__job *j, struct mig__win *w)
  * window's holes and reads zero there. The pending flag drops once the
  * tenant's thread that raised the event runs again after our read, and
  * on a loaded host (qemu TCG guests, 2 CPUs) that may take seconds.
- * The fill waits for the same flag without any bound. The wait ends when
+ * The fill waits for the same flag (and stops the tenant's threads when
+ * it starves: fill). The wait ends when
  * the events are read, when the tenant is gone, or after EVENTS_WAIT_NS
  * (an event the tenant never completes): then the job ends with
  * -ETIMEDOUT rather than run another window under an event it cannot

@@ -70,7 +70,8 @@
  *
  * Locks: the job lock (j->lock) is taken and released in this file only;
  * the tenant's op_lock (one in-tenant operation at a time) is held for
- * the whole session by zap_session.
+ * the whole session by zap_session, and around a starved fill by
+ * mig__window_stopped.
  */
 #include <errno.h>
 #include <string.h>
@@ -946,6 +947,40 @@ int mig__window_move_back(struct mig__job *j, struct mig__win *w)
 	w->inflight_n = 0;
 	mig__bitmap_zero(w->fallback, w->npages);
 	pthread_rwlock_unlock(&j->lock);
+	return r;
+}
+
+/*
+ * A fill starved by the tenant's events (window.c, fill) finishes with the
+ * tenant's threads stopped, as the madvise steps run (rule 6): a thread
+ * stops only once its own mapping change is complete and its event read,
+ * so no event stays pending and none is raised until they go again. A
+ * thread held in a kernel-mode fault cannot stop: zap_release lets held
+ * writers go the STAGE way after a while (no zap-set page is pending
+ * during a fill, so it touches none of those).
+ */
+int mig__window_stopped(struct mig__job *j, struct mig__win *w, int (*fn)(void *arg), void *arg,
+			int *ret_stop)
+{
+	struct zap_ctx z = { .j = j, .w = w };
+	struct mig__stopset set = { 0 };
+	struct mig_tenant *t = j->t;
+	pid_t keep[8];
+	int nk = 0, r, q, rr;
+
+	pthread_mutex_lock(&t->op_lock);
+	/* An agent's helpers answer the stop and resume requests: they go on. */
+	if (t->method == MIG_ATTACH_AGENT)
+		nk = t->ops->zap_threads(t, keep, ARRAY_SIZE(keep));
+	q = t->ops->stop_others(t, keep, nk > 0 ? (size_t)nk : 0, zap_release, &z, &set);
+	if (q < 0)
+		(void)t->ops->resume_others(t, &set); /* as zap_stop: at once */
+	*ret_stop = q;
+	r = fn(arg);
+	rr = q < 0 ? 0 : t->ops->resume_others(t, &set);
+	pthread_mutex_unlock(&t->op_lock);
+	if (q == -ESRCH || (rr < 0 && r >= 0))
+		r = -ESRCH;
 	return r;
 }
 
