@@ -140,18 +140,14 @@ static bool table_get(void)
 	uint64_t now = mig__now_ns();
 
 	pthread_rwlock_rdlock(&lock);
-	if (built_ns && now - built_ns < TABLE_NS) {
-		if (pfns_per_block)
-			return true;
+	if (!built_ns || now - built_ns >= TABLE_NS) {
 		pthread_rwlock_unlock(&lock);
-		return false;
+		pthread_rwlock_wrlock(&lock);
+		if (!built_ns || now - built_ns >= TABLE_NS)
+			build();
+		pthread_rwlock_unlock(&lock);
+		pthread_rwlock_rdlock(&lock);
 	}
-	pthread_rwlock_unlock(&lock);
-	pthread_rwlock_wrlock(&lock);
-	if (!built_ns || now - built_ns >= TABLE_NS)
-		build();
-	pthread_rwlock_unlock(&lock);
-	pthread_rwlock_rdlock(&lock);
 	if (pfns_per_block)
 		return true;
 	pthread_rwlock_unlock(&lock);
