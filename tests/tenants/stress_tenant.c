@@ -108,11 +108,38 @@ static char *addr_of(size_t i)
 
 static void dump(const char *why, const void *addr);
 
+/*
+ * The VMAs within 1 MiB of addr with their VmFlags (/proc/self/smaps):
+ * "um"/"uw" say whether migd's userfaultfd had the VMA registered when
+ * the tenant read a bad page there.
+ */
+static void dump_flags(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	uintptr_t a = (uintptr_t)addr, lo, hi;
+	char line[512];
+	bool near = false;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2) {
+			near = hi > a - (1UL << 20) && lo < a + (1UL << 20);
+			if (near)
+				fprintf(stderr, "stress_tenant: vma %s", line);
+		} else if (near && !strncmp(line, "VmFlags:", 8)) {
+			fprintf(stderr, "stress_tenant:   %s", line);
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
 static void bad(size_t i, const char *op, const char *why, const uint64_t *p)
 {
 	/* The first bad read names the operations before it, and the mappings. */
-	if (atomic_fetch_add(&nbad, 1) == 0)
+	if (atomic_fetch_add(&nbad, 1) == 0) {
 		dump("bad read", p);
+		dump_flags(p);
+	}
 	fprintf(stderr,
 		"BAD page %zu (%p) after op '%s': %s; want cid %" PRIx64 " gen %" PRIu64
 		", got w0 %" PRIx64 " w1 %" PRIu64 " wlast %" PRIu64 "\n",
