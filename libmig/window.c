@@ -587,7 +587,20 @@ static int fill_chunk(void *arg, size_t c)
 			/* The page that stopped the run: its own outcome. */
 			r = mig__fill_page_locked(j, w, j->uffd, i, &f->node);
 			MIG_TRACE("FILL1 i=%zu addr=%lx r=%d", i, (unsigned long)w->addr[i], r);
-			if (r == -ENOENT || r == -ESRCH) {
+			if (r == -ENOENT && w->movefirst) {
+				/*
+				 * Move first: no VMA registered with us at its
+				 * address, and no event said the tenant took it
+				 * away (it would be gone, or the COPY -EAGAIN).
+				 * Its only copy is its slot: never dropped. It
+				 * stays out, and bring_back keeps the scratch
+				 * area and fails the job (zap.c, rule 10, keeps
+				 * MOVE from getting here).
+				 */
+				MIG_TRACE("FILLNOENT i=%zu addr=%lx: no event, kept out", i,
+					  (unsigned long)w->addr[i]);
+				r = 0;
+			} else if (r == -ENOENT || r == -ESRCH) {
 				mig__bit_set(w->gone, i);
 				r = 0;
 			}

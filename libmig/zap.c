@@ -67,6 +67,14 @@
  *     pend is cleared, for a page left in the zap set and not gone, only
  *     by zap_done (under the write lock), for the pages its step took out
  *     or may have (moved_by_slot). Nothing else takes a zap-set page out.
+ * 10. Move first: a MOVE step takes pages only out of VMAs registered with
+ *     the job's uffd, asked of the kernel for its run under the lock of
+ *     rule 4 (registered_prefix): UFFDIO_MOVE checks only that its
+ *     destination is registered, and a page taken out of an unregistered
+ *     VMA can be neither filled (-ENOENT) nor served (its faults never
+ *     reach us). The classic window needs no such check: its scan takes
+ *     only pages its FREEZE write-protected, which only a registered VMA
+ *     allows.
  *
  * Locks: the job lock (j->lock) is taken and released in this file only;
  * the tenant's op_lock (one in-tenant operation at a time) is held for
@@ -377,6 +385,75 @@ static size_t vma_cap(const struct zap_ctx *z, uint64_t addr, size_t n)
 }
 
 /*
+ * Move first: how many of the n pages from addr lie in VMAs registered
+ * with the job's uffd now (rule 10). UFFDIO_MOVE checks only its
+ * destination's registration, so it takes a page out of an unregistered
+ * VMA too, whose fill then meets -ENOENT and whose faults never reach us.
+ * The registered pieces (w->regs, in_regs) do not tell: UFFDIO_REGISTER
+ * registers the VMAs a piece holds when it runs, and a VMA the tenant
+ * puts later into a hole of the piece (mmap after munmap, mremap back
+ * after mremap away) is not registered and raises no event. An
+ * un-protect (UFFDIO_WRITEPROTECT, mode 0, no wake) of the run says
+ * -ENOENT if a VMA in it has no uffd-wp registration and changes nothing
+ * else on this path (move first protects nothing). It runs with the job
+ * lock held for reading until the MOVE has run (rule 4): a VMA that was
+ * registered can lose it only by a munmap or mremap, whose event stays
+ * unread meanwhile and makes the MOVE -EAGAIN; -EAGAIN here (an event
+ * unread) leaves the run to that refusal.
+ */
+static size_t registered_prefix(struct mig__job *j, uint64_t addr, size_t n)
+{
+	size_t lo = 0, hi = n;
+	int r = mig__uffd_writeprotect(j->uffd, addr, n * MIG__PAGE, false, true);
+
+	if (r == 0 || r == -EAGAIN)
+		return n;
+	/* The first lo pages are registered, the first hi are not. */
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		r = mig__uffd_writeprotect(j->uffd, addr, mid * MIG__PAGE, false, true);
+		if (r == 0 || r == -EAGAIN)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Move first, the run of z->ncur pages from i about to be computed into a
+ * MOVE step (the job lock held for reading): it ends where its registered
+ * part ends. When page i itself is not registered, it leaves the pass
+ * untouched (-EBUSY, as the scan leaves a page outside the pieces), and
+ * false says so: the lock was let go meanwhile and is held again, for
+ * reading, so the pages after i are read anew.
+ */
+static bool registered_run(struct zap_ctx *z, size_t i)
+{
+	struct mig__job *j = z->j;
+	struct mig__win *w = z->w;
+	size_t n = registered_prefix(j, w->addr[i], z->ncur);
+
+	if (n > 0) {
+		z->ncur = n;
+		return true;
+	}
+	zap_unlock(z);
+	pthread_rwlock_wrlock(&j->lock);
+	/* An event applied meanwhile changes nothing here: the page stays. */
+	MIG_TRACE("UNREG i=%zu addr=%lx: not registered, stays", i, (unsigned long)w->addr[i]);
+	mig__bit_clear(w->pend, i);
+	mig__bit_clear(w->zap, i);
+	if (!w->err[i])
+		w->err[i] = EBUSY;
+	pthread_rwlock_unlock(&j->lock);
+	pthread_rwlock_rdlock(&j->lock);
+	z->locked = true;
+	return false;
+}
+
+/*
  * The next zap step, from the current addresses. MOVE steps come first,
  * with the job lock held for reading until the step has run: the fault
  * thread cannot apply a tenant event meanwhile, so the addresses are
@@ -492,6 +569,8 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 			if (z->limit && z->ncur > z->limit)
 				z->ncur = z->limit;
 			z->limit = 0;
+			if (w->movefirst && !registered_run(z, i))
+				continue;
 			if (!whole_thp_run(w, i, z->ncur))
 				__atomic_store_n(&j->scratch_ptes, true, __ATOMIC_RELAXED);
 			/*
