@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "bitmap.h"
+#include "crashpoint.h"
 #include "engine.h"
 #include "procfs.h"
 #include "uffd.h"
@@ -128,6 +129,29 @@ int mig__fill_page_locked(struct mig__job *j, struct mig__win *w, int uffd, size
 	if (r == -EEXIST) {
 		(void)mig__uffd_wake(uffd, addr, MIG__PAGE);
 		r = 1;
+	}
+	/*
+	 * No registered VMA at addr. Since Linux 6.9 UFFDIO_COPY looks the
+	 * VMA up before it checks mmap_changing: a tenant munmap or mremap
+	 * whose event we have not read yet makes it -ENOENT, not -EAGAIN
+	 * (6.1 checks mmap_changing first; 6.9+ checks it at the ioctl's
+	 * entry too, so only a mremap that took the mmap lock between that
+	 * check and the lookup does it). The page is then not gone: it
+	 * may have moved with its VMA, and once the event is read it is
+	 * filled where it is now. The caller holds the job lock, so the
+	 * event stays unread while we ask (mig__uffd_events_pending).
+	 */
+	/*
+	 * fill:noent: the answer of that race, which a test cannot time:
+	 * a COPY refused for an unread event says -ENOENT
+	 * (migrate_mremap_unread).
+	 */
+	if (r == -EAGAIN && uffd == j->uffd && mig__fault_point("fill:noent"))
+		r = -ENOENT;
+	if (r == -ENOENT && uffd == j->uffd && mig__uffd_events_pending(uffd)) {
+		MIG_TRACE("NOENTPEND i=%zu addr=%lx: an event is unread: again", i,
+			  (unsigned long)addr);
+		r = -EAGAIN;
 	}
 	if (r >= 0 && uffd == j->uffd) {
 		mig__bit_set(w->filled, i);
@@ -872,6 +896,8 @@ static bool drain(struct fstate *fs, int fd, bool all)
 	uint64_t t0 = mig__now_ns(), t1;
 	int n, nmsg = 0;
 
+	/* A slow fault thread, for tests (MIG_CRASH_AT=faults:drain:pauseMS). */
+	mig__crash_point("faults:drain");
 	pthread_rwlock_wrlock(&fs->j->lock);
 	t1 = mig__now_ns();
 	/* The classic window reads on as it always did. */

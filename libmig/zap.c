@@ -36,7 +36,10 @@
  *     a run was present when scanned, so a hole is a page the tenant
  *     dropped (its REMOVE maybe read before this window began; the kernel
  *     zaps a DONTNEED range only after its event was read): -ENOENT there,
- *     the page is gone, never refilled.
+ *     the page is gone, never refilled. Since Linux 6.9 a MOVE also says
+ *     -ENOENT for a tenant mremap whose event is unread (it looks the VMA
+ *     up before it checks mmap_changing again): a hole only when no event
+ *     is unread and the page is absent (hole_now).
  *  6. madvise steps (no UFFDIO_MOVE, agent tenants, pages MOVE refused)
  *     run with every other thread of the tenant stopped (MIG__ZAP_STOP,
  *     the backend's stop_others), taken before the first one: a thread
@@ -686,6 +689,25 @@ static int moved_by_slot(struct mig__job *j, const struct mig__zap_step *st, siz
 	return count;
 }
 
+/*
+ * A MOVE step said -ENOENT at page k: is it a hole the tenant made (its
+ * page dropped)? Only when no tenant event is unread and the page is
+ * absent at its address now; asked with the job lock held for writing,
+ * so the events read so far are applied and no other is read meanwhile.
+ */
+static bool hole_now(struct mig__job *j, const struct mig__win *w, size_t k)
+{
+	struct mig_pageinfo pi;
+
+	if (mig__bit_test(w->gone, k))
+		return true;
+	if (mig__uffd_events_pending(j->uffd))
+		return false;
+	if (mig_query_pages(j->pid, w->addr[k], 1, MIG_QUERY_PAGEMAP, &pi) < 0)
+		return true;
+	return !(pi.flags & (MIG_PAGE_PRESENT | MIG_PAGE_SWAPPED));
+}
+
 static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t ret, uint64_t moved)
 {
 	struct mig__job *j = z->j;
@@ -716,7 +738,10 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 				mig__job_stall(j, w->held_ns[i]);
 				w->held_ns[i] = 0;
 			}
-		} else if ((ret == -EAGAIN || ret == -EINTR) && move_again(z)) {
+		} else if ((ret == -EAGAIN || ret == -EINTR ||
+			    (ret == -ENOENT && mig__uffd_events_pending(j->uffd))) &&
+			   move_again(z)) {
+			/* -ENOENT with an event unread: as -EAGAIN (6.9+, hole_now). */
 			again = true;
 		} else {
 			MIG_TRACE("BACKFAIL i=%zu addr=%lx ret=%ld", i, (unsigned long)w->addr[i],
@@ -825,6 +850,18 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 			 * one VMA): halve it until the boundary is found.
 			 */
 			z->limit = (n - m) / 2;
+			again = move_again(z);
+			z->give_up = !again;
+		} else if (m < n && ret == -ENOENT && !hole_now(j, w, i + m)) {
+			/*
+			 * Not a hole: since Linux 6.9 UFFDIO_MOVE looks its VMAs
+			 * up before it checks mmap_changing, so a tenant mremap
+			 * or munmap whose event was unread makes it -ENOENT, not
+			 * -EAGAIN. Computed again from the addresses the event
+			 * gives (rule 5).
+			 */
+			MIG_TRACE("NOENTMOVE i=%zu addr=%lx: not a hole: again", i + m,
+				  (unsigned long)w->addr[i + m]);
 			again = move_again(z);
 			z->give_up = !again;
 		} else if (m < n && ret == -ENOENT) {
