@@ -69,7 +69,7 @@ static void hook(int phase, const struct mig_range *win, void *ud)
 
 int main(int argc, char **argv)
 {
-	const char *args[] = { "--size", "32M", "--threads", "0", NULL, NULL, NULL };
+	const char *args[] = { "--size", "32M", "--threads", "0", NULL };
 	struct mig_migrate_result res;
 	struct mig_migrate_opts o = { 0 };
 	struct mig_nodes targets;
@@ -83,12 +83,7 @@ int main(int argc, char **argv)
 		SKIP("needs root (ptrace attach, kpageflags)");
 	setenv("MIG_CRASH_AT", "faults:drain:pause200,fill:noent:fault", 1);
 	pick_target(&targets, &o);
-	if (count_nodes() >= 2) {
-		args[4] = "--node";
-		args[5] = "0";
-	}
-	wt_start(&w, argv[0], args);
-	wt_attach(&w);
+	wt_start_source(&w, argv[0], args);
 	o.phase_hook = hook;
 	o.hook_userdata = &u;
 	struct mig_range rg = { w.addr, w.addr + w.len };
