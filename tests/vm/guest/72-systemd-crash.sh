@@ -31,8 +31,8 @@ diag() {
 			echo "#  fd ${f##*/}: $(readlink "$f"): $(tr '\n\t' '  ' <"/proc/$1/fdinfo/${f##*/}")" ;;
 		esac
 	done
-	# VMAs registered with a uffd (VmFlags uf: missing, uw: wp, ui: minor)
-	awk '/^[0-9a-f]+-[0-9a-f]+ / { vma = $1 } /^VmFlags:/ && / u[fwi]( |$)/ { print "#  uffd vma " vma ":" substr($0, 9) }' "/proc/$1/smaps" 2>/dev/null
+	# VMAs registered with a uffd (VmFlags um: missing, uw: wp, ui: minor)
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { vma = $1 } /^VmFlags:/ && / u[mwi]( |$)/ { print "#  uffd vma " vma ":" substr($0, 9) }' "/proc/$1/smaps" 2>/dev/null
 	echo "#  migctl tenants: $(migctl tenants 2>&1 | tr '\n' ' ')"
 	echo "# migd's journal:"
 	journalctl -u migd --no-pager -o short-monotonic 2>&1 | tail -n 120 | sed 's/^/#  /'
