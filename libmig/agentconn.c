@@ -128,7 +128,6 @@ int mig_agent_read_hello(int conn_fd, pid_t *ret_pid)
 int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid, int *ret_conn_fd)
 {
 	_cleanup_close_ int fd = -EBADF;
-	pid_t pid = 0;
 	int r;
 
 	if (listen_fd < 0 || !ret_pid || !ret_conn_fd)
@@ -139,12 +138,10 @@ int mig_agent_accept(int listen_fd, int timeout_ms, pid_t *ret_pid, int *ret_con
 	r = wait_readable(fd, timeout_ms);
 	if (r < 0)
 		return r;
-	r = mig_agent_read_hello(fd, &pid);
-	if (r == -EPROTONOSUPPORT)
-		*ret_pid = pid;
+	/* Sets *ret_pid for an agent of another version too (-EPROTONOSUPPORT). */
+	r = mig_agent_read_hello(fd, ret_pid);
 	if (r < 0)
 		return r;
-	*ret_pid = pid;
 	*ret_conn_fd = TAKE_FD(fd);
 	return 0;
 }

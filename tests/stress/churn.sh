@@ -19,8 +19,9 @@
 #                              their log; a failing run prints the trace lines
 #                              that name its first bad page's address (a rare
 #                              failure then says more than its seed)
-# A failing run also prints the tenant's mappings within 1 MiB of its first
-# bad read, and their VmFlags ("um uw": registered with migd's uffd).
+# A failing run also prints the tenant's VMAs within 1 MiB of its first bad
+# read, with their VmFlags ("um uw": registered with migd's uffd), as the
+# tenant wrote them (stress_tenant.c, dump_flags).
 #   CHURN_RANGES="data random" the ranges the runs take in turn (default
 #                              "data random whole")
 #   STRESS_SEEDS="s1 s2 ..."   fixed seeds run first for every kind (regressions),
@@ -46,21 +47,6 @@ has_move() {
 	local v; v=$(uname -r); v=${v%%-*}
 	local maj=${v%%.*} min=${v#*.}; min=${min%%.*}
 	[ "$maj" -gt 6 ] || { [ "$maj" = 6 ] && [ "$min" -ge 8 ]; }
-}
-
-# The lines of the tenant's maps dump (after its "stress_tenant:" line)
-# within 1 MiB of address $1 (hex, no 0x), read from stdin.
-maps_near() {
-	local at=$((16#$1)) in=0 line lo hi
-	echo "#   mappings within 1 MiB of 0x$1 when the tenant read it:"
-	while IFS= read -r line; do
-		if [[ $line == "stress_tenant: "* ]]; then in=1; continue; fi
-		((in)) || continue
-		[[ $line =~ ^([0-9a-f]+)-([0-9a-f]+)\  ]] || { ((in == 2)) && break; continue; }
-		in=2
-		lo=$((16#${BASH_REMATCH[1]})) hi=$((16#${BASH_REMATCH[2]}))
-		((hi > at - 1048576 && lo < at + 1048576)) && echo "#   M $line"
-	done
 }
 
 total_fail=0
@@ -119,16 +105,17 @@ for kind in $kinds; do
 			# The guests keep no files: what the tenant said (a crash
 			# names its address and last operations) and the end of
 			# the log say why.
-			grep -E '^(# tenant |stress_tenant: |  thread [0-9]+ op )' "$log" | head -n 40 |
+			grep -E '^(# tenant |stress_tenant: [^v ]|  thread [0-9]+ op )' "$log" | head -n 40 |
 				sed 's/^/#   t /'
+			# The tenant's VMAs within 1 MiB of its first bad read, with
+			# their VmFlags ("um uw": registered with migd's uffd).
+			grep -E '^stress_tenant: (vma |  VmFlags)' "$log" | head -n 40 | sed 's/^/#   M /'
 			tail -n "${CHURN_TAIL:-15}" "$log" | sed 's/^/#   | /'
 			# The bad page's address in the data area, and where the
 			# tenant read it (a page moved out by 'x' or 'g' is read
-			# at its spare slot): the mappings around the read as the
-			# tenant saw them then, and the trace lines naming either.
+			# at its spare slot): the trace lines naming either.
 			a=$(sed -n 's/^BAD page [0-9]* (0x\([0-9a-f]*\)).*/\1/p' "$log" | head -1)
 			b=$(sed -n 's/^stress_tenant: [a-z ]* at 0x\([0-9a-f]*\);.*/\1/p' "$log" | head -1)
-			[ -n "$b" ] && maps_near "$b" <"$log"
 			if [ -n "$trf" ] && [ -n "$a" ]; then
 				echo "#   trace lines naming $a${b:+ or $b} (all of them in $trf):"
 				grep -a -e "$a" ${b:+-e "$b"} "$trf" | tail -n "${CHURN_TRACE_LINES:-40}" |
