@@ -202,6 +202,67 @@ static bool protected_now(pid_t pid, uint64_t addr)
 	return (pi.flags & MIG_PAGE_UFFD_WP) || !(pi.flags & MIG_PAGE_PRESENT);
 }
 
+/*
+ * Move first: after a fault on page i was served (its thread is awake),
+ * the pages out after it at the addresses that follow, up to AHEAD, are
+ * pulled and filled too, in one read and one UFFDIO_COPY. A thread that
+ * walks its memory (the common writer) would fault on each of them in
+ * turn while the window's fill has not reached them. Only what the COPY
+ * placed is marked filled; whatever stops it (an event unread, a page
+ * there) is left to the fill as before. Only slots pagemap finds
+ * present with a page of their own are read, and the read goes through
+ * /proc/PID/mem, which fails on an empty slot instead of faulting into
+ * the scratch area, which only this thread serves (as for the faulting
+ * page, mig__movefirst_pull_locked). The COPY never replaces a page
+ * that is there (-EEXIST stops it).
+ */
+#define AHEAD 32
+
+static void fill_ahead(struct mig__job *j, struct mig__win *w, size_t i)
+{
+	struct iovec l[AHEAD], rv[AHEAD];
+	struct mig_pageinfo pi[AHEAD];
+	size_t n = 0, k = i + 1;
+	uint64_t done = 0;
+	ssize_t got;
+	int r;
+
+	for (; k < w->npages && n < AHEAD; k++) {
+		if (!mig__bit_test(w->zap, k) || mig__bit_test(w->pend, k) ||
+		    mig__bit_test(w->gone, k) || mig__bit_test(w->filled, k) ||
+		    w->addr[k] != w->addr[k - 1] + MIG__PAGE ||
+		    (k >= w->inflight_i && k < w->inflight_i + w->inflight_n))
+			break;
+		l[n] = (struct iovec){ w->staging + k * MIG__PAGE, MIG__PAGE };
+		rv[n++] = (struct iovec){ (void *)(uintptr_t)(j->scratch_dst + k * MIG__PAGE),
+					  MIG__PAGE };
+	}
+	if (n == 0 || mig_query_pages(j->pid, j->scratch_dst + (i + 1) * MIG__PAGE, n,
+				      MIG_QUERY_PAGEMAP, pi) < 0)
+		return;
+	/* Only slots that hold a page of their own (never the zero page). */
+	for (k = 0; k < n; k++)
+		if (!(pi[k].flags & MIG_PAGE_PRESENT) || (pi[k].flags & MIG_PAGE_ZERO))
+			break;
+	n = k;
+	if (n == 0)
+		return;
+	got = mig__mem_readv(j->pid, l, rv, n);
+	if (got <= 0)
+		return;
+	n = MIN(n, (size_t)got / MIG__PAGE);
+	for (size_t p = 0; p < n; p++)
+		if (!mig__bit_test(w->pulled, i + 1 + p)) {
+			mig__bit_set(w->pulled, i + 1 + p);
+			__atomic_fetch_add(&j->copies, 1, __ATOMIC_RELAXED);
+		}
+	r = mig__uffd_copy(j->uffd, w->addr[i + 1], w->staging + (i + 1) * MIG__PAGE, n * MIG__PAGE,
+			   0, &done);
+	for (size_t p = 0; p < done / MIG__PAGE && p < n; p++)
+		mig__bit_set(w->filled, i + 1 + p);
+	MIG_TRACE("AHEAD i=%zu n=%zu r=%d done=%lu", i + 1, n, r, (unsigned long)done);
+}
+
 static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags, uint64_t t0,
 		       pid_t tid)
 {
@@ -272,10 +333,12 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 	} else if (i >= 0 && zapped_by_us(w, i, addr) && (child || !mig__bit_test(w->filled, i))) {
 		/* Its content is in staging (move first: in the scratch area, pulled now). */
 		r = w->movefirst ? mig__movefirst_pull_locked(j, w, (size_t)i, NULL) : 0;
-		if (r == 0)
-			r = mig__fill_page_locked(j, w, fd, i, &j->targets);
-		else
+		if (r != 0)
 			MIG_TRACE("NOPULL i=%zd addr=%lx r=%d", i, (unsigned long)addr, r);
+		else
+			r = mig__fill_page_locked(j, w, fd, i, &j->targets);
+		if (r == 0 && w->movefirst && !child)
+			fill_ahead(j, w, (size_t)i);
 	} else {
 		if (!child && j->scratch_dst && addr >= j->scratch_dst &&
 		    addr < j->scratch_dst + j->scratch_dst_len)
@@ -306,9 +369,10 @@ static int serve_fault(struct fstate *fs, int fd, uint64_t addr, uint64_t flags,
 			snprintf(st, sizeof(st), "%d%d%d%d%d", (int)mig__bit_test(w->zap, i),
 				 (int)mig__bit_test(w->pend, i), (int)mig__bit_test(w->gone, i),
 				 (int)mig__bit_test(w->filled, i), (int)mig__bit_test(w->dirty, i));
-		mig__trace("FAULT fd=%d addr=%lx fl=%lx tid=%d i=%zd win=%lx r=%d zpgfd=%s", fd,
-			   (unsigned long)addr, (unsigned long)flags, (int)tid, i,
-			   w ? (unsigned long)w->start : 0UL, r, st);
+		mig__trace("FAULT fd=%d addr=%lx fl=%lx tid=%d i=%zd win=%lx r=%d zpgfd=%s us=%lu",
+			   fd, (unsigned long)addr, (unsigned long)flags, (int)tid, i,
+			   w ? (unsigned long)w->start : 0UL, r, st,
+			   (unsigned long)((mig__now_ns() - t0) / 1000));
 	}
 	if (r == -EAGAIN) {
 		/* An event is pending on this uffd: retry once it has been read. */

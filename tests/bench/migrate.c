@@ -21,9 +21,9 @@
  * two or more: 256 MiB, the cases with writers. MIG_BENCH_SIZE, MIG_BENCH_CASES
  * (e.g. "4k-2w,thp-idle"; 4k-vmas is 4k-idle in a tenant with 60,000 more VMAs; mf-4k-idle and
  * mf-4k-2w are the 4 KiB cases with move-first windows, MIG_WINDOW_MOVEFIRST), MIG_BENCH_WINDOW
- * (MiB), MIG_BENCH_ZAP (move, madvise) and MIG_BENCH_BASE_SECS change that; MIG_BENCH_FLOOR=0
- * leaves out memcpy and the floor chain (their columns read 0). A case whose tenant finds a damaged
- * page fails the bench.
+ * (MiB), MIG_BENCH_ZAP (move, madvise), MIG_BENCH_THREADS (fill workers) and MIG_BENCH_BASE_SECS
+ * change that; MIG_BENCH_FLOOR=0 leaves out memcpy and the floor chain (their columns read 0). A
+ * case whose tenant finds a damaged page fails the bench.
  */
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -218,6 +218,8 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 								    : MIG_ZAP_MOVE;
 	if (getenv("MIG_BENCH_WINDOW"))
 		o.window = strtoull(getenv("MIG_BENCH_WINDOW"), NULL, 0) << 20;
+	if (getenv("MIG_BENCH_THREADS"))
+		o.threads = (unsigned)strtoul(getenv("MIG_BENCH_THREADS"), NULL, 0);
 	o.protocol = c->movefirst ? MIG_WINDOW_MOVEFIRST : MIG_WINDOW_CLASSIC;
 	tenant_args(c, size, nodes >= 2, args);
 	wt_start(&w, self, args);

@@ -46,6 +46,9 @@
  *   dontneed OFF LEN   madvise(MADV_DONTNEED): must read zero at once and
  *                      stay zero until the end (no stale refill)
  *   mremap OFF LEN     move part of the data to a new address
+ *   touch OFF LEN      read the first word of each page, in address order
+ *                      (a walk that faults on pages taken out): "OK N", N the
+ *                      pages whose tag was right
  *   fork               fork; the child checks every page, exits 0 or 1
  *   exit               exit at once
  *   progress           "PROGRESS N0 N1 ...": writes each writer thread has
@@ -419,6 +422,14 @@ static void command(const char *line)
 			pthread_rwlock_unlock(&quiesce);
 		}
 		printf("%s %p\n", r == MAP_FAILED ? "FAIL mremap" : "OK", r);
+	} else if (!strncmp(line, "touch", 5) && range_args(line, &first, &n) == 0) {
+		size_t right = 0;
+
+		pthread_rwlock_rdlock(&quiesce);
+		for (size_t i = first; i < first + n; i++)
+			right += *(volatile uint64_t *)pg[i] == (MAGIC ^ i);
+		pthread_rwlock_unlock(&quiesce);
+		printf("OK %zu\n", right);
 	} else if (!strcmp(line, "fork")) {
 		pid_t child;
 		int st = 0;
