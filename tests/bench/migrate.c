@@ -218,6 +218,15 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 								    : MIG_ZAP_MOVE;
 	if (getenv("MIG_BENCH_WINDOW"))
 		o.window = strtoull(getenv("MIG_BENCH_WINDOW"), NULL, 0) << 20;
+	/*
+	 * MIG_BENCH_STATE=DIR: the job keeps its journal in DIR and its
+	 * staging in a file under /dev/shm, as migd's jobs do (journal in
+	 * state_dir, staging in runtime_dir on tmpfs).
+	 */
+	if (getenv("MIG_BENCH_STATE") && *getenv("MIG_BENCH_STATE")) {
+		o.journal_dir = getenv("MIG_BENCH_STATE");
+		o.staging_dir = "/dev/shm";
+	}
 	if (getenv("MIG_BENCH_THREADS"))
 		o.threads = (unsigned)strtoul(getenv("MIG_BENCH_THREADS"), NULL, 0);
 	o.protocol = c->movefirst ? MIG_WINDOW_MOVEFIRST : MIG_WINDOW_CLASSIC;
