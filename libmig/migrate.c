@@ -11,6 +11,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <numa.h>
 #include <numaif.h>
 #include <stdio.h>
@@ -690,6 +691,25 @@ static void pace(const struct mig_migrate_opts *o, uint64_t t0, uint64_t bytes)
 	}
 }
 
+/*
+ * Fill workers per target node when the caller leaves it to us: two for
+ * move-first windows where this thread may run on two CPUs or more, else
+ * one. A move-first window's fill (read its pages back from the scratch
+ * area, then UFFDIO_COPY them into place) is more than half of its time,
+ * and the job thread only waits for it meanwhile; two workers split it.
+ * A classic window's fill is shorter (its staging is copied before the
+ * zap), and its writers are held until it ends.
+ */
+static unsigned default_threads(const struct mig_migrate_opts *o)
+{
+	cpu_set_t set;
+
+	if (o->protocol != MIG_WINDOW_MOVEFIRST || sched_getaffinity(0, sizeof(set), &set) < 0 ||
+	    CPU_COUNT(&set) < 2)
+		return 1;
+	return 2;
+}
+
 /* The job proper: ranges sorted, disjoint, not adjacent (see mig_migrate). */
 static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 		       const struct mig_nodes *targets, const struct mig_migrate_opts *opts,
@@ -718,7 +738,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	if (!o.max_passes)
 		o.max_passes = 10;
 	if (!o.threads)
-		o.threads = 1;
+		o.threads = default_threads(&o);
 
 	for (size_t k = 0; k < n; k++)
 		jp.total += (ranges[k].end - ranges[k].start) / MIG__PAGE;

@@ -476,7 +476,8 @@ struct mig_migrate_opts {
 	bool force;	     /* also move pages already on a target node */
 	bool no_collapse;    /* THPs move as 4 KiB pages: not placed whole, not re-formed */
 	unsigned max_passes; /* 0: 10; dirty pages left after that are -EAGAIN */
-	unsigned threads;    /* worker threads per target node, 0: 1 */
+	unsigned threads; /* fill workers per target node; 0: 2 for move-first windows on 2+ CPUs,
+			     else 1 */
 	enum mig_fill_method fill;
 	const volatile int *cancel; /* non-NULL and nonzero: stop after the current window */
 	uint64_t rate_limit;	    /* bytes/s copied, 0: unlimited */
