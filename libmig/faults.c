@@ -495,9 +495,12 @@ static unsigned child_from_slot(struct mig__job *j, struct mig__win *w, int cfd,
 	else if (mig_query_pages(j->pid, j->scratch_dst + i * MIG__PAGE, 1, MIG_QUERY_PAGEMAP,
 				 &pi) < 0)
 		return 0;
-	if (!(pi.flags & MIG_PAGE_PRESENT) || (pi.flags & MIG_PAGE_ZERO) ||
-	    mig__mem_readv(j->pid, &l, &rv, 1) != (ssize_t)MIG__PAGE) {
-		MIG_TRACE("SLOTREAD i=%zu failed: %s", i, strerror(errno));
+	/* An empty slot: the page never left (the child has it). */
+	if (!(pi.flags & MIG_PAGE_PRESENT) || (pi.flags & MIG_PAGE_ZERO))
+		return 0;
+	errno = 0;
+	if (mig__mem_readv(j->pid, &l, &rv, 1) != (ssize_t)MIG__PAGE) {
+		MIG_TRACE("SLOTREAD i=%zu failed: %s", i, strerror(errno ? errno : EIO));
 		return 0;
 	}
 	for (tries = 0; tries < 1000; tries++) {
