@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -284,6 +285,7 @@ static int mkdir_parents(const char *path)
 int ctl_listen(struct migd *d)
 {
 	const char *path = d->cfg->socket_path;
+	_cleanup_free_ char *tmp = NULL;
 	struct stat st;
 	int r, n;
 
@@ -308,25 +310,40 @@ int ctl_listen(struct migd *d)
 		/* A socket left by an earlier run is stale: we hold the only listener. */
 		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 			unlink(path);
-		r = uv_pipe_bind(&d->server, path);
+		/*
+		 * Bound under a name of our own and renamed once listening: a
+		 * client that finds the path can connect. Bound but not yet
+		 * listening, it would be refused (a test's migctl was, right
+		 * after the socket appeared).
+		 */
+		if (asprintf(&tmp, "%s.%d", path, (int)getpid()) < 0)
+			return log_error_errno(ENOMEM, "socket path %s: %m", path);
+		unlink(tmp);
+		r = uv_pipe_bind(&d->server, tmp);
 		if (r < 0)
-			return log_error_errno(r, "cannot bind %s: %s", path, uv_strerror(r));
-		d->bound_path = strdup(path);
-		if (chmod(path, d->cfg->socket_mode) < 0)
-			return log_error_errno(errno, "chmod %s: %m", path);
+			return log_error_errno(r, "cannot bind %s: %s", tmp, uv_strerror(r));
+		d->bound_path = strdup(tmp);
+		if (chmod(tmp, d->cfg->socket_mode) < 0)
+			return log_error_errno(errno, "chmod %s: %m", tmp);
 		if (d->cfg->socket_group) {
 			struct group *g = getgrnam(d->cfg->socket_group);
 
 			if (!g)
 				return log_error_errno(ENOENT, "socket_group %s: no such group",
 						       d->cfg->socket_group);
-			if (chown(path, 0, g->gr_gid) < 0)
-				return log_error_errno(errno, "chown %s: %m", path);
+			if (chown(tmp, 0, g->gr_gid) < 0)
+				return log_error_errno(errno, "chown %s: %m", tmp);
 		}
 	}
 	r = uv_listen((uv_stream_t *)&d->server, 64, on_connection);
 	if (r < 0)
 		return log_error_errno(r, "listen on %s: %s", path, uv_strerror(r));
+	if (tmp) {
+		if (rename(tmp, path) < 0)
+			return log_error_errno(errno, "cannot rename %s to %s: %m", tmp, path);
+		free(d->bound_path);
+		d->bound_path = strdup(path);
+	}
 	log_info("listening on %s%s", path, d->socket_activated ? " (socket activation)" : "");
 	return 0;
 }
