@@ -115,6 +115,7 @@ static void run_case(const char *self, const char *name)
 	usleep(100000);
 
 	pick_target(&j.targets, &j.o);
+	agent_keeps_classic(w.t, &j.o);
 	t0 = now_s();
 	if (pthread_create(&th, NULL, job_main, &j))
 		FAIL("pthread_create");

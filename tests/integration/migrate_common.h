@@ -430,6 +430,19 @@ static inline void pick_target(struct mig_nodes *targets, struct mig_migrate_opt
 }
 
 /*
+ * Move first needs a tenant attached with ptrace (mig.h: -EOPNOTSUPP for
+ * an agent's); migd runs the classic windows for agent tenants, and so do
+ * the tests under MIG_TEST_WINDOW=movefirst.
+ */
+static inline void agent_keeps_classic(mig_tenant *t, struct mig_migrate_opts *o)
+{
+	if (o->protocol == MIG_WINDOW_MOVEFIRST && mig_tenant_method(t) == MIG_ATTACH_AGENT) {
+		o->protocol = MIG_WINDOW_CLASSIC;
+		printf("# agent tenant: classic windows (move first needs ptrace)\n");
+	}
+}
+
+/*
  * Every result adds up (mig.h): each distinct page is absent or present,
  * each present page moved, skipped, failed or gone, and the failed ones
  * are exactly those the errnos name. Checked in every test that prints

@@ -160,6 +160,7 @@ static void migrate_whole(const char *name, pid_t pid, mig_tenant *t, int feed_f
 		FAIL("fcntl: %m");
 	j.n = whole_ranges(pid, &j.rg, &bytes);
 	pick_target(&j.targets, &j.o);
+	agent_keeps_classic(t, &j.o);
 	printf("%s: migrating %zu VMAs, %.1f MiB of pid %d\n", name, j.n, bytes / 1048576.0, pid);
 	t0 = now_s();
 	j.last_ms = (uint64_t)(t0 * 1000);
