@@ -7,6 +7,8 @@
 #   madvise  injected madvise zap, ptrace tenant
 #   agent    madvise zap through libmig-agent.so
 #   movefirst  move-first windows (MIG_WINDOW_MOVEFIRST, UFFDIO_MOVE zap, ptrace)
+# The kind sets STRESS_WINDOW (classic for the first three): one left in
+# the environment for the movefirst kind does not make the others skip.
 # Each run asks for the data area, random pieces of it (overlapping,
 # repeated, cutting THPs) or the whole process, in turn.
 #
@@ -54,9 +56,9 @@ for kind in $kinds; do
 	env=()
 	case $kind in
 	move) has_move || { echo "# churn move: SKIP (kernel $(uname -r) has no UFFDIO_MOVE)"; continue; }
-	      env=(STRESS_ZAP=move) ;;
-	madvise) env=(STRESS_ZAP=madvise) ;;
-	agent) env=(STRESS_ATTACH=agent) ;;
+	      env=(STRESS_ZAP=move STRESS_WINDOW=classic) ;;
+	madvise) env=(STRESS_ZAP=madvise STRESS_WINDOW=classic) ;;
+	agent) env=(STRESS_ATTACH=agent STRESS_WINDOW=classic) ;;
 	movefirst) has_move || { echo "# churn movefirst: SKIP (kernel $(uname -r) has no UFFDIO_MOVE)"; continue; }
 	      env=(STRESS_ZAP=move STRESS_WINDOW=movefirst) ;;
 	*) echo "churn: unknown kind $kind"; exit 2 ;;
