@@ -365,6 +365,10 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
 					       ? "copy"
 					       : "none"));
 	json_object_object_add(o, "windows", json_object_new_int64((int64_t)res->windows));
+	json_object_object_add(o, "windows_movefirst",
+			       json_object_new_int64((int64_t)res->windows_movefirst));
+	json_object_object_add(o, "windows_switched",
+			       json_object_new_int64((int64_t)res->windows_switched));
 	json_object_object_add(o, "faults", json_object_new_int64((int64_t)res->faults));
 	json_object_object_add(o, "elapsed_us",
 			       json_object_new_int64((int64_t)(res->elapsed_ns / 1000)));
@@ -375,10 +379,17 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
  * One libmig job over all the ranges: its memory follows the windows
  * that hold pages (no per-page status is asked for), so a sparse 1 TiB
  * range over a small tenant costs what its pages cost.
+ *
+ * window_protocol = movefirst: move-first windows where the tenant can
+ * have them (UFFDIO_MOVE, Linux 6.8+, and a tenant attached with ptrace);
+ * the others, and a tenant libmig cannot give a scratch area, run the
+ * classic windows, and *fallback says why (empty when move first ran or
+ * was not asked for). *movefirst says which protocol the job ran.
  */
 static int migrate_ranges(mig_tenant *t, const struct engine_migrate_req *req,
 			  const struct mig_range *ranges, size_t n, mig_progress_fn progress,
-			  void *userdata, struct mig_migrate_result *res, char **ret_reason)
+			  void *userdata, struct mig_migrate_result *res, bool *movefirst,
+			  char *fallback, size_t fallback_len, char **ret_reason)
 {
 	struct mig_migrate_opts mopts = {
 		.window = req->window,
@@ -392,11 +403,25 @@ static int migrate_ranges(mig_tenant *t, const struct engine_migrate_req *req,
 	};
 	int r;
 
-	/* Move first where the tenant can have it; others keep the classic windows. */
-	if (req->movefirst && (mig_tenant_features(t) & UFFD_FEATURE_MOVE) &&
-	    mig_tenant_method(t) == MIG_ATTACH_PTRACE)
+	fallback[0] = '\0';
+	if (!req->movefirst)
+		;
+	else if (!(mig_tenant_features(t) & UFFD_FEATURE_MOVE))
+		snprintf(fallback, fallback_len, "the kernel has no UFFDIO_MOVE (Linux 6.8+)");
+	else if (mig_tenant_method(t) != MIG_ATTACH_PTRACE)
+		snprintf(fallback, fallback_len, "the tenant is attached through its agent");
+	else
 		mopts.protocol = MIG_WINDOW_MOVEFIRST;
 	r = mig_migrate(t, ranges, n, &req->to, &mopts, progress, userdata, res);
+	if (r == -EOPNOTSUPP && mopts.protocol == MIG_WINDOW_MOVEFIRST) {
+		/* No MOVE zap after all (no scratch area): refused before any window ran. */
+		snprintf(fallback, fallback_len, "%s", mig_tenant_last_error());
+		mopts.protocol = MIG_WINDOW_CLASSIC;
+		mig_migrate_result_free(res);
+		memset(res, 0, sizeof(*res));
+		r = mig_migrate(t, ranges, n, &req->to, &mopts, progress, userdata, res);
+	}
+	*movefirst = mopts.protocol == MIG_WINDOW_MOVEFIRST;
 	if (r < 0 && r != -ECANCELED)
 		set_libmig_reason(ret_reason, "migration of", req->pid, r);
 	return r;
@@ -414,6 +439,8 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 	json_object *compact = NULL;
 	uint64_t not_anon = 0, skipped = 0, skipped_folios[MIG_FOLIO_ORDERS] = { 0 };
 	enum mig_attach_method method;
+	char fallback[REASON_MAX] = "";
+	bool movefirst = false;
 	size_t n = 0;
 	mig_tenant *t = NULL;
 	int r, r2;
@@ -489,7 +516,8 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 	method = mig_tenant_method(t);
 	r = check_identity(req, ret_reason);
 	if (r == 0)
-		r = migrate_ranges(t, req, todo, n, progress, userdata, &sum, ret_reason);
+		r = migrate_ranges(t, req, todo, n, progress, userdata, &sum, &movefirst, fallback,
+				   sizeof(fallback), ret_reason);
 	if (r == 0 && req->compact_after) {
 		struct mig_relocate_result cres = { 0 };
 
@@ -509,6 +537,11 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 		json_object_object_add(
 			*ret_summary, "attach",
 			json_object_new_string(method == MIG_ATTACH_AGENT ? "agent" : "ptrace"));
+		json_object_object_add(*ret_summary, "window_protocol",
+				       json_object_new_string(movefirst ? "movefirst" : "classic"));
+		if (fallback[0])
+			json_object_object_add(*ret_summary, "window_protocol_fallback",
+					       json_object_new_string(fallback));
 		if (compact)
 			json_object_object_add(*ret_summary, "compact", compact);
 		compact = NULL;

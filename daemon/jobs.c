@@ -222,7 +222,14 @@ static void after_work_cb(uv_work_t *w, int status)
 			d->stats.jobs_failed++;
 	}
 	if (j->kind == JOB_MIGRATE) {
+		const char *why;
+
 		summary_add_to_stats(d, j->summary);
+		/* window_protocol = movefirst, and this tenant ran the classic windows. */
+		if (j->summary &&
+		    proto_get_string(j->summary, "window_protocol_fallback", &why) == 0)
+			log_info("job %" PRIu64 ": pid %d: classic windows, not move first: %s",
+				 j->id, (int)j->req.pid, why);
 		if (j->result == 0)
 			log_info("job %" PRIu64 ": pid %d %s", j->id, (int)j->req.pid,
 				 j->req.op == ENGINE_MIGRATE ? "migrated"

@@ -386,6 +386,14 @@ static void print_migrate(json_object *reply)
 	if (json_object_object_get_ex(reply, "bytes_per_sec", &bps))
 		printf("throughput: %.1f MiB/s\n", json_object_get_double(bps) / (1 << 20));
 	printf("max stall: %" PRId64 " us\n", num(reply, "max_stall_us"));
+	/* "windows: 12, movefirst (10 begun move first, 1 went on classic)" */
+	printf("windows: %" PRId64 ", %s", num(reply, "windows"), str(reply, "window_protocol"));
+	if (strcmp(str(reply, "window_protocol"), "movefirst") == 0)
+		printf(" (%" PRId64 " begun move first, %" PRId64 " went on classic)",
+		       num(reply, "windows_movefirst"), num(reply, "windows_switched"));
+	if (strcmp(str(reply, "window_protocol_fallback"), "-") != 0)
+		printf(" (not move first: %s)", str(reply, "window_protocol_fallback"));
+	printf("\n");
 	printf("huge pages kept: %" PRId64 "\n", num(reply, "huge_kept"));
 	printf("large folios: 2M %" PRId64 " -> %" PRId64 ", smaller %" PRId64 " -> %" PRId64
 	       "; whole THPs: %" PRId64 " moved, %" PRId64 " copied and collapsed (%" PRId64

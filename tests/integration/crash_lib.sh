@@ -332,6 +332,10 @@ crash_calibrate() {
 	"$MIGCTL" --json migrate "$WPID" "${CRASH_TO[@]}" >"$T/migctl.out" 2>&1
 	case $? in 0 | 4) ;; *) crash_fail "calibrate: migctl migrate failed: $(cat "$T/migctl.out")" ;; esac
 	CRASH_ATTACH=$(sed -n 's/.*"attach": *"\([a-z]*\)".*/\1/p' "$T/migctl.out" | head -n 1)
+	# The windows it ran (CRASH_WINDOW=movefirst: move first unless the
+	# kernel has no UFFDIO_MOVE or the tenant is an agent's).
+	CRASH_PROTOCOL=$(sed -n 's/.*"window_protocol": *"\([a-z]*\)".*/\1/p' "$T/migctl.out" | head -n 1)
+	CRASH_PROTOCOL="${CRASH_PROTOCOL:-?}, $(sed -n 's/.*"windows_movefirst": *\([0-9]*\).*/\1/p' "$T/migctl.out" | head -n 1) windows begun move first"
 	t0=$((($(crash_now_ns) - t0) / 1000000))
 	[ "$t0" -gt "$CRASH_JOB_MS" ] && CRASH_JOB_MS=$t0
 	line=$(crash_wcmd stop VERIFY 60) || line="(no answer)"
@@ -340,7 +344,7 @@ crash_calibrate() {
 	wait "$WPID" 2>/dev/null
 	kill "$MIGD_PID" 2>/dev/null
 	crash_wait_migd 30
-	echo "# crash: an uninterrupted migration of ${CRASH_MIB} MiB took ${CRASH_JOB_MS} ms (attach ${CRASH_ATTACH:-?})"
+	echo "# crash: an uninterrupted migration of ${CRASH_MIB} MiB took ${CRASH_JOB_MS} ms (attach ${CRASH_ATTACH:-?}, windows ${CRASH_PROTOCOL})"
 }
 
 # crash_random_delay: a moment in [5 ms, 1.2 x CRASH_JOB_MS], as seconds.

@@ -75,7 +75,7 @@ for k in "KILL 1 1" "KILL 0 3" "ABRT 1 2" "KILL 0 5"; do
 	line=$(journalctl -u migd --no-pager -o cat _PID="$new" |
 		grep -E 'recovered after a crash|dropped|NOT recovered' | tail -n 1)
 	echo "# kill $n (SIG$1 at 0.$3 s of a job to node $2): back in $(($(date +%s) - t0)) s: ${line:-no journal (killed before the job made one, or after it ended)}"
-	echo "#   migctl: $(grep -vE '^ *(throughput|max stall|large folios|huge pages)' /run/migd-c1.ctl | head -n 3 | tr '\n' ' ')"
+	echo "#   migctl: $(grep -vE '^ *(throughput|max stall|windows|large folios|huge pages)' /run/migd-c1.ctl | head -n 3 | tr '\n' ' ')"
 	case $line in *"NOT recovered"*) bad "kill $n: $line" ;; esac
 	ls /var/lib/migd/*.journal >/dev/null 2>&1 && bad "kill $n: journal left: $(ls /var/lib/migd)"
 	st=$(sed -n 's/^State:[[:space:]]*\([A-Za-z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null)
