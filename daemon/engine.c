@@ -422,7 +422,10 @@ static int migrate_ranges(mig_tenant *t, const struct engine_migrate_req *req,
 		r = mig_migrate(t, ranges, n, &req->to, &mopts, progress, userdata, res);
 	}
 	*movefirst = mopts.protocol == MIG_WINDOW_MOVEFIRST;
-	if (r < 0 && r != -ECANCELED)
+	if (r < 0 && r != -ECANCELED && fallback[0] && !strcmp(mig_tenant_last_error(), fallback))
+		/* libmig said nothing of the classic run: not the move-first refusal. */
+		set_reason(ret_reason, "migration of pid %d: %s", (int)req->pid, strerror(-r));
+	else if (r < 0 && r != -ECANCELED)
 		set_libmig_reason(ret_reason, "migration of", req->pid, r);
 	return r;
 }
