@@ -384,7 +384,7 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
  * have them (UFFDIO_MOVE, Linux 6.8+, and a tenant attached with ptrace);
  * the others, and a tenant libmig cannot give a scratch area, run the
  * classic windows, and *fallback says why (empty when move first ran or
- * was not asked for). *movefirst says which protocol the job ran.
+ * was not asked for). *movefirst: the job asked libmig for move first.
  */
 static int migrate_ranges(mig_tenant *t, const struct engine_migrate_req *req,
 			  const struct mig_range *ranges, size_t n, mig_progress_fn progress,
