@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# daemon_movefirst.sh - migd.conf window_protocol = movefirst (docs/engine.md,
+# "Move first, copy after"):
+#   - refused without MIGD_EXPERIMENTAL_MOVEFIRST=1 in migd's environment,
+#     accepted with it: --check-config prints it back; the default stays
+#     classic;
+#   - a ptrace tenant on a kernel with UFFDIO_MOVE (6.8+) is migrated with
+#     move-first windows: the job's summary says window_protocol movefirst
+#     and counts the windows begun move first (none where THP is "always":
+#     a window with a PMD-mapped THP runs classic), migctl's human output
+#     says it too;
+#   - where move first cannot run (a kernel without UFFDIO_MOVE, a tenant
+#     attached through its agent) the job runs the classic windows, its
+#     summary says window_protocol classic and why
+#     (window_protocol_fallback), and migd logs that line;
+#   - every tenant checks its own data.
+set -u
+. "$(dirname "$0")/daemon_lib.sh"
+need_root
+AGENT=$top/build/libmig-agent.so
+[ -f "$AGENT" ] || fail "no $AGENT"
+
+# jstr KEY, jnum KEY: a string or number field of the JSON reply on stdin
+# (sed, not python: this test runs in the busybox guests too).
+jstr() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -n 1; }
+jnum() { sed -n "s/.*\"$1\": *\([0-9-]*\).*/\1/p" | head -n 1; }
+has_move() {
+	local v maj min
+	v=$(uname -r)
+	v=${v%%-*}
+	maj=${v%%.*} min=${v#*.}
+	min=${min%%.*}
+	[ "$maj" -gt 6 ] || { [ "$maj" = 6 ] && [ "$min" -ge 8 ]; }
+}
+
+write_config
+"$MIGD" --check-config --config "$T/migd.ini" | grep -qx "window_protocol = classic" ||
+	fail "the default window_protocol is not classic"
+write_config "window_protocol = movefirst"
+MIGD_EXPERIMENTAL_MOVEFIRST='' "$MIGD" --check-config --config "$T/migd.ini" >/dev/null 2>&1 &&
+	fail "window_protocol = movefirst accepted without MIGD_EXPERIMENTAL_MOVEFIRST=1"
+# Move first is disabled in migd but for tests (migd.conf(5)).
+export MIGD_EXPERIMENTAL_MOVEFIRST=1
+"$MIGD" --check-config --config "$T/migd.ini" | grep -qx "window_protocol = movefirst" ||
+	fail "--check-config does not show window_protocol = movefirst"
+start_migd
+
+# 1. A ptrace tenant (no agent): move first where the kernel has UFFDIO_MOVE.
+start_tenant 32
+PLAIN=$TENANT_PID
+PLAIN_RANGE=$TENANT_RANGE
+out=$("$MIGCTL" --json migrate "$PLAIN" --to 0 --force --range "$PLAIN_RANGE") || fail "migrate: $out"
+[ "$(echo "$out" | jstr attach)" = ptrace ] || fail "the tenant was not attached with ptrace: $out"
+[ "$(echo "$out" | jnum pages_moved)" -gt 0 ] || fail "nothing moved: $out"
+proto=$(echo "$out" | jstr window_protocol)
+mf=$(echo "$out" | jnum windows_movefirst)
+echo "# ptrace tenant, kernel $(uname -r): window_protocol $proto, $(echo "$out" | jnum windows)" \
+	"windows, $mf begun move first, $(echo "$out" | jnum windows_switched) went on classic"
+if has_move; then
+	[ "$proto" = movefirst ] || fail "window_protocol = movefirst not used: $out"
+	if grep -q '\[always\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null; then
+		echo "# THP always: the tenant's windows may all hold THPs (classic); not counted"
+	else
+		[ "$mf" -gt 0 ] || fail "no window begun move first: $out"
+	fi
+	[ -z "$(echo "$out" | jstr window_protocol_fallback)" ] || fail "a fallback named: $out"
+	"$MIGCTL" migrate "$PLAIN" --to 0 --force --range "$PLAIN_RANGE" >"$T/human" ||
+		fail "migrate (human): $(cat "$T/human")"
+	grep -q '^windows: [0-9]*, movefirst ([0-9]* begun move first, [0-9]* went on classic)$' "$T/human" ||
+		fail "migctl does not say movefirst: $(cat "$T/human")"
+else
+	[ "$proto" = classic ] || fail "move first without UFFDIO_MOVE: $out"
+	[ "$mf" = 0 ] || fail "windows begun move first without UFFDIO_MOVE: $out"
+	why=$(echo "$out" | jstr window_protocol_fallback)
+	[ -n "$why" ] || fail "no fallback named: $out"
+	case $why in *UFFDIO_MOVE*) ;; *) fail "fallback reason: '$why'" ;; esac
+	grep -q "pid $PLAIN: classic windows, not move first: $why" "$T/migd.log" ||
+		fail "the fallback was not logged"
+	echo "# no UFFDIO_MOVE: classic windows, logged: $why"
+fi
+
+# 2. An agent tenant: classic windows (the agent zaps with madvise), said and logged.
+start_tenant 16 LD_PRELOAD="$AGENT" MIGD_AGENT_SOCKET="$T/agent.sock"
+AG=$TENANT_PID
+AG_RANGE=$TENANT_RANGE
+for _ in $(seq 100); do grep -q "pid $AG (uid 0): agent connected" "$T/migd.log" && break; sleep 0.1; done
+grep -q "pid $AG (uid 0): agent connected" "$T/migd.log" || fail "the agent did not connect"
+out=$("$MIGCTL" --json migrate "$AG" --to 0 --force --range "$AG_RANGE") || fail "migrate agent tenant: $out"
+[ "$(echo "$out" | jstr attach)" = agent ] || fail "the agent was not used: $out"
+[ "$(echo "$out" | jstr window_protocol)" = classic ] || fail "agent tenant not classic: $out"
+[ "$(echo "$out" | jnum windows_movefirst)" = 0 ] || fail "agent tenant: windows begun move first: $out"
+why=$(echo "$out" | jstr window_protocol_fallback)
+# Without UFFDIO_MOVE that is the reason named first.
+want="the tenant is attached through its agent"
+has_move || want="the kernel has no UFFDIO_MOVE (Linux 6.8+)"
+[ "$why" = "$want" ] || fail "agent tenant: fallback '$why', not '$want'"
+grep -q "pid $AG: classic windows, not move first: $why" "$T/migd.log" ||
+	fail "the agent tenant's fallback was not logged"
+echo "# agent tenant: classic windows, logged: $why"
+
+stop_tenant "$PLAIN"
+stop_tenant "$AG"
+echo PASS
