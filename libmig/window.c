@@ -1110,6 +1110,56 @@ static int events_read(struct mig__job *j)
 	return 0;
 }
 
+/*
+ * The window lets go of its registrations: its pieces and the VMAs grown
+ * over them, then every event on its way is read (events_read). Again
+ * while that reading changed the pieces: a tenant mremap that moved a
+ * registered VMA before our UNREGISTER, its REMAP still unread, moves the
+ * piece (regs_remap) to where the VMA now is, registered, when it is read
+ * here. Unregistered only once, that VMA would stay registered outside
+ * every window, and its later events would be applied to whichever
+ * window is current (found after helper 33's 6.12 guest failure: a run
+ * the tenant had moved away and back, still `um uw` at the end). Once
+ * nothing of the window is registered, no new event can be prepared for
+ * it, so this ends; the rounds are bounded all the same (the job's end
+ * unregisters whatever is still ours, faults.c settle).
+ * Unregister while the fault thread still knows the window: a fault
+ * read before the unregister must still be served from staging.
+ * w->regs is updated by UNMAP/REMAP events, so read it locked.
+ */
+#define UNREGISTER_ROUNDS 8
+
+static int unregister_all(struct mig__job *j, struct mig__win *w)
+{
+	struct mig_range done[MIG__MAX_REGS];
+	size_t ndone = 0;
+	int er = 0;
+
+	for (int round = 0; round < UNREGISTER_ROUNDS; round++) {
+		bool changed;
+
+		pthread_rwlock_rdlock(&j->lock);
+		ndone = w->nregs;
+		memcpy(done, w->regs, ndone * sizeof(done[0]));
+		for (size_t k = 0; k < w->nregs; k++)
+			(void)mig__uffd_unregister(j->uffd, w->regs[k].start,
+						   w->regs[k].end - w->regs[k].start);
+		pthread_rwlock_unlock(&j->lock);
+		unregister_grown(j, w);
+		er = events_read(j);
+		if (er < 0)
+			return er;
+		pthread_rwlock_rdlock(&j->lock);
+		changed = w->nregs != ndone || memcmp(w->regs, done, ndone * sizeof(done[0]));
+		pthread_rwlock_unlock(&j->lock);
+		if (!changed)
+			return 0;
+		MIG_TRACE("UNREGAGAIN start=%lx round=%d: events moved the pieces",
+			  (unsigned long)w->start, round);
+	}
+	return 0;
+}
+
 int mig__window_run(struct mig__job *j, struct mig__win *w)
 {
 	struct mig__pool *pool = NULL;
@@ -1196,18 +1246,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 			thaw(j, w);
 	}
 
-	/*
-	 * Unregister while the fault thread still knows the window: a fault
-	 * read before the unregister must still be served from staging.
-	 * w->regs is updated by UNMAP/REMAP events, so read it locked.
-	 */
-	pthread_rwlock_rdlock(&j->lock);
-	for (size_t k = 0; k < w->nregs; k++)
-		(void)mig__uffd_unregister(j->uffd, w->regs[k].start,
-					   w->regs[k].end - w->regs[k].start);
-	pthread_rwlock_unlock(&j->lock);
-	unregister_grown(j, w);
-	er = events_read(j);
+	er = unregister_all(j, w);
 	if (er < 0 && r >= 0)
 		r = er;
 	mig__journal_window_end(j->journal);
