@@ -383,13 +383,13 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
  * window_protocol = movefirst: move-first windows where the tenant can
  * have them (UFFDIO_MOVE, Linux 6.8+, and a tenant attached with ptrace);
  * the others, and a tenant libmig cannot give a scratch area, run the
- * classic windows, and *fallback says why (empty when move first ran or
+ * classic windows, and why_classic says why (empty when move first ran or
  * was not asked for). *movefirst: the job asked libmig for move first.
  */
 static int migrate_ranges(mig_tenant *t, const struct engine_migrate_req *req,
 			  const struct mig_range *ranges, size_t n, mig_progress_fn progress,
 			  void *userdata, struct mig_migrate_result *res, bool *movefirst,
-			  char *fallback, size_t fallback_len, char **ret_reason)
+			  char *why_classic, size_t why_len, char **ret_reason)
 {
 	struct mig_migrate_opts mopts = {
 		.window = req->window,
@@ -403,26 +403,25 @@ static int migrate_ranges(mig_tenant *t, const struct engine_migrate_req *req,
 	};
 	int r;
 
-	fallback[0] = '\0';
-	if (!req->movefirst)
-		;
-	else if (!(mig_tenant_features(t) & UFFD_FEATURE_MOVE))
-		snprintf(fallback, fallback_len, "the kernel has no UFFDIO_MOVE (Linux 6.8+)");
-	else if (mig_tenant_method(t) != MIG_ATTACH_PTRACE)
-		snprintf(fallback, fallback_len, "the tenant is attached through its agent");
-	else
+	why_classic[0] = '\0';
+	if (req->movefirst && !(mig_tenant_features(t) & UFFD_FEATURE_MOVE))
+		snprintf(why_classic, why_len, "the kernel has no UFFDIO_MOVE (Linux 6.8+)");
+	else if (req->movefirst && mig_tenant_method(t) != MIG_ATTACH_PTRACE)
+		snprintf(why_classic, why_len, "the tenant is attached through its agent");
+	else if (req->movefirst)
 		mopts.protocol = MIG_WINDOW_MOVEFIRST;
 	r = mig_migrate(t, ranges, n, &req->to, &mopts, progress, userdata, res);
 	if (r == -EOPNOTSUPP && mopts.protocol == MIG_WINDOW_MOVEFIRST) {
 		/* No MOVE zap after all (no scratch area): refused before any window ran. */
-		snprintf(fallback, fallback_len, "%s", mig_tenant_last_error());
+		snprintf(why_classic, why_len, "%s", mig_tenant_last_error());
 		mopts.protocol = MIG_WINDOW_CLASSIC;
 		mig_migrate_result_free(res);
 		memset(res, 0, sizeof(*res));
 		r = mig_migrate(t, ranges, n, &req->to, &mopts, progress, userdata, res);
 	}
 	*movefirst = mopts.protocol == MIG_WINDOW_MOVEFIRST;
-	if (r < 0 && r != -ECANCELED && fallback[0] && !strcmp(mig_tenant_last_error(), fallback))
+	if (r < 0 && r != -ECANCELED && why_classic[0] &&
+	    !strcmp(mig_tenant_last_error(), why_classic))
 		/* libmig said nothing of the classic run: not the move-first refusal. */
 		set_reason(ret_reason, "migration of pid %d: %s", (int)req->pid, strerror(-r));
 	else if (r < 0 && r != -ECANCELED)
@@ -442,7 +441,7 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 	json_object *compact = NULL;
 	uint64_t not_anon = 0, skipped = 0, skipped_folios[MIG_FOLIO_ORDERS] = { 0 };
 	enum mig_attach_method method;
-	char fallback[REASON_MAX] = "";
+	char why_classic[REASON_MAX] = "";
 	bool movefirst = false;
 	size_t n = 0;
 	mig_tenant *t = NULL;
@@ -519,8 +518,8 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 	method = mig_tenant_method(t);
 	r = check_identity(req, ret_reason);
 	if (r == 0)
-		r = migrate_ranges(t, req, todo, n, progress, userdata, &sum, &movefirst, fallback,
-				   sizeof(fallback), ret_reason);
+		r = migrate_ranges(t, req, todo, n, progress, userdata, &sum, &movefirst,
+				   why_classic, sizeof(why_classic), ret_reason);
 	if (r == 0 && req->compact_after) {
 		struct mig_relocate_result cres = { 0 };
 
@@ -542,9 +541,9 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 			json_object_new_string(method == MIG_ATTACH_AGENT ? "agent" : "ptrace"));
 		json_object_object_add(*ret_summary, "window_protocol",
 				       json_object_new_string(movefirst ? "movefirst" : "classic"));
-		if (fallback[0])
+		if (why_classic[0])
 			json_object_object_add(*ret_summary, "window_protocol_fallback",
-					       json_object_new_string(fallback));
+					       json_object_new_string(why_classic));
 		if (compact)
 			json_object_object_add(*ret_summary, "compact", compact);
 		compact = NULL;

@@ -1123,20 +1123,21 @@ static int events_read(struct mig__job *j)
  * nothing of the window is registered, no new event can be prepared for
  * it, so this ends; the rounds are bounded all the same (the job's end
  * unregisters whatever is still ours, faults.c settle).
- * Unregister while the fault thread still knows the window: a fault
- * read before the unregister must still be served from staging.
- * w->regs is updated by UNMAP/REMAP events, so read it locked.
+ *
+ * Called while the fault thread still knows the window: a fault read
+ * before the unregister must still be served from staging. w->regs is
+ * updated by UNMAP/REMAP events, so it is read locked.
  */
 #define UNREGISTER_ROUNDS 8
 
 static int unregister_all(struct mig__job *j, struct mig__win *w)
 {
 	struct mig_range done[MIG__MAX_REGS];
-	size_t ndone = 0;
-	int er = 0;
 
 	for (int round = 0; round < UNREGISTER_ROUNDS; round++) {
+		size_t ndone;
 		bool changed;
+		int er;
 
 		pthread_rwlock_rdlock(&j->lock);
 		ndone = w->nregs;

@@ -430,6 +430,21 @@ static inline void pick_target(struct mig_nodes *targets, struct mig_migrate_opt
 }
 
 /*
+ * A test of move-first windows: skips (saying why) without root or
+ * UFFDIO_MOVE, else pick_target with move-first windows and the MOVE zap.
+ */
+static inline void pick_target_movefirst(struct mig_nodes *targets, struct mig_migrate_opts *o)
+{
+	if (geteuid() != 0)
+		SKIP("needs root (ptrace attach, kpageflags)");
+	if (!kernel_has_move())
+		SKIP("this kernel has no UFFDIO_MOVE (Linux 6.8+): no move-first windows");
+	pick_target(targets, o);
+	o->protocol = MIG_WINDOW_MOVEFIRST;
+	o->zap = MIG_ZAP_MOVE;
+}
+
+/*
  * Move first needs a tenant attached with ptrace (mig.h: -EOPNOTSUPP for
  * an agent's); migd runs the classic windows for agent tenants, and so do
  * the tests under MIG_TEST_WINDOW=movefirst.

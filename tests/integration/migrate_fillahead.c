@@ -50,13 +50,7 @@ int main(int argc, char **argv)
 	int r;
 
 	(void)argc;
-	if (geteuid() != 0)
-		SKIP("needs root (ptrace attach, kpageflags)");
-	if (!kernel_has_move())
-		SKIP("this kernel has no UFFDIO_MOVE (Linux 6.8+): no move-first windows");
-	pick_target(&targets, &o);
-	o.protocol = MIG_WINDOW_MOVEFIRST;
-	o.zap = MIG_ZAP_MOVE;
+	pick_target_movefirst(&targets, &o);
 	o.phase_hook = hook;
 	o.hook_userdata = &k;
 	wt_start_source(&w, argv[0], args);
