@@ -544,6 +544,14 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 		if (why_classic[0])
 			json_object_object_add(*ret_summary, "window_protocol_fallback",
 					       json_object_new_string(why_classic));
+		if (sum.zap != MIG_ZAP_AUTO)
+			json_object_object_add(*ret_summary, "zap",
+					       json_object_new_string(sum.zap == MIG_ZAP_MOVE
+									      ? "move"
+									      : "madvise"));
+		if (sum.zap_fallback[0])
+			json_object_object_add(*ret_summary, "zap_fallback",
+					       json_object_new_string(sum.zap_fallback));
 		if (compact)
 			json_object_object_add(*ret_summary, "compact", compact);
 		compact = NULL;

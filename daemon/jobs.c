@@ -230,6 +230,10 @@ static void after_work_cb(uv_work_t *w, int status)
 		    proto_get_string(j->summary, "window_protocol_fallback", &why) == 0)
 			log_info("job %" PRIu64 ": pid %d: classic windows, not move first: %s",
 				 j->id, (int)j->req.pid, why);
+		/* UFFDIO_MOVE there, but no scratch area: the madvise zap ran. */
+		if (j->summary && proto_get_string(j->summary, "zap_fallback", &why) == 0)
+			log_warning("job %" PRIu64 ": pid %d: zapped with madvise, not MOVE: %s",
+				    j->id, (int)j->req.pid, why);
 		if (j->result == 0)
 			log_info("job %" PRIu64 ": pid %d %s", j->id, (int)j->req.pid,
 				 j->req.op == ENGINE_MIGRATE ? "migrated"

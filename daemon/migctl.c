@@ -394,6 +394,8 @@ static void print_migrate(json_object *reply)
 	if (strcmp(str(reply, "window_protocol_fallback"), "-") != 0)
 		printf(" (not move first: %s)", str(reply, "window_protocol_fallback"));
 	printf("\n");
+	if (strcmp(str(reply, "zap_fallback"), "-") != 0)
+		printf("zap: %s (not MOVE: %s)\n", str(reply, "zap"), str(reply, "zap_fallback"));
 	printf("huge pages kept: %" PRId64 "\n", num(reply, "huge_kept"));
 	printf("large folios: 2M %" PRId64 " -> %" PRId64 ", smaller %" PRId64 " -> %" PRId64
 	       "; whole THPs: %" PRId64 " moved, %" PRId64 " copied and collapsed (%" PRId64

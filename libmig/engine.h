@@ -298,6 +298,16 @@ struct mig__job {
 	 */
 	uint64_t hscratch, hscratch_len;
 	/*
+	 * The scratch area leaves the huge slots out: the tenant had no room
+	 * for them (its RLIMIT_AS), and whole THPs take the copy path.
+	 */
+	bool scratch_small;
+	/*
+	 * Why MIG_ZAP_AUTO zaps with madvise although the tenant's uffd has
+	 * UFFDIO_MOVE ("" if it does not): the scratch area could not be mapped.
+	 */
+	char zap_fallback[MIG_ZAP_FALLBACK_MAX];
+	/*
 	 * 4 KiB pages went through the scratch area (a MOVE zap of a run
 	 * that is no whole THP, or a slot that did not become a THP): their
 	 * page tables stay after the DONTNEED that empties it (Linux before

@@ -579,9 +579,19 @@ static int scratch_setup(struct mig__job *j, uint64_t window)
 	struct iovec remote;
 	int r;
 
-	/* Then, unregistered, a window's worth of huge staging slots (hugemove.c). */
-	j->scratch_len = MIG__PAGE + 2 * window + MIG__PMD;
+	/*
+	 * Then, unregistered, a window's worth of huge staging slots
+	 * (hugemove.c), unless the tenant has no room for them.
+	 */
+	j->scratch_len = MIG__PAGE + (j->scratch_small ? 1 : 2) * window + MIG__PMD;
 	r = mig_tenant_map_scratch(j->t, j->scratch_len, &j->scratch);
+	if (r == -ENOMEM && !j->scratch_small) {
+		MIG_TRACE("SCRATCH %lu bytes: -ENOMEM, again without the huge slots",
+			  (unsigned long)j->scratch_len);
+		j->scratch_small = true;
+		j->scratch_len = MIG__PAGE + window + MIG__PMD;
+		r = mig_tenant_map_scratch(j->t, j->scratch_len, &j->scratch);
+	}
 	if (r < 0)
 		return r;
 	j->arg_page = j->scratch;
@@ -606,7 +616,7 @@ static int scratch_setup(struct mig__job *j, uint64_t window)
 	 * folios as small pages. The slots must get THPs whatever the sysfs
 	 * mode (madvise): a tenant VMA with THPs may have asked for them.
 	 */
-	if (!j->opts.no_collapse &&
+	if (!j->opts.no_collapse && !j->scratch_small &&
 	    mig__tenant_advise(j->t, j->scratch_dst + window, window, MADV_HUGEPAGE) >= 0) {
 		j->hscratch = j->scratch_dst + window;
 		j->hscratch_len = window;
@@ -616,6 +626,27 @@ fail:
 	(void)!mig_tenant_unmap(j->t, j->scratch, j->scratch_len);
 	j->scratch = 0;
 	return r;
+}
+
+/*
+ * Why the scratch area of len bytes could not be mapped (r), into
+ * j->zap_fallback: a tenant whose RLIMIT_AS leaves less room than that
+ * is the case met (a service run with `ulimit -v`), and it is named.
+ */
+static void scratch_why(struct mig__job *j, int r, uint64_t len)
+{
+	uint64_t lim, size;
+
+	if (r == -ENOMEM && mig__proc_as_limit(j->pid, &lim, &size) == 1)
+		snprintf(j->zap_fallback, sizeof(j->zap_fallback),
+			 "no room in the tenant for the %llu KiB scratch area of the MOVE zap: "
+			 "its address-space limit (RLIMIT_AS) is %llu KiB, %llu KiB in use",
+			 (unsigned long long)len / 1024, (unsigned long long)lim / 1024,
+			 (unsigned long long)size / 1024);
+	else
+		snprintf(j->zap_fallback, sizeof(j->zap_fallback),
+			 "cannot map the %llu KiB scratch area of the MOVE zap in the tenant: %s",
+			 (unsigned long long)len / 1024, strerror(-r));
 }
 
 static void scratch_teardown(struct mig__job *j)
@@ -670,8 +701,11 @@ static int scratch_renew(struct mig__job *j, uint64_t window)
 	scratch_teardown(j);
 	r = scratch_setup(j, window);
 	__atomic_store_n(&j->scratch_ptes, false, __ATOMIC_RELAXED);
-	if (r < 0)
+	if (r < 0) {
 		j->move_zap = false;
+		if (r != -ESRCH)
+			scratch_why(j, r, j->scratch_len);
+	}
 	return r;
 }
 
@@ -838,6 +872,12 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 		if (r == -ESRCH)
 			goto out;
 		j.move_zap = r >= 0;
+		if (r < 0) {
+			/* The madvise zap then, for MIG_ZAP_AUTO; the others refuse below. */
+			scratch_why(&j, r, j.scratch_len);
+			MIG_TRACE("SCRATCH failed %d: %s", r, j.zap_fallback);
+			r = 0;
+		}
 	}
 	if (o.zap == MIG_ZAP_MOVE && !j.move_zap) {
 		if (!(mig_tenant_features(t) & UFFD_FEATURE_MOVE))
@@ -847,14 +887,18 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 			mig__tenant_set_error("MIG_ZAP_MOVE: a tenant attached through its agent "
 					      "zaps with madvise (docs/engine.md, \"The zap\")");
 		else
-			mig__tenant_set_error("MIG_ZAP_MOVE: no scratch area in the tenant: %s",
-					      strerror(-r));
+			mig__tenant_set_error("MIG_ZAP_MOVE: %s", j.zap_fallback);
 		r = -EOPNOTSUPP;
 		goto out;
 	}
 	if (o.protocol == MIG_WINDOW_MOVEFIRST && !j.move_zap) {
-		mig__tenant_set_error("MIG_WINDOW_MOVEFIRST needs the MOVE zap: UFFDIO_MOVE (Linux "
-				      "6.8+) and a tenant attached with ptrace");
+		if (j.zap_fallback[0])
+			mig__tenant_set_error("MIG_WINDOW_MOVEFIRST needs the MOVE zap: %s",
+					      j.zap_fallback);
+		else
+			mig__tenant_set_error(
+				"MIG_WINDOW_MOVEFIRST needs the MOVE zap: UFFDIO_MOVE "
+				"(Linux 6.8+) and a tenant attached with ptrace");
 		r = -EOPNOTSUPP;
 		goto out;
 	}
@@ -985,6 +1029,8 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.move_uncounted = j.move_uncounted;
 	res.windows_movefirst = j.windows_movefirst;
 	res.windows_switched = j.windows_switched;
+	res.zap = nwin ? (j.move_zap ? MIG_ZAP_MOVE : MIG_ZAP_MADVISE) : MIG_ZAP_AUTO;
+	memcpy(res.zap_fallback, j.zap_fallback, sizeof(res.zap_fallback));
 	memcpy(res.large_before, j.large_before, sizeof(res.large_before));
 	mig__folio_totals(res.large_before, &res.thp_before, &res.mthp_before);
 	mig__folio_totals(res.large_after, &res.thp_after, &res.mthp_after);

@@ -36,6 +36,47 @@ int mig__proc_tracer_pid(pid_t pid)
 	return r;
 }
 
+/*
+ * The soft RLIMIT_AS of pid (/proc/PID/limits, readable without the
+ * rights prlimit(2) asks for) and its VmSize, in bytes. Returns 1 when a
+ * limit is set, 0 when it is unlimited, or -errno.
+ */
+int mig__proc_as_limit(pid_t pid, uint64_t *ret_limit, uint64_t *ret_size)
+{
+	char path[64], line[256];
+	unsigned long long v;
+	int r = -ENOENT;
+	FILE *f;
+
+	*ret_limit = *ret_size = 0;
+	snprintf(path, sizeof(path), "/proc/%d/limits", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Max address space", 17))
+			continue;
+		if (sscanf(line + 17, " %llu", &v) == 1) {
+			*ret_limit = v;
+			r = 1;
+		} else
+			r = 0;
+		break;
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return r;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %llu kB", &v) == 1) {
+			*ret_size = v * 1024;
+			break;
+		}
+	fclose(f);
+	return r;
+}
+
 /* Parent pid of pid from /proc/PID/stat, or -errno. */
 int mig__proc_parent_pid(pid_t pid)
 {

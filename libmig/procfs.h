@@ -161,6 +161,9 @@ MIG_INTERNAL int mig__proc_tracer_pid(pid_t pid);
 /* Parent pid of pid from /proc/PID/stat, or -errno. */
 MIG_INTERNAL int mig__proc_parent_pid(pid_t pid);
 
+/* Soft RLIMIT_AS and VmSize of pid: 1 limited, 0 unlimited, -errno. */
+MIG_INTERNAL int mig__proc_as_limit(pid_t pid, uint64_t *ret_limit, uint64_t *ret_size);
+
 /* The state letter of thread tid of pid (R, S, D, T, t, Z, X...), or 0. */
 MIG_INTERNAL char mig__proc_thread_state(pid_t pid, pid_t tid);
 

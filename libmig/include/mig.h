@@ -434,6 +434,9 @@ MIG_API const struct mig_copy_engine *mig_copy_engine_default(void);
 /* Splits a batch across the target node's worker threads. */
 MIG_API const struct mig_copy_engine *mig_copy_engine_threaded(void);
 
+/* Room for mig_migrate_result.zap_fallback. */
+#define MIG_ZAP_FALLBACK_MAX 224
+
 /*
  * How a window's pages are taken out of the tenant before the fill
  * (docs/engine.md, "The zap").
@@ -608,6 +611,15 @@ struct mig_migrate_result {
 	 * classic. See docs/engine.md, "Move first, copy after".
 	 */
 	uint64_t windows_movefirst, windows_switched;
+	/*
+	 * The zap that ran (MIG_ZAP_MOVE or MIG_ZAP_MADVISE; MIG_ZAP_AUTO if
+	 * no window ran), and why MIG_ZAP_AUTO took madvise on a kernel
+	 * with UFFDIO_MOVE ("" otherwise): the tenant had no room for the
+	 * job's scratch area, e.g. under its RLIMIT_AS (docs/engine.md,
+	 * "The zap").
+	 */
+	int zap; /* enum mig_zap_method */
+	char zap_fallback[MIG_ZAP_FALLBACK_MAX];
 	uint64_t elapsed_ns;
 	double bytes_per_sec; /* bytes moved / elapsed */
 	struct {

@@ -109,3 +109,17 @@ for k in sys.argv[1:]:
     o=o[k] if not isinstance(o,list) else o[int(k)]
 print(json.dumps(o) if isinstance(o,(dict,list)) else o)' "$@"
 }
+
+# jstr KEY, jnum KEY: a string or number field of the JSON reply on stdin
+# (sed, not python: these run in the busybox guests too).
+jstr() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -n 1; }
+jnum() { sed -n "s/.*\"$1\": *\([0-9-]*\).*/\1/p" | head -n 1; }
+# has_move: the running kernel has UFFDIO_MOVE (Linux 6.8+).
+has_move() {
+	local v maj min
+	v=$(uname -r)
+	v=${v%%-*}
+	maj=${v%%.*} min=${v#*.}
+	min=${min%%.*}
+	[ "$maj" -gt 6 ] || { [ "$maj" = 6 ] && [ "$min" -ge 8 ]; }
+}

@@ -20,19 +20,6 @@ need_root
 AGENT=$top/build/libmig-agent.so
 [ -f "$AGENT" ] || fail "no $AGENT"
 
-# jstr KEY, jnum KEY: a string or number field of the JSON reply on stdin
-# (sed, not python: this test runs in the busybox guests too).
-jstr() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -n 1; }
-jnum() { sed -n "s/.*\"$1\": *\([0-9-]*\).*/\1/p" | head -n 1; }
-has_move() {
-	local v maj min
-	v=$(uname -r)
-	v=${v%%-*}
-	maj=${v%%.*} min=${v#*.}
-	min=${min%%.*}
-	[ "$maj" -gt 6 ] || { [ "$maj" = 6 ] && [ "$min" -ge 8 ]; }
-}
-
 write_config
 "$MIGD" --check-config --config "$T/migd.ini" | grep -qx "window_protocol = classic" ||
 	fail "the default window_protocol is not classic"
