@@ -554,10 +554,9 @@ static void *thread_main(void *arg)
  * slots are, and the mappings at that moment (write(2) only).
  */
 /*
- * A failure names its cause: each thread's last operations (and its 'x'
- * operations near addr), where the data area and the spare slots are, and
- * the mappings at that moment (write(2) only: also used in a signal
- * handler).
+ * A failure names its cause: each thread's last operations (and those
+ * whose run holds addr, and its 'x' operations near addr), where the data area and the spare slots
+ * are, and the mappings at that moment (write(2) only: also used in a signal handler).
  */
 static void dump(const char *why, const void *addr)
 {
@@ -569,8 +568,12 @@ static void dump(const char *why, const void *addr)
 			unsigned x = (hpos[t] - 1 - k) % HIST;
 			char *a = addr_of(hist[t][x].first);
 
-			if (k >= 4 && (hist[t][x].op != 'x' || (const char *)addr < a - 64 * PAGE ||
-				       (const char *)addr > a + 64 * PAGE))
+			bool covers = (const char *)addr >= a &&
+				      (const char *)addr < a + hist[t][x].n * PAGE;
+			bool x_near = hist[t][x].op == 'x' && (const char *)addr >= a - 64 * PAGE &&
+				      (const char *)addr <= a + 64 * PAGE;
+
+			if (k >= 4 && !covers && !x_near)
 				continue;
 			n = snprintf(buf, sizeof(buf),
 				     "  thread %u op -%u: %c first %zu (%p) n %zu stage %d\n", t, k,
