@@ -38,7 +38,7 @@ static int sys(struct mig__inject *s, long nr, uint64_t a0, uint64_t a1, uint64_
 static int scratch_map(struct mig__inject *s, uint64_t *ret_addr)
 {
 	int64_t a;
-	int r = sys(s, SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE,
+	int r = sys(s, SYS_mmap, mig__far_hint(s->t->pid, 4096), 4096, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, (uint64_t)-1, 0, &a);
 
 	if (r < 0)
@@ -602,8 +602,8 @@ static int single(struct mig_tenant *t, long nr, uint64_t a0, uint64_t a1, uint6
 static int op_map_scratch(struct mig_tenant *t, size_t len, uint64_t *ret_addr)
 {
 	int64_t a = 0;
-	int r = single(t, SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       (uint64_t)-1, &a);
+	int r = single(t, SYS_mmap, mig__far_hint(t->pid, len), len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, &a);
 
 	if (r < 0)
 		return r;

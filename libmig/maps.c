@@ -325,3 +325,49 @@ int mig__read_vmas_range(pid_t pid, uint64_t start, uint64_t end, struct mig_vma
 	*ret_n = k;
 	return 0;
 }
+
+/* Below: user space on x86-64 with 4-level page tables (47 bits). */
+#define HINT_TOP (UINT64_C(1) << 47)
+/* Above: the low 4 GiB, where 32-bit-minded mappings and the brk heap of a non-PIE program live. */
+#define HINT_BOTTOM (UINT64_C(1) << 32)
+/* A gap must leave at least this much on either side of our mapping. */
+#define HINT_MARGIN (UINT64_C(1) << 30)
+
+/*
+ * Where a mapping of ours inside the tenant goes: an mmap hint (never
+ * MAP_FIXED, so the kernel still chooses if it is taken), in the middle
+ * of the largest gap between the tenant's mappings, 2 MiB aligned.
+ * Without a hint the kernel takes the highest gap that fits: where the
+ * tenant's own recent mappings are. A hole the tenant has just made
+ * there (munmap, mremap away) and is about to fill again would get our
+ * mapping, and the tenant's MAP_FIXED would then replace it without a
+ * word (our next write into it lands in the tenant's new page), or its
+ * MAP_FIXED_NOREPLACE would fail. The middle of the largest gap is no
+ * such hole: a tenant maps there only by a hint of its own, which the
+ * kernel then moves elsewhere. Returns 0 (no hint: the kernel's choice)
+ * when no gap has room for len and a margin on both sides.
+ */
+uint64_t mig__far_hint(pid_t pid, uint64_t len)
+{
+	_cleanup_free_ struct mig_vma *v = NULL;
+	uint64_t best = 0, best_len = 0, prev = HINT_BOTTOM;
+	size_t n = 0;
+
+	if (mig_read_vmas(pid, &v, &n) < 0)
+		return 0;
+	for (size_t k = 0; k <= n; k++) {
+		uint64_t s = k < n ? v[k].start : HINT_TOP;
+
+		if (s > HINT_TOP)
+			s = HINT_TOP;
+		if (s > prev && s - prev > best_len) {
+			best = prev;
+			best_len = s - prev;
+		}
+		if (k < n && v[k].end > prev)
+			prev = MIN(v[k].end, HINT_TOP);
+	}
+	if (best_len < len + 2 * HINT_MARGIN)
+		return 0;
+	return ALIGN_DOWN(best + (best_len - len) / 2, UINT64_C(2) << 20);
+}

@@ -52,6 +52,12 @@
 MIG_INTERNAL int mig__parse_maps_line(const char *line, struct mig_vma *ret);
 
 /*
+ * An mmap hint for len bytes of ours inside the tenant: the middle of
+ * the largest gap between its mappings (no hole it just made), or 0.
+ */
+MIG_INTERNAL uint64_t mig__far_hint(pid_t pid, uint64_t len);
+
+/*
  * The VMAs of pid that overlap [start, end), whole, in address order, as
  * mig_read_vmas() gives them. With PROCMAP_QUERY (Linux 6.11+) one ioctl
  * a VMA; without, /proc/PID/maps read whole and filtered. *ret_vmas is

@@ -316,7 +316,7 @@ static int session_begin(struct mig_tenant *t, struct session *s)
 	r = mig__stop_threads(t, &tid, 1, NULL, NULL, &s->others);
 	if (r < 0)
 		goto fail;
-	r = sc(s, SYS_mmap, 0, PAGE, PROT_READ | PROT_WRITE,
+	r = sc(s, SYS_mmap, mig__far_hint(t->pid, PAGE), PAGE, PROT_READ | PROT_WRITE,
 	       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, (uint64_t)-1, &a);
 	if (r < 0)
 		goto fail;
@@ -1012,8 +1012,8 @@ static int compact_pair(struct mig_tenant *t, uint64_t lstart, uint64_t lend, ui
 		r = 0; /* changed since it was planned */
 		goto out;
 	}
-	r = sc(&s, SYS_mmap, 0, len + PMD, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-	       (uint64_t)-1, &x);
+	r = sc(&s, SYS_mmap, mig__far_hint(t->pid, len + PMD), len + PMD, PROT_NONE,
+	       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, (uint64_t)-1, &x);
 	if (r < 0)
 		goto out;
 	resv = (uint64_t)x;

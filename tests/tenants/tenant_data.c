@@ -199,6 +199,17 @@ static void *commands(void *arg)
 			while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 				;
 			printf("REAP %d\n", st);
+		} else if (!strncmp(line, "hole", 4)) {
+			/* "hole MIB": map MIB MiB and unmap them, as a tenant about to map them
+			 * again. */
+			size_t hl = strtoul(line + 4, NULL, 10) << 20;
+			void *h = mmap(NULL, hl, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			if (h == MAP_FAILED || munmap(h, hl))
+				printf("ERR hole %s\n", strerror(errno));
+			else
+				printf("HOLE %p\n", h);
 		} else if (!strncmp(line, "exit", 4)) {
 			exit(0);
 		} else {
