@@ -19,6 +19,7 @@
 #include "agentproto.h"
 #include "compat.h"
 #include "engine.h"
+#include "procfs.h"
 #include "stopset.h"
 #include "tenant.h"
 #include "trace.h"
@@ -584,7 +585,8 @@ static int op_resume_others(struct mig_tenant *t, struct mig__stopset *set)
 
 static int op_map_scratch(struct mig_tenant *t, size_t len, uint64_t *ret_addr)
 {
-	struct mig_agent_req req = { .op = MIG_AGENT_MAP, .arg = { len } };
+	struct mig_agent_req req = { .op = MIG_AGENT_MAP,
+				     .arg = { len, mig__far_hint(t->pid, len) } };
 	struct mig_agent_resp resp;
 	int r = agent_call(t, &req, -1, &resp, NULL);
 

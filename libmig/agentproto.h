@@ -35,7 +35,7 @@
 enum mig_agent_op {
 	MIG_AGENT_CREATE = 1, /* create a full-mode uffd; resp.fd, SCM_RIGHTS */
 	MIG_AGENT_ZAP,	      /* madvise(DONTNEED) runs[0..nruns) */
-	MIG_AGENT_MAP,	      /* mmap(NULL, arg[0], RW, PRIVATE|ANON); resp.val = addr */
+	MIG_AGENT_MAP,	      /* mmap(hint arg[1], arg[0], RW, PRIVATE|ANON); resp.val = addr */
 	MIG_AGENT_UNMAP,      /* munmap(arg[0], arg[1]) */
 	MIG_AGENT_MOVE,	      /* UFFDIO_MOVE dst=arg[0] src=arg[1] len=arg[2] mode=arg[3] */
 	MIG_AGENT_CLOSE,      /* close(arg[0]) if the agent created it */

@@ -206,8 +206,9 @@ static void serve(struct mig_agent_stopctl *stopctl, const struct mig_agent_req 
 				a.ret = -errno;
 		break;
 	case MIG_AGENT_MAP:
-		p = mmap(NULL, q->arg[0], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-			 0);
+		/* arg[1]: migd's hint, away from holes we may be about to fill (0: none). */
+		p = mmap((void *)(uintptr_t)q->arg[1], q->arg[0], PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			a.ret = -errno;
 		else
