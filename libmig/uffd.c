@@ -185,7 +185,7 @@ static bool uffd_flags(const char *line)
 	return false;
 }
 
-int mig__uffd_unregister_ours(int uffd, pid_t pid)
+int mig__uffd_each_flagged(pid_t pid, int (*fn)(uint64_t start, uint64_t end, void *arg), void *arg)
 {
 	_cleanup_free_ char *line = NULL;
 	size_t linecap = 0;
@@ -213,15 +213,26 @@ int mig__uffd_unregister_ours(int uffd, pid_t pid)
 		}
 		if (strncmp(line, "VmFlags:", 8) || !uffd_flags(line) || end <= start)
 			continue;
-		/* Ours if this uffd may register it: then it is registered no more. */
-		if (mig__uffd_register(uffd, start, end - start,
-				       UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
-				       NULL) == 0 &&
-		    mig__uffd_unregister(uffd, start, end - start) == 0)
-			found++;
+		found += fn(start, end, arg);
 	}
 	fclose(f);
 	return r < 0 ? r : found;
+}
+
+/* Ours if this uffd may register it: then it is registered no more. */
+static int unregister_one(uint64_t start, uint64_t end, void *arg)
+{
+	int uffd = *(int *)arg;
+
+	return mig__uffd_register(uffd, start, end - start,
+				  UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+				  NULL) == 0 &&
+	       mig__uffd_unregister(uffd, start, end - start) == 0;
+}
+
+int mig__uffd_unregister_ours(int uffd, pid_t pid)
+{
+	return mig__uffd_each_flagged(pid, unregister_one, &uffd);
 }
 
 void mig__uffd_regs_init(struct mig__uffd_regs *r)

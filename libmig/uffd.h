@@ -78,6 +78,14 @@ MIG_INTERNAL int mig__uffd_read(int uffd, struct uffd_msg *msgs, size_t n);
 MIG_INTERNAL int mig__uffd_events_pending(int uffd);
 
 /*
+ * Call fn on every VMA of pid whose smaps VmFlags name a userfaultfd
+ * registration (um/uw/ui, any uffd). Returns the sum of fn's results, or
+ * -errno (-ESRCH: pid is gone).
+ */
+MIG_INTERNAL int
+mig__uffd_each_flagged(pid_t pid, int (*fn)(uint64_t start, uint64_t end, void *arg), void *arg);
+
+/*
  * Unregister every VMA of pid that is still registered on this uffd (its
  * VmFlags in smaps show um/uw/ui and registering it on this uffd succeeds;
  * a VMA of another uffd, the tenant's own, refuses with -EBUSY and is left
