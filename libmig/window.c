@@ -1207,6 +1207,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	pthread_rwlock_wrlock(&j->lock);
 	j->win = w;
 	pthread_rwlock_unlock(&j->lock);
+	hook(j, w, MIG_PHASE_PLANNED);
 	/* From the first registration on, a crash needs the journal to undo it. */
 	mig__journal_window_begin(j->journal, w);
 	pthread_rwlock_rdlock(&j->lock);

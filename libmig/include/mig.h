@@ -487,6 +487,7 @@ struct mig_migrate_opts {
 	const struct mig_copy_engine *engine; /* NULL: mig_copy_engine_default() */
 	/*
 	 * For tests: called on the job's thread inside each window, at
+	 * MIG_PHASE_PLANNED (its VMAs read, nothing registered yet),
 	 * MIG_PHASE_REGISTERED (its ranges registered, nothing protected
 	 * nor staged yet), MIG_PHASE_STAGED (content staged, nothing zapped yet) and
 	 * MIG_PHASE_ZAPPED (zapped, not yet filled: the tenant's faults are
@@ -521,6 +522,7 @@ struct mig_migrate_opts {
 #define MIG_PHASE_STAGED     1
 #define MIG_PHASE_ZAPPED     2
 #define MIG_PHASE_REGISTERED 3
+#define MIG_PHASE_PLANNED    4
 
 struct mig_migrate_progress {
 	uint64_t bytes_done;  /* of the ranges, windows finished */

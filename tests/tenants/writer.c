@@ -46,6 +46,8 @@
  *   dontneed OFF LEN   madvise(MADV_DONTNEED): must read zero at once and
  *                      stay zero until the end (no stale refill)
  *   mremap OFF LEN     move part of the data to a new address
+ *   away OFF LEN       move part of the data to a new address, leaving a hole
+ *   back               move it back into that hole (one "away" at a time)
  *   touch OFF LEN      read the first word of each page, in address order
  *                      (a walk that faults on pages taken out): "OK N", N the
  *                      pages whose tag was right
@@ -385,6 +387,10 @@ static int range_args(const char *line, size_t *ret_first, size_t *ret_n)
 	return 0;
 }
 
+/* The run "away" took elsewhere: where it was, and its pages. */
+static char *away_from;
+static size_t away_first, away_n;
+
 static void command(const char *line)
 {
 	size_t first, n, bad;
@@ -422,6 +428,38 @@ static void command(const char *line)
 			pthread_rwlock_unlock(&quiesce);
 		}
 		printf("%s %p\n", r == MAP_FAILED ? "FAIL mremap" : "OK", r);
+	} else if (!strncmp(line, "away", 4) && range_args(line, &first, &n) == 0 && !away_n) {
+		/* "away OFF LEN": the run leaves its place, a hole there, until "back". */
+		void *to = mmap(NULL, n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *r = MAP_FAILED;
+
+		if (to != MAP_FAILED) {
+			pthread_rwlock_wrlock(&quiesce);
+			away_from = pg[first];
+			r = mremap(pg[first], n * PAGE, n * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   to);
+			if (r != MAP_FAILED) {
+				for (size_t i = first; i < first + n; i++)
+					pg[i] = (char *)r + (i - first) * PAGE;
+				away_first = first;
+				away_n = n;
+			}
+			pthread_rwlock_unlock(&quiesce);
+		}
+		printf("%s\n", r == MAP_FAILED ? "FAIL away" : "OK");
+	} else if (!strcmp(line, "back") && away_n) {
+		/* The run "away" took, to its place again. */
+		void *r;
+
+		pthread_rwlock_wrlock(&quiesce);
+		r = mremap(pg[away_first], away_n * PAGE, away_n * PAGE,
+			   MREMAP_MAYMOVE | MREMAP_FIXED, away_from);
+		if (r != MAP_FAILED)
+			for (size_t i = away_first; i < away_first + away_n; i++)
+				pg[i] = (char *)r + (i - away_first) * PAGE;
+		away_n = 0;
+		pthread_rwlock_unlock(&quiesce);
+		printf("%s\n", r == MAP_FAILED ? "FAIL back" : "OK");
 	} else if (!strncmp(line, "touch", 5) && range_args(line, &first, &n) == 0) {
 		size_t right = 0;
 
