@@ -248,6 +248,12 @@ START_TEST(test_thp_fast)
 	ck_assert_int_eq(madvise(p + 4 * blk, blk, MADV_DONTNEED), 0);
 	ck_assert_int_eq(((volatile char *)p)[4 * blk], 0);
 	ck_assert_int_eq(madvise(p + 6 * blk, blk / 2, MADV_DONTNEED), 0);
+	/*
+	 * khugepaged must not collapse the half-dropped block again between
+	 * the two queries (it did once under load: page 3072 absent to the
+	 * fast query, in a new THP to the slow one).
+	 */
+	(void)madvise(p + 6 * blk, blk, MADV_NOHUGEPAGE);
 
 	for (int q = 0; q < 2; q++) {
 		(void)mig__thp_fast_set(1, &before);
