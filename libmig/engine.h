@@ -196,6 +196,12 @@ struct mig__win {
 	size_t inflight_i, inflight_n;
 	struct mig_range regs[MIG__MAX_REGS]; /* registered, current addresses */
 	size_t nregs;
+	/*
+	 * UNMAP and REMAP events applied to regs so far: unregister_all
+	 * (window.c) goes round again when one came while it ran, even if
+	 * the pieces ended where they were (a run moved away and back).
+	 */
+	uint64_t regs_events;
 	bool in_journal; /* addr and the bitmaps are the journal's memory */
 	/*
 	 * Whole THPs placed with one PMD move (hugemove.c), one bit per 2 MiB

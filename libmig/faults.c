@@ -867,6 +867,7 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 		if (w && fd == j->uffd) {
 			mark_range(w, m->arg.remove.start, m->arg.remove.end, w->gone);
 			regs_cut(w, m->arg.remove.start, m->arg.remove.end);
+			w->regs_events++;
 		}
 		return;
 	case UFFD_EVENT_REMAP:
@@ -933,6 +934,7 @@ static void handle_msg(struct fstate *fs, int fd, const struct uffd_msg *m)
 					}
 				}
 			regs_remap(w, from, to, len);
+			w->regs_events++;
 		}
 		return;
 	case UFFD_EVENT_FORK:

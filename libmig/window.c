@@ -1113,16 +1113,23 @@ static int events_read(struct mig__job *j)
 /*
  * The window lets go of its registrations: its pieces and the VMAs grown
  * over them, then every event on its way is read (events_read). Again
- * while that reading changed the pieces: a tenant mremap that moved a
- * registered VMA before our UNREGISTER, its REMAP still unread, moves the
- * piece (regs_remap) to where the VMA now is, registered, when it is read
- * here. Unregistered only once, that VMA would stay registered outside
- * every window, and its later events would be applied to whichever
- * window is current (found after helper 33's 6.12 guest failure: a run
- * the tenant had moved away and back, still `um uw` at the end). Once
- * nothing of the window is registered, no new event can be prepared for
- * it, so this ends; the rounds are bounded all the same (the job's end
- * unregisters whatever is still ours, faults.c settle).
+ * while that reading applied an UNMAP or REMAP to the pieces: a tenant
+ * mremap that moved a registered VMA before our UNREGISTER, its REMAP
+ * still unread, moves the piece (regs_remap) to where the VMA now is,
+ * registered, when it is read here. Unregistered only once, that VMA
+ * would stay registered outside every window, and its later events would
+ * be applied to whichever window is current (found after helper 33's
+ * 6.12 guest failure: a run the tenant had moved away and back, still
+ * `um uw` at the end).
+ *
+ * Whether to go round again is told by the events applied (regs_events),
+ * not by comparing the pieces: a run moved away and back while the first
+ * UNREGISTER ran (it unregistered a hole) leaves the pieces as they were,
+ * and the VMA came back registered (session 18: the LEFTOVER check of a
+ * traced host run found it, 12 windows long). Once nothing of the window
+ * is registered, no new event can be prepared for it, so this ends; the
+ * rounds are bounded all the same (the job's end unregisters whatever is
+ * still ours, faults.c settle).
  *
  * Called while the fault thread still knows the window: a fault read
  * before the unregister must still be served from staging. w->regs is
@@ -1132,16 +1139,12 @@ static int events_read(struct mig__job *j)
 
 static int unregister_all(struct mig__job *j, struct mig__win *w)
 {
-	struct mig_range done[MIG__MAX_REGS];
-
 	for (int round = 0; round < UNREGISTER_ROUNDS; round++) {
-		size_t ndone;
-		bool changed;
+		uint64_t seen;
 		int er;
 
 		pthread_rwlock_rdlock(&j->lock);
-		ndone = w->nregs;
-		memcpy(done, w->regs, ndone * sizeof(done[0]));
+		seen = w->regs_events;
 		for (size_t k = 0; k < w->nregs; k++)
 			(void)mig__uffd_unregister(j->uffd, w->regs[k].start,
 						   w->regs[k].end - w->regs[k].start);
@@ -1151,12 +1154,12 @@ static int unregister_all(struct mig__job *j, struct mig__win *w)
 		if (er < 0)
 			return er;
 		pthread_rwlock_rdlock(&j->lock);
-		changed = w->nregs != ndone || memcmp(w->regs, done, ndone * sizeof(done[0]));
+		seen = w->regs_events - seen;
 		pthread_rwlock_unlock(&j->lock);
-		if (!changed)
+		if (!seen)
 			return 0;
-		MIG_TRACE("UNREGAGAIN start=%lx round=%d: events moved the pieces",
-			  (unsigned long)w->start, round);
+		MIG_TRACE("UNREGAGAIN start=%lx round=%d: %lu events moved or cut the pieces",
+			  (unsigned long)w->start, round, (unsigned long)seen);
 	}
 	return 0;
 }
