@@ -409,8 +409,13 @@ static bool our_zap(const struct mig__win *w, uint64_t start, uint64_t end)
  * be forgotten (it would stay registered and write-protected with nobody
  * reading its faults after the job): when the list is full, the two
  * neighbours with the smallest gap become one piece spanning the gap.
- * Unregistering and un-protecting across a gap is harmless: holes and
- * unregistered anonymous VMAs in it are skipped by the kernel.
+ * Unregistering across a gap: holes and unregistered anonymous VMAs in it
+ * are skipped by the kernel, but a VMA it cannot register (a file
+ * mapping, or one of another uffd) makes it refuse the whole range:
+ * mig__uffd_unregister_piece() then goes VMA by VMA. (Un-protecting goes
+ * by the window's runs of pages, never across a gap, but for thaw's
+ * fallback without memory; the window's end unregisters, which
+ * un-protects, all the same.)
  */
 static void regs_add(struct mig__win *w, struct mig_range r)
 {

@@ -607,8 +607,8 @@ static void thaw(struct rec *rc, int fd)
 static void unregister_all(struct rec *rc, int fd)
 {
 	for (uint32_t k = 0; rc->h->state == J_WINDOW && k < rc->h->nregs; k++)
-		(void)mig__uffd_unregister(fd, rc->h->regs[k].start,
-					   rc->h->regs[k].end - rc->h->regs[k].start);
+		(void)mig__uffd_unregister_piece(fd, rc->pid, rc->h->regs[k].start,
+						 rc->h->regs[k].end - rc->h->regs[k].start);
 	if (rc->h->scratch_dst_len)
 		(void)mig__uffd_unregister(fd, rc->h->scratch_dst, rc->h->scratch_dst_len);
 }

@@ -12,6 +12,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "procfs.h"
+#include "trace.h"
 #include "uffd.h"
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
@@ -103,6 +105,42 @@ int mig__uffd_unregister(int uffd, uint64_t start, uint64_t len)
 	struct uffdio_range rg = { .start = start, .len = len };
 
 	return RET_NERRNO(ioctl(uffd, UFFDIO_UNREGISTER, &rg));
+}
+
+/*
+ * UFFDIO_UNREGISTER refuses a range that holds a VMA userfaultfd cannot
+ * take (a file mapping: -EINVAL) as a whole, and leaves everything in it
+ * registered. A window's piece can hold one: when the pieces outnumber
+ * MIG__MAX_REGS, two neighbours become one piece spanning the gap between
+ * them (faults.c regs_add), and the gap may hold anything (session 19: a
+ * piece a REMAP had taken beyond the data area, joined to the area's last
+ * piece across the tenant's file mappings; eight VMAs stayed registered
+ * after their window's end, LEFTOVER). A VMA the tenant registered with
+ * a uffd of its own is refused (-EINVAL) the same way. Then unregister
+ * the piece's anonymous VMAs one at a time (another uffd's stay its own). Returns the whole range's
+ * answer, or the first error of the VMA by VMA way (-ESRCH for a tenant gone).
+ */
+int mig__uffd_unregister_piece(int uffd, pid_t pid, uint64_t start, uint64_t len)
+{
+	_cleanup_free_ struct mig_vma *v = NULL;
+	size_t nv = 0;
+	int r = mig__uffd_unregister(uffd, start, len);
+
+	if (r != -EINVAL || pid <= 0)
+		return r;
+	r = mig__read_vmas_range(pid, start, start + len, &v, &nv);
+	MIG_TRACE("UNREGVMA %lx-%lx: refused whole, %zu VMAs one by one", (unsigned long)start,
+		  (unsigned long)(start + len), nv);
+	for (size_t a = 0; a < nv && r >= 0; a++) {
+		uint64_t s = MAX(start, v[a].start), e = MIN(start + len, v[a].end);
+
+		if (s < e && mig_vma_is_anon_private(&v[a]))
+			r = mig__uffd_unregister(uffd, s, e - s);
+		/* Gone or replaced since the read: nothing of ours is left there. */
+		if (r == -EINVAL)
+			r = 0;
+	}
+	return r;
 }
 
 int mig__uffd_copy(int uffd, uint64_t dst, const void *src, uint64_t len, uint64_t mode,

@@ -48,6 +48,11 @@ MIG_INTERNAL int mig__uffd_api(int uffd, uint64_t features, uint64_t *ret_featur
 MIG_INTERNAL int mig__uffd_register(int uffd, uint64_t start, uint64_t len, uint64_t mode,
 				    uint64_t *ret_ioctls);
 MIG_INTERNAL int mig__uffd_unregister(int uffd, uint64_t start, uint64_t len);
+/*
+ * Unregister a range that may span VMAs userfaultfd refuses (file
+ * mappings): the whole range first, then VMA by VMA (pid's maps).
+ */
+MIG_INTERNAL int mig__uffd_unregister_piece(int uffd, pid_t pid, uint64_t start, uint64_t len);
 
 /* UFFDIO_COPY len bytes from our src to the tenant's dst. */
 MIG_INTERNAL int mig__uffd_copy(int uffd, uint64_t dst, const void *src, uint64_t len,

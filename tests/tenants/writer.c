@@ -48,6 +48,12 @@
  *   mremap OFF LEN     move part of the data to a new address
  *   away OFF LEN       move part of the data to a new address, leaving a hole
  *   back               move it back into that hole (one "away" at a time)
+ *   foreign OFF file|uffd  replace one page of the data by a VMA userfaultfd
+ *                      will not take from migd: the writer's own executable
+ *                      mapped there read-only, or an anonymous page the
+ *                      writer registers with a uffd of its own ("OK KIND",
+ *                      "OK tmpfs" when the file is on tmpfs: shmem, which
+ *                      userfaultfd takes); the page is not checked afterwards
  *   touch OFF LEN      read the first word of each page, in address order
  *                      (a walk that faults on pages taken out): "OK N", N the
  *                      pages whose tag was right
@@ -67,6 +73,8 @@
  *                      exit 0 (all good) or 1
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <inttypes.h>
 #include <numaif.h>
 #include <pthread.h>
@@ -77,7 +85,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -391,6 +402,56 @@ static int range_args(const char *line, size_t *ret_first, size_t *ret_n)
 static char *away_from;
 static size_t away_first, away_n;
 
+/*
+ * "foreign OFF file|uffd": page OFF of the data becomes a VMA that
+ * migd's uffd cannot unregister (a file mapping, or another uffd's): the
+ * kernel then refuses an UFFDIO_UNREGISTER over a range that holds it.
+ */
+static int foreign(const char *line, unsigned long long *off, char *kind)
+{
+	static int own_uffd = -1;
+	size_t i;
+	void *p;
+
+	if (sscanf(line, "%*s %llu %7s", off, kind) != 2 || *off % PAGE || *off / PAGE >= npages)
+		return -1;
+	i = *off / PAGE;
+	pthread_rwlock_wrlock(&quiesce);
+	state[i] = UNMAPPED;
+	if (!strcmp(kind, "file")) {
+		int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+		struct statfs sf;
+
+		p = fd < 0 ? MAP_FAILED
+			   : mmap(pg[i], PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+		if (fd >= 0 && fstatfs(fd, &sf) == 0 && sf.f_type == 0x01021994 /* TMPFS_MAGIC */)
+			strcpy(kind, "tmpfs");
+		if (fd >= 0)
+			close(fd);
+	} else if (!strcmp(kind, "uffd")) {
+		struct uffdio_api api = { .api = UFFD_API };
+		struct uffdio_register reg = { .range = { (uintptr_t)pg[i], PAGE },
+					       .mode = UFFDIO_REGISTER_MODE_MISSING };
+
+		if (own_uffd < 0) {
+			own_uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+			if (own_uffd >= 0 && ioctl(own_uffd, UFFDIO_API, &api) < 0) {
+				close(own_uffd);
+				own_uffd = -1;
+			}
+		}
+		p = own_uffd < 0 ? MAP_FAILED
+				 : mmap(pg[i], PAGE, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (p != MAP_FAILED && ioctl(own_uffd, UFFDIO_REGISTER, &reg) < 0)
+			p = MAP_FAILED;
+	} else {
+		p = MAP_FAILED;
+	}
+	pthread_rwlock_unlock(&quiesce);
+	return p == MAP_FAILED ? -1 : 0;
+}
+
 static void command(const char *line)
 {
 	size_t first, n, bad;
@@ -460,6 +521,14 @@ static void command(const char *line)
 		away_n = 0;
 		pthread_rwlock_unlock(&quiesce);
 		printf("%s\n", r == MAP_FAILED ? "FAIL back" : "OK");
+	} else if (!strncmp(line, "foreign", 7)) {
+		unsigned long long off;
+		char kind[8] = "";
+
+		if (foreign(line, &off, kind))
+			printf("FAIL foreign\n");
+		else
+			printf("OK %s\n", kind);
 	} else if (!strncmp(line, "touch", 5) && range_args(line, &first, &n) == 0) {
 		size_t right = 0;
 
