@@ -565,12 +565,34 @@ static int verify(struct mig__job *j, const struct mig_range *ranges, size_t n,
 }
 
 /*
+ * Why the scratch area of len bytes could not be mapped (r), into
+ * j->zap_fallback: a tenant whose RLIMIT_AS leaves less room than that
+ * is the case met (a service run with `ulimit -v`), and it is named.
+ */
+static void scratch_why(struct mig__job *j, int r, uint64_t len)
+{
+	uint64_t lim, size;
+
+	if (r == -ENOMEM && mig__proc_as_limit(j->pid, &lim, &size) == 1)
+		snprintf(j->zap_fallback, sizeof(j->zap_fallback),
+			 "no room in the tenant for the %llu KiB scratch area of the MOVE zap: "
+			 "its address-space limit (RLIMIT_AS) is %llu KiB, %llu KiB in use",
+			 (unsigned long long)len / 1024, (unsigned long long)lim / 1024,
+			 (unsigned long long)size / 1024);
+	else
+		snprintf(j->zap_fallback, sizeof(j->zap_fallback),
+			 "cannot map the %llu KiB scratch area of the MOVE zap in the tenant: %s",
+			 (unsigned long long)len / 1024, strerror(-r));
+}
+
+/*
  * Set up the MOVE zap (docs/engine.md, "The zap"): an area inside the
  * tenant with one plain page for the ioctl's argument (written now, so it
  * is present before any window registers its VMA) and, 2 MiB aligned, a
  * window's worth registered with the job's uffd: UFFDIO_MOVE only moves
- * into a registered range. Returns 0, or -errno (the job then zaps with
- * madvise unless MOVE was asked for).
+ * into a registered range. Returns 0, or -errno with the reason in
+ * j->zap_fallback (the job then zaps with madvise unless MOVE was asked
+ * for).
  */
 static int scratch_setup(struct mig__job *j, uint64_t window)
 {
@@ -581,19 +603,20 @@ static int scratch_setup(struct mig__job *j, uint64_t window)
 
 	/*
 	 * Then, unregistered, a window's worth of huge staging slots
-	 * (hugemove.c), unless the tenant has no room for them.
+	 * (hugemove.c), unless the tenant has no room for them: then the
+	 * area is asked for once more without.
 	 */
-	j->scratch_len = MIG__PAGE + (j->scratch_small ? 1 : 2) * window + MIG__PMD;
-	r = mig_tenant_map_scratch(j->t, j->scratch_len, &j->scratch);
-	if (r == -ENOMEM && !j->scratch_small) {
+	for (;;) {
+		j->scratch_len = MIG__PAGE + (j->scratch_small ? 1 : 2) * window + MIG__PMD;
+		r = mig_tenant_map_scratch(j->t, j->scratch_len, &j->scratch);
+		if (r != -ENOMEM || j->scratch_small)
+			break;
 		MIG_TRACE("SCRATCH %lu bytes: -ENOMEM, again without the huge slots",
 			  (unsigned long)j->scratch_len);
 		j->scratch_small = true;
-		j->scratch_len = MIG__PAGE + window + MIG__PMD;
-		r = mig_tenant_map_scratch(j->t, j->scratch_len, &j->scratch);
 	}
 	if (r < 0)
-		return r;
+		goto why;
 	j->arg_page = j->scratch;
 	remote = (struct iovec){ .iov_base = (void *)(uintptr_t)j->arg_page,
 				 .iov_len = sizeof(zero) };
@@ -625,28 +648,10 @@ static int scratch_setup(struct mig__job *j, uint64_t window)
 fail:
 	(void)!mig_tenant_unmap(j->t, j->scratch, j->scratch_len);
 	j->scratch = 0;
+why:
+	if (r != -ESRCH)
+		scratch_why(j, r, j->scratch_len);
 	return r;
-}
-
-/*
- * Why the scratch area of len bytes could not be mapped (r), into
- * j->zap_fallback: a tenant whose RLIMIT_AS leaves less room than that
- * is the case met (a service run with `ulimit -v`), and it is named.
- */
-static void scratch_why(struct mig__job *j, int r, uint64_t len)
-{
-	uint64_t lim, size;
-
-	if (r == -ENOMEM && mig__proc_as_limit(j->pid, &lim, &size) == 1)
-		snprintf(j->zap_fallback, sizeof(j->zap_fallback),
-			 "no room in the tenant for the %llu KiB scratch area of the MOVE zap: "
-			 "its address-space limit (RLIMIT_AS) is %llu KiB, %llu KiB in use",
-			 (unsigned long long)len / 1024, (unsigned long long)lim / 1024,
-			 (unsigned long long)size / 1024);
-	else
-		snprintf(j->zap_fallback, sizeof(j->zap_fallback),
-			 "cannot map the %llu KiB scratch area of the MOVE zap in the tenant: %s",
-			 (unsigned long long)len / 1024, strerror(-r));
 }
 
 static void scratch_teardown(struct mig__job *j)
@@ -701,11 +706,8 @@ static int scratch_renew(struct mig__job *j, uint64_t window)
 	scratch_teardown(j);
 	r = scratch_setup(j, window);
 	__atomic_store_n(&j->scratch_ptes, false, __ATOMIC_RELAXED);
-	if (r < 0) {
+	if (r < 0)
 		j->move_zap = false;
-		if (r != -ESRCH)
-			scratch_why(j, r, j->scratch_len);
-	}
 	return r;
 }
 
@@ -874,7 +876,6 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 		j.move_zap = r >= 0;
 		if (r < 0) {
 			/* The madvise zap then, for MIG_ZAP_AUTO; the others refuse below. */
-			scratch_why(&j, r, j.scratch_len);
 			MIG_TRACE("SCRATCH failed %d: %s", r, j.zap_fallback);
 			r = 0;
 		}
