@@ -324,8 +324,14 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 			whole = (struct mig_range){ s, e };
 
 		if (s >= e || !mig_vma_is_anon_private(&vmas[v]) ||
-		    !(vmas[v].flags & MIG_VMA_WRITE))
+		    !(vmas[v].flags & MIG_VMA_WRITE)) {
+			if (s < e)
+				MIG_TRACE("PLANSKIP vma=%lx-%lx flags=%x: not anonymous private "
+					  "writable",
+					  (unsigned long)vmas[v].start, (unsigned long)vmas[v].end,
+					  (unsigned)vmas[v].flags);
 			continue;
+		}
 		/*
 		 * UFFDIO_COPY allocates with the VMA's own policy before the
 		 * worker's: a VMA the tenant bound elsewhere would be copied

@@ -1149,9 +1149,9 @@ static int unregister_all(struct mig__job *j, struct mig__win *w)
 			int q = mig__uffd_unregister_piece(j->uffd, j->pid, w->regs[k].start,
 							   w->regs[k].end - w->regs[k].start);
 
-			if (q < 0)
-				MIG_TRACE("UNREGFAIL %lx-%lx: %d", (unsigned long)w->regs[k].start,
-					  (unsigned long)w->regs[k].end, q);
+			MIG_TRACE("UNREGPIECE %lx-%lx round=%d r=%d",
+				  (unsigned long)w->regs[k].start, (unsigned long)w->regs[k].end,
+				  round, q);
 		}
 		pthread_rwlock_unlock(&j->lock);
 		unregister_grown(j, w);
@@ -1257,6 +1257,9 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	MIG_TRACE("WIN start=%lx n=%zu nregs=%zu reg0=%lx-%lx", (unsigned long)w->start, w->npages,
 		  w->nregs, w->nregs ? (unsigned long)w->regs[0].start : 0UL,
 		  w->nregs ? (unsigned long)w->regs[0].end : 0UL);
+	for (size_t k = 0; k < w->nregs && mig__trace_on(); k++)
+		MIG_TRACE("REG %lx-%lx", (unsigned long)w->regs[k].start,
+			  (unsigned long)w->regs[k].end);
 
 	r = passes(j, w, pool);
 	if (r < 0) {
