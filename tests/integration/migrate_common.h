@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -238,6 +239,37 @@ static inline void wt_dump_threads(pid_t pid, const char *why, int depth)
 	struct wt_dump w = { why, depth };
 
 	(void)wt_each_thread(pid, wt_dump_thread, &w);
+}
+
+/*
+ * The VMAs of pid still registered with a userfaultfd (smaps VmFlags um,
+ * uw or ui), on stderr: between two jobs there must be none, or the
+ * tenant's next fault, fork, munmap or mremap there waits for a reader
+ * that is not there. Returns how many.
+ */
+static inline int wt_dump_registered(pid_t pid, const char *why)
+{
+	char path[64], line[512], vma[128] = "";
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ') &&
+		    isxdigit((unsigned char)line[0])) {
+			snprintf(vma, sizeof(vma), "%.*s", (int)strcspn(line, " "), line);
+			continue;
+		}
+		if (strncmp(line, "VmFlags:", 8) ||
+		    !(strstr(line, " um") || strstr(line, " uw") || strstr(line, " ui")))
+			continue;
+		fprintf(stderr, "%s %d: vma %s registered:%s", why, (int)pid, vma, line + 8);
+		n++;
+	}
+	if (f)
+		fclose(f);
+	return n;
 }
 
 /*
