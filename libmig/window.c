@@ -1175,20 +1175,16 @@ static int unregister_all(struct mig__job *j, struct mig__win *w)
  * outside every window, and its events would be applied to whichever
  * window is current (or to none between two): the state behind the 6.12
  * guest's move-first losses of session 17 (docs/engine.md). churn.sh
- * fails a traced run that has one. Reads smaps: only when tracing. A VMA
- * another uffd registered (the tenant's own) is told by our REGISTER's
- * -EBUSY; one of ours is registered again as it was.
+ * fails a traced run that has one. Reads smaps: only when tracing. It
+ * only reads: a REGISTER to tell a VMA of another uffd (the tenant's own)
+ * by its -EBUSY would register whatever the tenant has put at that range
+ * since smaps was read. A VMA of another uffd is named all the same.
  */
 static int leftover_one(uint64_t start, uint64_t end, void *arg)
 {
 	const struct mig__job *j = arg;
 
 	if (j->scratch_dst && start >= j->scratch_dst && end <= j->scratch_dst + j->scratch_dst_len)
-		return 0;
-	/* Registered with a uffd of the tenant's own: not ours. */
-	if (mig__uffd_register(j->uffd, start, end - start,
-			       UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
-			       NULL) == -EBUSY)
 		return 0;
 	MIG_TRACE("LEFTOVER vma=%lx-%lx: registered after the window's end", (unsigned long)start,
 		  (unsigned long)end);
