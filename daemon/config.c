@@ -370,14 +370,8 @@ static int main_handler(void *user, const char *section, const char *key, const 
 	} else if (strcmp(key, "window_protocol") == 0) {
 		if (strcmp(value, "classic") == 0)
 			cfg->movefirst = false;
-		else if (strcmp(value, "movefirst") == 0 && getenv("MIGD_EXPERIMENTAL_MOVEFIRST") &&
-			 strcmp(getenv("MIGD_EXPERIMENTAL_MOVEFIRST"), "1") == 0)
-			cfg->movefirst = true;
 		else if (strcmp(value, "movefirst") == 0)
-			/* It lost pages under churn (docs/engine.md): tests only. */
-			ERR(c, "window_protocol = movefirst is disabled: it lost pages under churn "
-			       "(docs/engine.md, \"Move first lost data\"); only tests may set "
-			       "MIGD_EXPERIMENTAL_MOVEFIRST=1 in migd's environment to run it");
+			cfg->movefirst = true;
 		else
 			ERR(c, "window_protocol must be classic or movefirst, got '%s'", value);
 	} else if (strcmp(key, "log_level") == 0) {

@@ -16,8 +16,6 @@ source "$(dirname "$0")/daemon_lib.sh"
 source "$(dirname "$0")/crash_lib.sh"
 need_root
 write_config ${CRASH_WINDOW:+"window_protocol = $CRASH_WINDOW"}
-# Move first is disabled in migd but for tests (migd.conf(5)).
-[ "${CRASH_WINDOW:-}" = movefirst ] && export MIGD_EXPERIMENTAL_MOVEFIRST=1
 
 crash_calibrate
 points=${CRASH_POINTS:-"window:freeze window:stage window:zap window:step window:fill window:zap:abrt window:fill@2:abrt inject:entry inject:restore:abrt"}

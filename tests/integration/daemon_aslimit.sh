@@ -17,7 +17,6 @@ set -u
 need_root
 sh -c 'ulimit -v 1000000' 2>/dev/null || skip "this sh has no 'ulimit -v'"
 
-export MIGD_EXPERIMENTAL_MOVEFIRST=1
 write_config "window_protocol = movefirst"
 start_migd
 

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # daemon_movefirst.sh - migd.conf window_protocol = movefirst (docs/engine.md,
 # "Move first, copy after"):
-#   - refused without MIGD_EXPERIMENTAL_MOVEFIRST=1 in migd's environment,
-#     accepted with it: --check-config prints it back; the default stays
-#     classic;
+#   - accepted (--check-config prints it back), a bad value refused with
+#     a clear error; the default stays classic;
 #   - a ptrace tenant on a kernel with UFFDIO_MOVE (6.8+) is migrated with
 #     move-first windows: the job's summary says window_protocol movefirst
 #     and counts the windows begun move first (none where THP is "always":
@@ -24,12 +23,14 @@ write_config
 "$MIGD" --check-config --config "$T/migd.ini" | grep -qx "window_protocol = classic" ||
 	fail "the default window_protocol is not classic"
 write_config "window_protocol = movefirst"
-MIGD_EXPERIMENTAL_MOVEFIRST='' "$MIGD" --check-config --config "$T/migd.ini" >/dev/null 2>&1 &&
-	fail "window_protocol = movefirst accepted without MIGD_EXPERIMENTAL_MOVEFIRST=1"
-# Move first is disabled in migd but for tests (migd.conf(5)).
-export MIGD_EXPERIMENTAL_MOVEFIRST=1
 "$MIGD" --check-config --config "$T/migd.ini" | grep -qx "window_protocol = movefirst" ||
 	fail "--check-config does not show window_protocol = movefirst"
+write_config "window_protocol = sideways"
+"$MIGD" --check-config --config "$T/migd.ini" >"$T/bad" 2>&1 &&
+	fail "window_protocol = sideways accepted"
+grep -q "window_protocol must be classic or movefirst" "$T/bad" ||
+	fail "no clear error for a bad window_protocol: $(cat "$T/bad")"
+write_config "window_protocol = movefirst"
 start_migd
 
 # 1. A ptrace tenant (no agent): move first where the kernel has UFFDIO_MOVE.

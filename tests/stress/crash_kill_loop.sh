@@ -20,8 +20,6 @@ source "$(dirname "$0")/../integration/daemon_lib.sh"
 source "$(dirname "$0")/../integration/crash_lib.sh"
 need_root
 write_config ${CRASH_WINDOW:+"window_protocol = $CRASH_WINDOW"}
-# Move first is disabled in migd but for tests (migd.conf(5)).
-[ "${CRASH_WINDOW:-}" = movefirst ] && export MIGD_EXPERIMENTAL_MOVEFIRST=1
 
 crash_calibrate
 # Every point a migd passes during a migration: the window's steps, and
