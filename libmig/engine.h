@@ -399,6 +399,8 @@ MIG_INTERNAL int mig__movefirst_pull_locked(struct mig__job *j, struct mig__win 
 
 /* window.c: run one window through all its passes. */
 MIG_INTERNAL int mig__window_run(struct mig__job *j, struct mig__win *w);
+/* window.c, trace only: a LEFTOVER line for each VMA still registered (when: "job's end"). */
+MIG_INTERNAL void mig__trace_leftovers(const struct mig__job *j, const char *when);
 /* Contiguous runs (by current address) of the pages set in bits, up to max. */
 MIG_INTERNAL size_t mig__runs_of(const struct mig__win *w, const uint64_t *bits,
 				 struct mig_range *out, size_t max);

@@ -1166,29 +1166,14 @@ static void settle(struct mig__job *j)
 	MIG_TRACE("SETTLE gave up (%s)", j->exited ? "the tenant exited" : "rounds or time");
 }
 
-/*
- * Debug trace only, as window.c's check at a window's end: after settle
- * nothing of the tenant may be registered with us (the fault thread
- * stops: a fault, fork, munmap or mremap there would wait for good).
- * churn.sh fails a traced run on the word LEFTOVER. It only reads (see
- * window.c leftover_one).
- */
-static int settle_left(uint64_t start, uint64_t end, void *arg)
-{
-	(void)arg;
-	MIG_TRACE("LEFTOVER vma=%lx-%lx: registered after the job's end", (unsigned long)start,
-		  (unsigned long)end);
-	return 1;
-}
-
 void mig__faults_stop(struct mig__job *j)
 {
 	if (j->fault_thread_started) {
 		uint64_t one = 1;
 
 		settle(j);
-		if (mig__trace_on() && !__atomic_load_n(&j->exited, __ATOMIC_ACQUIRE))
-			(void)mig__uffd_each_flagged(j->pid, settle_left, (void *)j);
+		if (!__atomic_load_n(&j->exited, __ATOMIC_ACQUIRE))
+			mig__trace_leftovers(j, "job's end");
 		(void)!write(j->stopfd, &one, sizeof(one));
 		pthread_join(j->fault_thread, NULL);
 		j->fault_thread_started = false;

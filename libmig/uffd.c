@@ -108,17 +108,16 @@ int mig__uffd_unregister(int uffd, uint64_t start, uint64_t len)
 }
 
 /*
- * UFFDIO_UNREGISTER refuses a range that holds a VMA userfaultfd cannot
- * take (a file mapping: -EINVAL) as a whole, and leaves everything in it
- * registered. A window's piece can hold one: when the pieces outnumber
- * MIG__MAX_REGS, two neighbours become one piece spanning the gap between
- * them (faults.c regs_add), and the gap may hold anything (session 19: a
- * piece a REMAP had taken beyond the data area, joined to the area's last
- * piece across the tenant's file mappings; eight VMAs stayed registered
- * after their window's end, LEFTOVER). A VMA the tenant registered with
- * a uffd of its own is refused (-EINVAL) the same way. Then unregister
- * the piece's anonymous VMAs one at a time (another uffd's stay its own). Returns the whole range's
- * answer, or the first error of the VMA by VMA way (-ESRCH for a tenant gone).
+ * UFFDIO_UNREGISTER refuses, as a whole (-EINVAL), a range that holds a
+ * VMA it cannot take from this uffd: a file mapping (not shmem), or a VMA
+ * registered with another uffd (the tenant's own; Linux 6.18 checks the
+ * owner). Everything in the range then stays registered. A window's piece
+ * can hold one: when the pieces outnumber MIG__MAX_REGS, two neighbours
+ * become one piece spanning the gap between them (faults.c regs_add), and
+ * the gap may hold anything (migrate_unreg_foreign). Then the piece's
+ * anonymous private VMAs are unregistered one at a time (another uffd's
+ * answer -EINVAL and stay its own). Returns the whole range's answer, or
+ * the first error of the VMA by VMA way (-ESRCH: the tenant is gone).
  */
 int mig__uffd_unregister_piece(int uffd, pid_t pid, uint64_t start, uint64_t len)
 {

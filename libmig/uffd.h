@@ -50,7 +50,8 @@ MIG_INTERNAL int mig__uffd_register(int uffd, uint64_t start, uint64_t len, uint
 MIG_INTERNAL int mig__uffd_unregister(int uffd, uint64_t start, uint64_t len);
 /*
  * Unregister a range that may span VMAs userfaultfd refuses (file
- * mappings): the whole range first, then VMA by VMA (pid's maps).
+ * mappings, another uffd's): the whole range first, then VMA by VMA
+ * (pid's maps).
  */
 MIG_INTERNAL int mig__uffd_unregister_piece(int uffd, pid_t pid, uint64_t start, uint64_t len);
 

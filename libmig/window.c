@@ -1170,25 +1170,42 @@ static int unregister_all(struct mig__job *j, struct mig__win *w)
 }
 
 /*
- * Debug trace only: after the window's end nothing of the tenant may be
- * registered with us but the scratch area. A VMA that is (LEFTOVER) lies
- * outside every window, and its events would be applied to whichever
- * window is current (or to none between two): the state behind the 6.12
- * guest's move-first losses of session 17 (docs/engine.md). churn.sh
- * fails a traced run that has one. Reads smaps: only when tracing. It
- * only reads: a REGISTER to tell a VMA of another uffd (the tenant's own)
- * by its -EBUSY would register whatever the tenant has put at that range
- * since smaps was read. A VMA of another uffd is named all the same.
+ * Debug trace only: after a window's end nothing of the tenant may be
+ * registered with us but the scratch area, and after the job's end
+ * (faults.c settle) nothing at all. A VMA that is (LEFTOVER) lies outside
+ * every window, and its events would be applied to whichever window is
+ * current (or to none between two): the state behind the 6.12 guest's
+ * move-first losses of session 17 (docs/engine.md); after the job, the
+ * tenant's next fault, fork, munmap or mremap there would wait for good.
+ * churn.sh fails a traced run that has one. Reads smaps: only when
+ * tracing. It only reads: a REGISTER to tell a VMA of another uffd (the
+ * tenant's own) by its -EBUSY would register whatever the tenant has put
+ * at that range since smaps was read. A VMA of another uffd is named all
+ * the same.
  */
+struct leftover {
+	const struct mig__job *j;
+	const char *when;
+};
+
 static int leftover_one(uint64_t start, uint64_t end, void *arg)
 {
-	const struct mig__job *j = arg;
+	const struct leftover *l = arg;
+	const struct mig__job *j = l->j;
 
-	if (j->scratch_dst && start >= j->scratch_dst && end <= j->scratch_dst + j->scratch_dst_len)
+	if (j->scratch && start >= j->scratch_dst && end <= j->scratch_dst + j->scratch_dst_len)
 		return 0;
-	MIG_TRACE("LEFTOVER vma=%lx-%lx: registered after the window's end", (unsigned long)start,
-		  (unsigned long)end);
+	MIG_TRACE("LEFTOVER vma=%lx-%lx: registered after the %s", (unsigned long)start,
+		  (unsigned long)end, l->when);
 	return 1;
+}
+
+void mig__trace_leftovers(const struct mig__job *j, const char *when)
+{
+	struct leftover l = { j, when };
+
+	if (mig__trace_on())
+		(void)mig__uffd_each_flagged(j->pid, leftover_one, &l);
 }
 
 int mig__window_run(struct mig__job *j, struct mig__win *w)
@@ -1253,7 +1270,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	MIG_TRACE("WIN start=%lx n=%zu nregs=%zu reg0=%lx-%lx", (unsigned long)w->start, w->npages,
 		  w->nregs, w->nregs ? (unsigned long)w->regs[0].start : 0UL,
 		  w->nregs ? (unsigned long)w->regs[0].end : 0UL);
-	for (size_t k = 0; k < w->nregs && mig__trace_on(); k++)
+	for (size_t k = 0; k < w->nregs; k++)
 		MIG_TRACE("REG %lx-%lx", (unsigned long)w->regs[k].start,
 			  (unsigned long)w->regs[k].end);
 
@@ -1284,8 +1301,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	er = unregister_all(j, w);
 	if (er < 0 && r >= 0)
 		r = er;
-	if (mig__trace_on())
-		(void)mig__uffd_each_flagged(j->pid, leftover_one, j);
+	mig__trace_leftovers(j, "window's end");
 	mig__journal_window_end(j->journal);
 	pthread_rwlock_wrlock(&j->lock);
 	j->win = NULL;

@@ -10,7 +10,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <ctype.h>
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -243,28 +242,33 @@ static inline void wt_dump_threads(pid_t pid, const char *why, int depth)
 
 /*
  * The VMAs of pid still registered with a userfaultfd (smaps VmFlags um,
- * uw or ui), on stderr: between two jobs there must be none, or the
- * tenant's next fault, fork, munmap or mremap there waits for a reader
- * that is not there. Returns how many.
+ * uw or ui) that lie in [lo, hi), but the one that starts at skip (0:
+ * none), each named on stderr after why. Between two jobs there must be
+ * none, or the tenant's next fault, fork, munmap or mremap there waits
+ * for a reader that is not there. Returns how many.
  */
-static inline int wt_dump_registered(pid_t pid, const char *why)
+static inline int wt_registered(pid_t pid, const char *why, uint64_t lo, uint64_t hi,
+				uint64_t skip)
 {
-	char path[64], line[512], vma[128] = "";
+	unsigned long long s = 0, e = 0;
+	char path[64], line[512];
 	int n = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
 	f = fopen(path, "re");
 	while (f && fgets(line, sizeof(line), f)) {
-		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ') &&
-		    isxdigit((unsigned char)line[0])) {
-			snprintf(vma, sizeof(vma), "%.*s", (int)strcspn(line, " "), line);
+		unsigned long long a, b;
+
+		if (sscanf(line, "%llx-%llx ", &a, &b) == 2) {
+			s = a;
+			e = b;
 			continue;
 		}
-		if (strncmp(line, "VmFlags:", 8) ||
+		if (strncmp(line, "VmFlags:", 8) || e <= lo || s >= hi || (skip && s == skip) ||
 		    !(strstr(line, " um") || strstr(line, " uw") || strstr(line, " ui")))
 			continue;
-		fprintf(stderr, "%s %d: vma %s registered:%s", why, (int)pid, vma, line + 8);
+		fprintf(stderr, "%s %d: vma %llx-%llx registered:%s", why, (int)pid, s, e, line + 8);
 		n++;
 	}
 	if (f)

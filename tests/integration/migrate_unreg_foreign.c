@@ -31,46 +31,14 @@ struct foreign {
 	char answer[512];
 };
 
-/* VMAs of the data area flagged as registered, but the foreign page. */
-static int registered_in_data(struct foreign *f)
-{
-	char path[64], line[512];
-	unsigned long long s = 0, e = 0;
-	int n = 0;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)f->w->pid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return 0;
-	while (fgets(line, sizeof(line), fp)) {
-		unsigned long long a, b;
-
-		if (sscanf(line, "%llx-%llx ", &a, &b) == 2) {
-			s = a;
-			e = b;
-			continue;
-		}
-		if (strncmp(line, "VmFlags:", 8) || e <= f->w->addr || s >= f->w->addr + f->w->len)
-			continue;
-		if (s == f->page && e == f->page + 4096)
-			continue;
-		if (strstr(line, " um") || strstr(line, " uw")) {
-			printf("# still registered: %llx-%llx (%s", s, e, line + 9);
-			n++;
-		}
-	}
-	fclose(fp);
-	return n;
-}
-
 static void hook(int phase, const struct mig_range *win, void *ud)
 {
 	struct foreign *f = ud;
 	char cmd[96];
 
 	if (phase == MIG_PHASE_PLANNED && f->page && !f->windows++)
-		f->leftover = registered_in_data(f);
+		f->leftover = wt_registered(f->w->pid, "# still registered:", f->w->addr,
+					    f->w->addr + f->w->len, f->page);
 	if (phase != MIG_PHASE_REGISTERED || f->page || win->start == f->w->addr)
 		return;
 	/*

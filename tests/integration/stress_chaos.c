@@ -108,7 +108,7 @@ static void *hang_watch(void *arg)
 			       job_number, limit / 1000000000u, hang_seed);
 			wt_dump_threads(hang_tenant, "HUNG tenant", 0);
 			wt_dump_threads(getpid(), "HUNG migrator", 0);
-			(void)wt_dump_registered(hang_tenant, "HUNG tenant");
+			(void)wt_registered(hang_tenant, "HUNG tenant", 0, UINT64_MAX, 0);
 			fflush(stdout);
 			kill(hang_tenant, SIGKILL);
 			_exit(1);
@@ -390,7 +390,7 @@ int main(int argc, char **argv)
 				wt_dump_threads(w.pid, "STUCK tenant", 0);
 				wt_dump_threads(getpid(), "STUCK migrator", 0);
 				fprintf(stderr, "STUCK tenant %d: %d VMAs registered\n", (int)w.pid,
-					wt_dump_registered(w.pid, "STUCK tenant"));
+					wt_registered(w.pid, "STUCK tenant", 0, UINT64_MAX, 0));
 				FAIL("tenant threads stopped making progress after migration %d "
 				     "(%" PRIu64 " ops, none in %d s; seed %" PRIu64 ")",
 				     runs, ops_after, PROGRESS_S, seed);
