@@ -394,6 +394,8 @@ static struct config *config_new(void)
 	cfg->scan_interval_ms = 2000;
 	cfg->max_jobs = 2;
 	cfg->max_window = 32u << 20;
+	/* Move first where the kernel and the attach allow it (engine.c). */
+	cfg->movefirst = true;
 	cfg->agent_wait_ms = 30000;
 	cfg->hand_device = true;
 	cfg->log_level = LOG_INFO;

@@ -70,7 +70,7 @@ struct config {
 	uint64_t scan_interval_ms;
 	unsigned max_jobs;
 	uint64_t max_window;  /* bytes: the largest window a policy or a client may ask for */
-	bool movefirst;	      /* window_protocol = movefirst (MIG_WINDOW_MOVEFIRST) */
+	bool movefirst;	      /* window_protocol = movefirst (default; MIG_WINDOW_MOVEFIRST) */
 	uint64_t watchdog_ms; /* unused when systemd gives WATCHDOG_USEC */
 	int log_level;
 	struct policy *policies;

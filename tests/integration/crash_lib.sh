@@ -324,6 +324,7 @@ crash_calibrate() {
 	local t0 line
 	: >"$T/migd.log"
 	CRASH_JOB_MS=100
+	CRASH_MF=0
 	crash_start_writer || { crash_fail "calibrate: writer did not start"; return; }
 	crash_start_migd || { crash_fail "calibrate: migd did not start"; crash_writer_gone; return; }
 	crash_agent_connected || crash_fail "calibrate: the agent did not connect"
@@ -332,9 +333,12 @@ crash_calibrate() {
 	"$MIGCTL" --json migrate "$WPID" "${CRASH_TO[@]}" >"$T/migctl.out" 2>&1
 	case $? in 0 | 4) ;; *) crash_fail "calibrate: migctl migrate failed: $(cat "$T/migctl.out")" ;; esac
 	CRASH_ATTACH=$(sed -n 's/.*"attach": *"\([a-z]*\)".*/\1/p' "$T/migctl.out" | head -n 1)
-	# The windows it ran (CRASH_WINDOW=movefirst: move first unless the
-	# kernel has no UFFDIO_MOVE or the tenant is an agent's).
+	# The windows it ran (migd's default and CRASH_WINDOW=movefirst: move
+	# first unless the kernel has no UFFDIO_MOVE or the tenant is an
+	# agent's; CRASH_WINDOW=classic: classic). CRASH_MF=1: move first.
 	CRASH_PROTOCOL=$(sed -n 's/.*"window_protocol": *"\([a-z]*\)".*/\1/p' "$T/migctl.out" | head -n 1)
+	CRASH_MF=0
+	[ "$CRASH_PROTOCOL" = movefirst ] && CRASH_MF=1
 	CRASH_PROTOCOL="${CRASH_PROTOCOL:-?}, $(sed -n 's/.*"windows_movefirst": *\([0-9]*\).*/\1/p' "$T/migctl.out" | head -n 1) windows begun move first"
 	t0=$((($(crash_now_ns) - t0) / 1000000))
 	[ "$t0" -gt "$CRASH_JOB_MS" ] && CRASH_JOB_MS=$t0

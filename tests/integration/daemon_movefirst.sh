@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# daemon_movefirst.sh - migd.conf window_protocol = movefirst (docs/engine.md,
-# "Move first, copy after"):
-#   - accepted (--check-config prints it back), a bad value refused with
-#     a clear error; the default stays classic;
+# daemon_movefirst.sh - migd.conf window_protocol, movefirst by default
+# (docs/engine.md, "Move first, copy after"):
+#   - the default is movefirst, classic is accepted (--check-config prints
+#     each back), a bad value refused with a clear error;
 #   - a ptrace tenant on a kernel with UFFDIO_MOVE (6.8+) is migrated with
 #     move-first windows: the job's summary says window_protocol movefirst
 #     and counts the windows begun move first (none where THP is "always":
@@ -12,6 +12,8 @@
 #     attached through its agent) the job runs the classic windows, its
 #     summary says window_protocol classic and why
 #     (window_protocol_fallback), and migd logs that line;
+#   - window_protocol = classic: the same ptrace tenant runs classic
+#     windows only, and no fallback is named (it was asked for);
 #   - every tenant checks its own data.
 set -u
 . "$(dirname "$0")/daemon_lib.sh"
@@ -20,17 +22,18 @@ AGENT=$top/build/libmig-agent.so
 [ -f "$AGENT" ] || fail "no $AGENT"
 
 write_config
-"$MIGD" --check-config --config "$T/migd.ini" | grep -qx "window_protocol = classic" ||
-	fail "the default window_protocol is not classic"
-write_config "window_protocol = movefirst"
 "$MIGD" --check-config --config "$T/migd.ini" | grep -qx "window_protocol = movefirst" ||
-	fail "--check-config does not show window_protocol = movefirst"
+	fail "the default window_protocol is not movefirst"
+write_config "window_protocol = classic"
+"$MIGD" --check-config --config "$T/migd.ini" | grep -qx "window_protocol = classic" ||
+	fail "--check-config does not show window_protocol = classic"
 write_config "window_protocol = sideways"
 "$MIGD" --check-config --config "$T/migd.ini" >"$T/bad" 2>&1 &&
 	fail "window_protocol = sideways accepted"
 grep -q "window_protocol must be classic or movefirst" "$T/bad" ||
 	fail "no clear error for a bad window_protocol: $(cat "$T/bad")"
-write_config "window_protocol = movefirst"
+# The default: no window_protocol line.
+write_config
 start_migd
 
 # 1. A ptrace tenant (no agent): move first where the kernel has UFFDIO_MOVE.
@@ -86,6 +89,23 @@ grep -q "pid $AG: classic windows, not move first: $why" "$T/migd.log" ||
 	fail "the agent tenant's fallback was not logged"
 echo "# agent tenant: classic windows, logged: $why"
 
-stop_tenant "$PLAIN"
 stop_tenant "$AG"
+
+# 3. window_protocol = classic: classic windows only, asked for, so no fallback.
+kill "$MIGD_PID"
+wait "$MIGD_PID"
+rm -f "$T/migd.sock"
+write_config "window_protocol = classic"
+start_migd
+out=$("$MIGCTL" --json migrate "$PLAIN" --to 0 --force --range "$PLAIN_RANGE") ||
+	fail "migrate (classic): $out"
+[ "$(echo "$out" | jnum pages_moved)" -gt 0 ] || fail "classic: nothing moved: $out"
+[ "$(echo "$out" | jstr window_protocol)" = classic ] || fail "classic not used: $out"
+[ "$(echo "$out" | jnum windows_movefirst)" = 0 ] || fail "classic: windows begun move first: $out"
+[ -z "$(echo "$out" | jstr window_protocol_fallback)" ] || fail "classic: a fallback named: $out"
+! grep -q "pid $PLAIN: classic windows, not move first" "$T/migd.log" ||
+	fail "classic asked for, but logged as a fallback"
+echo "# window_protocol = classic: $(echo "$out" | jnum windows) windows, all classic"
+
+stop_tenant "$PLAIN"
 echo PASS

@@ -30,7 +30,7 @@ points="window:freeze window:stage window:zap window:step window:fill window:fil
 	inject:exit inject:restore inject:restored inject:exit@3 inject:entry@7"
 # A move-first window has no FREEZE and no STAGE (a writer of 4 KiB pages
 # only, CRASH_WRITER_THP=, never reaches them: migd would not die there).
-[ "${CRASH_WINDOW:-}" = movefirst ] && points=${points//window:freeze window:stage /}
+[ "$CRASH_MF" = 1 ] && points=${points//window:freeze window:stage /}
 phases=" ${CRASH_PHASES:-points random} "
 if [[ $phases == *" points "* ]]; then
 	for p in ${CRASH_POINTS:-$points}; do

@@ -32,9 +32,10 @@ install_migd() {
 	install -m 644 systemd/migd.service systemd/migd.socket /etc/systemd/system/
 	mkdir -p /etc/migd/policies.d
 	install -m 644 conf/migd.ini /etc/migd/migd.ini
-	# MIGD_GUEST_WINDOW=movefirst: the systemd tests with move-first windows.
+	# MIGD_GUEST_WINDOW=classic: the systemd tests with classic windows
+	# (migd's default is movefirst).
 	if [ -n "${MIGD_GUEST_WINDOW:-}" ]; then
-		sed -i "s/^# window_protocol = classic\$/window_protocol = $MIGD_GUEST_WINDOW/" \
+		sed -i "s/^# window_protocol = movefirst\$/window_protocol = $MIGD_GUEST_WINDOW/" \
 			/etc/migd/migd.ini
 		grep -q "^window_protocol = $MIGD_GUEST_WINDOW\$" /etc/migd/migd.ini || return 1
 		echo "# migd.ini: window_protocol = $MIGD_GUEST_WINDOW"
