@@ -369,6 +369,8 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
 			       json_object_new_int64((int64_t)res->windows_movefirst));
 	json_object_object_add(o, "windows_switched",
 			       json_object_new_int64((int64_t)res->windows_switched));
+	json_object_object_add(o, "windows_memcg",
+			       json_object_new_int64((int64_t)res->windows_memcg));
 	json_object_object_add(o, "faults", json_object_new_int64((int64_t)res->faults));
 	json_object_object_add(o, "elapsed_us",
 			       json_object_new_int64((int64_t)(res->elapsed_ns / 1000)));

@@ -223,6 +223,7 @@ static void after_work_cb(uv_work_t *w, int status)
 	}
 	if (j->kind == JOB_MIGRATE) {
 		const char *why;
+		int64_t nmemcg;
 
 		summary_add_to_stats(d, j->summary);
 		/* window_protocol = movefirst, and this tenant ran the classic windows. */
@@ -230,6 +231,13 @@ static void after_work_cb(uv_work_t *w, int status)
 		    proto_get_string(j->summary, "window_protocol_fallback", &why) == 0)
 			log_info("job %" PRIu64 ": pid %d: classic windows, not move first: %s",
 				 j->id, (int)j->req.pid, why);
+		/* The tenant's memory limit kept windows from holding its pages twice. */
+		if (j->summary && proto_get_int64(j->summary, "windows_memcg", &nmemcg) == 0 &&
+		    nmemcg > 0)
+			log_info("job %" PRIu64 ": pid %d: %" PRId64
+				 " windows classic or without whole THP moves: "
+				 "too little room under the tenant's memory limit",
+				 j->id, (int)j->req.pid, nmemcg);
 		/* UFFDIO_MOVE there, but no scratch area: the madvise zap ran. */
 		if (j->summary && proto_get_string(j->summary, "zap_fallback", &why) == 0)
 			log_warning("job %" PRIu64 ": pid %d: zapped with madvise, not MOVE: %s",

@@ -393,6 +393,9 @@ static void print_migrate(json_object *reply)
 		       num(reply, "windows_movefirst"), num(reply, "windows_switched"));
 	if (strcmp(str(reply, "window_protocol_fallback"), "-") != 0)
 		printf(" (not move first: %s)", str(reply, "window_protocol_fallback"));
+	if (num(reply, "windows_memcg") > 0)
+		printf(", %" PRId64 " held back by the tenant's memory limit",
+		       num(reply, "windows_memcg"));
 	printf("\n");
 	if (strcmp(str(reply, "zap_fallback"), "-") != 0)
 		printf("zap: %s (not MOVE: %s)\n", str(reply, "zap"), str(reply, "zap_fallback"));

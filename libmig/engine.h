@@ -154,6 +154,20 @@ MIG_INTERNAL int mig__vma_policies(pid_t pid, struct mig__vma_policy **ret, size
 /* ---- the job and its window ---------------------------------------------- */
 
 #define MIG__MAX_REGS 16
+/* Levels of the tenant's memory cgroups with a limit that a job watches (memcg.c). */
+#define MIG__MEMCG_LEVELS 8
+/* Room kept free under a tenant's memory limit beyond what a step needs. */
+#define MIG__MEMCG_SLACK (4u << 20)
+
+/* The tenant's memory cgroup levels that have a limit (memcg.c). */
+struct mig__memcg {
+	struct {
+		uint64_t limit;
+		char *dir; /* the cgroup's directory */
+		bool v1;   /* cgroup v1: memory.usage_in_bytes, total_*_file */
+	} level[MIG__MEMCG_LEVELS];
+	size_t n;
+};
 
 struct mig__win {
 	uint64_t start; /* address of page 0 when the window was planned */
@@ -285,6 +299,15 @@ struct mig__job {
 	uint64_t windows_movefirst; /* windows begun move first */
 	uint64_t windows_switched;  /* of them, went on classic (MOVE refused -EBUSY) */
 	bool movefirst_off;	    /* a window switched: the next ones begin classic */
+	/*
+	 * The tenant's memory cgroup levels with a limit (memcg.c), and the
+	 * windows whose plan they changed: run classic instead of move
+	 * first, THPs not staged for the PMD move, or pages left -EDQUOT,
+	 * for want of room.
+	 */
+	struct mig__memcg memcg;
+	uint64_t windows_memcg;
+	uint64_t memcg_win; /* the last window counted there: its start + 1 */
 
 	/*
 	 * The MOVE zap (docs/engine.md, "The zap"): pages are moved with
@@ -445,6 +468,17 @@ MIG_INTERNAL void mig__window_free(struct mig__win *w);
  * blocks are filled with UFFDIO_COPY as before.
  */
 MIG_INTERNAL void mig__huge_stage(struct mig__job *j, struct mig__win *w, struct mig__pool *pool);
+
+/*
+ * memcg.c: the tenant's memory cgroup limits, read once a job (init; the
+ * levels from its cgroup up that have one), and the room left under the
+ * tightest now (UINT64_MAX: no limit, or no cgroup found; 0 when a
+ * level's usage cannot be read). A level with less than need left counts
+ * its file pages as room too (reclaim frees them before any OOM kill).
+ */
+MIG_INTERNAL void mig__memcg_init(struct mig__memcg *m, pid_t pid);
+MIG_INTERNAL void mig__memcg_free(struct mig__memcg *m);
+MIG_INTERNAL uint64_t mig__memcg_room(const struct mig__memcg *m, uint64_t need);
 /*
  * Before the first FREEZE of a window: mark the pages mapped by a PMD now
  * in w->thp (the first scan, after the FREEZE, then says what they are).

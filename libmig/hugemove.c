@@ -36,6 +36,7 @@
 
 #include "bitmap.h"
 #include "engine.h"
+#include "trace.h"
 #include "procfs.h"
 
 struct hstage {
@@ -120,6 +121,40 @@ void mig__huge_stage(struct mig__job *j, struct mig__win *w, struct mig__pool *p
 			any = true;
 		}
 	pthread_rwlock_unlock(&j->lock);
+	if (any && j->memcg.n) {
+		/*
+		 * A staged block is a second THP of the tenant's until the
+		 * zap: only as many as its memory cgroup has room for (twice
+		 * each, as for a move-first window; memcg.c). The others take
+		 * the copy path, whose zap frees before it fills, and whose
+		 * COLLAPSE charge (a THP's) fails rather than wake the OOM
+		 * killer.
+		 */
+		uint64_t room = mig__memcg_room(&j->memcg, nb * 2 * MIG__PMD + MIG__MEMCG_SLACK);
+		uint64_t fit =
+			room > MIG__MEMCG_SLACK ? (room - MIG__MEMCG_SLACK) / (2 * MIG__PMD) : 0;
+		size_t left = 0;
+
+		any = false;
+		for (size_t b = 0; b < nb; b++) {
+			if (!mig__bit_test(want, b))
+				continue;
+			if (fit) {
+				fit--;
+				any = true;
+				continue;
+			}
+			mig__bit_clear(want, b);
+			left++;
+		}
+		if (left) {
+			MIG_TRACE("MEMCG room %llu: %zu THPs of window %lx not staged",
+				  (unsigned long long)room, left, (unsigned long)w->start);
+			if (j->memcg_win != w->start + 1)
+				j->windows_memcg++;
+			j->memcg_win = w->start + 1;
+		}
+	}
 	if (!any)
 		return;
 	h.want = want;

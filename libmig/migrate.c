@@ -676,6 +676,27 @@ static void scratch_teardown(struct mig__job *j)
 }
 
 /*
+ * Room under the tenant's memory cgroup limits for a move-first window
+ * of len bytes: the pages it takes out stay charged in the scratch area
+ * until they are filled, while the fill charges their copies, so up to
+ * len more; twice that and MIG__MEMCG_SLACK, for what the tenant itself
+ * allocates meanwhile.
+ */
+static bool memcg_room_for(struct mig__job *j, uint64_t len)
+{
+	uint64_t room;
+
+	if (!j->memcg.n)
+		return true;
+	room = mig__memcg_room(&j->memcg, 2 * len + MIG__MEMCG_SLACK);
+	if (room >= 2 * len + MIG__MEMCG_SLACK)
+		return true;
+	MIG_TRACE("MEMCG room %llu < %llu: classic window", (unsigned long long)room,
+		  (unsigned long long)(2 * len + MIG__MEMCG_SLACK));
+	return false;
+}
+
+/*
  * Does [start, end) of the tenant hold a PMD-mapped THP (one PAGEMAP_SCAN;
  * true where the kernel has none, to be safe)?
  */
@@ -804,6 +825,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	j.pool_nodes = calloc(j.npools, sizeof(*j.pool_nodes));
 	j.node_free = calloc(j.npools, sizeof(*j.node_free));
 	staging = calloc(j.npools, sizeof(*staging));
+	mig__memcg_init(&j.memcg, j.pid);
 	pthread_rwlockattr_t la;
 	pthread_rwlockattr_init(&la);
 	/* The fault thread must never starve behind a stream of fills. */
@@ -971,6 +993,18 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 			bool movefirst = o.protocol == MIG_WINDOW_MOVEFIRST && j.move_zap && !thp &&
 					 !j.movefirst_off;
 
+			/*
+			 * Move first holds the window's old pages in the tenant
+			 * until they are filled: its memory cgroup must have
+			 * room for them, or the fill's charge could wake its
+			 * OOM killer (memcg.c). Classic frees before it fills.
+			 */
+			if (movefirst && !memcg_room_for(&j, e - s)) {
+				movefirst = false;
+				j.windows_memcg++;
+				j.memcg_win = s + 1;
+			}
+
 			j.windows_movefirst += movefirst;
 
 			if (renew && thp && !j.scratch_keep) {
@@ -1036,6 +1070,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.move_uncounted = j.move_uncounted;
 	res.windows_movefirst = j.windows_movefirst;
 	res.windows_switched = j.windows_switched;
+	res.windows_memcg = j.windows_memcg;
 	res.zap = nwin ? (j.move_zap ? MIG_ZAP_MOVE : MIG_ZAP_MADVISE) : MIG_ZAP_AUTO;
 	memcpy(res.zap_fallback, j.zap_fallback, sizeof(res.zap_fallback));
 	memcpy(res.large_before, j.large_before, sizeof(res.large_before));
@@ -1069,6 +1104,7 @@ out:
 	free(j.pools);
 	free(j.pool_nodes);
 	free(j.node_free);
+	mig__memcg_free(&j.memcg);
 	free(staging);
 	job_pages_free(&jp);
 	free(res.status);

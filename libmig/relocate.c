@@ -60,6 +60,7 @@
 #include "compat.h"
 #include "crashpoint.h"
 #include "engine.h"
+#include "trace.h"
 #include "ptrace.h"
 #include "stopset.h"
 #include "procfs.h"
@@ -393,6 +394,7 @@ struct core {
 	uint8_t *path;		 /* per page: 0 not placed yet, or a path; 0xff absent */
 	char *buf;		 /* COPY_BATCH pages */
 	bool done;		 /* every page has its place */
+	struct mig__memcg memcg; /* the tenant's memory limits (copy_run) */
 };
 
 #define ABSENT 0xff
@@ -462,6 +464,18 @@ static void copy_run(struct core *c, size_t i, size_t k, struct saved_policy *sp
 	size_t n = k - i;
 	int r;
 
+	/*
+	 * The copies are charged to the tenant while its originals stay
+	 * until the end: only with room under its memory cgroup limit (a
+	 * charge over it wakes the OOM killer in the tenant, memcg.c).
+	 * Without, the pages keep path 0 and are mremapped, like pages the
+	 * node has no room for.
+	 */
+	if (c->memcg.n &&
+	    mig__memcg_room(&c->memcg, n * PAGE + MIG__MEMCG_SLACK) < n * PAGE + MIG__MEMCG_SLACK) {
+		MIG_TRACE("MEMCG relocate: no room for %zu copies: mremapped", n);
+		return;
+	}
 	if (tenant_rw(c->s->t->pid, c->src + i * PAGE, c->buf, n * PAGE, false) < 0) {
 		/* Page by page then: a page that cannot be read stays for mremap. */
 		for (size_t p = i; n > 1 && p < k; p++)
@@ -657,6 +671,7 @@ static int core_run(struct core *c)
 	c->buf = aligned_alloc(PAGE, COPY_BATCH * PAGE);
 	if (!c->pi || !c->path || !c->buf)
 		return -ENOMEM;
+	mig__memcg_init(&c->memcg, t->pid);
 	r = mig_query_pages(t->pid, c->src, c->npages, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, c->pi);
 	if (r < 0)
 		return r;
@@ -747,6 +762,7 @@ static void core_free(struct core *c)
 	free(c->pi);
 	free(c->path);
 	free(c->buf);
+	mig__memcg_free(&c->memcg);
 }
 
 /* ---- relocate ----------------------------------------------------------- */

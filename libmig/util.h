@@ -7,6 +7,7 @@
 #define MIG_UTIL_H
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -44,9 +45,16 @@ static inline void closep(int *fd)
 	safe_close(*fd);
 }
 
-#define _cleanup_(f)	__attribute__((cleanup(f)))
-#define _cleanup_free_	_cleanup_(freep)
-#define _cleanup_close_ _cleanup_(closep)
+static inline void fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+
+#define _cleanup_(f)	 __attribute__((cleanup(f)))
+#define _cleanup_free_	 _cleanup_(freep)
+#define _cleanup_close_	 _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
 
 /* Take ownership out of a cleanup variable. */
 #define TAKE_PTR(p)                     \

@@ -815,8 +815,39 @@ static int bring_back(struct mig__job *j, struct mig__win *w, struct mig__pool *
 }
 
 /*
+ * Room under the tenant's memory cgroup limits (memcg.c) for a pass of
+ * nsel pages. Each copy is charged to the tenant while the page it
+ * replaces may still be: a move-first window keeps its pages in the
+ * scratch area until filled (twice nsel), and a classic one frees before
+ * it fills, but not at once (the host's 6.18 OOM report of a THP window at
+ * the limit: usage 2 MiB above the tenant's pages and page tables, the
+ * THP just taken out not yet uncharged). Without the room the pages stay
+ * where they are, failed -EDQUOT (the limit is the tenant's quota), and
+ * the fill never meets a charge that would wake the memcg OOM killer,
+ * which kills the tenant.
+ */
+static bool memcg_room(struct mig__job *j, struct mig__win *w, size_t nsel)
+{
+	uint64_t need = (w->movefirst ? 2 : 1) * nsel * MIG__PAGE + MIG__MEMCG_SLACK, room;
+
+	if (!j->memcg.n)
+		return true;
+	room = mig__memcg_room(&j->memcg, need);
+	if (room >= need)
+		return true;
+	MIG_TRACE("MEMCG room %llu < %llu: %zu pages of window %lx stay (-EDQUOT)",
+		  (unsigned long long)room, (unsigned long long)need, nsel,
+		  (unsigned long)w->start);
+	if (j->memcg_win != w->start + 1)
+		j->windows_memcg++;
+	j->memcg_win = w->start + 1;
+	return false;
+}
+
+/*
  * The pass's scan, then the target-full check: with a full target the
- * pages stay, reported -ENOMEM, nothing is taken out. Staging (move
+ * pages stay, reported -ENOMEM, nothing is taken out; without room under
+ * the tenant's memory limit likewise, reported -EDQUOT (memcg_room). Staging (move
  * first: the pulled copy) prefers the target node too, so until the fill
  * is done the window needs its pages there twice. Returns 0 (go on, *nsel
  * pages), 1 (the window is done) or -errno.
@@ -833,6 +864,10 @@ static int scan_room(struct mig__job *j, struct mig__win *w, unsigned pass, size
 	if (!target_room(j, w->node, 2 * *nsel * MIG__PAGE + MIG__NODE_RESERVE,
 			 2 * *nsel * MIG__PAGE)) {
 		set_err(w, w->sel, ENOMEM);
+		return 1;
+	}
+	if (!memcg_room(j, w, *nsel)) {
+		set_err(w, w->sel, EDQUOT);
 		return 1;
 	}
 	return 0;

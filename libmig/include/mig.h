@@ -614,6 +614,15 @@ struct mig_migrate_result {
 	 */
 	uint64_t windows_movefirst, windows_switched;
 	/*
+	 * Windows whose plan the tenant's memory cgroup limit changed: run
+	 * classic rather than move first, whole THPs not staged for the PMD
+	 * move (taking the copy path), or pages left in place and failed
+	 * -EDQUOT, because the pages a step holds twice would not fit under
+	 * the limit and a charge over it wakes the memcg OOM killer in the
+	 * tenant (docs/engine.md, "A tenant at its memory limit").
+	 */
+	uint64_t windows_memcg;
+	/*
 	 * The zap that ran (MIG_ZAP_MOVE or MIG_ZAP_MADVISE; MIG_ZAP_AUTO if
 	 * no window ran), and why MIG_ZAP_AUTO took madvise on a kernel
 	 * with UFFDIO_MOVE ("" otherwise): the tenant had no room for the
@@ -634,7 +643,8 @@ struct mig_migrate_result {
 	 * nstatus can exceed pages_total; like move_pages(2) status): the
 	 * node the page is on afterwards, or -errno: -ENOENT not present,
 	 * -EFAULT unmapped, -EAGAIN still being written after max_passes,
-	 * -ENOMEM target full, -EXDEV the tenant's own memory policy binds
+	 * -ENOMEM target full, -EDQUOT no room under the tenant's memory cgroup
+	 * limit (windows_memcg), -EXDEV the tenant's own memory policy binds
 	 * this VMA elsewhere (left out before any work), -ECANCELED never
 	 * reached (cancelled), or the copy's errno. malloc'd; NULL with
 	 * opts->no_status.
