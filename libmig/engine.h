@@ -351,6 +351,12 @@ struct mig__job {
 	 */
 	bool scratch_dirty;
 	/*
+	 * What move-first sessions put there since it was last dropped:
+	 * charged to the tenant, and freed by the next session before it
+	 * takes anything out (the memory limit's room counts it, window.c).
+	 */
+	uint64_t scratch_held;
+	/*
 	 * A move-first window could bring a page back neither by a fill nor
 	 * by a MOVE: its content stays in the scratch area, which is then
 	 * never dropped nor unmapped (the job fails with -EIO).

@@ -670,6 +670,7 @@ static void scratch_teardown(struct mig__job *j)
 	if (!j->scratch_keep)
 		(void)!mig_tenant_unmap(j->t, j->scratch, j->scratch_len);
 	j->scratch_dirty = false;
+	j->scratch_held = 0;
 	j->scratch = 0;
 	j->hscratch = 0;
 	j->hscratch_len = 0;
@@ -689,6 +690,9 @@ static bool memcg_room_for(struct mig__job *j, uint64_t len)
 	if (!j->memcg.n)
 		return true;
 	room = mig__memcg_room(&j->memcg, 2 * len + MIG__MEMCG_SLACK);
+	/* The last move-first window's pages in the scratch area go first (window.c). */
+	if (room < 2 * len + MIG__MEMCG_SLACK && j->scratch_dirty && !j->scratch_keep)
+		room += j->scratch_held;
 	if (room >= 2 * len + MIG__MEMCG_SLACK)
 		return true;
 	MIG_TRACE("MEMCG room %llu < %llu: classic window", (unsigned long long)room,

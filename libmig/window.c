@@ -824,7 +824,11 @@ static int bring_back(struct mig__job *j, struct mig__win *w, struct mig__pool *
  * THP just taken out not yet uncharged). Without the room the pages stay
  * where they are, failed -EDQUOT (the limit is the tenant's quota), and
  * the fill never meets a charge that would wake the memcg OOM killer,
- * which kills the tenant.
+ * which kills the tenant. The pages an earlier move-first window left in
+ * the scratch area count as room: the pass's session drops them before it
+ * takes anything out (without that, they would hold every later window
+ * back: the 6.12 guest's daemon_memcg "tight" case, 35 of 39 windows
+ * -EDQUOT at the limit + 7 MiB).
  */
 static bool memcg_room(struct mig__job *j, struct mig__win *w, size_t nsel)
 {
@@ -833,6 +837,9 @@ static bool memcg_room(struct mig__job *j, struct mig__win *w, size_t nsel)
 	if (!j->memcg.n)
 		return true;
 	room = mig__memcg_room(&j->memcg, need);
+	/* The last move-first window's pages in the scratch area go before ours come. */
+	if (room < need && j->scratch_dirty && !j->scratch_keep)
+		room += j->scratch_held;
 	if (room >= need)
 		return true;
 	MIG_TRACE("MEMCG room %llu < %llu: %zu pages of window %lx stay (-EDQUOT)",

@@ -779,8 +779,10 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 	mig__crash_point("window:step");
 	if (st->op == MIG__ZAP_MADVISE && n == 0) {
 		/* The scratch area. */
-		if (ret == 0)
+		if (ret == 0) {
 			j->scratch_dirty = false;
+			j->scratch_held = 0;
+		}
 		return;
 	}
 	pthread_rwlock_wrlock(&j->lock);
@@ -871,8 +873,10 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 		}
 		if (m) {
 			z->scratch_used = true;
-			if (w->movefirst)
+			if (w->movefirst) {
 				j->scratch_dirty = true;
+				j->scratch_held += m * MIG__PAGE;
+			}
 		}
 		if (m == n && n == MIG__PMD_PAGES && i % MIG__PMD_PAGES == 0 &&
 		    st->start % MIG__PMD == 0 && st->dst % MIG__PMD == 0 &&

@@ -16,8 +16,9 @@
 #   - slack 256 KiB, each window protocol: no room for any window, so the
 #     pages stay, failed EDQUOT; windows_memcg counts them; migd logs it;
 #     the tenant is alive, never OOM-killed, and verifies every page;
-#   - slack 7 MiB, move first (the default): room for classic windows but
-#     not for move first: pages move, most windows classic (windows_memcg);
+#   - slack 16 MiB, 8 MiB windows, move first (the default): room for
+#     classic windows but not for move first: pages move, windows are held
+#     back (classic or EDQUOT: windows_memcg);
 #   - slack 64 MiB: every window moves first, windows_memcg 0;
 #   - relocation with --copy (tests/tenants/relocate_tenant, 8 MiB blocks)
 #     at its usage + 256 KiB: the copies, charged while the originals stay,
@@ -32,14 +33,24 @@ WRITER=$MIG_BUILD/tests/tenants/writer
 
 # The memory controller: MC_DIR (a parent for our cgroup), MC_V (1 or 2).
 MC_DIR=
-if d=$(cgroup2_root) && grep -qw memory "$d/cgroup.controllers" 2>/dev/null; then
+# mount_of FSTYPE [OPTION]: the mount point of the first such mount, from
+# mountinfo (busybox's stat has no -f %T for cgroup2_root); the fields
+# after the optional ones start at "-": type, source, super options.
+mount_of() {
+	awk -v t="$1" -v o="${2:-}" '{
+		for (i = 7; i <= NF && $i != "-"; i++) ;
+		if ($(i + 1) == t && (o == "" || index("," $(i + 3) ",", "," o ","))) { print $5; exit }
+	}' /proc/self/mountinfo
+}
+d=$(mount_of cgroup2)
+if [ -n "$d" ] && grep -qw memory "$d/cgroup.controllers" 2>/dev/null; then
 	# Ours below the root: the root must hand the controller down.
 	grep -qw memory "$d/cgroup.subtree_control" ||
 		echo +memory >"$d/cgroup.subtree_control" 2>/dev/null
 	grep -qw memory "$d/cgroup.subtree_control" && MC_DIR=$d MC_V=2
 fi
 if [ -z "$MC_DIR" ]; then
-	d=$(awk '$9 == "cgroup" && $NF ~ /(^|,)memory(,|$)/ {print $5; exit}' /proc/self/mountinfo)
+	d=$(mount_of cgroup memory)
 	[ -n "$d" ] && [ -f "$d/memory.limit_in_bytes" ] && MC_DIR=$d MC_V=1
 fi
 [ -n "$MC_DIR" ] || skip "no memory cgroup controller (neither cgroup v2 memory nor a v1 memory mount)"
@@ -52,10 +63,12 @@ else
 fi
 echo "# memory cgroup v$MC_V under $MC_DIR"
 
-# run_case NAME SLACK_KIB: a writer at its limit + SLACK, migrated; sets OUT
-# (migctl's JSON) and CG; fails on a dead, killed or wrong tenant.
+# run_case NAME SLACK_KIB [MIGCTL_ARG...]: a writer at its limit + SLACK,
+# migrated; sets OUT (migctl's JSON) and CG; fails on a dead, killed or
+# wrong tenant.
 run_case() {
 	local name=$1 slack=$2 use i line
+	shift 2
 	CG=$MC_DIR/migd-test.$$.$name
 	mkdir "$CG" || fail "$name: cannot make $CG"
 	CGROUPS+=("$CG")
@@ -71,7 +84,7 @@ run_case() {
 	sleep 0.5
 	use=$(cat "$CG/$USAGE")
 	echo $((use + slack * 1024)) >"$CG/$LIMIT" || fail "$name: cannot set $LIMIT"
-	OUT=$("$MIGCTL" --json migrate "$WPID" --to 0 --force 2>&1)
+	OUT=$("$MIGCTL" --json migrate "$WPID" --to 0 --force "$@" 2>&1)
 	case $? in 0 | 4) ;; *) kill -0 "$WPID" 2>/dev/null || echo "# $name: the writer is gone" ;; esac
 	kill -0 "$WPID" 2>/dev/null ||
 		fail "$name: the tenant died during the migration (oom_kill $(oom_kills "$CG")): $OUT"
@@ -104,11 +117,21 @@ done
 
 write_config
 start_migd
-run_case tight 7168
-[ "$(echo "$OUT" | jnum pages_moved)" -gt 8000 ] || fail "tight: too little moved: $OUT"
+# 8 MiB windows: classic needs 8 + 4 MiB of room, move first 16 + 4. The
+# job itself takes 1-2 MiB of the slack before its first window (6.12
+# guest), and THP windows leave more of it looking used for a while (THPs
+# split under the writers wait in the kernel's deferred split queue,
+# charged whole): how many windows then fit is not fixed. What is: the
+# tenant lives, some windows were held back, what moved is right, and
+# every page not moved is accounted for (EDQUOT, or EBUSY for the pages
+# the writers keep busy).
+run_case tight 16384 --window 8M
+[ "$(echo "$OUT" | jnum pages_moved)" -gt 0 ] || fail "tight: nothing moved: $OUT"
 if has_move; then
 	[ "$(echo "$OUT" | jnum windows_memcg)" -gt 0 ] || fail "tight: no window held back: $OUT"
 fi
+echo "$OUT" | sed -n 's/.*"failures": *{\([^}]*\)}.*/\1/p' | tr ',' '\n' |
+	grep -v '^$' | grep -qv '"E\(DQUOT\|BUSY\|AGAIN\)"' && fail "tight: other failures: $OUT"
 run_case roomy 65536
 [ "$(echo "$OUT" | jnum pages_moved)" -gt 8000 ] || fail "roomy: too little moved: $OUT"
 [ "$(echo "$OUT" | jnum windows_memcg)" = 0 ] || fail "roomy: windows held back: $OUT"
