@@ -482,6 +482,14 @@ MIG_INTERNAL void mig__huge_stage(struct mig__job *j, struct mig__win *w, struct
  * level's usage cannot be read). A level with less than need left counts
  * its file pages as room too (reclaim frees them before any OOM kill).
  */
+/*
+ * faults.c: add r to the window's registered pieces (w->regs), kept
+ * sorted and disjoint. When they are full: may_join joins the two
+ * neighbours with the smallest gap (returns true), else r is left out
+ * (false).
+ */
+MIG_INTERNAL bool mig__regs_add(struct mig__win *w, struct mig_range r, bool may_join);
+
 MIG_INTERNAL void mig__memcg_init(struct mig__memcg *m, pid_t pid);
 MIG_INTERNAL void mig__memcg_free(struct mig__memcg *m);
 MIG_INTERNAL uint64_t mig__memcg_room(const struct mig__memcg *m, uint64_t need);

@@ -405,10 +405,12 @@ static bool our_zap(const struct mig__win *w, uint64_t start, uint64_t end)
 }
 
 /*
- * Add r to the registered pieces, kept sorted. Nothing registered may ever
+ * Add r to the registered pieces, kept sorted and disjoint: a piece that
+ * overlaps or touches r becomes one with it. Nothing registered may ever
  * be forgotten (it would stay registered and write-protected with nobody
  * reading its faults after the job): when the list is full, the two
- * neighbours with the smallest gap become one piece spanning the gap.
+ * neighbours with the smallest gap become one piece spanning the gap
+ * (mig__regs_add; planning, which may not join, skips instead).
  * Unregistering across a gap: holes and unregistered anonymous VMAs in it
  * are skipped by the kernel, but a VMA it cannot register (a file
  * mapping, or one of another uffd) makes it refuse the whole range:
@@ -416,27 +418,54 @@ static bool our_zap(const struct mig__win *w, uint64_t start, uint64_t end)
  * by the window's runs of pages, never across a gap, but for thaw's
  * fallback without memory; the window's end unregisters, which
  * un-protects, all the same.)
+ *
+ * Pieces used to be kept sorted only, and joined by taking the second
+ * one's end: a piece nested in another (a run moved away and back while
+ * the list was full, or VMAs read during a churn) then cut the outer
+ * piece's tail off, and what it covered stayed registered after the
+ * window (the 6.12 guest's LEFTOVER, seed 1883792164369323: [bb2000,
+ * c00000) joined with [bb2000, bb5000) became [bb2000, bb5000)).
  */
-static void regs_add(struct mig__win *w, struct mig_range r)
+bool mig__regs_add(struct mig__win *w, struct mig_range r, bool may_join)
 {
-	size_t k, best = 0;
+	struct mig_range v[MIG__MAX_REGS + 1];
+	size_t n = 0, k = 0, best;
 
 	if (r.start >= r.end)
-		return;
-	if (w->nregs == MIG__MAX_REGS) {
-		for (k = 1; k + 1 < w->nregs; k++)
-			if (w->regs[k + 1].start - w->regs[k].end <
-			    w->regs[best + 1].start - w->regs[best].end)
-				best = k;
-		w->regs[best].end = w->regs[best + 1].end;
-		memmove(&w->regs[best + 1], &w->regs[best + 2],
-			(w->nregs - best - 2) * sizeof(w->regs[0]));
-		w->nregs--;
+		return true;
+	/* Sorted insert, then merge what overlaps or touches. */
+	while (k < w->nregs && w->regs[k].start <= r.start)
+		v[n++] = w->regs[k++];
+	v[n++] = r;
+	while (k < w->nregs)
+		v[n++] = w->regs[k++];
+	k = 0;
+	for (size_t i = 1; i < n; i++) {
+		if (v[i].start <= v[k].end)
+			v[k].end = MAX(v[k].end, v[i].end);
+		else
+			v[++k] = v[i];
 	}
-	for (k = w->nregs; k > 0 && w->regs[k - 1].start > r.start; k--)
-		w->regs[k] = w->regs[k - 1];
-	w->regs[k] = r;
-	w->nregs++;
+	n = k + 1;
+	if (n > MIG__MAX_REGS) {
+		if (!may_join)
+			return false;
+		best = 0;
+		for (k = 1; k + 1 < n; k++)
+			if (v[k + 1].start - v[k].end < v[best + 1].start - v[best].end)
+				best = k;
+		v[best].end = MAX(v[best].end, v[best + 1].end);
+		memmove(&v[best + 1], &v[best + 2], (n - best - 2) * sizeof(v[0]));
+		n--;
+	}
+	memcpy(w->regs, v, n * sizeof(v[0]));
+	w->nregs = n;
+	return true;
+}
+
+static void regs_add(struct mig__win *w, struct mig_range r)
+{
+	(void)mig__regs_add(w, r, true);
 }
 
 static void regs_cut(struct mig__win *w, uint64_t start, uint64_t end)

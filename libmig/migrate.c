@@ -342,11 +342,13 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 				jw->flags[(a - start) / MIG__PAGE] = PF_DONE | PF_XDEV;
 			continue;
 		}
-		if (w->nregs > 0 && w->regs[w->nregs - 1].end == whole.start)
-			w->regs[w->nregs - 1].end = whole.end;
-		else if (w->nregs < MIG__MAX_REGS)
-			w->regs[w->nregs++] = whole;
-		else
+		/*
+		 * Sorted and disjoint whatever order the VMAs came in (read one
+		 * by one while the tenant changes them, they can overlap);
+		 * never joined across a gap here, where a file VMA would make
+		 * the REGISTER fail: past MIG__MAX_REGS a VMA is left out.
+		 */
+		if (!mig__regs_add(w, whole, false))
 			continue;
 		for (uint64_t a = s; a < e; a += MIG__PAGE)
 			mig__bit_set(w->invma, (a - start) / MIG__PAGE);
