@@ -156,6 +156,8 @@ MIG_INTERNAL int mig__vma_policies(pid_t pid, struct mig__vma_policy **ret, size
 #define MIG__MAX_REGS 16
 /* Levels of the tenant's memory cgroups with a limit that a job watches (memcg.c). */
 #define MIG__MEMCG_LEVELS 8
+/* Huge staging slots at most: one per 2 MiB of the largest window (16 GiB). */
+#define MIG__HSLOTS_MAX 8192
 /* Room kept free under a tenant's memory limit beyond what a step needs. */
 #define MIG__MEMCG_SLACK (4u << 20)
 
@@ -356,6 +358,12 @@ struct mig__job {
 	 * takes anything out (the memory limit's room counts it, window.c).
 	 */
 	uint64_t scratch_held;
+	/*
+	 * The huge staging slots written since the area was last dropped
+	 * (hugemove.c): charged to the tenant until a classic session's end
+	 * drops them, before its fill (the memory limit's room counts them).
+	 */
+	uint64_t hslots[MIG__HSLOTS_MAX / 64];
 	/*
 	 * A move-first window could bring a page back neither by a fill nor
 	 * by a MOVE: its content stays in the scratch area, which is then

@@ -161,6 +161,10 @@ void mig__huge_stage(struct mig__job *j, struct mig__win *w, struct mig__pool *p
 	h.ready = ready;
 	pthread_mutex_init(&h.mu, NULL);
 	(void)mig__pool_run(pool, stage_block, &h, nb);
+	/* Written or tried: the slots hold pages until the area is dropped. */
+	for (size_t b = 0; b < nb && b < MIG__HSLOTS_MAX; b++)
+		if (mig__bit_test(want, b))
+			mig__bit_set(j->hslots, b);
 	pthread_mutex_destroy(&h.mu);
 	pthread_rwlock_wrlock(&j->lock);
 	memcpy(w->hready, ready, MIG__BITMAP_WORDS(nb) * sizeof(uint64_t));

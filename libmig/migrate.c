@@ -673,6 +673,7 @@ static void scratch_teardown(struct mig__job *j)
 		(void)!mig_tenant_unmap(j->t, j->scratch, j->scratch_len);
 	j->scratch_dirty = false;
 	j->scratch_held = 0;
+	memset(j->hslots, 0, sizeof(j->hslots));
 	j->scratch = 0;
 	j->hscratch = 0;
 	j->hscratch_len = 0;

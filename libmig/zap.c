@@ -782,6 +782,7 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 		if (ret == 0) {
 			j->scratch_dirty = false;
 			j->scratch_held = 0;
+			memset(j->hslots, 0, sizeof(j->hslots));
 		}
 		return;
 	}

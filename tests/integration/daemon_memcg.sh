@@ -17,8 +17,8 @@
 #     pages stay, failed EDQUOT; windows_memcg counts them; migd logs it;
 #     the tenant is alive, never OOM-killed, and verifies every page;
 #   - slack 16 MiB, 8 MiB windows, move first (the default): room for
-#     classic windows but not for move first: pages move, windows are held
-#     back (classic or EDQUOT: windows_memcg);
+#     classic windows but not for move first: pages move, windows classic
+#     (windows_memcg);
 #   - slack 64 MiB: every window moves first, windows_memcg 0;
 #   - relocation with --copy (tests/tenants/relocate_tenant, 8 MiB blocks)
 #     at its usage + 256 KiB: the copies, charged while the originals stay,
@@ -117,16 +117,15 @@ done
 
 write_config
 start_migd
-# 8 MiB windows: classic needs 8 + 4 MiB of room, move first 16 + 4. The
-# job itself takes 1-2 MiB of the slack before its first window (6.12
-# guest), and THP windows leave more of it looking used for a while (THPs
-# split under the writers wait in the kernel's deferred split queue,
-# charged whole): how many windows then fit is not fixed. What is: the
-# tenant lives, some windows were held back, what moved is right, and
-# every page not moved is accounted for (EDQUOT, or EBUSY for the pages
-# the writers keep busy).
+# 8 MiB windows: classic needs 8 + 4 MiB of room, move first 16 + 4 (the
+# job itself takes 1-2 MiB of the slack before its first window in the
+# 6.12 guest): most windows run classic, and the pages move. Before the
+# huge staging slots counted as room, 3 THPs staged by a pass that took
+# nothing out held 6 MiB for the rest of the job, and 10 of 14 windows
+# failed EDQUOT. Every page not moved is accounted for (EDQUOT, or EBUSY
+# and EAGAIN for the pages the writers keep busy).
 run_case tight 16384 --window 8M
-[ "$(echo "$OUT" | jnum pages_moved)" -gt 0 ] || fail "tight: nothing moved: $OUT"
+[ "$(echo "$OUT" | jnum pages_moved)" -gt 8000 ] || fail "tight: too little moved: $OUT"
 if has_move; then
 	[ "$(echo "$OUT" | jnum windows_memcg)" -gt 0 ] || fail "tight: no window held back: $OUT"
 fi
