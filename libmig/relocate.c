@@ -647,8 +647,25 @@ static void collapse_dst(struct core *c)
 		if (!all || mig_query_pages(c->s->t->pid, b, per, MIG_QUERY_PAGEMAP, now) < 0 ||
 		    (now[0].flags & MIG_PAGE_THP))
 			continue;
-		if (mig_collapse(c->s->t->pidfd, &rg) == 0)
-			c->res->collapsed++;
+		/*
+		 * -EAGAIN is transient (a page just copied still off the LRU,
+		 * locked, or with an extra reference), -ENOMEM may be (no free
+		 * huge page until compaction made one): tried again after 10
+		 * and 40 ms, as the window's collapse does (window.c). Once
+		 * only, fresh COPY pages lost a THP in 1 of about 40
+		 * ctl_relocate runs (CI, compact --copy: thp 4 -> 3).
+		 */
+		for (int t = 0; t < 3; t++) {
+			int r;
+
+			if (t > 0)
+				usleep(10000u << (2 * (t - 1)));
+			r = mig_collapse(c->s->t->pidfd, &rg);
+			if (r == 0)
+				c->res->collapsed++;
+			if (r != -EAGAIN && r != -ENOMEM)
+				break;
+		}
 	}
 }
 
