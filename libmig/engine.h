@@ -484,13 +484,6 @@ MIG_INTERNAL void mig__window_free(struct mig__win *w);
 MIG_INTERNAL void mig__huge_stage(struct mig__job *j, struct mig__win *w, struct mig__pool *pool);
 
 /*
- * memcg.c: the tenant's memory cgroup limits, read once a job (init; the
- * levels from its cgroup up that have one), and the room left under the
- * tightest now (UINT64_MAX: no limit, or no cgroup found; 0 when a
- * level's usage cannot be read). A level with less than need left counts
- * its file pages as room too (reclaim frees them before any OOM kill).
- */
-/*
  * faults.c: add r to the window's registered pieces (w->regs), kept
  * sorted and disjoint. When they are full: may_join joins the two
  * neighbours with the smallest gap (returns true), else r is left out
@@ -498,9 +491,26 @@ MIG_INTERNAL void mig__huge_stage(struct mig__job *j, struct mig__win *w, struct
  */
 MIG_INTERNAL bool mig__regs_add(struct mig__win *w, struct mig_range r, bool may_join);
 
+/*
+ * memcg.c: the tenant's memory cgroup limits, read once a job (init; the
+ * levels from its cgroup up that have one), and the room left under the
+ * tightest now (UINT64_MAX: no limit, or no cgroup found; 0 when a
+ * level's usage cannot be read). A level with less than need left counts
+ * its file pages as room too (reclaim frees them before any OOM kill).
+ */
 MIG_INTERNAL void mig__memcg_init(struct mig__memcg *m, pid_t pid);
 MIG_INTERNAL void mig__memcg_free(struct mig__memcg *m);
 MIG_INTERNAL uint64_t mig__memcg_room(const struct mig__memcg *m, uint64_t need);
+/*
+ * Whether the job's tenant has room for a pass that takes out len bytes
+ * (move first: twice, its old pages stay in the scratch area until
+ * filled) and MIG__MEMCG_SLACK, counting as room what the job holds in
+ * the tenant and frees before that pass charges anything. True when no
+ * level has a limit.
+ */
+MIG_INTERNAL bool mig__memcg_fits(const struct mig__job *j, uint64_t len, bool movefirst);
+/* A window whose plan the limit changed: counted once in j->windows_memcg. */
+MIG_INTERNAL void mig__memcg_held_back(struct mig__job *j, uint64_t win_start);
 /*
  * Before the first FREEZE of a window: mark the pages mapped by a PMD now
  * in w->thp (the first scan, after the FREEZE, then says what they are).

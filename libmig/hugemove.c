@@ -150,9 +150,7 @@ void mig__huge_stage(struct mig__job *j, struct mig__win *w, struct mig__pool *p
 		if (left) {
 			MIG_TRACE("MEMCG room %llu: %zu THPs of window %lx not staged",
 				  (unsigned long long)room, left, (unsigned long)w->start);
-			if (j->memcg_win != w->start + 1)
-				j->windows_memcg++;
-			j->memcg_win = w->start + 1;
+			mig__memcg_held_back(j, w->start);
 		}
 	}
 	if (!any)

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bitmap.h"
 #include "engine.h"
 #include "trace.h"
 
@@ -100,7 +101,6 @@ static int tenant_dir(pid_t pid, char *dir, size_t len)
 	_cleanup_fclose_ FILE *f = NULL;
 	_cleanup_free_ char *line = NULL;
 	size_t cap = 0, rl;
-	bool has_v1 = false, has_v2 = false;
 	const char *p;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
@@ -115,22 +115,19 @@ static int tenant_dir(pid_t pid, char *dir, size_t len)
 		*ctl++ = '\0';
 		*cg++ = '\0';
 		cg[strcspn(cg, "\n")] = '\0';
+		/* A cgroup's path starts with '/': empty means not named. */
 		if (!strcmp(hier, "0") && !*ctl) {
 			snprintf(v2path, sizeof(v2path), "%s", cg);
-			has_v2 = true;
 			continue;
 		}
 		for (char *s = ctl, *tok; (tok = strsep(&s, ","));)
-			if (!strcmp(tok, "memory")) {
+			if (!strcmp(tok, "memory"))
 				snprintf(v1path, sizeof(v1path), "%s", cg);
-				has_v1 = true;
-			}
 	}
 	for (int v = 1; v <= 2; v++) {
-		if ((v == 1 && !has_v1) || (v == 2 && !has_v2) ||
-		    find_mount(v == 1, mnt, sizeof(mnt), root, sizeof(root)) < 0)
-			continue;
 		p = v == 1 ? v1path : v2path;
+		if (!*p || find_mount(v == 1, mnt, sizeof(mnt), root, sizeof(root)) < 0)
+			continue;
 		/* A mount of a cgroup below the namespace's root shows only that subtree. */
 		rl = strlen(root);
 		if (strcmp(root, "/")) {
@@ -250,4 +247,43 @@ uint64_t mig__memcg_room(const struct mig__memcg *m, uint64_t need)
 		room = MIN(room, r);
 	}
 	return room;
+}
+
+bool mig__memcg_fits(const struct mig__job *j, uint64_t len, bool movefirst)
+{
+	uint64_t need = (movefirst ? 2 : 1) * len + MIG__MEMCG_SLACK, room;
+
+	if (!j->memcg.n)
+		return true;
+	room = mig__memcg_room(&j->memcg, need);
+	/*
+	 * The last move-first window's pages in the scratch area: the next
+	 * session drops them before it takes anything out. Without this they
+	 * held every later window back (6.12 guest, daemon_memcg's tight
+	 * case: 35 of 39 windows -EDQUOT at the limit + 7 MiB).
+	 */
+	if (room < need && j->scratch_dirty && !j->scratch_keep)
+		room += j->scratch_held;
+	/*
+	 * The huge slots, for a classic pass: its session's end drops them
+	 * before the fill (a pass that takes nothing out fills nothing), and
+	 * staging again overwrites them in place. Without this, 3 THPs staged
+	 * by a pass that took nothing out held 6 MiB and 10 of 14 windows
+	 * failed (host, the same case). A move-first session keeps them.
+	 */
+	if (room < need && !movefirst && !j->scratch_keep)
+		room += mig__bitmap_count(j->hslots, MIG__HSLOTS_MAX) * (uint64_t)MIG__PMD;
+	if (room >= need)
+		return true;
+	MIG_TRACE("MEMCG room %llu < %llu for %llu bytes%s", (unsigned long long)room,
+		  (unsigned long long)need, (unsigned long long)len,
+		  movefirst ? " move first" : "");
+	return false;
+}
+
+void mig__memcg_held_back(struct mig__job *j, uint64_t win_start)
+{
+	if (j->memcg_win != win_start + 1)
+		j->windows_memcg++;
+	j->memcg_win = win_start + 1;
 }

@@ -680,30 +680,6 @@ static void scratch_teardown(struct mig__job *j)
 }
 
 /*
- * Room under the tenant's memory cgroup limits for a move-first window
- * of len bytes: the pages it takes out stay charged in the scratch area
- * until they are filled, while the fill charges their copies, so up to
- * len more; twice that and MIG__MEMCG_SLACK, for what the tenant itself
- * allocates meanwhile.
- */
-static bool memcg_room_for(struct mig__job *j, uint64_t len)
-{
-	uint64_t room;
-
-	if (!j->memcg.n)
-		return true;
-	room = mig__memcg_room(&j->memcg, 2 * len + MIG__MEMCG_SLACK);
-	/* The last move-first window's pages in the scratch area go first (window.c). */
-	if (room < 2 * len + MIG__MEMCG_SLACK && j->scratch_dirty && !j->scratch_keep)
-		room += j->scratch_held;
-	if (room >= 2 * len + MIG__MEMCG_SLACK)
-		return true;
-	MIG_TRACE("MEMCG room %llu < %llu: classic window", (unsigned long long)room,
-		  (unsigned long long)(2 * len + MIG__MEMCG_SLACK));
-	return false;
-}
-
-/*
  * Does [start, end) of the tenant hold a PMD-mapped THP (one PAGEMAP_SCAN;
  * true where the kernel has none, to be safe)?
  */
@@ -1006,10 +982,9 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 			 * room for them, or the fill's charge could wake its
 			 * OOM killer (memcg.c). Classic frees before it fills.
 			 */
-			if (movefirst && !memcg_room_for(&j, e - s)) {
+			if (movefirst && !mig__memcg_fits(&j, e - s, true)) {
 				movefirst = false;
-				j.windows_memcg++;
-				j.memcg_win = s + 1;
+				mig__memcg_held_back(&j, s);
 			}
 
 			j.windows_movefirst += movefirst;

@@ -824,40 +824,14 @@ static int bring_back(struct mig__job *j, struct mig__win *w, struct mig__pool *
  * THP just taken out not yet uncharged). Without the room the pages stay
  * where they are, failed -EDQUOT (the limit is the tenant's quota), and
  * the fill never meets a charge that would wake the memcg OOM killer,
- * which kills the tenant. The pages an earlier move-first window left in
- * the scratch area count as room: the pass's session drops them before it
- * takes anything out (without that, they would hold every later window
- * back: the 6.12 guest's daemon_memcg "tight" case, 35 of 39 windows
- * -EDQUOT at the limit + 7 MiB). The huge staging slots likewise for a
- * classic pass (the host's daemon_memcg "tight" case: 3 THPs staged by a
- * pass that took nothing out held 6 MiB, and 10 of 14 windows failed).
+ * which kills the tenant.
  */
 static bool memcg_room(struct mig__job *j, struct mig__win *w, size_t nsel)
 {
-	uint64_t need = (w->movefirst ? 2 : 1) * nsel * MIG__PAGE + MIG__MEMCG_SLACK, room;
-
-	if (!j->memcg.n)
+	if (mig__memcg_fits(j, nsel * MIG__PAGE, w->movefirst))
 		return true;
-	room = mig__memcg_room(&j->memcg, need);
-	/* The last move-first window's pages in the scratch area go before ours come. */
-	if (room < need && j->scratch_dirty && !j->scratch_keep)
-		room += j->scratch_held;
-	/*
-	 * So do the huge slots for a classic pass: its session's end drops
-	 * them, before the fill (a pass that takes nothing out fills nothing),
-	 * and staging again overwrites them in place. Else, staged by a pass
-	 * that took nothing out, they held every later window back.
-	 */
-	if (room < need && !w->movefirst && !j->scratch_keep)
-		room += mig__bitmap_count(j->hslots, MIG__HSLOTS_MAX) * (uint64_t)MIG__PMD;
-	if (room >= need)
-		return true;
-	MIG_TRACE("MEMCG room %llu < %llu: %zu pages of window %lx stay (-EDQUOT)",
-		  (unsigned long long)room, (unsigned long long)need, nsel,
-		  (unsigned long)w->start);
-	if (j->memcg_win != w->start + 1)
-		j->windows_memcg++;
-	j->memcg_win = w->start + 1;
+	MIG_TRACE("MEMCG %zu pages of window %lx stay (-EDQUOT)", nsel, (unsigned long)w->start);
+	mig__memcg_held_back(j, w->start);
 	return false;
 }
 
