@@ -77,12 +77,31 @@ static void add_errno(struct mig_migrate_result *res, int err)
 		res->errnos[res->nerrnos++] = (typeof(res->errnos[0])){ err, 1 };
 }
 
+/*
+ * A run of pages of one window with the same record: its errno and flags.
+ * A window's records are kept as runs once it has ended, so the job's
+ * memory follows how varied its pages' outcomes are, not how many pages
+ * it moved (issue 16: memory bounded by the windows in flight): a 2 MiB
+ * window all moved is one run, 12 bytes instead of 2.5 KiB.
+ */
+struct job_run {
+	uint32_t n;
+	uint8_t flags;
+	int32_t err;
+};
+
 /* The pages of one window that ran: [base, base + np) of the job's pages. */
 struct job_win {
 	size_t base, np;
-	int32_t *err;
-	uint8_t *flags;
+	size_t nruns;
+	struct job_run one;   /* the only run (nruns == 1) */
+	struct job_run *runs; /* nruns > 1 */
 };
+
+static const struct job_run *job_win_runs(const struct job_win *w)
+{
+	return w->nruns == 1 ? &w->one : w->runs;
+}
 
 /*
  * The job's per-page records exist only for the windows that ran:
@@ -112,21 +131,47 @@ static struct job_win *job_win_add(struct job_pages *jp, size_t base, size_t np)
 		jp->cap = cap;
 	}
 	w = &jp->win[jp->nwin];
-	/* One allocation: the errnos, then the flags. */
-	w->err = calloc(np, sizeof(*w->err) + sizeof(*w->flags));
-	if (!w->err)
-		return NULL;
-	w->flags = (uint8_t *)(w->err + np);
-	w->base = base;
-	w->np = np;
+	*w = (struct job_win){ .base = base, .np = np };
 	jp->nwin++;
 	return w;
+}
+
+/*
+ * Keep the window's page records err[np], flags[np] as runs. Without
+ * memory for them its pages are one run failed ENOMEM: said, not lost.
+ */
+static void job_win_pack(struct job_win *w, const int32_t *err, const uint8_t *flags)
+{
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < w->np; i++)
+		if (i == 0 || err[i] != err[i - 1] || flags[i] != flags[i - 1])
+			n++;
+	w->nruns = n;
+	if (n == 1) {
+		w->one = (struct job_run){ (uint32_t)w->np, flags[0], err[0] };
+		return;
+	}
+	w->runs = calloc(n, sizeof(*w->runs));
+	if (!w->runs) {
+		w->nruns = 1;
+		w->one = (struct job_run){ (uint32_t)w->np, PF_DONE | PF_PRESENT, ENOMEM };
+		return;
+	}
+	for (size_t i = 0; i < w->np; i++) {
+		if (i && err[i] == err[i - 1] && flags[i] == flags[i - 1]) {
+			w->runs[k - 1].n++;
+			continue;
+		}
+		w->runs[k++] = (struct job_run){ 1, flags[i], err[i] };
+	}
 }
 
 static void job_pages_free(struct job_pages *jp)
 {
 	for (size_t i = 0; i < jp->nwin; i++)
-		free(jp->win[i].err);
+		if (jp->win[i].nruns > 1)
+			free(jp->win[i].runs);
 	free(jp->win);
 }
 
@@ -280,6 +325,8 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 {
 	_cleanup_free_ struct mig_vma *vmas = NULL;
 	_cleanup_free_ uint64_t *kmoved = NULL;
+	_cleanup_free_ int32_t *err = NULL;
+	uint8_t *flags;
 	struct mig__win *w = NULL;
 	struct job_win *jw;
 	size_t nvmas = 0, np = (end - start) / MIG__PAGE;
@@ -289,6 +336,11 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	r = mig__read_vmas_range(j->pid, start, end, &vmas, &nvmas);
 	if (r < 0)
 		return r;
+	/* The window's page records while it runs (one allocation: errnos, then flags). */
+	err = calloc(np, sizeof(*err) + sizeof(*flags));
+	if (!err)
+		return -ENOMEM;
+	flags = (uint8_t *)(err + np);
 	r = mig__window_alloc(j->journal, np, &w);
 	if (r < 0)
 		return r;
@@ -339,7 +391,7 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 		 */
 		if (vma_bound_elsewhere(j, vmas[v].start)) {
 			for (uint64_t a = s; a < e; a += MIG__PAGE)
-				jw->flags[(a - start) / MIG__PAGE] = PF_DONE | PF_XDEV;
+				flags[(a - start) / MIG__PAGE] = PF_DONE | PF_XDEV;
 			continue;
 		}
 		/*
@@ -364,17 +416,17 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 
 		/* Moved whole by the kernel (mthp_move): on the node, its window never saw it. */
 		if (kmoved && mig__bit_test(kmoved, i)) {
-			jw->flags[i] = PF_DONE | PF_PRESENT | PF_FILLED;
-			jw->err[i] = 0;
+			flags[i] = PF_DONE | PF_PRESENT | PF_FILLED;
+			err[i] = 0;
 			continue;
 		}
-		if (jw->flags[i] & PF_XDEV) {
-			jw->err[i] = EXDEV;
+		if (flags[i] & PF_XDEV) {
+			err[i] = EXDEV;
 			continue;
 		}
 		if (!mig__bit_test(w->invma, i)) {
-			jw->err[i] = EFAULT;
-			jw->flags[i] = f;
+			err[i] = EFAULT;
+			flags[i] = f;
 			continue;
 		}
 		if (mig__bit_test(w->present, i))
@@ -386,10 +438,11 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 			f |= PF_GONE;
 		if (mig__bit_test(w->filled, i))
 			f |= PF_FILLED;
-		jw->flags[i] = f;
-		jw->err[i] = w->err[i];
+		flags[i] = f;
+		err[i] = w->err[i];
 	}
 	mig__window_free(w);
+	job_win_pack(jw, err, flags);
 	return r;
 }
 
@@ -464,9 +517,14 @@ static int verify_window(struct mig__job *j, uint64_t start, const struct job_wi
 		    mig_nodes_test(&j->targets, (unsigned)pi[k].node))
 			res->huge_kept++;
 	}
-	for (size_t k = 0; k < np; k++) {
-		uint8_t f = jw->flags[k];
-		int node = pi[k].node, err = jw->err[k];
+	const struct job_run *run = job_win_runs(jw);
+	size_t left = run->n;
+
+	for (size_t k = 0; k < np; k++, left--) {
+		if (!left)
+			left = (++run)->n;
+		uint8_t f = run->flags;
+		int node = pi[k].node, err = run->err;
 		bool on_target = node >= 0 && mig_nodes_test(&j->targets, (unsigned)node);
 		int32_t *st = status ? &status[k] : &none;
 
