@@ -325,7 +325,7 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 {
 	_cleanup_free_ struct mig_vma *vmas = NULL;
 	_cleanup_free_ uint64_t *kmoved = NULL;
-	_cleanup_free_ int32_t *err = NULL;
+	int32_t *err;
 	uint8_t *flags;
 	struct mig__win *w = NULL;
 	struct job_win *jw;
@@ -336,19 +336,19 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	r = mig__read_vmas_range(j->pid, start, end, &vmas, &nvmas);
 	if (r < 0)
 		return r;
-	/* The window's page records while it runs (one allocation: errnos, then flags). */
-	err = calloc(np, sizeof(*err) + sizeof(*flags));
-	if (!err)
-		return -ENOMEM;
-	flags = (uint8_t *)(err + np);
 	r = mig__window_alloc(j->journal, np, &w);
 	if (r < 0)
 		return r;
 	jw = job_win_add(jp, base, np);
-	if (!jw) {
+	/* The window's page records while it runs (one allocation: errnos, then flags). */
+	err = jw ? calloc(np, sizeof(*err) + sizeof(*flags)) : NULL;
+	if (!err) {
+		if (jw)
+			jp->nwin--;
 		mig__window_free(w);
 		return -ENOMEM;
 	}
+	flags = (uint8_t *)(err + np);
 	w->start = start;
 	w->node = node;
 	w->staging = staging;
@@ -443,6 +443,7 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	}
 	mig__window_free(w);
 	job_win_pack(jw, err, flags);
+	free(err);
 	return r;
 }
 
