@@ -317,6 +317,23 @@ static int engine_relocate(mig_tenant *t, const struct engine_migrate_req *req,
 	return 0;
 }
 
+/*
+ * How the fully covered THPs went: "kernel" (move_pages(2) of the head),
+ * "move" (a PMD-sized UFFDIO_MOVE of a staged THP), "copy" (4 KiB copies
+ * re-formed with MADV_COLLAPSE), joined by "+" where several ran, or "none".
+ */
+static const char *huge_path(const struct mig_migrate_result *res)
+{
+	static const char *const names[] = {
+		"none", "kernel",      "move",	    "kernel+move",
+		"copy", "kernel+copy", "move+copy", "kernel+move+copy",
+	};
+	unsigned k = (res->huge_kmoved ? 1u : 0u) | (res->huge_moved ? 2u : 0u) |
+		     (res->huge_collapsed || res->huge_collapse_failed ? 4u : 0u);
+
+	return names[k];
+}
+
 static json_object *summary_json(const struct mig_migrate_result *res, uint64_t pages_not_anon)
 {
 	json_object *o = json_object_new_object(), *f = json_object_new_object();
@@ -357,13 +374,8 @@ static json_object *summary_json(const struct mig_migrate_result *res, uint64_t 
 	json_object_object_add(o, "huge_fallback",
 			       json_object_new_int64((int64_t)res->huge_fallback));
 	json_object_object_add(o, "mthp_moved", json_object_new_int64((int64_t)res->mthp_moved));
-	json_object_object_add(
-		o, "huge_path",
-		json_object_new_string(res->huge_moved && res->huge_collapsed ? "move+copy"
-				       : res->huge_moved		      ? "move"
-				       : res->huge_collapsed || res->huge_collapse_failed
-					       ? "copy"
-					       : "none"));
+	json_object_object_add(o, "huge_kmoved", json_object_new_int64((int64_t)res->huge_kmoved));
+	json_object_object_add(o, "huge_path", json_object_new_string(huge_path(res)));
 	json_object_object_add(o, "windows", json_object_new_int64((int64_t)res->windows));
 	json_object_object_add(o, "windows_movefirst",
 			       json_object_new_int64((int64_t)res->windows_movefirst));

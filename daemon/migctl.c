@@ -408,6 +408,9 @@ static void print_migrate(json_object *reply)
 	       num(reply, "huge_collapse_failed"), num(reply, "huge_fallback"),
 	       str(reply, "huge_path"));
 	print_folio_sizes(reply);
+	if (num(reply, "huge_kmoved"))
+		printf("THPs moved whole by the kernel (move_pages): %" PRId64 "\n",
+		       num(reply, "huge_kmoved"));
 	if (num(reply, "mthp_moved"))
 		printf("mTHPs moved whole (move_pages): %" PRId64 "\n", num(reply, "mthp_moved"));
 	print_skipped(reply);

@@ -401,6 +401,10 @@ struct mig__job {
 	uint64_t huge_stage_failed; /* blocks whose huge staging gave no THP on the target */
 	uint64_t huge_place_failed; /* blocks whose PMD move was refused or split */
 	uint64_t mthp_moved;	    /* mTHPs moved whole with move_pages(2) */
+	uint64_t huge_kmoved;	    /* THPs moved whole with move_pages(2) */
+	/* The THP batch (thp_batch, migrate.c): its chunk and the pages it moved. */
+	uint64_t kb_start, kb_end;
+	uint64_t *kb_bits;
 	uint64_t
 		large_before[MIG_FOLIO_ORDERS]; /* large folio heads per order at the first scans */
 };

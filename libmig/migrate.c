@@ -197,27 +197,9 @@ static bool vma_bound_elsewhere(const struct mig__job *j, uint64_t start)
 }
 
 /*
- * Fully covered mTHPs of a window go to its node whole, before the window
- * runs: UFFDIO_MOVE splits every large folio it moves by PTEs and
- * UFFDIO_COPY makes 4 KiB pages, but move_pages(2) of a folio's head
- * migrates the whole folio into one of the same order on the node
- * (alloc_migration_target(): order = folio_order(src); the kernel
- * splits it only when no such folio can be had). The kernel's migration
- * keeps the content (the tenant's accesses wait on migration entries
- * meanwhile) and needs none of the window's steps. A candidate is the
- * head of a large folio smaller than a PMD whose pages all lie in the
- * window's invma, mapped here in PFN order (fully mapped), and not on the
- * node yet (force: such a one moves as 4 KiB pages in the window). The
- * pages found on the node afterwards leave invma and are set in
- * moved; the rest (not migrated, split on the way) stay for the
- * window. A candidate whose head left counts in large_before here (the
- * window's scan no longer sees it). Best effort: any failure leaves it
- * all to the window.
- */
-/*
  * Does the kernel make anonymous large folios smaller than a PMD (a
  * hugepages-<N>kB control below the PMD size: Linux 6.8+)? Without, the
- * per-window folio query of mthp_move is not worth its cost.
+ * per-window folio query of large_move is not worth its cost.
  */
 static bool kernel_has_mthp(void)
 {
@@ -242,86 +224,306 @@ static bool kernel_has_mthp(void)
 	return __atomic_load_n(&known, __ATOMIC_RELAXED) == 1;
 }
 
-static void mthp_move(struct mig__job *j, struct mig__win *w, uint64_t *moved)
+static bool has_pmd_thp(struct mig__job *j, uint64_t start, uint64_t end);
+static int scratch_renew(struct mig__job *j, uint64_t window);
+
+/*
+ * Fully covered large folios of a window go to its node whole, before the
+ * window runs: move_pages(2) of a folio's head migrates the whole folio
+ * into one of the same order on the node (alloc_migration_target():
+ * order = folio_order(src); the kernel splits it only when no such folio
+ * can be had). The kernel's migration keeps the content (the tenant's
+ * accesses wait on migration entries meanwhile, one folio's copy long)
+ * and needs none of the window's steps.
+ *
+ * mTHPs always (unless no_collapse): UFFDIO_MOVE splits every large folio
+ * it moves by PTEs and UFFDIO_COPY makes 4 KiB pages. THPs of PMD order
+ * too when pmd_too (the default; mig_migrate_opts.thp_uffd asks for the
+ * userfaultfd path): the window's own way is a PMD MOVE of a THP staged
+ * into a huge slot on the node (hugemove.c), two copies in user space, a
+ * second THP charged to the tenant meanwhile and the window's writers
+ * held; the kernel copies once, charges nothing twice (the charge moves
+ * with the folio) and holds a writer only for its own THP's copy
+ * (docs/engine.md, "Whole THPs by the kernel's migration", issue 16).
+ *
+ * A candidate is the head of a large folio whose pages all lie in the
+ * window's invma, mapped here in PFN order (fully mapped), and not on the
+ * node yet (force: such a one moves with the window's own steps). The
+ * pages found on the node afterwards leave invma and are set in moved;
+ * the rest (not migrated: shared with a fork child, pinned, no room; or
+ * split on the way) stay for the window. A candidate whose head left
+ * counts in large_before here (the window's scan no longer sees it).
+ * Best effort: any failure leaves it all to the window. Returns whether
+ * any page moved.
+ */
+/*
+ * Where the kernel's migration of the large folios of [start, start + np
+ * pages) goes: the pages it may take (mask), the folio orders (lo..hi),
+ * the nodes to give them in turn (nodes[nn]).
+ */
+struct large_req {
+	uint64_t start;
+	size_t np;
+	const uint64_t *mask;
+	unsigned lo, hi;
+	const int *nodes;
+	size_t nn;
+};
+
+static bool large_move(struct mig__job *j, const struct large_req *q, uint64_t *moved)
 {
-	const size_t np = w->npages;
+	const size_t np = q->np;
 	const unsigned pmd = mig__pmd_order();
 	_cleanup_free_ struct mig_pageinfo *pi = calloc(np, sizeof(*pi)), *after = NULL;
 	_cleanup_free_ size_t *cand = NULL;
 	_cleanup_free_ void **heads = NULL;
 	_cleanup_free_ int *nodes = NULL, *status = NULL;
 	size_t nc = 0;
+	bool any = false;
 
-	if (!pi || mig__query_folios(j->pid, w->start, np, pi) < 0)
-		return;
+	if (!pi || mig__query_folios(j->pid, q->start, np, pi) < 0)
+		return false;
 	for (size_t k = 0; k < np; k++) {
 		unsigned o = pi[k].order;
 		size_t n = (size_t)1 << o;
 		bool whole;
 
-		if (!(pi[k].flags & MIG_PAGE_LARGE) || !(pi[k].flags & MIG_PAGE_HEAD) || o < 2 ||
-		    o >= pmd || k + n > np)
+		if (!(pi[k].flags & MIG_PAGE_LARGE) || !(pi[k].flags & MIG_PAGE_HEAD) ||
+		    o < q->lo || o > q->hi || k + n > np)
 			continue;
 		whole = true;
 		for (size_t i = k; i < k + n && whole; i++)
-			whole = mig__bit_test(w->invma, i) && (pi[i].flags & MIG_PAGE_LARGE) &&
+			whole = mig__bit_test(q->mask, i) && (pi[i].flags & MIG_PAGE_LARGE) &&
 				pi[i].pfn == pi[k].pfn + (i - k);
 		if (!whole)
 			continue;
 		if (!cand && !(cand = calloc(np, sizeof(*cand))))
-			return;
+			return false;
 		cand[nc++] = k;
 		k += n - 1;
 	}
 	if (nc == 0)
-		return;
+		return false;
 	heads = calloc(nc, sizeof(*heads));
 	nodes = calloc(nc, sizeof(*nodes));
 	status = calloc(nc, sizeof(*status));
 	after = calloc(np, sizeof(*after));
 	if (!heads || !nodes || !status || !after)
-		return;
-	/* Where are they? Those on the node already stay for the window. */
+		return false;
+	/*
+	 * Where are they? Those on their node already stay for the window,
+	 * as do those on another target unless the job forces.
+	 */
 	for (size_t c = 0; c < nc; c++)
-		heads[c] = (void *)(uintptr_t)(w->start + cand[c] * MIG__PAGE);
+		heads[c] = (void *)(uintptr_t)(q->start + cand[c] * MIG__PAGE);
 	if (numa_move_pages(j->pid, (unsigned long)nc, heads, NULL, status, 0) < 0)
-		return;
+		return false;
 	size_t nm = 0;
 
-	for (size_t c = 0; c < nc; c++)
-		if (status[c] >= 0 && status[c] != w->node) {
-			cand[nm] = cand[c];
-			heads[nm] = heads[c];
-			nodes[nm++] = w->node;
-		}
+	for (size_t c = 0; c < nc; c++) {
+		int node = q->nodes[c % q->nn];
+
+		if (status[c] < 0 || status[c] == node ||
+		    (!j->opts.force && mig_nodes_test(&j->targets, (unsigned)status[c])))
+			continue;
+		cand[nm] = cand[c];
+		heads[nm] = heads[c];
+		nodes[nm++] = node;
+	}
 	if (nm == 0)
-		return;
-	/* Negative: nothing moved (-EACCES: the node is not in the tenant's cpuset). */
+		return false;
+	/*
+	 * One call for them all: each call of move_pages(2) costs the kernel
+	 * an lru_cache_disable() (a synchronize_rcu), which with the tenant's
+	 * threads busy on every CPU took milliseconds in the guests.
+	 * Negative: nothing moved (-EACCES: the node is not in the tenant's
+	 * cpuset).
+	 */
+	uint64_t t0 = mig__now_ns();
+
 	if (numa_move_pages(j->pid, (unsigned long)nm, heads, nodes, status, MPOL_MF_MOVE) < 0)
-		return;
+		return false;
+	MIG_TRACE("KMOVE %lx: %zu folios of %zu asked, move_pages %lu us", (unsigned long)q->start,
+		  nm, nc, (unsigned long)((mig__now_ns() - t0) / 1000));
 	for (size_t c = 0; c < nm; c++) {
 		size_t k = cand[c], n = (size_t)1 << pi[k].order, on = 0;
 
-		if (mig_query_pages(j->pid, w->start + k * MIG__PAGE, n,
+		if (status[c] != nodes[c] ||
+		    mig_query_pages(j->pid, q->start + k * MIG__PAGE, n,
 				    MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, after + k) < 0)
 			continue;
 		for (size_t i = k; i < k + n; i++)
-			if ((after[i].flags & MIG_PAGE_PRESENT) && after[i].node == w->node) {
-				mig__bit_clear(w->invma, i);
+			if ((after[i].flags & MIG_PAGE_PRESENT) && after[i].node == nodes[c]) {
 				mig__bit_set(moved, i);
 				on++;
+				any = true;
 			}
 		/* Its head left the window: the window's scan does not count it. */
 		if (mig__bit_test(moved, k))
 			j->large_before[pi[k].order]++;
-		if (on == n && (after[k].flags & MIG_PAGE_HEAD) && after[k].order == pi[k].order)
-			j->mthp_moved++;
+		if (on == n && (after[k].flags & MIG_PAGE_HEAD) && after[k].order == pi[k].order) {
+			if (pi[k].order == pmd)
+				j->huge_kmoved++;
+			else
+				j->mthp_moved++;
+		}
+	}
+	return any;
+}
+
+/*
+ * May [start, end) hold a PMD-mapped THP? PAGEMAP_SCAN tells (6.7+);
+ * without it (6.1) the tenant's smaps_rollup does for the whole process
+ * (AnonHugePages 0: none anywhere), so a tenant of 4 KiB pages costs no
+ * folio query (pagemap and kpageflags of the chunk) per chunk there.
+ */
+static bool thp_maybe(struct mig__job *j, uint64_t start, uint64_t end)
+{
+	size_t np = (end - start) / MIG__PAGE, words = MIG__BITMAP_WORDS(np);
+	_cleanup_free_ uint64_t *bits = calloc(words, sizeof(uint64_t));
+	_cleanup_fclose_ FILE *f = NULL;
+	char path[64], line[128];
+	unsigned long kb;
+	int r;
+
+	if (!bits)
+		return false;
+	r = mig__pmd_mapped(j->pid, start, np, bits, 0);
+	if (r == 0) {
+		for (size_t k = 0; k < words; k++)
+			if (bits[k])
+				return true;
+		return false;
+	}
+	if (r != 1)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)j->pid);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "AnonHugePages: %lu kB", &kb) == 1)
+			return kb > 0;
+	return true; /* not known: look */
+}
+
+/*
+ * The whole THPs of [start, end) of a range, ahead of its windows, by the
+ * kernel's migration in one call (large_move; why one: there). Only in
+ * writable anonymous private VMAs whose own policy allows a target, as
+ * the windows take. The pages that reached a target are kept in
+ * j->kb_bits until their window claims them (batch_claim). The chunk is
+ * whole windows (KBATCH at most), so its bits cost 8 KiB a 256 MiB.
+ */
+#define KBATCH (256UL << 20)
+
+static void thp_batch(struct mig__job *j, uint64_t start, uint64_t end)
+{
+	size_t np = (end - start) / MIG__PAGE, words = MIG__BITMAP_WORDS(np);
+	_cleanup_free_ struct mig_vma *vmas = NULL;
+	_cleanup_free_ uint64_t *mask = NULL;
+	size_t nvmas = 0;
+	bool any = false;
+
+	free(j->kb_bits);
+	j->kb_bits = NULL;
+	j->kb_start = start;
+	j->kb_end = end;
+	if (!thp_maybe(j, start, end) ||
+	    mig__read_vmas_range(j->pid, start, end, &vmas, &nvmas) < 0)
+		return;
+	mask = calloc(words, sizeof(uint64_t));
+	j->kb_bits = calloc(words, sizeof(uint64_t));
+	if (!mask || !j->kb_bits)
+		return;
+	for (size_t v = 0; v < nvmas; v++) {
+		uint64_t s = MAX(start, vmas[v].start), e = MIN(end, vmas[v].end);
+
+		if (s >= e || !mig_vma_is_anon_private(&vmas[v]) ||
+		    !(vmas[v].flags & MIG_VMA_WRITE) || vma_bound_elsewhere(j, vmas[v].start))
+			continue;
+		for (uint64_t a = s; a < e; a += MIG__PAGE)
+			mig__bit_set(mask, (a - start) / MIG__PAGE);
+		any = true;
+	}
+	if (any) {
+		struct large_req q = {
+			start,	       np,	 mask, mig__pmd_order(), mig__pmd_order(),
+			j->pool_nodes, j->npools
+		};
+
+		any = large_move(j, &q, j->kb_bits);
+	}
+	MIG_TRACE("KBATCH %lx-%lx: %s", (unsigned long)start, (unsigned long)end,
+		  any ? "THPs moved by the kernel" : "none moved");
+	if (!any) {
+		free(j->kb_bits);
+		j->kb_bits = NULL;
 	}
 }
 
-/* Plan, run and record one window [start, end) of page offset base. */
+/*
+ * The pages of window w the THP batch moved: those still present on a
+ * target now leave the window (invma) and are set in moved. One the
+ * tenant replaced since by a page elsewhere stays for the window.
+ */
+static void batch_claim(struct mig__job *j, struct mig__win *w, uint64_t *moved)
+{
+	size_t off, np = w->npages;
+	_cleanup_free_ struct mig_pageinfo *pi = NULL;
+	bool any = false;
+
+	if (!j->kb_bits || w->start < j->kb_start || w->start + np * MIG__PAGE > j->kb_end)
+		return;
+	off = (w->start - j->kb_start) / MIG__PAGE;
+	for (size_t i = 0; i < np && !any; i++)
+		any = mig__bit_test(j->kb_bits, off + i) && mig__bit_test(w->invma, i);
+	if (!any || !(pi = calloc(np, sizeof(*pi))) ||
+	    mig_query_pages(j->pid, w->start, np, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi) < 0)
+		return;
+	for (size_t i = 0; i < np; i++)
+		if (mig__bit_test(j->kb_bits, off + i) && mig__bit_test(w->invma, i) &&
+		    (pi[i].flags & MIG_PAGE_PRESENT) && pi[i].node >= 0 &&
+		    mig_nodes_test(&j->targets, (unsigned)pi[i].node)) {
+			mig__bit_clear(w->invma, i);
+			mig__bit_set(moved, i);
+		}
+}
+
+/*
+ * The window's protocol: move first where the job would (movefirst) and
+ * no PMD-mapped THP is left in it (thp), and only with room under the
+ * tenant's memory limit: move first holds the window's old pages in the
+ * tenant until they are filled, and the fill's charge could wake its
+ * OOM killer (memcg.c; classic frees before it fills). A classic window
+ * with a THP gets a fresh scratch area where 4 KiB pages went through
+ * the old one (scratch_renew). Returns 0, or the scratch area's error
+ * that ends the job.
+ */
+static int window_protocol(struct mig__job *j, struct mig__win *w, bool movefirst, bool thp)
+{
+	uint64_t len = w->npages * MIG__PAGE;
+	int r;
+
+	w->movefirst = movefirst && !thp;
+	if (w->movefirst && !mig__memcg_fits(j, len, true)) {
+		w->movefirst = false;
+		mig__memcg_held_back(j, w->start);
+	}
+	j->windows_movefirst += w->movefirst;
+	if (!thp || !j->move_zap || !j->hscratch || j->scratch_keep ||
+	    !__atomic_load_n(&j->scratch_ptes, __ATOMIC_RELAXED))
+		return 0;
+	r = scratch_renew(j, j->opts.window);
+	if (r == -ESRCH || (r < 0 && j->opts.zap == MIG_ZAP_MOVE))
+		return r;
+	return 0;
+}
+
+/*
+ * movefirst: the job would run this window move first; thp: it had a
+ * PMD-mapped THP at planning (has_pmd_thp).
+ */
 static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uint64_t start,
-		      uint64_t end, int node, void *staging, bool movefirst)
+		      uint64_t end, int node, void *staging, bool movefirst, bool thp)
 {
 	_cleanup_free_ struct mig_vma *vmas = NULL;
 	_cleanup_free_ uint64_t *kmoved = NULL;
@@ -352,7 +554,6 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	w->start = start;
 	w->node = node;
 	w->staging = staging;
-	w->movefirst = movefirst;
 	for (size_t i = 0; i < np; i++)
 		w->addr[i] = start + i * MIG__PAGE;
 	for (size_t v = 0; v < nvmas; v++) {
@@ -405,12 +606,40 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 		for (uint64_t a = s; a < e; a += MIG__PAGE)
 			mig__bit_set(w->invma, (a - start) / MIG__PAGE);
 	}
-	if (w->nregs && !j->opts.no_collapse && kernel_has_mthp()) {
+	/*
+	 * Whole THPs the job's batch moved ahead (thp_batch), then the
+	 * window's fully covered mTHPs, by the kernel's migration.
+	 */
+	if (w->nregs && !j->opts.no_collapse && (j->kb_bits || kernel_has_mthp())) {
+		struct large_req q = { start, np, w->invma, 2, mig__pmd_order() - 1, &w->node, 1 };
+		bool got = false;
+
 		kmoved = calloc(MIG__BITMAP_WORDS(np), sizeof(uint64_t));
-		if (kmoved)
-			mthp_move(j, w, kmoved);
+		if (kmoved) {
+			batch_claim(j, w, kmoved);
+			got = kernel_has_mthp() && large_move(j, &q, kmoved);
+			for (size_t k = 0; k < MIG__BITMAP_WORDS(np) && !got; k++)
+				got = kmoved[k] != 0;
+			for (size_t k = 0; got && k < MIG__BITMAP_WORDS(np); k++)
+				w->invma[k] &= ~kmoved[k];
+		}
+		if (got) {
+			bool left = false;
+
+			for (size_t k = 0; k < MIG__BITMAP_WORDS(np) && !left; k++)
+				left = w->invma[k] != 0;
+			/* The kernel moved every page: nothing to register, no window to run. */
+			if (!left)
+				w->nregs = 0;
+			else if (thp)
+				thp = has_pmd_thp(j, start, end);
+		}
 	}
-	r = w->nregs ? mig__window_run(j, w) : 0;
+	if (w->nregs) {
+		r = window_protocol(j, w, movefirst, thp);
+		if (r == 0)
+			r = mig__window_run(j, w);
+	}
 	for (size_t i = 0; i < np; i++) {
 		uint8_t f = PF_DONE;
 
@@ -1023,39 +1252,28 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 			}
 			/*
 			 * Move first where asked for, except for a window with
-			 * a PMD-mapped THP: whole THPs keep the classic window
-			 * and move by PMD (docs/engine.md, "Move first").
+			 * a PMD-mapped THP the kernel did not move whole
+			 * (run_window): whole THPs keep the classic window and
+			 * move by PMD (docs/engine.md, "Move first"). After a
+			 * window met MOVE's -EBUSY (a fork), the next ones
+			 * begin classic.
 			 */
+			/* Whole THPs by the kernel, a chunk of windows ahead (thp_batch). */
+			if (!o.thp_uffd && !o.no_collapse && (s < j.kb_start || s >= j.kb_end))
+				thp_batch(&j, s,
+					  MIN(ranges[k].end,
+					      ALIGN_DOWN(s, o.window) +
+						      MAX(KBATCH / o.window, (uint64_t)1) *
+							      o.window));
 			bool renew = j.move_zap && j.hscratch &&
 				     __atomic_load_n(&j.scratch_ptes, __ATOMIC_RELAXED);
 			bool thp = (renew || o.protocol == MIG_WINDOW_MOVEFIRST) &&
 				   has_pmd_thp(&j, s, e);
-			/* After a window met MOVE's -EBUSY (a fork), the next ones begin classic.
-			 */
-			bool movefirst = o.protocol == MIG_WINDOW_MOVEFIRST && j.move_zap && !thp &&
+			bool movefirst = o.protocol == MIG_WINDOW_MOVEFIRST && j.move_zap &&
 					 !j.movefirst_off;
 
-			/*
-			 * Move first holds the window's old pages in the tenant
-			 * until they are filled: its memory cgroup must have
-			 * room for them, or the fill's charge could wake its
-			 * OOM killer (memcg.c). Classic frees before it fills.
-			 */
-			if (movefirst && !mig__memcg_fits(&j, e - s, true)) {
-				movefirst = false;
-				mig__memcg_held_back(&j, s);
-			}
-
-			j.windows_movefirst += movefirst;
-
-			if (renew && thp && !j.scratch_keep) {
-				r = scratch_renew(&j, o.window);
-				if (r == -ESRCH || (r < 0 && o.zap == MIG_ZAP_MOVE))
-					break;
-				r = 0;
-			}
 			r = run_window(&j, &jp, base + (s - ranges[k].start) / MIG__PAGE, s, e,
-				       j.pool_nodes[pool], staging[pool], movefirst);
+				       j.pool_nodes[pool], staging[pool], movefirst, thp);
 			if (r < 0 && __atomic_load_n(&j.exited, __ATOMIC_ACQUIRE)) {
 				MIG_TRACE("JOB window %lx: %d, the tenant exited: -ESRCH",
 					  (unsigned long)s, r);
@@ -1122,6 +1340,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.huge_collapse_failed = j.collapse_failed;
 	res.huge_fallback = j.huge_stage_failed + j.huge_place_failed;
 	res.mthp_moved = j.mthp_moved;
+	res.huge_kmoved = j.huge_kmoved;
 	res.bytes_per_sec =
 		res.elapsed_ns ? (double)res.pages_moved * MIG__PAGE * 1e9 / (double)res.elapsed_ns
 			       : 0;
@@ -1142,6 +1361,7 @@ out:
 	mig__staging_file_close(&j.staging);
 	pthread_rwlock_destroy(&j.lock);
 	free(j.pols);
+	free(j.kb_bits);
 	free(j.pools);
 	free(j.pool_nodes);
 	free(j.node_free);

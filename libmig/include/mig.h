@@ -468,16 +468,24 @@ enum mig_window_protocol {
 	 * UFFDIO_MOVE the window's pages into the tenant's scratch area
 	 * first (no write protection, no held writers), serve faults and
 	 * fill from there. Needs the MOVE zap (Linux 6.8+, ptrace tenants):
-	 * else -EOPNOTSUPP. Windows with a PMD-mapped THP keep the classic
-	 * protocol (whole THPs move by PMD there).
+	 * else -EOPNOTSUPP. Windows with a PMD-mapped THP the kernel did not
+	 * migrate whole (huge_kmoved) keep the classic protocol (whole THPs
+	 * move by PMD there).
 	 */
 	MIG_WINDOW_MOVEFIRST,
 };
 
 struct mig_migrate_opts {
-	uint64_t window;     /* bytes, 0: 2 MiB; rounded up to a multiple of 2 MiB */
-	bool force;	     /* also move pages already on a target node */
-	bool no_collapse;    /* THPs move as 4 KiB pages: not placed whole, not re-formed */
+	uint64_t window;  /* bytes, 0: 2 MiB; rounded up to a multiple of 2 MiB */
+	bool force;	  /* also move pages already on a target node */
+	bool no_collapse; /* THPs move as 4 KiB pages: not placed whole, not re-formed */
+	/*
+	 * Whole THPs by userfaultfd only: staged into a huge slot on the
+	 * target and placed by a PMD-sized UFFDIO_MOVE (or copied and
+	 * re-formed), not migrated by the kernel (move_pages(2) of the
+	 * head, the default: one copy, no held writers; huge_kmoved).
+	 */
+	bool thp_uffd;
 	unsigned max_passes; /* 0: 10; dirty pages left after that are -EAGAIN */
 	unsigned threads; /* fill workers per target node; 0: 2 for move-first windows on 2+ CPUs,
 			     else 1 */
@@ -588,6 +596,14 @@ struct mig_migrate_result {
 	 * move them as 4 KiB pages (docs/large-folios.md).
 	 */
 	uint64_t mthp_moved;
+	/*
+	 * Fully covered THPs not on a target yet that the kernel migrated
+	 * whole (move_pages(2) of the head, unless thp_uffd or no_collapse):
+	 * a THP of the same order there, one copy, the tenant's accesses to
+	 * it waiting on a migration entry meanwhile. The rest take the
+	 * window's path (huge_moved, huge_collapsed, huge_fallback).
+	 */
+	uint64_t huge_kmoved;
 	uint64_t windows;
 	uint64_t passes;       /* highest pass any window needed */
 	uint64_t faults;       /* tenant faults served by the fault thread */

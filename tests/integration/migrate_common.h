@@ -450,6 +450,8 @@ static inline void wt_kill(struct wtenant *w)
 /*
  * Node 1 without force where there are 2+ nodes, else node 0 forced.
  * MIG_TEST_WINDOW=movefirst: move-first windows (MIG_WINDOW_MOVEFIRST).
+ * MIG_TEST_THP=uffd: whole THPs by userfaultfd only (thp_uffd), not the
+ * kernel's migration.
  */
 static inline void pick_target(struct mig_nodes *targets, struct mig_migrate_opts *o)
 {
@@ -461,8 +463,11 @@ static inline void pick_target(struct mig_nodes *targets, struct mig_migrate_opt
 	o->force = nodes < 2;
 	if (win && !strcmp(win, "movefirst"))
 		o->protocol = MIG_WINDOW_MOVEFIRST;
-	printf("# nodes: %d, target node %d%s%s\n", nodes, nodes >= 2 ? 1 : 0,
-	       nodes < 2 ? " (forced)" : "", o->protocol ? ", move-first windows" : "");
+	if (getenv("MIG_TEST_THP") && !strcmp(getenv("MIG_TEST_THP"), "uffd"))
+		o->thp_uffd = true;
+	printf("# nodes: %d, target node %d%s%s%s\n", nodes, nodes >= 2 ? 1 : 0,
+	       nodes < 2 ? " (forced)" : "", o->protocol ? ", move-first windows" : "",
+	       o->thp_uffd ? ", whole THPs by userfaultfd only" : "");
 }
 
 /*
@@ -545,11 +550,12 @@ static inline void print_result(const struct mig_migrate_result *r)
 	if (r->zaps_unstopped)
 		printf("#   %" PRIu64 " zaps ran with the tenant's threads running\n",
 		       r->zaps_unstopped);
-	if (r->thp_before || r->huge_moved || r->huge_collapsed)
-		printf("#   THPs %" PRIu64 " -> %" PRIu64 ": placed whole %" PRIu64
-		       ", collapsed %" PRIu64 " (failed %" PRIu64 "), fell back %" PRIu64 "\n",
-		       r->thp_before, r->thp_after, r->huge_moved, r->huge_collapsed,
-		       r->huge_collapse_failed, r->huge_fallback);
+	if (r->thp_before || r->huge_moved || r->huge_collapsed || r->huge_kmoved)
+		printf("#   THPs %" PRIu64 " -> %" PRIu64 ": moved by the kernel %" PRIu64
+		       ", placed whole %" PRIu64 ", collapsed %" PRIu64 " (failed %" PRIu64
+		       "), fell back %" PRIu64 "\n",
+		       r->thp_before, r->thp_after, r->huge_kmoved, r->huge_moved,
+		       r->huge_collapsed, r->huge_collapse_failed, r->huge_fallback);
 }
 
 /* Every present page not gone: on a target, or failed with a reason. */

@@ -81,6 +81,8 @@ int main(int argc, char **argv)
 	if (o.protocol == MIG_WINDOW_MOVEFIRST)
 		SKIP("move-first windows do not use the copy engine (docs/engine.md, \"Move "
 		     "first\")");
+	/* The kernel's migration of whole THPs does not use it either: every THP by the windows. */
+	o.thp_uffd = true;
 	if (count_nodes() >= 2) {
 		args[5] = "--node";
 		args[6] = "0";

@@ -4,8 +4,14 @@
  * writing while it is migrated: to node 1 where there are two nodes, else
  * to node 0 with force (every step runs; placement cannot be checked).
  *
- *   migrate_thp [keep|keep-any|copy|split]
+ *   migrate_thp [keep|keep-any|copy|split|kernel]
  *
+ * keep, keep-any and copy test the userfaultfd paths (opts.thp_uffd);
+ * kernel the default, where the kernel's migration (move_pages(2) of the
+ * head) takes every whole THP not on the target yet: with two nodes >= 90 %
+ * of the THPs moved so (huge_kmoved) and are on node 1 afterwards, none
+ * went the userfaultfd way; on one node (force: on the node already)
+ * none moved so and the rest is as keep.
  * keep (default): the data area keeps >= 90 % of its AnonHugePages
  * (smaps), and every THP placed whole or re-formed is still PMD-mapped
  * at the end (AnonHugePages >= 2 MiB x (huge_moved + huge_collapsed));
@@ -115,6 +121,7 @@ int main(int argc, char **argv)
 	bool split = argc > 1 && !strcmp(argv[1], "split");
 	bool any = argc > 1 && !strcmp(argv[1], "keep-any");
 	bool copy = argc > 1 && !strcmp(argv[1], "copy");
+	bool kern = argc > 1 && !strcmp(argv[1], "kernel");
 	struct mig_migrate_opts o = { 0 };
 	struct mig_migrate_result res;
 	struct mig_nodes targets;
@@ -125,8 +132,8 @@ int main(int argc, char **argv)
 	bool move, two;
 	int r;
 
-	if (argc > 1 && !split && !any && !copy && strcmp(argv[1], "keep"))
-		FAIL("usage: migrate_thp [keep|keep-any|copy|split]");
+	if (argc > 1 && !split && !any && !copy && !kern && strcmp(argv[1], "keep"))
+		FAIL("usage: migrate_thp [keep|keep-any|copy|split|kernel]");
 	if (geteuid() != 0)
 		SKIP("needs root (ptrace attach, kpageflags)");
 	pick_target(&targets, &o);
@@ -136,6 +143,7 @@ int main(int argc, char **argv)
 		args[6] = "0";
 	}
 	o.no_collapse = split;
+	o.thp_uffd = !kern;
 	/* Writes between FREEZE and the first scan split the PMDs (see the top). */
 	if (split)
 		setenv("MIG_CRASH_AT", "window:freeze:pause5", 0);
@@ -225,6 +233,17 @@ int main(int argc, char **argv)
 		 * window un-protected 4 KiB of placed THPs, which split their
 		 * PMDs (1-8 of 32 in 12 of 37 host runs, docs/engine.md).
 		 */
+		if (kern && (two ? res.huge_kmoved * 100 < thps * 90 ||
+					     res.huge_moved + res.huge_collapsed > thps / 10
+				 : res.huge_kmoved != 0)) {
+			wt_kill(&w);
+			FAIL("kernel: %" PRIu64 " of %" PRIu64 " THPs moved whole by the kernel, "
+			     "%" PRIu64 " placed whole, %" PRIu64 " re-formed",
+			     res.huge_kmoved, thps, res.huge_moved, res.huge_collapsed);
+		}
+		/* What the kernel did not move took the userfaultfd paths below. */
+		if (kern && two)
+			goto placed;
 		if (after < (res.huge_moved + res.huge_collapsed) * 2048) {
 			wt_kill(&w);
 			FAIL("AnonHugePages %" PRIu64 " kB after, %" PRIu64 " THPs placed whole, "
@@ -252,6 +271,7 @@ int main(int argc, char **argv)
 			     " collapsed, %" PRIu64 " collapses failed, of %" PRIu64 " THPs",
 			     res.huge_moved, res.huge_collapsed, res.huge_collapse_failed, thps);
 		}
+	placed:
 		if (two && res.huge_kept * 100 < thps * 90) {
 			wt_kill(&w);
 			FAIL("%" PRIu64 " of %" PRIu64 " THPs on node 1", res.huge_kept, thps);
@@ -268,8 +288,10 @@ int main(int argc, char **argv)
 	       split  ? "split"
 	       : any  ? "keep-any"
 	       : copy ? "copy"
+	       : kern ? "kernel"
 		      : "keep",
 	       split				      ? "4 KiB"
+	       : res.huge_kmoved		      ? "the kernel's migration"
 	       : res.huge_moved && res.huge_collapsed ? "PMD move and copy + MADV_COLLAPSE"
 	       : res.huge_moved			      ? "PMD move"
 						      : "copy + MADV_COLLAPSE");

@@ -673,7 +673,16 @@ static void migrate_edges(struct tenant *t, uint64_t x, uint64_t fsize, unsigned
 		      "%s: the THP inside the range is not one THP after the move", what);
 		CHECK(res.large_after[9] == 1, "%s: %" PRIu64 " THPs in the range after", what,
 		      res.large_after[9]);
-		if (move)
+		bool kern = pi0[fsize / 4096].node != target && !o.thp_uffd && !o.no_collapse;
+
+		/* Off the target: the kernel's migration moves it whole (large_move). */
+		if (kern)
+			CHECK(res.huge_kmoved == 1 && res.huge_moved == 0 &&
+				      res.huge_collapsed == 0,
+			      "%s: the THP inside was off the target: moved by the kernel %" PRIu64
+			      ", placed whole %" PRIu64 ", collapsed %" PRIu64,
+			      what, res.huge_kmoved, res.huge_moved, res.huge_collapsed);
+		else if (move)
 			CHECK(res.huge_moved == 1 && res.huge_collapsed == 0,
 			      "%s: UFFDIO_MOVE: the THP inside was placed whole %" PRIu64
 			      " times, collapsed %" PRIu64 " (fell back %" PRIu64 ")",

@@ -330,6 +330,8 @@ int main(int argc, char **argv)
 			: zap_env && !strcmp(zap_env, "move")  ? MIG_ZAP_MOVE
 							       : MIG_ZAP_AUTO;
 		o.protocol = movefirst ? MIG_WINDOW_MOVEFIRST : MIG_WINDOW_CLASSIC;
+		/* MIG_TEST_THP=uffd: whole THPs by userfaultfd, not the kernel's migration. */
+		o.thp_uffd = getenv("MIG_TEST_THP") && !strcmp(getenv("MIG_TEST_THP"), "uffd");
 		o.phase_hook = hook;
 		/*
 		 * Past the deadline already (the first job was cancelled):
