@@ -40,6 +40,7 @@ struct stat_fig {
 struct case_res {
 	int ran, ok;
 	char why[160];
+	int skipped; /* why says why it did not run here: not a failure */
 	double secs, gbs, cpu_s;
 	uint64_t moved, present, huge, retried, held_us;
 	long hwm_kib;
@@ -106,6 +107,20 @@ static long vm_hwm_kib(void)
 
 	while (f && fgets(line, sizeof(line), f))
 		if (sscanf(line, "VmHWM: %ld", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static long mem_available_kib(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld", &kb) == 1)
 			break;
 	if (f)
 		fclose(f);
@@ -232,10 +247,24 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 	cr->ran = 1;
 	if (c->size && nodes >= 2) {
 		snprintf(cr->why, sizeof(cr->why), "a one-node host's case (%s tenant)", c->size);
+		cr->skipped = 1;
 		return;
 	}
-	if (c->size)
+	if (c->size) {
+		uint64_t want = 0;
+		long avail = mem_available_kib();
+
 		size = c->size;
+		/* The tenant, its pages once more while they move, and room for the rest. */
+		if (mig_parse_size(size, &want) == 0 && avail >= 0 &&
+		    (uint64_t)avail * 1024 < 2 * want + (1UL << 30)) {
+			snprintf(cr->why, sizeof(cr->why),
+				 "skipped: %ld MiB available, a %s tenant wants %" PRIu64 " MiB",
+				 avail / 1024, size, (2 * want + (1UL << 30)) >> 20);
+			cr->skipped = 1;
+			return;
+		}
+	}
 	pick_target(&targets, &o);
 	/* As migd asks: no per-page status, whose array the job's span would size. */
 	o.no_status = true;
@@ -299,6 +328,7 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 	if (r == -EOPNOTSUPP && c->movefirst) {
 		snprintf(cr->why, sizeof(cr->why),
 			 "no move-first windows here (needs UFFDIO_MOVE)");
+		cr->skipped = 1;
 		(void)mig_tenant_detach(w.t);
 		(void)wt_stop(&w, NULL, NULL);
 		return;
@@ -437,6 +467,10 @@ int main(int argc, char **argv)
 
 		if (!c->ran)
 			continue;
+		if (c->skipped) {
+			printf("# %-10s SKIPPED: %s\n", cases[k].name, c->why);
+			continue;
+		}
 		if (!c->ok) {
 			printf("# %-10s FAILED: %s\n", cases[k].name, c->why);
 			failed = 1;
