@@ -288,7 +288,11 @@ static json_object *relocate_json(const struct mig_relocate_result *res)
 	ADD(mthp_before);
 	ADD(mthp_after);
 	ADD(collapsed);
+	ADD(collapse_failed);
 #undef ADD
+	if (res->collapse_err)
+		json_object_object_add(o, "collapse_error",
+				       json_object_new_string(mig_errno_name(-res->collapse_err)));
 	add_folio_sizes(o, res->large_before, res->large_after);
 	json_object_object_add(o, "stopped_us",
 			       json_object_new_int64((int64_t)(res->stopped_ns / 1000)));

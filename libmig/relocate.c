@@ -655,9 +655,9 @@ static void collapse_dst(struct core *c)
 		 * only, fresh COPY pages lost a THP in 1 of about 40
 		 * ctl_relocate runs (CI, compact --copy: thp 4 -> 3).
 		 */
-		for (int t = 0; t < 3; t++) {
-			int r;
+		int r = 0;
 
+		for (int t = 0; t < 3; t++) {
 			if (t > 0)
 				usleep(10000u << (2 * (t - 1)));
 			r = mig_collapse(c->s->t->pidfd, &rg);
@@ -665,6 +665,12 @@ static void collapse_dst(struct core *c)
 				c->res->collapsed++;
 			if (r != -EAGAIN && r != -ENOMEM)
 				break;
+		}
+		/* Said, so a THP lost here (ctl_relocate, CI21) names its cause next time. */
+		if (r < 0) {
+			c->res->collapse_failed++;
+			c->res->collapse_err = r;
+			MIG_TRACE("RELCOLLAPSE %lx: %d", (unsigned long)b, r);
 		}
 	}
 }

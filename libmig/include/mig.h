@@ -730,6 +730,12 @@ struct mig_relocate_result {
 	uint64_t large_before[MIG_FOLIO_ORDERS], large_after[MIG_FOLIO_ORDERS];
 	uint64_t collapsed; /* THPs re-formed with MADV_COLLAPSE afterwards */
 	/*
+	 * THP blocks whose MADV_COLLAPSE failed after its tries (the pages
+	 * stay small, their content right), and the last answer (-errno).
+	 */
+	uint64_t collapse_failed;
+	int collapse_err;
+	/*
 	 * VMAs before and after: for mig_relocate the VMAs of the whole
 	 * process; for mig_compact the anonymous private VMAs in its range.
 	 */
