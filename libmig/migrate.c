@@ -406,8 +406,9 @@ static bool thp_maybe(struct mig__job *j, uint64_t start, uint64_t end)
 }
 
 /*
- * The whole THPs of [start, end) of a range, ahead of its windows, by the
- * kernel's migration in one call (large_move; why one: there). Only in
+ * The whole THPs (and, where the kernel makes them, the whole mTHPs) of
+ * [start, end) of a range, ahead of its windows, by the kernel's
+ * migration in one call (large_move; why one: there). Only in
  * writable anonymous private VMAs whose own policy allows a target, as
  * the windows take. The pages that reached a target are kept in
  * j->kb_bits until their window claims them (batch_claim). The chunk is
@@ -427,7 +428,7 @@ static void thp_batch(struct mig__job *j, uint64_t start, uint64_t end)
 	j->kb_bits = NULL;
 	j->kb_start = start;
 	j->kb_end = end;
-	if (!thp_maybe(j, start, end) ||
+	if ((!kernel_has_mthp() && !thp_maybe(j, start, end)) ||
 	    mig__read_vmas_range(j->pid, start, end, &vmas, &nvmas) < 0)
 		return;
 	mask = calloc(words, sizeof(uint64_t));
@@ -445,10 +446,14 @@ static void thp_batch(struct mig__job *j, uint64_t start, uint64_t end)
 		any = true;
 	}
 	if (any) {
-		struct large_req q = {
-			start,	       np,	 mask, mig__pmd_order(), mig__pmd_order(),
-			j->pool_nodes, j->npools
-		};
+		/* mTHPs too where the kernel makes them (6.8+): one call for them all. */
+		struct large_req q = { start,
+				       np,
+				       mask,
+				       kernel_has_mthp() ? 2 : mig__pmd_order(),
+				       mig__pmd_order(),
+				       j->pool_nodes,
+				       j->npools };
 
 		any = large_move(j, &q, j->kb_bits);
 	}
@@ -607,17 +612,22 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 			mig__bit_set(w->invma, (a - start) / MIG__PAGE);
 	}
 	/*
-	 * Whole THPs the job's batch moved ahead (thp_batch), then the
-	 * window's fully covered mTHPs, by the kernel's migration.
+	 * The large folios the job's batch moved ahead by the kernel's
+	 * migration (thp_batch: whole THPs, and mTHPs where the kernel makes
+	 * them); the window's own fully covered mTHPs where no batch runs
+	 * (thp_uffd).
 	 */
-	if (w->nregs && !j->opts.no_collapse && (j->kb_bits || kernel_has_mthp())) {
+	bool batched = !j->opts.thp_uffd && !j->opts.no_collapse;
+
+	if (w->nregs && !j->opts.no_collapse && (j->kb_bits || (!batched && kernel_has_mthp()))) {
 		struct large_req q = { start, np, w->invma, 2, mig__pmd_order() - 1, &w->node, 1 };
 		bool got = false;
 
 		kmoved = calloc(MIG__BITMAP_WORDS(np), sizeof(uint64_t));
 		if (kmoved) {
 			batch_claim(j, w, kmoved);
-			got = kernel_has_mthp() && large_move(j, &q, kmoved);
+			/* The window's own mTHPs only where no batch took them. */
+			got = !batched && kernel_has_mthp() && large_move(j, &q, kmoved);
 			for (size_t k = 0; k < MIG__BITMAP_WORDS(np) && !got; k++)
 				got = kmoved[k] != 0;
 			for (size_t k = 0; got && k < MIG__BITMAP_WORDS(np); k++)
