@@ -404,6 +404,7 @@ struct mig__job {
 	uint64_t huge_kmoved;	    /* THPs moved whole with move_pages(2) */
 	/* The THP batch (thp_batch, migrate.c): its chunk and the pages it moved. */
 	uint64_t kb_start, kb_end;
+	uint64_t kmoved_pages; /* pages the kernel's migration moved (a rate limit counts them) */
 	uint64_t *kb_bits;
 	uint64_t
 		large_before[MIG_FOLIO_ORDERS]; /* large folio heads per order at the first scans */

@@ -358,6 +358,7 @@ static bool large_move(struct mig__job *j, const struct large_req *q, uint64_t *
 				on++;
 				any = true;
 			}
+		j->kmoved_pages += on;
 		/* Its head left the window: the window's scan does not count it. */
 		if (mig__bit_test(moved, k))
 			j->large_before[pi[k].order]++;
@@ -1268,13 +1269,19 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 			 * window met MOVE's -EBUSY (a fork), the next ones
 			 * begin classic.
 			 */
-			/* Whole THPs by the kernel, a chunk of windows ahead (thp_batch). */
-			if (!o.thp_uffd && !o.no_collapse && (s < j.kb_start || s >= j.kb_end))
+			/*
+			 * Whole THPs by the kernel, a chunk of windows ahead
+			 * (thp_batch); one window at a time under a rate limit,
+			 * so that pace() spaces them as it spaces the copies.
+			 */
+			if (!o.thp_uffd && !o.no_collapse && (s < j.kb_start || s >= j.kb_end)) {
+				uint64_t nw =
+					o.rate_limit ? 1 : MAX(KBATCH / o.window, (uint64_t)1);
+
 				thp_batch(&j, s,
 					  MIN(ranges[k].end,
-					      ALIGN_DOWN(s, o.window) +
-						      MAX(KBATCH / o.window, (uint64_t)1) *
-							      o.window));
+					      ALIGN_DOWN(s, o.window) + nw * o.window));
+			}
 			bool renew = j.move_zap && j.hscratch &&
 				     __atomic_load_n(&j.scratch_ptes, __ATOMIC_RELAXED);
 			bool thp = (renew || o.protocol == MIG_WINDOW_MOVEFIRST) &&
@@ -1294,7 +1301,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 			jp.reached = base + (e - ranges[k].start) / MIG__PAGE;
 			nwin++;
 			bytes_done += e - s;
-			pace(&o, t0, j.copies * MIG__PAGE);
+			pace(&o, t0, (j.copies + j.kmoved_pages) * MIG__PAGE);
 			if (progress) {
 				struct mig_migrate_progress p = {
 					.bytes_done = bytes_done,

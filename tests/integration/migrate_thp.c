@@ -144,6 +144,10 @@ int main(int argc, char **argv)
 	}
 	o.no_collapse = split;
 	o.thp_uffd = !kern;
+	/* MIG_TEST_RATE=SIZE: a rate limit (bytes/s) the job must keep, also by the kernel's path.
+	 */
+	if (getenv("MIG_TEST_RATE") && mig_parse_size(getenv("MIG_TEST_RATE"), &o.rate_limit) < 0)
+		FAIL("MIG_TEST_RATE %s: not a size", getenv("MIG_TEST_RATE"));
 	/* Writes between FREEZE and the first scan split the PMDs (see the top). */
 	if (split)
 		setenv("MIG_CRASH_AT", "window:freeze:pause5", 0);
@@ -205,6 +209,18 @@ int main(int argc, char **argv)
 	       folios_str(fa, s4, sizeof(s4)));
 	check_folio_counts(&w, &res, fb, fa, kh1 - kh0, kh2 - kh0);
 	base = res.pages_present - res.pages_gone;
+	if (o.rate_limit) {
+		double want = (double)res.pages_moved * 4096 / (double)o.rate_limit;
+
+		printf("# rate limit %" PRIu64 " bytes/s: %.2f s for %" PRIu64
+		       " pages moved, at least %.2f s asked\n",
+		       o.rate_limit, res.elapsed_ns / 1e9, res.pages_moved, want);
+		if (res.elapsed_ns / 1e9 < want * 0.9) {
+			wt_kill(&w);
+			FAIL("the job outran its rate limit: %.2f s, want >= %.2f s",
+			     res.elapsed_ns / 1e9, want);
+		}
+	}
 	if (res.pages_moved * 1000 < base * 999) {
 		wt_kill(&w);
 		FAIL("only %" PRIu64 " of %" PRIu64 " pages moved", res.pages_moved, base);
