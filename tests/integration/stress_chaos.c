@@ -236,7 +236,8 @@ static void hook(int phase, const struct mig_range *win, void *ud)
 int main(int argc, char **argv)
 {
 	uint64_t seed = st_seed(), s, ops0 = 0, ops1 = 0, bad = 0, moved = 0, gone = 0, failed = 0;
-	uint64_t huge_moved = 0, huge_collapsed = 0, mf_windows = 0, mf_switched = 0;
+	uint64_t huge_moved = 0, huge_collapsed = 0, huge_kmoved = 0, mthp_moved = 0;
+	uint64_t mf_windows = 0, mf_switched = 0;
 	const char *secs_env = getenv("STRESS_SECS"), *ops = getenv("STRESS_OPS");
 	const char *deadline_env = getenv("STRESS_DEADLINE_S");
 	const char *zap_env = getenv("STRESS_ZAP"), *attach_env = getenv("STRESS_ATTACH");
@@ -363,6 +364,8 @@ int main(int argc, char **argv)
 		moved += res.pages_moved;
 		huge_moved += res.huge_moved;
 		huge_collapsed += res.huge_collapsed;
+		huge_kmoved += res.huge_kmoved;
+		mthp_moved += res.mthp_moved;
 		mf_windows += res.windows_movefirst;
 		mf_switched += res.windows_switched;
 		gone += res.pages_gone;
@@ -407,8 +410,10 @@ int main(int argc, char **argv)
 		ops1 = ops_after;
 	}
 	printf("# %d migrations in %.1f s: moved %" PRIu64 ", gone %" PRIu64 ", failed %" PRIu64
-	       ", tenant ops %" PRIu64 ", THPs placed whole %" PRIu64 ", collapsed %" PRIu64 "\n",
-	       runs, now_s() - t0, moved, gone, failed, ops1 - ops0, huge_moved, huge_collapsed);
+	       ", tenant ops %" PRIu64 ", THPs placed whole %" PRIu64 ", collapsed %" PRIu64
+	       ", moved by the kernel %" PRIu64 " (mTHPs %" PRIu64 ")\n",
+	       runs, now_s() - t0, moved, gone, failed, ops1 - ops0, huge_moved, huge_collapsed,
+	       huge_kmoved, mthp_moved);
 	if (movefirst)
 		printf("# move-first windows %" PRIu64 ", went on classic (MOVE -EBUSY) %" PRIu64
 		       "\n",
