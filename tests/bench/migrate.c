@@ -99,32 +99,32 @@ static double memcpy_gbs(size_t len)
 	return best;
 }
 
-static long vm_hwm_kib(void)
+/* The "KEY: N kB" line of a /proc file, in KiB; -1 if it has none. */
+static long proc_kib(const char *path, const char *key)
 {
 	char line[256];
 	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "re");
+	size_t n = strlen(key);
+	FILE *f = fopen(path, "re");
 
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmHWM: %ld", &kb) == 1)
+		if (!strncmp(line, key, n) && line[n] == ':') {
+			kb = strtol(line + n + 1, NULL, 10);
 			break;
+		}
 	if (f)
 		fclose(f);
 	return kb;
 }
 
+static long vm_hwm_kib(void)
+{
+	return proc_kib("/proc/self/status", "VmHWM");
+}
+
 static long mem_available_kib(void)
 {
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/meminfo", "re");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %ld", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb;
+	return proc_kib("/proc/meminfo", "MemAvailable");
 }
 
 static double cpu_now(void)
