@@ -224,38 +224,46 @@ static bool kernel_has_mthp(void)
 	return __atomic_load_n(&known, __ATOMIC_RELAXED) == 1;
 }
 
-static bool has_pmd_thp(struct mig__job *j, uint64_t start, uint64_t end);
 static int scratch_renew(struct mig__job *j, uint64_t window);
 
 /*
- * Fully covered large folios of a window go to its node whole, before the
- * window runs: move_pages(2) of a folio's head migrates the whole folio
- * into one of the same order on the node (alloc_migration_target():
- * order = folio_order(src); the kernel splits it only when no such folio
- * can be had). The kernel's migration keeps the content (the tenant's
- * accesses wait on migration entries meanwhile, one folio's copy long)
- * and needs none of the window's steps.
- *
- * mTHPs always (unless no_collapse): UFFDIO_MOVE splits every large folio
- * it moves by PTEs and UFFDIO_COPY makes 4 KiB pages. THPs of PMD order
- * too when pmd_too (the default; mig_migrate_opts.thp_uffd asks for the
- * userfaultfd path): the window's own way is a PMD MOVE of a THP staged
- * into a huge slot on the node (hugemove.c), two copies in user space, a
- * second THP charged to the tenant meanwhile and the window's writers
- * held; the kernel copies once, charges nothing twice (the charge moves
- * with the folio) and holds a writer only for its own THP's copy
- * (docs/engine.md, "Whole THPs by the kernel's migration", issue 16).
- *
- * A candidate is the head of a large folio whose pages all lie in the
- * window's invma, mapped here in PFN order (fully mapped), and not on the
- * node yet (force: such a one moves with the window's own steps). The
- * pages found on the node afterwards leave invma and are set in moved;
- * the rest (not migrated: shared with a fork child, pinned, no room; or
- * split on the way) stay for the window. A candidate whose head left
- * counts in large_before here (the window's scan no longer sees it).
- * Best effort: any failure leaves it all to the window. Returns whether
- * any page moved.
+ * Does [start, end) of the tenant hold a PMD-mapped THP? One PAGEMAP_SCAN:
+ * 1 yes, 0 no, -1 not known (no PAGEMAP_SCAN before 6.7, or it failed).
  */
+static int pmd_thp_in(const struct mig__job *j, uint64_t start, uint64_t end)
+{
+	size_t np = (end - start) / MIG__PAGE, words = MIG__BITMAP_WORDS(np);
+	_cleanup_free_ uint64_t *bits = calloc(words, sizeof(uint64_t));
+
+	if (!bits || mig__pmd_mapped(j->pid, start, np, bits, 0) != 0)
+		return -1;
+	for (size_t k = 0; k < words; k++)
+		if (bits[k])
+			return 1;
+	return 0;
+}
+
+/* Whether [start, end) may hold a PMD-mapped THP: true where not known, to be safe. */
+static bool has_pmd_thp(const struct mig__job *j, uint64_t start, uint64_t end)
+{
+	return pmd_thp_in(j, start, end) != 0;
+}
+
+/*
+ * Has 4 KiB pages' going through the scratch area left page tables in it,
+ * so that a THP can no longer be moved whole into it (scratch_renew)?
+ */
+static bool scratch_stale(const struct mig__job *j)
+{
+	return j->move_zap && j->hscratch && __atomic_load_n(&j->scratch_ptes, __ATOMIC_RELAXED);
+}
+
+/* Does the job move whole large folios by the kernel's migration, a chunk ahead (thp_batch)? */
+static bool kernel_batches(const struct mig__job *j)
+{
+	return !j->opts.thp_uffd && !j->opts.no_collapse;
+}
+
 /*
  * Where the kernel's migration of the large folios of [start, start + np
  * pages) goes: the pages it may take (mask), the folio orders (lo..hi),
@@ -270,6 +278,37 @@ struct large_req {
 	size_t nn;
 };
 
+/*
+ * Fully covered large folios go to a target whole, before their window
+ * runs: move_pages(2) of a folio's head migrates the whole folio into one
+ * of the same order on the node (alloc_migration_target(): order =
+ * folio_order(src); the kernel splits it only when no such folio can be
+ * had). The kernel's migration keeps the content (the tenant's accesses
+ * wait on migration entries meanwhile, one folio's copy long) and needs
+ * none of the window's steps.
+ *
+ * mTHPs (unless no_collapse): UFFDIO_MOVE splits every large folio it
+ * moves by PTEs and UFFDIO_COPY makes 4 KiB pages. THPs too, in the job's
+ * batch (thp_batch; mig_migrate_opts.thp_uffd asks for the userfaultfd
+ * path instead, and the window's own mTHP call): the window's way is a
+ * PMD MOVE of a THP staged into a huge slot on the node (hugemove.c), two
+ * copies in user space, a second THP charged to the tenant meanwhile and
+ * the window's writers held; the kernel copies once, charges nothing
+ * twice (the charge moves with the folio) and holds a writer only for its
+ * own THP's copy (docs/engine.md, "Whole THPs by the kernel's migration",
+ * issue 16).
+ *
+ * A candidate is the head of a large folio of an order in lo..hi whose
+ * pages all lie in mask, mapped here in PFN order (fully mapped), and not
+ * on its node yet, nor on another target unless the job forces (force:
+ * one on its node moves with the window's own steps). The pages found on
+ * the node afterwards are set in moved (the caller takes them out of their
+ * window's invma); the rest (not migrated: shared with a fork child,
+ * pinned, no room; or split on the way) stay for the window. A candidate
+ * whose head left counts in large_before here (the window's scan no
+ * longer sees it). Best effort: any failure leaves it all to the window.
+ * Returns whether any page moved.
+ */
 static bool large_move(struct mig__job *j, const struct large_req *q, uint64_t *moved)
 {
 	const size_t np = q->np;
@@ -378,26 +417,15 @@ static bool large_move(struct mig__job *j, const struct large_req *q, uint64_t *
  * (AnonHugePages 0: none anywhere), so a tenant of 4 KiB pages costs no
  * folio query (pagemap and kpageflags of the chunk) per chunk there.
  */
-static bool thp_maybe(struct mig__job *j, uint64_t start, uint64_t end)
+static bool thp_maybe(const struct mig__job *j, uint64_t start, uint64_t end)
 {
-	size_t np = (end - start) / MIG__PAGE, words = MIG__BITMAP_WORDS(np);
-	_cleanup_free_ uint64_t *bits = calloc(words, sizeof(uint64_t));
 	_cleanup_fclose_ FILE *f = NULL;
 	char path[64], line[128];
 	unsigned long kb;
-	int r;
+	int r = pmd_thp_in(j, start, end);
 
-	if (!bits)
-		return false;
-	r = mig__pmd_mapped(j->pid, start, np, bits, 0);
-	if (r == 0) {
-		for (size_t k = 0; k < words; k++)
-			if (bits[k])
-				return true;
-		return false;
-	}
-	if (r != 1)
-		return false;
+	if (r >= 0)
+		return r == 1;
 	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)j->pid);
 	f = fopen(path, "re");
 	while (f && fgets(line, sizeof(line), f))
@@ -468,30 +496,32 @@ static void thp_batch(struct mig__job *j, uint64_t start, uint64_t end)
 
 /*
  * The pages of window w the THP batch moved: those still present on a
- * target now leave the window (invma) and are set in moved. One the
- * tenant replaced since by a page elsewhere stays for the window.
+ * target now are set in moved (the caller takes them out of invma). One
+ * the tenant replaced since by a page elsewhere stays for the window.
+ * Returns whether any was.
  */
-static void batch_claim(struct mig__job *j, struct mig__win *w, uint64_t *moved)
+static bool batch_claim(struct mig__job *j, struct mig__win *w, uint64_t *moved)
 {
 	size_t off, np = w->npages;
 	_cleanup_free_ struct mig_pageinfo *pi = NULL;
-	bool any = false;
+	bool any = false, got = false;
 
 	if (!j->kb_bits || w->start < j->kb_start || w->start + np * MIG__PAGE > j->kb_end)
-		return;
+		return false;
 	off = (w->start - j->kb_start) / MIG__PAGE;
 	for (size_t i = 0; i < np && !any; i++)
 		any = mig__bit_test(j->kb_bits, off + i) && mig__bit_test(w->invma, i);
 	if (!any || !(pi = calloc(np, sizeof(*pi))) ||
 	    mig_query_pages(j->pid, w->start, np, MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, pi) < 0)
-		return;
+		return false;
 	for (size_t i = 0; i < np; i++)
 		if (mig__bit_test(j->kb_bits, off + i) && mig__bit_test(w->invma, i) &&
 		    (pi[i].flags & MIG_PAGE_PRESENT) && pi[i].node >= 0 &&
 		    mig_nodes_test(&j->targets, (unsigned)pi[i].node)) {
-			mig__bit_clear(w->invma, i);
 			mig__bit_set(moved, i);
+			got = true;
 		}
+	return got;
 }
 
 /*
@@ -515,8 +545,7 @@ static int window_protocol(struct mig__job *j, struct mig__win *w, bool movefirs
 		mig__memcg_held_back(j, w->start);
 	}
 	j->windows_movefirst += w->movefirst;
-	if (!thp || !j->move_zap || !j->hscratch || j->scratch_keep ||
-	    !__atomic_load_n(&j->scratch_ptes, __ATOMIC_RELAXED))
+	if (!thp || j->scratch_keep || !scratch_stale(j))
 		return 0;
 	r = scratch_renew(j, j->opts.window);
 	if (r == -ESRCH || (r < 0 && j->opts.zap == MIG_ZAP_MOVE))
@@ -618,19 +647,17 @@ static int run_window(struct mig__job *j, struct job_pages *jp, size_t base, uin
 	 * them); the window's own fully covered mTHPs where no batch runs
 	 * (thp_uffd).
 	 */
-	bool batched = !j->opts.thp_uffd && !j->opts.no_collapse;
+	bool own = !kernel_batches(j) && !j->opts.no_collapse && kernel_has_mthp();
 
-	if (w->nregs && !j->opts.no_collapse && (j->kb_bits || (!batched && kernel_has_mthp()))) {
+	if (w->nregs && (j->kb_bits || own)) {
 		struct large_req q = { start, np, w->invma, 2, mig__pmd_order() - 1, &w->node, 1 };
 		bool got = false;
 
 		kmoved = calloc(MIG__BITMAP_WORDS(np), sizeof(uint64_t));
 		if (kmoved) {
-			batch_claim(j, w, kmoved);
 			/* The window's own mTHPs only where no batch took them. */
-			got = !batched && kernel_has_mthp() && large_move(j, &q, kmoved);
-			for (size_t k = 0; k < MIG__BITMAP_WORDS(np) && !got; k++)
-				got = kmoved[k] != 0;
+			got = batch_claim(j, w, kmoved);
+			got = (own && large_move(j, &q, kmoved)) || got;
 			for (size_t k = 0; got && k < MIG__BITMAP_WORDS(np); k++)
 				w->invma[k] &= ~kmoved[k];
 		}
@@ -979,23 +1006,6 @@ static void scratch_teardown(struct mig__job *j)
 }
 
 /*
- * Does [start, end) of the tenant hold a PMD-mapped THP (one PAGEMAP_SCAN;
- * true where the kernel has none, to be safe)?
- */
-static bool has_pmd_thp(struct mig__job *j, uint64_t start, uint64_t end)
-{
-	size_t np = (end - start) / MIG__PAGE, words = MIG__BITMAP_WORDS(np);
-	_cleanup_free_ uint64_t *bits = calloc(words, sizeof(uint64_t));
-
-	if (!bits || mig__pmd_mapped(j->pid, start, np, bits, 0) != 0)
-		return true;
-	for (size_t k = 0; k < words; k++)
-		if (bits[k])
-			return true;
-	return false;
-}
-
-/*
  * A fresh scratch area before a window with THPs when 4 KiB pages went
  * through the old one (j->scratch_ptes). UFFDIO_MOVE moves a THP whole
  * only into an empty PMD, and MADV_DONTNEED, which empties the area after
@@ -1262,19 +1272,11 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 				break;
 			}
 			/*
-			 * Move first where asked for, except for a window with
-			 * a PMD-mapped THP the kernel did not move whole
-			 * (run_window): whole THPs keep the classic window and
-			 * move by PMD (docs/engine.md, "Move first"). After a
-			 * window met MOVE's -EBUSY (a fork), the next ones
-			 * begin classic.
-			 */
-			/*
 			 * Whole THPs by the kernel, a chunk of windows ahead
 			 * (thp_batch); one window at a time under a rate limit,
 			 * so that pace() spaces them as it spaces the copies.
 			 */
-			if (!o.thp_uffd && !o.no_collapse && (s < j.kb_start || s >= j.kb_end)) {
+			if (kernel_batches(&j) && (s < j.kb_start || s >= j.kb_end)) {
 				uint64_t nw =
 					o.rate_limit ? 1 : MAX(KBATCH / o.window, (uint64_t)1);
 
@@ -1282,9 +1284,15 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 					  MIN(ranges[k].end,
 					      ALIGN_DOWN(s, o.window) + nw * o.window));
 			}
-			bool renew = j.move_zap && j.hscratch &&
-				     __atomic_load_n(&j.scratch_ptes, __ATOMIC_RELAXED);
-			bool thp = (renew || o.protocol == MIG_WINDOW_MOVEFIRST) &&
+			/*
+			 * Move first where asked for, except for a window with
+			 * a PMD-mapped THP the kernel did not move whole
+			 * (run_window): whole THPs keep the classic window and
+			 * move by PMD (docs/engine.md, "Move first"). After a
+			 * window met MOVE's -EBUSY (a fork), the next ones
+			 * begin classic.
+			 */
+			bool thp = (scratch_stale(&j) || o.protocol == MIG_WINDOW_MOVEFIRST) &&
 				   has_pmd_thp(&j, s, e);
 			bool movefirst = o.protocol == MIG_WINDOW_MOVEFIRST && j.move_zap &&
 					 !j.movefirst_off;
