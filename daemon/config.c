@@ -374,6 +374,13 @@ static int main_handler(void *user, const char *section, const char *key, const 
 			cfg->movefirst = true;
 		else
 			ERR(c, "window_protocol must be classic or movefirst, got '%s'", value);
+	} else if (strcmp(key, "fault_priority") == 0) {
+		if (strcmp(value, "realtime") == 0)
+			cfg->fault_rt = true;
+		else if (strcmp(value, "normal") == 0)
+			cfg->fault_rt = false;
+		else
+			ERR(c, "fault_priority must be realtime or normal, got '%s'", value);
 	} else if (strcmp(key, "log_level") == 0) {
 		if (migd_log_level_parse(value, &cfg->log_level) < 0)
 			ERR(c, "log_level must be error, warning, notice, info or debug, got '%s'",
@@ -393,6 +400,7 @@ static struct config *config_new(void)
 	cfg->socket_mode = 0660;
 	cfg->scan_interval_ms = 2000;
 	cfg->max_jobs = 2;
+	cfg->fault_rt = true;
 	cfg->max_window = 32u << 20;
 	/* Move first where the kernel and the attach allow it (engine.c). */
 	cfg->movefirst = true;
@@ -826,6 +834,7 @@ void config_dump(const struct config *cfg, FILE *f)
 	fprintf(f, "max_jobs = %u\n", cfg->max_jobs);
 	fprintf(f, "max_window = %" PRIu64 "\n", cfg->max_window);
 	fprintf(f, "window_protocol = %s\n", cfg->movefirst ? "movefirst" : "classic");
+	fprintf(f, "fault_priority = %s\n", cfg->fault_rt ? "realtime" : "normal");
 	fprintf(f, "log_level = %s\n", migd_log_level_name(cfg->log_level));
 	fprintf(f, "# %zu polic%s\n", cfg->n_policies, cfg->n_policies == 1 ? "y" : "ies");
 	for (size_t i = 0; i < cfg->n_policies; i++) {

@@ -71,6 +71,7 @@ struct config {
 	unsigned max_jobs;
 	uint64_t max_window;  /* bytes: the largest window a policy or a client may ask for */
 	bool movefirst;	      /* window_protocol = movefirst (default; MIG_WINDOW_MOVEFIRST) */
+	bool fault_rt;	      /* fault_priority = realtime (default; mig_migrate_opts.fault_rt) */
 	uint64_t watchdog_ms; /* unused when systemd gives WATCHDOG_USEC */
 	int log_level;
 	struct policy *policies;

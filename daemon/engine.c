@@ -418,6 +418,7 @@ static int migrate_ranges(mig_tenant *t, const struct engine_migrate_req *req,
 		.journal_dir = req->journal_dir,
 		.staging_dir = req->staging_dir,
 		.no_status = true,
+		.fault_rt = req->fault_rt,
 	};
 	int r;
 
@@ -562,6 +563,15 @@ int engine_migrate(const struct engine_migrate_req *req, mig_progress_fn progres
 		if (why_classic[0])
 			json_object_object_add(*ret_summary, "window_protocol_fallback",
 					       json_object_new_string(why_classic));
+		/* Whether the fault thread ran at real-time priority, and why not. */
+		json_object_object_add(*ret_summary, "fault_priority",
+				       json_object_new_string(sum.fault_rt > 0 ? "realtime"
+							      : sum.fault_rt < 0
+								      ? "normal (real time refused)"
+								      : "normal"));
+		if (sum.fault_rt < 0)
+			json_object_object_add(*ret_summary, "fault_priority_error",
+					       json_object_new_string(strerror(-sum.fault_rt)));
 		if (sum.zap != MIG_ZAP_AUTO)
 			json_object_object_add(*ret_summary, "zap",
 					       json_object_new_string(sum.zap == MIG_ZAP_MOVE

@@ -55,6 +55,7 @@ struct engine_migrate_req {
 	const char *journal_dir;
 	const char *staging_dir;
 	bool movefirst; /* migd.conf window_protocol = movefirst */
+	bool fault_rt;	/* migd.conf fault_priority = realtime */
 };
 
 /*

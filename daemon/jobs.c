@@ -438,6 +438,7 @@ int job_submit(struct migd *d, enum job_kind kind, const struct engine_migrate_r
 	}
 	j->req.no_device = !d->cfg->hand_device;
 	j->req.movefirst = d->cfg->movefirst;
+	j->req.fault_rt = d->cfg->fault_rt;
 	j->req.journal_dir = j->journal_dir;
 	j->req.staging_dir = j->staging_dir;
 	j->policy = policy ? strdup(policy) : NULL;

@@ -397,6 +397,13 @@ static void print_migrate(json_object *reply)
 		printf(", %" PRId64 " held back by the tenant's memory limit",
 		       num(reply, "windows_memcg"));
 	printf("\n");
+	/* "fault thread: realtime", or why not ("normal (real time refused): ...") */
+	if (strcmp(str(reply, "fault_priority"), "-") != 0) {
+		printf("fault thread: %s", str(reply, "fault_priority"));
+		if (strcmp(str(reply, "fault_priority_error"), "-") != 0)
+			printf(": %s", str(reply, "fault_priority_error"));
+		printf("\n");
+	}
 	if (strcmp(str(reply, "zap_fallback"), "-") != 0)
 		printf("zap: %s (not MOVE: %s)\n", str(reply, "zap"), str(reply, "zap_fallback"));
 	printf("huge pages kept: %" PRId64 "\n", num(reply, "huge_kept"));

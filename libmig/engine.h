@@ -384,8 +384,17 @@ struct mig__job {
 
 	pthread_t fault_thread;
 	bool fault_thread_started;
+	pid_t fault_tid; /* set by the fault thread when it starts */
+	/*
+	 * opts.fault_rt (mig__faults_priority): 1 the fault thread ran
+	 * SCHED_FIFO, -errno it was refused; fault_rt_now: it runs so now.
+	 */
+	int fault_rt;
+	bool fault_rt_now;
 	int epfd;
 	int stopfd;	     /* eventfd that ends the fault thread */
+	int kickfd;	     /* eventfd: retry the waiting faults now (mig__faults_kick) */
+	bool faults_waiting; /* the fault thread has faults to retry (atomic) */
 	volatile int exited; /* the tenant exited */
 
 	/* Statistics, under lock or atomic. */
@@ -412,6 +421,28 @@ struct mig__job {
 
 MIG_INTERNAL uint64_t mig__now_ns(void);
 MIG_INTERNAL void mig__job_stall(struct mig__job *j, uint64_t since_ns);
+/*
+ * mig_migrate_opts.fault_rt: the fault thread SCHED_FIFO (rt) or a normal
+ * thread again. The job thread asks for real time while a move-first
+ * window is published: there a fault on a page out is served at once,
+ * from its slot, and what a faulting tenant thread waited for on busy
+ * CPUs was the fault thread's turn. A classic window holds its writers
+ * until its zap ends whatever the fault thread's priority, and there
+ * real time measured slower with no shorter holds (docs/engine.md, "The
+ * fault thread"). Once refused, not asked again (j->fault_rt -errno).
+ */
+MIG_INTERNAL void mig__faults_priority(struct mig__job *j, bool rt);
+/*
+ * A fault the fault thread could not serve yet (-EAGAIN: a tenant event
+ * unread, or its page in the MOVE step in flight) waits in its list and
+ * is tried again after the next read, or a millisecond later. The job
+ * thread calls this when what such a fault waits for is over (a zap step
+ * applied, a session ended): the list is tried at once. A fault on a
+ * page of the MOVE step in flight waited the whole millisecond for the
+ * next try, which was most of migd's longest held writes of move-first
+ * windows (docs/engine.md, "The fault thread").
+ */
+MIG_INTERNAL void mig__faults_kick(struct mig__job *j);
 
 /* faults.c */
 /* May a WP fault of thread tid (0: unknown) be held now? Caller holds j->lock. */

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -52,6 +53,7 @@
 #define KEY_STOP  0
 #define KEY_PIDFD 1
 #define KEY_UFFD  2
+#define KEY_KICK  3
 
 struct pending {
 	int fd;
@@ -70,6 +72,33 @@ struct fstate {
 	struct pending pend[MAX_PENDING];
 	size_t npend;
 };
+
+void mig__faults_kick(struct mig__job *j)
+{
+	uint64_t one = 1;
+
+	if (j->kickfd >= 0 && __atomic_load_n(&j->faults_waiting, __ATOMIC_ACQUIRE))
+		(void)!write(j->kickfd, &one, sizeof(one));
+}
+
+void mig__faults_priority(struct mig__job *j, bool rt)
+{
+	pid_t tid = __atomic_load_n(&j->fault_tid, __ATOMIC_ACQUIRE);
+	struct sched_param sp = { .sched_priority = rt ? 1 : 0 };
+
+	rt = rt && j->opts.fault_rt && j->fault_rt >= 0;
+	if (rt == j->fault_rt_now || tid <= 0)
+		return;
+	if (sched_setscheduler(tid, rt ? SCHED_FIFO | SCHED_RESET_ON_FORK : SCHED_OTHER, &sp) < 0) {
+		MIG_TRACE("FAULTRT rt=%d: %d", (int)rt, -errno);
+		if (rt)
+			j->fault_rt = -errno;
+		return;
+	}
+	j->fault_rt_now = rt;
+	if (rt)
+		j->fault_rt = 1;
+}
 
 void mig__job_stall(struct mig__job *j, uint64_t since_ns)
 {
@@ -1051,6 +1080,7 @@ static void *fault_main(void *arg)
 	if (!fs)
 		return NULL; /* mig__faults_start checked memory before */
 	fs->j = j;
+	__atomic_store_n(&j->fault_tid, gettid(), __ATOMIC_RELEASE);
 	/* Fills served here must land on the targets, like the workers' ones. */
 	(void)mig__bind_thread(&j->targets);
 	for (;;) {
@@ -1065,6 +1095,12 @@ static void *fault_main(void *arg)
 
 			if (key == KEY_STOP)
 				goto out;
+			if (key == KEY_KICK) {
+				uint64_t v;
+
+				(void)!read(fd, &v, sizeof(v));
+				continue;
+			}
 			if (key == KEY_PIDFD) {
 				MIG_TRACE("EXITED pid %d (pidfd readable)", (int)j->pid);
 				__atomic_store_n(&j->exited, 1, __ATOMIC_RELEASE);
@@ -1078,6 +1114,7 @@ static void *fault_main(void *arg)
 		/* Retried once every message waiting was read (they got -EAGAIN for it). */
 		if (fs->npend && !more)
 			retry_pending(fs);
+		__atomic_store_n(&j->faults_waiting, fs->npend > 0, __ATOMIC_RELEASE);
 	}
 out:
 	/*
@@ -1121,7 +1158,12 @@ int mig__faults_start(struct mig__job *j)
 	j->stopfd = RET_NERRNO(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	if (j->stopfd < 0)
 		return j->stopfd;
+	j->kickfd = RET_NERRNO(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	if (j->kickfd < 0)
+		return j->kickfd;
 	r = watch(j, j->stopfd, KEY_STOP);
+	if (r >= 0)
+		r = watch(j, j->kickfd, KEY_KICK);
 	if (r >= 0)
 		r = watch(j, j->pidfd, KEY_PIDFD);
 	if (r >= 0)
@@ -1208,5 +1250,6 @@ void mig__faults_stop(struct mig__job *j)
 		j->fault_thread_started = false;
 	}
 	j->stopfd = safe_close(j->stopfd);
+	j->kickfd = safe_close(j->kickfd);
 	j->epfd = safe_close(j->epfd);
 }

@@ -1074,7 +1074,10 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	struct mig_migrate_opts o = opts ? *opts : (struct mig_migrate_opts){ 0 };
 	struct mig_migrate_result res = { 0 };
 	struct job_pages jp = { 0 };
-	struct mig__job j = { .epfd = -EBADF, .stopfd = -EBADF, .staging = { .fd = -EBADF } };
+	struct mig__job j = { .epfd = -EBADF,
+			      .stopfd = -EBADF,
+			      .kickfd = -EBADF,
+			      .staging = { .fd = -EBADF } };
 	void **staging = NULL;
 	uint64_t t0, bytes_total = 0, bytes_done = 0;
 	size_t base = 0, nwin = 0;
@@ -1350,6 +1353,7 @@ static int migrate_job(mig_tenant *t, const struct mig_range *ranges, size_t n,
 	res.pages_retried = j.retried;
 	res.pages_copied = j.copies;
 	res.max_stall_us = j.max_stall_ns / 1000;
+	res.fault_rt = j.fault_rt;
 	res.zaps_unstopped = j.unstopped_zaps;
 	res.move_uncounted = j.move_uncounted;
 	res.windows_movefirst = j.windows_movefirst;

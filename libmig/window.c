@@ -774,6 +774,7 @@ static void to_classic(struct mig__job *j, struct mig__win *w, unsigned pass)
 	w->movefirst = false;
 	w->switched = true;
 	pthread_rwlock_unlock(&j->lock);
+	mig__faults_priority(j, false);
 	mig__journal_window_protocol(j->journal, w);
 	j->windows_switched++;
 	j->movefirst_off = true;
@@ -1261,6 +1262,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	pthread_rwlock_wrlock(&j->lock);
 	j->win = w;
 	pthread_rwlock_unlock(&j->lock);
+	mig__faults_priority(j, w->movefirst);
 	hook(j, w, MIG_PHASE_PLANNED);
 	/* From the first registration on, a crash needs the journal to undo it. */
 	mig__journal_window_begin(j->journal, w);
@@ -1289,6 +1291,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 		set_err(w, w->invma, -r);
 		j->win = NULL;
 		pthread_rwlock_unlock(&j->lock);
+		mig__faults_priority(j, false);
 		return r == -EOPNOTSUPP || r == -ESRCH ? r : 0;
 	}
 	pthread_rwlock_unlock(&j->lock);
@@ -1332,6 +1335,7 @@ int mig__window_run(struct mig__job *j, struct mig__win *w)
 	pthread_rwlock_wrlock(&j->lock);
 	j->win = NULL;
 	pthread_rwlock_unlock(&j->lock);
+	mig__faults_priority(j, false);
 	MIG_TRACE("WINEND start=%lx r=%d", (unsigned long)w->start, r);
 	if (r >= 0)
 		collapse(j, w, true);

@@ -960,6 +960,7 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 		}
 	}
 	pthread_rwlock_unlock(&j->lock);
+	mig__faults_kick(j); /* a fault on the step's pages waited for its outcome */
 	if (again)
 		usleep(20); /* let the fault thread read the event */
 }
@@ -1108,6 +1109,7 @@ int mig__window_zap(struct mig__job *j, struct mig__win *w)
 	for (size_t k = 0; k < n; k++)
 		(void)mig__uffd_wake(j->uffd, runs[k].start, runs[k].end - runs[k].start);
 	pthread_rwlock_unlock(&j->lock);
+	mig__faults_kick(j);
 	return r;
 }
 
@@ -1122,6 +1124,7 @@ int mig__window_move_back(struct mig__job *j, struct mig__win *w)
 	w->inflight_n = 0;
 	mig__bitmap_zero(w->fallback, w->npages);
 	pthread_rwlock_unlock(&j->lock);
+	mig__faults_kick(j);
 	return r;
 }
 

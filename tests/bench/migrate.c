@@ -25,7 +25,9 @@
  * whose peak RSS is compared with 4k-idle's: memory bounded by the windows in flight),
  * MIG_BENCH_WINDOW (MiB), MIG_BENCH_ZAP (move, madvise), MIG_BENCH_THREADS (fill workers) and
  * MIG_BENCH_BASE_SECS change that; MIG_BENCH_FLOOR=0 leaves out memcpy and the floor chain (their
- * columns read 0). A case whose tenant finds a damaged page fails the bench.
+ * columns read 0). The job's fault thread runs at real-time priority where it may, as migd's does
+ * (mig_migrate_opts.fault_rt); MIG_BENCH_FAULT_RT=0 runs it as a normal thread. A case whose
+ * tenant finds a damaged page fails the bench.
  */
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -285,6 +287,8 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 	if (getenv("MIG_BENCH_THREADS"))
 		o.threads = (unsigned)strtoul(getenv("MIG_BENCH_THREADS"), NULL, 0);
 	o.protocol = c->movefirst ? MIG_WINDOW_MOVEFIRST : MIG_WINDOW_CLASSIC;
+	/* As migd: the fault thread at real-time priority (MIG_BENCH_FAULT_RT=0: not). */
+	o.fault_rt = !getenv("MIG_BENCH_FAULT_RT") || strcmp(getenv("MIG_BENCH_FAULT_RT"), "0");
 	tenant_args(c, size, nodes >= 2, args);
 	wt_start(&w, self, args);
 	struct mig_range rg[2] = { { w.addr, w.addr + w.len } };
@@ -358,9 +362,11 @@ static void run_case(const char *self, const struct bcase *c, const char *size, 
 	printf("# bench %s: %s in %.3f s, %.3f GB/s; moved %" PRIu64 "/%" PRIu64
 	       " present pages, retried %" PRIu64 ", huge kept %" PRIu64
 	       ", longest held write %" PRIu64 " us, CPU %.3f s, tenant stopped %.1f ms "
-	       "(longest %.2f ms)\n",
+	       "(longest %.2f ms), %" PRIu64 " faults served, fault thread %s%s\n",
 	       c->name, size, cr->secs, cr->gbs, cr->moved, cr->present, cr->retried, cr->huge,
-	       cr->held_us, cr->cpu_s, stop_ns / 1e6, stop_max_ns / 1e6);
+	       cr->held_us, cr->cpu_s, stop_ns / 1e6, stop_max_ns / 1e6, res.faults,
+	       res.fault_rt > 0 ? "SCHED_FIFO" : "normal",
+	       res.fault_rt < 0 ? " (real time refused)" : "");
 	mig_migrate_result_free(&res);
 	if (nodes >= 2) {
 		cr->mp_gbs = time_move_pages(self, c, size);

@@ -14,6 +14,10 @@
 #     (window_protocol_fallback), and migd logs that line;
 #   - window_protocol = classic: the same ptrace tenant runs classic
 #     windows only, and no fallback is named (it was asked for);
+#   - fault_priority (realtime by default, normal accepted, a bad value
+#     refused): a move-first job's summary says its fault thread ran at
+#     real-time priority, a classic one's that it did not, and with
+#     fault_priority = normal a move-first job's neither;
 #   - every tenant checks its own data.
 set -u
 . "$(dirname "$0")/daemon_lib.sh"
@@ -21,17 +25,21 @@ need_root
 AGENT=$top/build/libmig-agent.so
 [ -f "$AGENT" ] || fail "no $AGENT"
 
-write_config
-"$MIGD" --check-config --config "$T/migd.ini" | grep -qx "window_protocol = movefirst" ||
-	fail "the default window_protocol is not movefirst"
-write_config "window_protocol = classic"
-"$MIGD" --check-config --config "$T/migd.ini" | grep -qx "window_protocol = classic" ||
-	fail "--check-config does not show window_protocol = classic"
-write_config "window_protocol = sideways"
-"$MIGD" --check-config --config "$T/migd.ini" >"$T/bad" 2>&1 &&
-	fail "window_protocol = sideways accepted"
-grep -q "window_protocol must be classic or movefirst" "$T/bad" ||
-	fail "no clear error for a bad window_protocol: $(cat "$T/bad")"
+# check_key KEY DEFAULT OTHER BAD ERROR: --check-config prints KEY's default
+# and OTHER back, and refuses BAD with ERROR.
+check_key() {
+	write_config
+	"$MIGD" --check-config --config "$T/migd.ini" | grep -qx "$1 = $2" ||
+		fail "the default $1 is not $2"
+	write_config "$1 = $3"
+	"$MIGD" --check-config --config "$T/migd.ini" | grep -qx "$1 = $3" ||
+		fail "--check-config does not show $1 = $3"
+	write_config "$1 = $4"
+	"$MIGD" --check-config --config "$T/migd.ini" >"$T/bad" 2>&1 && fail "$1 = $4 accepted"
+	grep -q "$5" "$T/bad" || fail "no clear error for a bad $1: $(cat "$T/bad")"
+}
+check_key window_protocol movefirst classic sideways "window_protocol must be classic or movefirst"
+check_key fault_priority realtime normal urgent "fault_priority must be realtime or normal"
 # The default: no window_protocol line.
 write_config
 start_migd
@@ -55,6 +63,11 @@ if has_move; then
 		[ "$mf" -gt 0 ] || fail "no window begun move first: $out"
 	fi
 	[ -z "$(echo "$out" | jstr window_protocol_fallback)" ] || fail "a fallback named: $out"
+	if [ "$mf" -gt 0 ]; then
+		[ "$(echo "$out" | jstr fault_priority)" = realtime ] ||
+			fail "move first, but the fault thread was not real time: $out"
+		echo "# fault thread: $(echo "$out" | jstr fault_priority)"
+	fi
 	"$MIGCTL" migrate "$PLAIN" --to 0 --force --range "$PLAIN_RANGE" >"$T/human" ||
 		fail "migrate (human): $(cat "$T/human")"
 	grep -q '^windows: [0-9]*, movefirst ([0-9]* begun move first, [0-9]* went on classic)$' "$T/human" ||
@@ -91,21 +104,39 @@ echo "# agent tenant: classic windows, logged: $why"
 
 stop_tenant "$AG"
 
+# restart_migrate LINE: migd again with LINE in its configuration, then
+# the plain tenant migrated; its summary in $out.
+restart_migrate() {
+	kill "$MIGD_PID"
+	wait "$MIGD_PID"
+	rm -f "$T/migd.sock"
+	write_config "$1"
+	start_migd
+	out=$("$MIGCTL" --json migrate "$PLAIN" --to 0 --force --range "$PLAIN_RANGE") ||
+		fail "migrate ($1): $out"
+}
+
 # 3. window_protocol = classic: classic windows only, asked for, so no fallback.
-kill "$MIGD_PID"
-wait "$MIGD_PID"
-rm -f "$T/migd.sock"
-write_config "window_protocol = classic"
-start_migd
-out=$("$MIGCTL" --json migrate "$PLAIN" --to 0 --force --range "$PLAIN_RANGE") ||
-	fail "migrate (classic): $out"
+restart_migrate "window_protocol = classic"
 [ "$(echo "$out" | jnum pages_moved)" -gt 0 ] || fail "classic: nothing moved: $out"
 [ "$(echo "$out" | jstr window_protocol)" = classic ] || fail "classic not used: $out"
 [ "$(echo "$out" | jnum windows_movefirst)" = 0 ] || fail "classic: windows begun move first: $out"
 [ -z "$(echo "$out" | jstr window_protocol_fallback)" ] || fail "classic: a fallback named: $out"
+# Real time only for move-first windows: classic ones hold their writers anyway.
+[ "$(echo "$out" | jstr fault_priority)" = normal ] ||
+	fail "classic windows, but the fault thread was real time: $out"
 ! grep -q "pid $PLAIN: classic windows, not move first" "$T/migd.log" ||
 	fail "classic asked for, but logged as a fallback"
 echo "# window_protocol = classic: $(echo "$out" | jnum windows) windows, all classic"
+
+# 4. fault_priority = normal: move first with the fault thread a normal thread.
+if has_move && [ "$mf" -gt 0 ]; then
+	restart_migrate "fault_priority = normal"
+	[ "$(echo "$out" | jnum windows_movefirst)" -gt 0 ] || fail "normal: no move first: $out"
+	[ "$(echo "$out" | jstr fault_priority)" = normal ] ||
+		fail "fault_priority = normal, but: $out"
+	echo "# fault_priority = normal: the fault thread stayed a normal thread"
+fi
 
 stop_tenant "$PLAIN"
 echo PASS

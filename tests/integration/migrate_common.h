@@ -451,7 +451,8 @@ static inline void wt_kill(struct wtenant *w)
  * Node 1 without force where there are 2+ nodes, else node 0 forced.
  * MIG_TEST_WINDOW=movefirst: move-first windows (MIG_WINDOW_MOVEFIRST).
  * MIG_TEST_THP=uffd: whole THPs by userfaultfd only (thp_uffd), not the
- * kernel's migration.
+ * kernel's migration. The fault thread runs real time in move-first
+ * windows, as migd's does (fault_rt); MIG_TEST_FAULT_RT=0: not.
  */
 static inline void pick_target(struct mig_nodes *targets, struct mig_migrate_opts *o)
 {
@@ -465,6 +466,7 @@ static inline void pick_target(struct mig_nodes *targets, struct mig_migrate_opt
 		o->protocol = MIG_WINDOW_MOVEFIRST;
 	if (getenv("MIG_TEST_THP") && !strcmp(getenv("MIG_TEST_THP"), "uffd"))
 		o->thp_uffd = true;
+	o->fault_rt = !getenv("MIG_TEST_FAULT_RT") || strcmp(getenv("MIG_TEST_FAULT_RT"), "0");
 	printf("# nodes: %d, target node %d%s%s%s\n", nodes, nodes >= 2 ? 1 : 0,
 	       nodes < 2 ? " (forced)" : "", o->protocol ? ", move-first windows" : "",
 	       o->thp_uffd ? ", whole THPs by userfaultfd only" : "");

@@ -31,6 +31,9 @@
  *                   with STRESS_ZAP=madvise or agent tenants)
  *   STRESS_ATTACH=agent       attach through libmig-agent.so, not ptrace
  *                   (an agent tenant is zapped with madvise)
+ *   MIG_TEST_FAULT_RT=0       the fault thread stays a normal thread (by
+ *                   default it runs real time in move-first windows, as
+ *                   migd's does: mig_migrate_opts.fault_rt)
  *   STRESS_HANG_S=n a job that reaches no window phase for n s (90) is
  *                   hung: the threads' kernel stacks, then FAIL (HUNG)
  *   STRESS_RANGES=data|random|whole   what each job asks for: the data
@@ -333,6 +336,9 @@ int main(int argc, char **argv)
 		o.protocol = movefirst ? MIG_WINDOW_MOVEFIRST : MIG_WINDOW_CLASSIC;
 		/* MIG_TEST_THP=uffd: whole THPs by userfaultfd, not the kernel's migration. */
 		o.thp_uffd = getenv("MIG_TEST_THP") && !strcmp(getenv("MIG_TEST_THP"), "uffd");
+		/* As migd: the fault thread real time in move-first windows (0: not). */
+		o.fault_rt =
+			!getenv("MIG_TEST_FAULT_RT") || strcmp(getenv("MIG_TEST_FAULT_RT"), "0");
 		o.phase_hook = hook;
 		/*
 		 * Past the deadline already (the first job was cancelled):

@@ -147,6 +147,14 @@ say "# migctl migrate $t2 --to 1: exit $rc: $summary"
 moved=$(echo "$summary" | sed -n 's/.*"pages_moved":\([0-9]*\).*/\1/p')
 [ "${moved:-0}" -gt 0 ] || bad "migctl migrate moved no pages"
 on_node1 "$t2" "$r2" || bad "migd-t2 is not on node 1 after migctl migrate"
+# Under the shipped unit (CAP_SYS_NICE, RestrictRealtime=no) a move-first
+# job's fault thread runs real time (migd.conf fault_priority, default).
+mf=$(echo "$summary" | sed -n 's/.*"windows_movefirst":\([0-9]*\).*/\1/p')
+fp=$(echo "$summary" | sed -n 's/.*"fault_priority":"\([^"]*\)".*/\1/p')
+say "fault thread under the unit: $fp (${mf:-0} windows begun move first)"
+if [ "${mf:-0}" -gt 0 ] && [ "$fp" != realtime ]; then
+	bad "the unit's migd ran the fault thread '$fp', not realtime: $summary"
+fi
 show_placement "migd-t2 placement after migctl migrate" "$t2" "$r2"
 
 # 4. A broken policy on reload: the old policies stay, and it says why.
