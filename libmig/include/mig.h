@@ -487,16 +487,18 @@ struct mig_migrate_opts {
 	 */
 	bool thp_uffd;
 	/*
-	 * The job's fault thread runs SCHED_FIFO at priority 1 (with
-	 * SCHED_RESET_ON_FORK), where the caller may (CAP_SYS_NICE or
-	 * RLIMIT_RTPRIO; a cgroup with real-time group scheduling and no
-	 * runtime refuses): a tenant fault on a page the job took out is
-	 * then served when it comes, not after the tenant's own threads
-	 * and the job's have had their turn on busy CPUs. Its work is
-	 * bounded by the job's faults and events; a thread that waits on
-	 * the job sleeps. Refused, it runs as before (fault_rt in the
-	 * result says which). migd asks for it unless its configuration
-	 * says fault_priority = normal.
+	 * While a move-first window is out, the job's fault thread runs
+	 * SCHED_FIFO at priority 1 (with SCHED_RESET_ON_FORK), where the
+	 * caller may (CAP_SYS_NICE or RLIMIT_RTPRIO; a cgroup with
+	 * real-time group scheduling and no runtime refuses): a tenant
+	 * fault on a page the job took out is then served when it comes,
+	 * not after the tenant's own threads and the job's have had their
+	 * turn on busy CPUs. In classic windows, and between windows, it is
+	 * a normal thread (a classic window holds its writers until its
+	 * zap ends anyway). Its work is bounded by the job's faults and
+	 * events; a thread that waits on the job sleeps. Refused, it runs
+	 * as before (fault_rt in the result says which). migd asks for it
+	 * unless its configuration says fault_priority = normal.
 	 */
 	bool fault_rt;
 	unsigned max_passes; /* 0: 10; dirty pages left after that are -EAGAIN */
@@ -622,7 +624,11 @@ struct mig_migrate_result {
 	uint64_t faults;       /* tenant faults served by the fault thread */
 	uint64_t events;       /* UNMAP, REMOVE, REMAP, FORK events read */
 	uint64_t max_stall_us; /* longest a tenant fault waited for migd */
-	/* opts.fault_rt: 1 the fault thread ran SCHED_FIFO, -errno refused; 0 not asked. */
+	/*
+	 * opts.fault_rt: 1 the fault thread ran SCHED_FIFO (in a move-first
+	 * window), -errno real time was refused, 0 never asked for (not
+	 * asked, or no move-first window ran).
+	 */
 	int fault_rt;
 	/*
 	 * madvise zaps that ran while the tenant's other threads ran (they
