@@ -84,11 +84,12 @@ void mig__faults_kick(struct mig__job *j)
 void mig__faults_priority(struct mig__job *j, bool rt)
 {
 	pid_t tid = __atomic_load_n(&j->fault_tid, __ATOMIC_ACQUIRE);
-	struct sched_param sp = { .sched_priority = rt ? 1 : 0 };
+	struct sched_param sp = { 0 };
 
 	rt = rt && j->opts.fault_rt && j->fault_rt >= 0;
 	if (rt == j->fault_rt_now || tid <= 0)
 		return;
+	sp.sched_priority = rt ? 1 : 0;
 	if (sched_setscheduler(tid, rt ? SCHED_FIFO | SCHED_RESET_ON_FORK : SCHED_OTHER, &sp) < 0) {
 		MIG_TRACE("FAULTRT rt=%d: %d", (int)rt, -errno);
 		if (rt)

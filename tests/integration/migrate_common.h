@@ -448,6 +448,17 @@ static inline void wt_kill(struct wtenant *w)
 }
 
 /*
+ * The fault thread real time in move-first windows, as migd's
+ * (mig_migrate_opts.fault_rt), unless MIG_TEST_FAULT_RT=0.
+ */
+static inline bool test_fault_rt(void)
+{
+	const char *e = getenv("MIG_TEST_FAULT_RT");
+
+	return !e || strcmp(e, "0") != 0;
+}
+
+/*
  * Node 1 without force where there are 2+ nodes, else node 0 forced.
  * MIG_TEST_WINDOW=movefirst: move-first windows (MIG_WINDOW_MOVEFIRST).
  * MIG_TEST_THP=uffd: whole THPs by userfaultfd only (thp_uffd), not the
@@ -466,7 +477,7 @@ static inline void pick_target(struct mig_nodes *targets, struct mig_migrate_opt
 		o->protocol = MIG_WINDOW_MOVEFIRST;
 	if (getenv("MIG_TEST_THP") && !strcmp(getenv("MIG_TEST_THP"), "uffd"))
 		o->thp_uffd = true;
-	o->fault_rt = !getenv("MIG_TEST_FAULT_RT") || strcmp(getenv("MIG_TEST_FAULT_RT"), "0");
+	o->fault_rt = test_fault_rt();
 	printf("# nodes: %d, target node %d%s%s%s\n", nodes, nodes >= 2 ? 1 : 0,
 	       nodes < 2 ? " (forced)" : "", o->protocol ? ", move-first windows" : "",
 	       o->thp_uffd ? ", whole THPs by userfaultfd only" : "");

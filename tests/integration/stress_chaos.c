@@ -336,9 +336,7 @@ int main(int argc, char **argv)
 		o.protocol = movefirst ? MIG_WINDOW_MOVEFIRST : MIG_WINDOW_CLASSIC;
 		/* MIG_TEST_THP=uffd: whole THPs by userfaultfd, not the kernel's migration. */
 		o.thp_uffd = getenv("MIG_TEST_THP") && !strcmp(getenv("MIG_TEST_THP"), "uffd");
-		/* As migd: the fault thread real time in move-first windows (0: not). */
-		o.fault_rt =
-			!getenv("MIG_TEST_FAULT_RT") || strcmp(getenv("MIG_TEST_FAULT_RT"), "0");
+		o.fault_rt = test_fault_rt(); /* as migd's (MIG_TEST_FAULT_RT=0: not) */
 		o.phase_hook = hook;
 		/*
 		 * Past the deadline already (the first job was cancelled):
