@@ -22,6 +22,7 @@
 
 #include "bitmap.h"
 #include "compat.h"
+#include "crashpoint.h"
 #include "engine.h"
 #include "procfs.h"
 #include "tenant.h"
@@ -375,19 +376,34 @@ static bool large_move(struct mig__job *j, const struct large_req *q, uint64_t *
 	 * One call for them all: each call of move_pages(2) costs the kernel
 	 * an lru_cache_disable() (a synchronize_rcu), which with the tenant's
 	 * threads busy on every CPU took milliseconds in the guests.
-	 * Negative: nothing moved (-EACCES: the node is not in the tenant's
-	 * cpuset).
+	 *
+	 * Only a call that returns 0 wrote every status. One that does not
+	 * may have moved part of the list all the same: the kernel migrates
+	 * it in groups of one node, and stops at the first group that fails
+	 * (no room on its node: -ENOMEM, or a count of pages left), leaving
+	 * the status of that group and of those after it unwritten, while the
+	 * groups before it are on their nodes. So then every candidate is
+	 * looked up: what is on its node counts as moved here, not as "on
+	 * the target already" in its window (kmove:fail, a fault point,
+	 * answers -ENOMEM after a call that moved them all).
 	 */
 	uint64_t t0 = mig__now_ns();
+	long mr;
 
-	if (numa_move_pages(j->pid, (unsigned long)nm, heads, nodes, status, MPOL_MF_MOVE) < 0)
-		return false;
-	MIG_TRACE("KMOVE %lx: %zu folios of %zu asked, move_pages %lu us", (unsigned long)q->start,
-		  nm, nc, (unsigned long)((mig__now_ns() - t0) / 1000));
+	for (size_t c = 0; c < nm; c++)
+		status[c] = -EAGAIN;
+	mr = numa_move_pages(j->pid, (unsigned long)nm, heads, nodes, status, MPOL_MF_MOVE);
+	if (mr < 0)
+		mr = -errno;
+	if (mr == 0 && mig__fault_point("kmove:fail"))
+		mr = -ENOMEM;
+	MIG_TRACE("KMOVE %lx: %zu folios of %zu asked, move_pages %lu us r=%ld",
+		  (unsigned long)q->start, nm, nc, (unsigned long)((mig__now_ns() - t0) / 1000),
+		  mr);
 	for (size_t c = 0; c < nm; c++) {
 		size_t k = cand[c], n = (size_t)1 << pi[k].order, on = 0;
 
-		if (status[c] != nodes[c] ||
+		if ((mr == 0 && status[c] != nodes[c]) ||
 		    mig_query_pages(j->pid, q->start + k * MIG__PAGE, n,
 				    MIG_QUERY_PAGEMAP | MIG_QUERY_NODE, after + k) < 0)
 			continue;

@@ -7,7 +7,8 @@
 # huge_pages = split (migrate_thp split) migd places and re-forms none.
 # By default the kernel's migration (move_pages(2)) takes the whole THPs
 # (migrate_thp kernel: >= 90 % moved so and on node 1; keep asks for the
-# userfaultfd paths above, opts.thp_uffd).
+# userfaultfd paths above, opts.thp_uffd), also when the call fails after
+# it moved them (kmove:fail).
 # Then a range cutting two THPs (and on 6.12 two 64 KiB mTHPs) moves
 # exactly its pages: the pages outside keep node and PFN, no partially
 # mapped large folio is left at the edges (proc_split edges).
@@ -23,6 +24,12 @@ case $cases in *" kernel "*)
 	MIG_TEST_SIZE=${MIG_TEST_SIZE:-64M} build/tests/integration/migrate_thp kernel || exit $?
 	# The kernel's path keeps a rate limit too (one window a call then).
 	MIG_TEST_SIZE=16M MIG_TEST_RATE=8M build/tests/integration/migrate_thp kernel || exit $?
+	# A move_pages(2) call that fails after it moved some groups (a target
+	# full mid-call): what it moved still counts as moved by the kernel,
+	# not as "on the target already" (the fault point answers -ENOMEM
+	# after a call that moved them all).
+	MIG_CRASH_AT=kmove:fail:fault MIG_TEST_SIZE=16M \
+		build/tests/integration/migrate_thp kernel || exit $?
 	;;
 esac
 
