@@ -23,6 +23,7 @@
 #include "procfs.h"
 #include "ptrace.h"
 #include "stopset.h"
+#include "trace.h"
 #include "util.h"
 
 /* One syscall; result < 0 is the syscall's -errno. */
@@ -491,10 +492,15 @@ static size_t executor_writes(struct mig__inject *s, struct mig_range *excl)
 	return n;
 }
 
-/* The executor: the thread mig__inject_begin_thread will seize. */
+/*
+ * The executor: the thread mig__inject_begin_thread will seize, one
+ * asleep in a syscall where there is one (mig__inject_idle_thread).
+ */
 static int op_zap_threads(struct mig_tenant *t, pid_t *tids, size_t max)
 {
-	pid_t tid = mig__inject_thread(t);
+	pid_t tid = mig__inject_idle_thread(t);
+
+	MIG_TRACE("EXECUTOR tid=%d main=%d", tid, t->pid);
 
 	if (tid == -EOPNOTSUPP)
 		return 0; /* no injection on this architecture: zap_begin says why */
@@ -583,14 +589,17 @@ static int op_zap_end(struct mig_tenant *t, void *x)
 	return r;
 }
 
-/* One syscall in its own session; *ret gets its result. */
+/*
+ * One syscall in its own session, on a thread asleep where the tenant has
+ * one (mig__inject_idle_thread); *ret gets its result.
+ */
 static int single(struct mig_tenant *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
 		  uint64_t a4, int64_t *ret)
 {
 	struct mig__inject s;
 	int r;
 
-	r = mig__inject_begin(t, &s);
+	r = mig__inject_begin_thread(t, mig__inject_idle_thread(t), &s);
 	if (r < 0)
 		return r;
 	r = sys(&s, nr, a0, a1, a2, a3, a4, 0, ret);
@@ -638,7 +647,7 @@ static int op_move(struct mig_tenant *t, uint64_t dst, uint64_t src, uint64_t le
 	int64_t x = 0;
 	int r;
 
-	r = mig__inject_begin(t, &s);
+	r = mig__inject_begin_thread(t, mig__inject_idle_thread(t), &s);
 	if (r < 0)
 		return r;
 	r = scratch_map(&s, &page);

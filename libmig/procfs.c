@@ -157,6 +157,97 @@ pid_t mig__proc_live_thread(pid_t pid)
 	return tid;
 }
 
+bool mig__proc_thread_idle(pid_t pid, pid_t tid)
+{
+	char path[64], line[256];
+	bool sleeping = false, clean = false, untraced = false;
+	long nr = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		int v;
+
+		if (!strncmp(line, "State:", 6))
+			sleeping = strstr(line, "(sleeping)");
+		else if (sscanf(line, "Seccomp: %d", &v) == 1)
+			clean = v == 0;
+		else if (sscanf(line, "TracerPid: %d", &v) == 1)
+			untraced = v == 0;
+	}
+	fclose(f);
+	if (!sleeping || !clean || !untraced)
+		return false;
+	/*
+	 * In a syscall ("NR args... sp pc"), not in a page fault ("-1 sp
+	 * pc") nor running: a thread held in a fault is one the job may
+	 * have to serve before the thread can stop.
+	 */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f) || sscanf(line, "%ld", &nr) != 1)
+		nr = -1;
+	fclose(f);
+	if (nr < 0)
+		return false;
+	/* Nor in a fault a syscall took on user memory (read(2) into a page that is out). */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = 0;
+	fclose(f);
+	return !strstr(line, "userfault");
+}
+
+uint64_t mig__proc_thread_runtime(pid_t pid, pid_t tid)
+{
+	char path[64];
+	unsigned long long ns = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &ns) != 1)
+		ns = 0;
+	fclose(f);
+	return ns;
+}
+
+pid_t mig__proc_idle_thread(pid_t pid, pid_t skip, size_t max)
+{
+	char path[64];
+	struct dirent *d;
+	pid_t tid = -ESRCH;
+	size_t seen = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -ESRCH;
+	while (tid < 0 && seen < max && (d = readdir(dir))) {
+		pid_t t;
+
+		if (d->d_name[0] == '.')
+			continue;
+		seen++;
+		t = atoi(d->d_name);
+		if (t != skip && mig__proc_thread_idle(pid, t))
+			tid = t;
+	}
+	closedir(dir);
+	return tid;
+}
+
 /* True when a signal the thread does not block is pending for it or its process. */
 bool mig__proc_signal_pending(pid_t tid)
 {

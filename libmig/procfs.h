@@ -184,6 +184,24 @@ MIG_INTERNAL bool mig__proc_thread_live(pid_t pid, pid_t tid);
  */
 MIG_INTERNAL pid_t mig__proc_live_thread(pid_t pid);
 
+/*
+ * True when thread tid of pid is asleep in a syscall (state S, and
+ * /proc/PID/task/TID/syscall names one) but not in a userfaultfd fault
+ * (wchan), and has no seccomp filter and no tracer: a thread an injection
+ * may stop without taking a CPU's work from the tenant, and that may run
+ * any syscall.
+ */
+MIG_INTERNAL bool mig__proc_thread_idle(pid_t pid, pid_t tid);
+
+/* CPU time thread tid of pid has run (ns, /proc/PID/task/TID/schedstat), or 0. */
+MIG_INTERNAL uint64_t mig__proc_thread_runtime(pid_t pid, pid_t tid);
+
+/*
+ * The first thread of pid (among the first max of /proc/PID/task) that
+ * mig__proc_thread_idle() accepts, other than skip; or -ESRCH.
+ */
+MIG_INTERNAL pid_t mig__proc_idle_thread(pid_t pid, pid_t skip, size_t max);
+
 /* True when a signal the thread does not block is pending for it or its process. */
 MIG_INTERNAL bool mig__proc_signal_pending(pid_t tid);
 

@@ -64,6 +64,7 @@
 #include "engine.h"
 #include "procfs.h"
 #include "ptrace.h"
+#include "trace.h"
 #include "util.h"
 
 #ifndef PTRACE_EVENT_STOP
@@ -322,6 +323,40 @@ int mig__inject_acquire_stop(struct mig__inject *s, bool nowait)
 pid_t mig__inject_thread(struct mig_tenant *t)
 {
 	return mig__proc_live_thread(t->pid);
+}
+
+/*
+ * How often the tenant's threads are looked through for one asleep, when
+ * the one found last is not any more, and how many: a window's session
+ * then costs a few small reads of /proc, and a tenant whose threads are
+ * all busy one look every 100 ms.
+ */
+#define IDLE_SCAN_NS  (100ULL * 1000 * 1000)
+#define IDLE_SCAN_MAX 256
+
+pid_t mig__inject_idle_thread(struct mig_tenant *t)
+{
+	pid_t main = mig__proc_live_thread(t->pid), tid;
+	uint64_t now;
+
+	if (main < 0 || mig__proc_thread_idle(t->pid, main))
+		return main;
+	/*
+	 * The last one, asleep again, or not yet: released at the end of the
+	 * last session, it has not had a CPU since to go back into the sleep
+	 * the session interrupted (its run time is what it was then).
+	 */
+	if (t->idle_tid > 0 && t->idle_tid != main &&
+	    (mig__proc_thread_idle(t->pid, t->idle_tid) ||
+	     (t->idle_ran_ns && mig__proc_thread_runtime(t->pid, t->idle_tid) == t->idle_ran_ns)))
+		return t->idle_tid;
+	now = mig__now_ns();
+	if (t->idle_scan_ns && now - t->idle_scan_ns < IDLE_SCAN_NS)
+		return main;
+	t->idle_scan_ns = now;
+	tid = mig__proc_idle_thread(t->pid, main, IDLE_SCAN_MAX);
+	t->idle_tid = tid > 0 ? tid : 0;
+	return tid > 0 ? tid : main;
 }
 
 int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s)
@@ -738,12 +773,19 @@ int mig__inject_end(struct mig__inject *s)
 	s->frame_old = NULL;
 	if (ptrace(PTRACE_DETACH, s->tid, NULL, NULL) < 0 && r == 0)
 		r = ptrace_err();
+	if (s->tid == s->t->idle_tid)
+		s->t->idle_ran_ns = mig__proc_thread_runtime(s->t->pid, s->tid);
 	return r;
 }
 
 #else /* !__x86_64__ */
 
 pid_t mig__inject_thread(struct mig_tenant *t)
+{
+	return -EOPNOTSUPP;
+}
+
+pid_t mig__inject_idle_thread(struct mig_tenant *t)
 {
 	return -EOPNOTSUPP;
 }

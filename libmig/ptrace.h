@@ -84,6 +84,15 @@ MIG_INTERNAL int mig__inject_begin(struct mig_tenant *t, struct mig__inject *s);
  */
 MIG_INTERNAL pid_t mig__inject_thread(struct mig_tenant *t);
 
+/*
+ * The thread a zap session should seize: mig__inject_thread's when it is
+ * asleep in a syscall, else another thread that is (mig__proc_thread_idle:
+ * no seccomp filter, no tracer), else mig__inject_thread's. Stopping a
+ * thread that sleeps takes no CPU's work from the tenant; stopping a busy
+ * main thread (an event loop) stalls it for the session. Under t->op_lock.
+ */
+MIG_INTERNAL pid_t mig__inject_idle_thread(struct mig_tenant *t);
+
 /* mig__inject_begin on thread tid of the tenant (from mig__inject_thread). */
 MIG_INTERNAL int mig__inject_begin_thread(struct mig_tenant *t, pid_t tid, struct mig__inject *s);
 

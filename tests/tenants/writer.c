@@ -4,7 +4,7 @@
  *
  *   writer [--size SIZE] [--threads N] [--node N] [--thp-half | --thp]
  *          [--sparse SIZE] [--nice N] [--block-signal SIG] [--handle-signal SIG]
- *          [--vmas N] [--fork-child]
+ *          [--vmas N] [--fork-child] [--busy-main]
  *
  * The data area holds 4 KiB pages (and, with --thp-half, THPs in its
  * first half; with --thp, THPs throughout). --threads 0 is an idle tenant. Page i holds a tag (i)
@@ -38,6 +38,12 @@
  * page and waits until we die: UFFDIO_MOVE then refuses each page we have
  * not written since (-EBUSY). The writers then write the first half of
  * the data only: the second half stays shared.
+ *
+ * --busy-main: once READY, the main thread spins (it never touches the
+ * data area) and another thread reads the commands: a tenant whose main
+ * thread is an event loop always at work. The "mainstat" command prints
+ * "MAINSTAT vcsw=N spins=N": the main thread's voluntary context switches
+ * so far (each ptrace stop of it is one) and its loop count.
  *
  * It prints "READY PID ADDR LEN" (and with --sparse, then
  * "SPARSE ADDR LEN PAGES") and then reads commands on stdin, one a
@@ -110,7 +116,11 @@ static uint8_t *state;	  /* LIVE, UNMAPPED, ZEROED */
 static pthread_rwlock_t quiesce = PTHREAD_RWLOCK_INITIALIZER;
 static atomic_int stop;
 static unsigned nthreads = 2;
-static atomic_uint handled; /* runs of the --handle-signal handler */
+static atomic_uint handled;	/* runs of the --handle-signal handler */
+static int handle_sig;		/* --handle-signal */
+static int busy_main;		/* --busy-main */
+static pthread_t *threads;	/* the writer threads */
+static volatile uint64_t spins; /* --busy-main: the main thread's loops */
 
 static void on_own_signal(int sig)
 {
@@ -298,6 +308,23 @@ static void stats(void)
  * Writes since the last reset: how many, how many took over 1 ms, the
  * 99.9th percentile and the longest (read while the writers run).
  */
+/* "MAINSTAT vcsw=N spins=N" (--busy-main). */
+static void main_stat(void)
+{
+	char path[64], l[256];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)getpid());
+	f = fopen(path, "re");
+	while (f && fgets(l, sizeof(l), f))
+		if (sscanf(l, "voluntary_ctxt_switches: %llu", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	printf("MAINSTAT vcsw=%llu spins=%" PRIu64 "\n", v, spins);
+}
+
 static void stat_line(void)
 {
 	uint64_t n = 0, slow = 0, max = 0, seen = 0, p999 = 0;
@@ -576,6 +603,8 @@ static void command(const char *line)
 		printf("OK\n");
 	} else if (!strcmp(line, "stat")) {
 		stat_line();
+	} else if (!strcmp(line, "mainstat")) {
+		main_stat();
 	} else if (!strcmp(line, "progress")) {
 		printf("PROGRESS");
 		for (unsigned k = 0; k < nthreads; k++)
@@ -587,12 +616,53 @@ static void command(const char *line)
 	fflush(stdout);
 }
 
+/* The command loop on stdin (see the top); returns the exit code. */
+static int commands(void)
+{
+	char line[256];
+
+	while (fgets(line, sizeof(line), stdin)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!strcmp(line, "stop")) {
+			atomic_store(&stop, 1);
+			for (unsigned k = 0; k < nthreads; k++)
+				pthread_join(threads[k], NULL);
+			free(threads);
+			size_t bad, ok = check_all(&bad), sbad = sparse_check();
+
+			if (sparse)
+				printf("SPARSE %s pages=%d bad=%zu\n", sbad ? "FAIL" : "OK",
+				       SPARSE_CHUNKS * SPARSE_RUN, sbad);
+			bad += sbad;
+
+			stats();
+			if (handle_sig)
+				printf("HANDLED %u\n", atomic_load(&handled));
+			printf("VERIFY %s pages=%zu ok=%zu bad=%zu\n", bad ? "FAIL" : "OK", npages,
+			       ok, bad);
+			fflush(stdout);
+			return bad ? 1 : 0;
+		}
+		command(line);
+	}
+	return 0;
+}
+
+static atomic_int commands_done;
+static int commands_rc;
+static void *commands_main(void *arg)
+{
+	(void)arg;
+	commands_rc = commands();
+	atomic_store(&commands_done, 1);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t size = 64UL << 20, sparse_size = 0, nvmas = 0;
-	int node = -1, thp_half = 0, thp_all = 0, block_sig = 0, handle_sig = 0, fork_child = 0;
-	pthread_t *threads;
-	char *base, line[256];
+	int node = -1, thp_half = 0, thp_all = 0, block_sig = 0, fork_child = 0;
+	char *base;
 
 	for (int a = 1; a < argc; a++) {
 		if (!strcmp(argv[a], "--size") && a + 1 < argc) {
@@ -632,11 +702,13 @@ int main(int argc, char **argv)
 			handle_sig = atoi(argv[++a]);
 		else if (!strcmp(argv[a], "--fork-child"))
 			fork_child = 1;
+		else if (!strcmp(argv[a], "--busy-main"))
+			busy_main = 1;
 		else {
 			fprintf(stderr, "usage: writer [--size SIZE] [--threads N] [--node N] "
 					"[--thp-half | --thp] [--sparse SIZE] [--nice N] "
 					"[--block-signal SIG] [--handle-signal SIG] [--vmas N] "
-					"[--fork-child]\n");
+					"[--fork-child] [--busy-main]\n");
 			return 2;
 		}
 	}
@@ -748,29 +820,20 @@ int main(int argc, char **argv)
 		printf("SPARSE %p %" PRIu64 " %d\n", (void *)sparse, sparse_len,
 		       SPARSE_CHUNKS * SPARSE_RUN);
 	fflush(stdout);
-	while (fgets(line, sizeof(line), stdin)) {
-		line[strcspn(line, "\n")] = 0;
-		if (!strcmp(line, "stop")) {
-			atomic_store(&stop, 1);
-			for (unsigned k = 0; k < nthreads; k++)
-				pthread_join(threads[k], NULL);
-			free(threads);
-			size_t bad, ok = check_all(&bad), sbad = sparse_check();
+	if (busy_main) {
+		pthread_t c;
+		int rc;
 
-			if (sparse)
-				printf("SPARSE %s pages=%d bad=%zu\n", sbad ? "FAIL" : "OK",
-				       SPARSE_CHUNKS * SPARSE_RUN, sbad);
-			bad += sbad;
-
-			stats();
-			if (handle_sig)
-				printf("HANDLED %u\n", atomic_load(&handled));
-			printf("VERIFY %s pages=%zu ok=%zu bad=%zu\n", bad ? "FAIL" : "OK", npages,
-			       ok, bad);
-			fflush(stdout);
-			return bad ? 1 : 0;
+		if (pthread_create(&c, NULL, commands_main, NULL)) {
+			perror("writer: pthread_create");
+			return 1;
 		}
-		command(line);
+		/* Busy until the commands end; never touches the data area. */
+		while (!atomic_load(&commands_done))
+			spins++;
+		pthread_join(c, NULL);
+		rc = commands_rc;
+		return rc;
 	}
-	return 0;
+	return commands();
 }
