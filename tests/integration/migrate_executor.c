@@ -26,8 +26,10 @@ static unsigned long long vcsw(pid_t pid, pid_t tid)
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
 	f = fopen(path, "re");
-	if (!f)
+	if (!f) {
 		FAIL("%s: %s", path, strerror(errno));
+		return 0;
+	}
 	while (fgets(line, sizeof(line), f))
 		if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
 			break;
