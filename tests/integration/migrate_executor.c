@@ -8,7 +8,8 @@
  * thread, asleep in read(2), plus one writer thread, is migrated whole
  * with the MOVE zap, once with classic windows and once with move-first
  * windows (UFFDIO_MOVE: Linux 6.8+; the madvise zap stops every thread
- * anyway). Every ptrace stop of a thread is one voluntary
+ * anyway; with two nodes the second job brings the pages back to node 0).
+ * Every ptrace stop of a thread is one voluntary
  * context switch of it, and a spinning thread makes none of its own: the
  * main thread's count (/proc/PID/task/PID/status) may grow by a few (the
  * job's injections outside a window run on it) but not by one a window,
@@ -70,6 +71,12 @@ static void job(struct wtenant *w, bool movefirst)
 	int r;
 
 	pick_target(&targets, &o);
+	/* Two nodes: the first job took the pages to node 1, the second brings them back. */
+	if (movefirst && count_nodes() >= 2) {
+		memset(&targets, 0, sizeof(targets));
+		mig_nodes_set(&targets, 0);
+		printf("# move first: back to node 0\n");
+	}
 	o.protocol = movefirst ? MIG_WINDOW_MOVEFIRST : MIG_WINDOW_CLASSIC;
 	o.zap = MIG_ZAP_MOVE;
 	sp0 = spins(w);
