@@ -326,18 +326,21 @@ pid_t mig__inject_thread(struct mig_tenant *t)
 }
 
 /*
- * How often the tenant's threads are looked through for one asleep, when
- * the one found last is not any more, and how many: a window's session
- * then costs a few small reads of /proc, and a tenant whose threads are
- * all busy one look every 100 ms.
+ * The tenant's threads are looked through for one asleep (256 at most)
+ * when the one found last is not asleep any more, but only after 20 times
+ * as long as the last look took since it ended: at most 5 % of the job's
+ * time, whatever the number of threads (about every session for a tenant
+ * of a few threads, every 40 ms for one of hundreds). A look that found
+ * none is not kept for long: a thread that was on a CPU then (answering
+ * a request) is likely asleep again a moment later.
  */
-#define IDLE_SCAN_NS  (100ULL * 1000 * 1000)
-#define IDLE_SCAN_MAX 256
+#define IDLE_SCAN_MAX	256
+#define IDLE_SCAN_RATIO 20
 
 pid_t mig__inject_idle_thread(struct mig_tenant *t)
 {
 	pid_t main = mig__proc_live_thread(t->pid), tid;
-	uint64_t now;
+	uint64_t now, t0;
 
 	if (main < 0 || mig__proc_thread_idle(t->pid, main))
 		return main;
@@ -350,11 +353,12 @@ pid_t mig__inject_idle_thread(struct mig_tenant *t)
 	    (mig__proc_thread_idle(t->pid, t->idle_tid) ||
 	     (t->idle_ran_ns && mig__proc_thread_runtime(t->pid, t->idle_tid) == t->idle_ran_ns)))
 		return t->idle_tid;
-	now = mig__now_ns();
-	if (t->idle_scan_ns && now - t->idle_scan_ns < IDLE_SCAN_NS)
+	t0 = mig__now_ns();
+	if (t->idle_scan_ns && t0 < t->idle_scan_ns)
 		return main;
-	t->idle_scan_ns = now;
 	tid = mig__proc_idle_thread(t->pid, main, IDLE_SCAN_MAX);
+	now = mig__now_ns();
+	t->idle_scan_ns = now + (now - t0) * IDLE_SCAN_RATIO;
 	t->idle_tid = tid > 0 ? tid : 0;
 	return tid > 0 ? tid : main;
 }

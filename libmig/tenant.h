@@ -108,7 +108,7 @@ struct mig_tenant {
 	uint64_t stop_ns;	    /* total time the tenant thread was stopped by us */
 	uint64_t stop_max_ns;	    /* longest single stop */
 	pid_t idle_tid;		    /* the zap executor found asleep last (ptrace.c) */
-	uint64_t idle_scan_ns;	    /* when the threads were looked through for it */
+	uint64_t idle_scan_ns;	    /* when they may be looked through for one again */
 	uint64_t idle_ran_ns;	    /* its run time when the last session let it go */
 };
 
