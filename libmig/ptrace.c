@@ -339,10 +339,14 @@ pid_t mig__inject_thread(struct mig_tenant *t)
 
 pid_t mig__inject_idle_thread(struct mig_tenant *t)
 {
-	pid_t main = mig__proc_live_thread(t->pid), tid;
+	pid_t main, tid;
 	uint64_t now, t0;
 
-	if (main < 0 || mig__proc_thread_idle(t->pid, main))
+	/* The main thread asleep: the common case, one look at it. */
+	if (mig__proc_thread_idle(t->pid, t->pid))
+		return t->pid;
+	main = mig__proc_live_thread(t->pid);
+	if (main < 0)
 		return main;
 	/*
 	 * The last one, asleep again, or not yet: released at the end of the
@@ -360,6 +364,7 @@ pid_t mig__inject_idle_thread(struct mig_tenant *t)
 	now = mig__now_ns();
 	t->idle_scan_ns = now + (now - t0) * IDLE_SCAN_RATIO;
 	t->idle_tid = tid > 0 ? tid : 0;
+	t->idle_ran_ns = 0; /* the run time kept was another thread's */
 	return tid > 0 ? tid : main;
 }
 
