@@ -317,7 +317,7 @@ out:
  */
 static int create_uffd(struct mig__inject *s, int high)
 {
-	char why[256] = "";
+	char why[256] = "", first[sizeof(s->denied) + 64], more[sizeof(s->denied) + 16] = "";
 	int64_t fd, h, x;
 	int r, e1;
 
@@ -326,21 +326,28 @@ static int create_uffd(struct mig__inject *s, int high)
 		return r;
 	if (fd < 0) {
 		e1 = (int)fd;
+		/* Not run where the tenant's seccomp filter does not allow it (seccomp.c). */
+		if (s->denied[0])
+			snprintf(first, sizeof(first), "not run (%s)", s->denied);
+		else
+			snprintf(first, sizeof(first), "%s%s", strerror(-e1),
+				 e1 == -EPERM ? " (vm.unprivileged_userfaultfd = 0 and no "
+						"CAP_SYS_PTRACE)"
+					      : "");
+		s->denied[0] = 0;
 		r = uffd_by_handoff(s, &fd, why, sizeof(why));
 		if (r < 0)
 			return r;
 		if (fd < 0) {
+			if (s->denied[0])
+				snprintf(more, sizeof(more), " (not run: %s)", s->denied);
 			mig__tenant_set_error(
 				"%s: tenant %d (uid %ld) cannot create a full-mode userfaultfd: "
-				"userfaultfd(2): %s%s; /dev/userfaultfd handed in by migd: %s. "
+				"userfaultfd(2): %s; /dev/userfaultfd handed in by migd: %s%s. "
 				"UFFD_USER_MODE_ONLY is never used (kernel-mode faults would fail "
 				"with EFAULT in the tenant)",
-				mig_errno_name((int)fd), s->t->pid, tenant_uid(s->t->pid),
-				strerror(-e1),
-				e1 == -EPERM ? " (vm.unprivileged_userfaultfd = 0 and no "
-					       "CAP_SYS_PTRACE)"
-					     : "",
-				why);
+				mig_errno_name((int)fd), s->t->pid, tenant_uid(s->t->pid), first,
+				why, more);
 			return (int)fd;
 		}
 	}

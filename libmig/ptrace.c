@@ -427,6 +427,8 @@ int mig__inject_begin_thread(struct mig_tenant *t, pid_t tid, struct mig__inject
 	s->t0 = mig__now_ns();
 	s->stopped = true;
 	mig__crash_point("inject:stopped");
+	/* What the thread's seccomp filters allow (seccomp.c): read while it is stopped. */
+	(void)mig__seccomp_load(t->pid, s->tid, &s->sc);
 	/* Seized after the pid was checked: make sure it is still the same process. */
 	if (mig__tenant_exited(t)) {
 		r = -ESRCH;
@@ -552,6 +554,29 @@ static int fpstate_get(pid_t tid, uint8_t *buf)
 }
 
 /*
+ * Would the thread's seccomp filters let syscall nr(args) run from the
+ * stub? Not: *ret_result gets their answer, the syscall is not run, and
+ * s->denied says why. A filter may kill for a syscall the tenant never
+ * made (seccomp.c).
+ */
+static bool seccomp_denies(struct mig__inject *s, long nr, const uint64_t args[6],
+			   int64_t *ret_result)
+{
+	char why[160];
+	int r = mig__seccomp_check(&s->sc, nr, args, s->sysaddr + 2, why, sizeof(why));
+
+	if (r == 0)
+		return false;
+	snprintf(s->denied, sizeof(s->denied), "thread %d: %s", s->tid, why);
+	MIG_TRACE("SECCOMP tid=%d nr=%ld not run: %s", s->tid, nr, why);
+	/* The reason, unless the caller gives a better one for its failed syscall. */
+	mig__tenant_set_error("pid %d: %s: migd does not inject syscalls there", s->t->pid,
+			      s->denied);
+	*ret_result = r;
+	return true;
+}
+
+/*
  * Write the restore frame for the thread's current R0 below its red zone
  * and remember the bytes it covers. The thread's registers stay R0.
  */
@@ -566,6 +591,17 @@ static int frame_write(struct mig__inject *s)
 
 	if (s->saved.rsp < 64 * 1024)
 		return -EFAULT;
+	/*
+	 * Should migd die inside the session, the thread goes back to its
+	 * own registers through rt_sigreturn (the restorer): a filter that
+	 * does not allow it would kill the thread then. No syscall is run.
+	 */
+	{
+		int64_t x;
+
+		if (seccomp_denies(s, SYS_rt_sigreturn, NULL, &x))
+			return -EPERM;
+	}
 	img = malloc(XSTATE_MAX);
 	if (!img)
 		return -ENOMEM;
@@ -683,6 +719,8 @@ static int run_stub(struct mig__inject *s, int64_t *ret_result, int *ret_sig)
 static int inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6],
 			  int64_t *ret_result)
 {
+	if (seccomp_denies(s, nr, args, ret_result))
+		return 0;
 	for (int i = 0; i < MAX_RETRIES; i++) {
 		struct user_regs_struct regs = s->saved;
 		int sig = 0, r;
@@ -732,6 +770,9 @@ int mig__inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6], 
 
 	if (r == -ESRCH)
 		mig__tenant_set_error("pid %d exited during an injected syscall", s->tid);
+	else if (r == -EPERM && s->denied[0])
+		mig__tenant_set_error("pid %d: %s: migd does not inject syscalls there", s->t->pid,
+				      s->denied);
 	else if (r < 0 && r != -ENOSPC)
 		mig__tenant_set_error("injecting syscall %ld into pid %d: %s", nr, s->tid,
 				      strerror(-r));
@@ -780,6 +821,7 @@ int mig__inject_end(struct mig__inject *s)
 	}
 	free(s->frame_old);
 	s->frame_old = NULL;
+	mig__seccomp_free(&s->sc);
 	if (ptrace(PTRACE_DETACH, s->tid, NULL, NULL) < 0 && r == 0)
 		r = ptrace_err();
 	if (s->tid == s->t->idle_tid)

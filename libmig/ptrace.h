@@ -27,6 +27,8 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+struct sock_filter;
+
 #include "tenant.h"
 
 /*
@@ -38,6 +40,32 @@ struct mig__ptrace_priv {
 	uint64_t sysaddr;  /* cached address of `syscall; ret` (0f 05 c3) */
 	uint64_t restorer; /* cached address of `mov $15, %rax; syscall` */
 };
+
+/*
+ * A thread's seccomp filters (seccomp.c), read while it is stopped: what
+ * they answer decides whether migd may inject a syscall there.
+ */
+struct mig__seccomp {
+	int mode; /* the thread's "Seccomp:": 0 none, 1 strict, 2 filters, -1 unknown */
+	int err;  /* mode 2 and the filters could not be read: -errno */
+	size_t n; /* filters read, the newest first */
+	struct sock_filter **prog;
+	unsigned *len;
+};
+
+/* Read the filters of thread tid of pid, which must be in a ptrace stop of ours. */
+MIG_INTERNAL int mig__seccomp_load(pid_t pid, pid_t tid, struct mig__seccomp *sc);
+MIG_INTERNAL void mig__seccomp_free(struct mig__seccomp *sc);
+/* The filters' answer to syscall nr(args) made at ip, as the kernel would compute it. */
+MIG_INTERNAL uint32_t mig__seccomp_run(const struct mig__seccomp *sc, long nr,
+				       const uint64_t args[6], uint64_t ip);
+/*
+ * 0 when the filters let syscall nr(args) at ip run (ALLOW, LOG), else the
+ * result to give instead of running it (an ERRNO answer's -errno, else
+ * -EPERM), with the reason in why.
+ */
+MIG_INTERNAL int mig__seccomp_check(const struct mig__seccomp *sc, long nr, const uint64_t args[6],
+				    uint64_t ip, char *why, size_t wlen);
 
 struct mig__inject {
 	struct mig_tenant *t;
@@ -66,6 +94,13 @@ struct mig__inject {
 	void (*before_signal)(void *ud);
 	void *hook_ud;
 	bool once;
+	/*
+	 * The thread's seccomp filters, read when it stopped: a syscall they
+	 * do not allow is not run, its result is the filters' answer
+	 * (seccomp.c). denied: why the last one was not.
+	 */
+	struct mig__seccomp sc;
+	char denied[200];
 #ifdef __x86_64__
 	struct user_regs_struct saved;
 #endif

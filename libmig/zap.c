@@ -117,6 +117,7 @@ struct zap_ctx {
 	bool placing;	 /* the step in flight places a block */
 	bool started;	 /* zap_next was called in this session */
 	bool back;	 /* move first: MOVE pages back from the scratch area (move_back) */
+	bool stale;	 /* the scratch area's slots hold pages: no MOVE into them */
 	/* [one_lo, one_hi) lay in one VMA at the last step that said so. */
 	uint64_t one_lo, one_hi;
 	/* The tenant's VMAs when last read (vma_ns), for run ends. */
@@ -520,6 +521,8 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 	bool first = !z->started;
 
 	z->started = true;
+	if (first && j->move_zap && j->scratch_dirty && !z->back)
+		z->stale = true; /* no MOVE into the slots until they are emptied */
 	if (first && j->move_zap && j->scratch_dirty && !j->scratch_keep && !z->back) {
 		/*
 		 * A move-first window left its pages in the scratch area until
@@ -586,7 +589,7 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 		w->inflight_n = 0;
 		zap_unlock(z);
 	}
-	if (j->move_zap && !z->give_up) {
+	if (j->move_zap && !z->give_up && !z->stale) {
 		if (!z->vma_ns)
 			vmas_read(z);
 		pthread_rwlock_rdlock(&j->lock);
@@ -783,7 +786,28 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 			j->scratch_dirty = false;
 			j->scratch_held = 0;
 			memset(j->hslots, 0, sizeof(j->hslots));
+			z->stale = false;
+			return;
 		}
+		/*
+		 * Not emptied: its slots still hold pages, and a MOVE into one
+		 * would fail -EEXIST while moved_by_slot took the old page
+		 * there for the one just taken out. Until it is emptied
+		 * (again now after a signal, else at the next session) no
+		 * MOVE runs; the pages of this session stay where they are,
+		 * with the drop's error (-EPERM: the tenant's seccomp filter
+		 * does not allow madvise, seccomp.c).
+		 */
+		j->scratch_dirty = true;
+		if (ret == -EINTR && z->stale && move_again(z)) {
+			z->started = false;
+			return;
+		}
+		pthread_rwlock_wrlock(&j->lock);
+		for (size_t k = 0; k < w->npages && ret < 0 && ret != -EINTR; k++)
+			if (mig__bit_test(w->pend, k) && !w->err[k])
+				w->err[k] = (int)-ret;
+		pthread_rwlock_unlock(&j->lock);
 		return;
 	}
 	pthread_rwlock_wrlock(&j->lock);
@@ -953,6 +977,16 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 			 */
 			mig__bit_set(w->fallback, i + m);
 			w->mf_busy++;
+		} else if (m < n && ret == -EPERM) {
+			/*
+			 * Not run: the tenant's seccomp filter does not allow it
+			 * (seccomp.c). The pages stay where they are, -EPERM, and
+			 * no more MOVE steps are tried in this session.
+			 */
+			for (size_t k = i + m; k < i + n; k++)
+				if (!w->err[k])
+					w->err[k] = EPERM;
+			z->give_up = true;
 		} else if (m < n) {
 			/* Refused for the VMA (mlocked, other protection...): madvise the rest. */
 			for (size_t k = i + m; k < i + n; k++)

@@ -4,7 +4,7 @@
  *
  *   writer [--size SIZE] [--threads N] [--node N] [--thp-half | --thp]
  *          [--sparse SIZE] [--nice N] [--block-signal SIG] [--handle-signal SIG]
- *          [--vmas N] [--fork-child] [--busy-main]
+ *          [--vmas N] [--fork-child] [--busy-main] [--seccomp RULES]
  *
  * The data area holds 4 KiB pages (and, with --thp-half, THPs in its
  * first half; with --thp, THPs throughout). --threads 0 is an idle tenant. Page i holds a tag (i)
@@ -45,6 +45,15 @@
  * "MAINSTAT spins=N", the main thread's loop count (a test reads its
  * stops from /proc: each is a voluntary context switch).
  *
+ * --seccomp RULES: before its threads start, the writer installs a seccomp
+ * filter (as a hardened service has one) made of RULES, comma-separated,
+ * each ACTION:NR or ACTION:NR:ARG=VALUE (VALUE in any base strtoull takes;
+ * the rule matches syscall NR, with argument ARG equal to VALUE):
+ * ACTION kill (SECCOMP_RET_KILL_PROCESS), thread (KILL_THREAD), trap
+ * (SIGSYS), errno (EPERM). Syscalls no rule matches are allowed; another
+ * architecture is killed. Every thread has it. migd must never make the
+ * tenant meet one of these answers for a syscall it did not make.
+ *
  * It prints "READY PID ADDR LEN" (and with --sparse, then
  * "SPARSE ADDR LEN PAGES") and then reads commands on stdin, one a
  * line, answering each on stdout:
@@ -80,7 +89,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/userfaultfd.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <numaif.h>
 #include <pthread.h>
@@ -647,10 +660,81 @@ static void *commands_main(void *arg)
 	return NULL;
 }
 
+/*
+ * --seccomp RULES (see the top): a classic BPF program, installed with
+ * no_new_privs. Returns 0, or -1 with a message.
+ */
+static int seccomp_install(const char *spec)
+{
+	struct sock_filter f[256];
+	unsigned n = 0;
+	char *copy = strdup(spec), *save = NULL;
+
+	if (!copy)
+		return -1;
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, arch));
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	for (char *r = strtok_r(copy, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
+		char act[16];
+		unsigned nr, arg = 0;
+		long long val = 0;
+		uint32_t ret;
+		int got = sscanf(r, "%15[a-z]:%u:%u=%lli", act, &nr, &arg, &val);
+
+		if ((got != 2 && got != 4) || arg > 5 || n + 12 > sizeof(f) / sizeof(f[0])) {
+			fprintf(stderr, "writer: bad --seccomp rule '%s'\n", r);
+			free(copy);
+			return -1;
+		}
+		ret = !strcmp(act, "kill")     ? SECCOMP_RET_KILL_PROCESS
+		      : !strcmp(act, "thread") ? SECCOMP_RET_KILL_THREAD
+		      : !strcmp(act, "trap")   ? SECCOMP_RET_TRAP
+		      : !strcmp(act, "errno")  ? SECCOMP_RET_ERRNO | EPERM
+					       : 0;
+		if (!ret && strcmp(act, "thread")) {
+			fprintf(stderr, "writer: bad --seccomp action '%s'\n", act);
+			free(copy);
+			return -1;
+		}
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+						      offsetof(struct seccomp_data, nr));
+		if (got == 2) {
+			f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1);
+		} else {
+			/* nr, then the argument's low and high words (little endian). */
+			uint32_t off = (uint32_t)offsetof(struct seccomp_data, args[arg]);
+
+			f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 5);
+			f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, off);
+			f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+							      (uint32_t)val, 0, 3);
+			f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, off + 4);
+			f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+							      (uint32_t)(val >> 32), 0, 1);
+		}
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ret);
+	}
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	free(copy);
+	{
+		struct sock_fprog prog = { (unsigned short)n, f };
+
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0) {
+			perror("writer: seccomp");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t size = 64UL << 20, sparse_size = 0, nvmas = 0;
 	int node = -1, thp_half = 0, thp_all = 0, block_sig = 0, fork_child = 0;
+	const char *seccomp_rules = NULL;
 	char *base;
 
 	for (int a = 1; a < argc; a++) {
@@ -693,11 +777,13 @@ int main(int argc, char **argv)
 			fork_child = 1;
 		else if (!strcmp(argv[a], "--busy-main"))
 			busy_main = 1;
+		else if (!strcmp(argv[a], "--seccomp") && a + 1 < argc)
+			seccomp_rules = argv[++a];
 		else {
 			fprintf(stderr, "usage: writer [--size SIZE] [--threads N] [--node N] "
 					"[--thp-half | --thp] [--sparse SIZE] [--nice N] "
 					"[--block-signal SIG] [--handle-signal SIG] [--vmas N] "
-					"[--fork-child] [--busy-main]\n");
+					"[--fork-child] [--busy-main] [--seccomp RULES]\n");
 			return 2;
 		}
 	}
@@ -761,6 +847,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* Before the threads: they inherit it. */
+	if (seccomp_rules && seccomp_install(seccomp_rules) < 0)
+		return 2;
 	reset_ns = now_ns();
 	for (unsigned k = 0; k < nthreads; k++) {
 		sigset_t set, old;

@@ -69,3 +69,21 @@ stop_tenant() {
 	echo "$1: $out"
 	case $out in "data check: OK"*) ;; *) bad "$1's data check did not pass" ;; esac
 }
+
+# start_tenant UNIT PROPERTY...: a $TENANT (demo_tenant) service of $MIB
+# MiB in tenants.slice on node 0's CPU and memory, its output in
+# /run/UNIT.out; the caller's die ends the test when systemd-run fails.
+start_tenant() {
+	_st_unit=$1
+	shift
+	rm -f "/run/$_st_unit.out"
+	systemd-run --quiet --unit="$_st_unit" --slice=tenants.slice \
+		-p StandardOutput="file:/run/$_st_unit.out" -p StandardError=journal "$@" \
+		numactl --cpunodebind=0 --preferred=0 "$TENANT" "$MIB" || die "systemd-run $_st_unit failed"
+}
+
+# ready UNIT: prints "PID RANGE" once the tenant filled its memory.
+ready() {
+	wait_for 90 grep -q '^ready ' "/run/$1.out" || return 1
+	awk '/^ready / { print $2, $3; exit }' "/run/$1.out"
+}

@@ -1,12 +1,13 @@
 #!/bin/sh
 # Issue 5 on the guest kernels: the tenant-access integration programs
 # (ptrace injection, the agent, fork, migd restart, blocked syscalls, signals, exit,
-# stopped tenants, a zombie main thread, where our mappings go) run as they are in the guest.
+# stopped tenants, a zombie main thread, where our mappings go, seccomp-filtered
+# tenants) run as they are in the guest.
 # attach_python (no python3 in the guest) and attach_traced (no strace)
 # are host-only. Where the kernel lacks UFFD_FEATURE_MOVE (6.1) the move
 # parts print why they are skipped and everything else must pass.
 progs="attach_ptrace attach_agent attach_agent_fork attach_agent_restart attach_blocked
-attach_signal attach_exit attach_stopped attach_farhint"
+attach_signal attach_exit attach_stopped attach_farhint attach_seccomp"
 passed=0 skipped=0 failed=
 for p in $progs; do
 	echo "== $p"

@@ -28,7 +28,8 @@ AGENT=$ROOT/build/libmig-agent.so
 MIB=12
 UNITS="migd-pol-nobody migd-pol-dyn migd-pol-agent migd-od-nobody migd-od-dyn"
 fail=0
-# bad, wait_for, install_migd, pages_on, present, on_node1, stop_tenant
+# bad, wait_for, install_migd, pages_on, present, on_node1, stop_tenant,
+# start_tenant, ready
 . "$ROOT/tests/vm/guest-lib.sh"
 
 cleanup() {
@@ -48,21 +49,6 @@ host_uffd() {
 	echo "$(cat /proc/sys/vm/unprivileged_userfaultfd) $(stat -c '%a %U' /dev/userfaultfd)"
 }
 
-# start_tenant UNIT PROPERTY...: a demo_tenant service in tenants.slice on
-# node 0's CPU and memory, its output in /run/UNIT.out.
-start_tenant() {
-	u=$1
-	shift
-	rm -f "/run/$u.out"
-	systemd-run --quiet --unit="$u" --slice=tenants.slice -p StandardOutput="file:/run/$u.out" \
-		-p StandardError=journal "$@" \
-		numactl --cpunodebind=0 --preferred=0 "$TENANT" "$MIB" || die "systemd-run $u failed"
-}
-# ready UNIT: prints "PID RANGE" once the tenant filled its memory.
-ready() {
-	wait_for 90 grep -q '^ready ' "/run/$1.out" || return 1
-	awk '/^ready / { print $2, $3; exit }' "/run/$1.out"
-}
 # The tenant's entry in migctl --json tenants.
 entry() { migctl --json tenants 2>/dev/null | tr '{' '\n' | grep "\"pid\":$1,"; }
 job_done() {
