@@ -18,22 +18,33 @@
 #include "procfs.h"
 #include "util.h"
 
-/* TracerPid of pid from /proc, 0 when untraced, -errno. */
-int mig__proc_tracer_pid(pid_t pid)
+int mig__proc_status_int(pid_t pid, pid_t tid, const char *key, int *ret_val)
 {
 	char path[64], line[256];
+	size_t klen = strlen(key);
 	FILE *f;
 	int r = -ENOENT;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (tid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "TracerPid: %d", &r) == 1)
-			break;
+	while (r == -ENOENT && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen) && line[klen] == ':')
+			r = sscanf(line + klen + 1, "%d", ret_val) == 1 ? 0 : -EPROTO;
 	fclose(f);
 	return r;
+}
+
+/* TracerPid of pid from /proc, 0 when untraced, -errno. */
+int mig__proc_tracer_pid(pid_t pid)
+{
+	int v, r = mig__proc_status_int(pid, 0, "TracerPid", &v);
+
+	return r < 0 ? r : v;
 }
 
 /*

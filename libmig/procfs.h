@@ -160,8 +160,11 @@ MIG_INTERNAL void mig__count_folio(const struct mig_pageinfo *p, uint64_t *count
 MIG_INTERNAL void mig__folio_totals(const uint64_t *counts, uint64_t *ret_thp, uint64_t *ret_mthp);
 
 /*
- * Threads (procfs.c). TracerPid of pid: 0 when untraced, or -errno.
+ * Threads (procfs.c). The integer after "KEY:" in the status file of
+ * thread tid of pid (tid 0: of pid): 0 with *ret_val, or -errno.
  */
+MIG_INTERNAL int mig__proc_status_int(pid_t pid, pid_t tid, const char *key, int *ret_val);
+/* TracerPid of pid: 0 when untraced, or -errno. */
 MIG_INTERNAL int mig__proc_tracer_pid(pid_t pid);
 
 /* Parent pid of pid from /proc/PID/stat, or -errno. */

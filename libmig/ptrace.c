@@ -428,7 +428,7 @@ int mig__inject_begin_thread(struct mig_tenant *t, pid_t tid, struct mig__inject
 	s->stopped = true;
 	mig__crash_point("inject:stopped");
 	/* What the thread's seccomp filters allow (seccomp.c): read while it is stopped. */
-	(void)mig__seccomp_load(t->pid, s->tid, &s->sc);
+	mig__seccomp_load(t->pid, s->tid, &s->sc);
 	/* Seized after the pid was checked: make sure it is still the same process. */
 	if (mig__tenant_exited(t)) {
 		r = -ESRCH;
@@ -554,8 +554,8 @@ static int fpstate_get(pid_t tid, uint8_t *buf)
 }
 
 /*
- * Would the thread's seccomp filters let syscall nr(args) run from the
- * stub? Not: *ret_result gets their answer, the syscall is not run, and
+ * Would the thread's seccomp filters let syscall nr(args) run from our
+ * `syscall; ret`? Not: *ret_result gets their answer, it is not run, and
  * s->denied says why. A filter may kill for a syscall the tenant never
  * made (seccomp.c).
  */
@@ -770,10 +770,8 @@ int mig__inject_syscall(struct mig__inject *s, long nr, const uint64_t args[6], 
 
 	if (r == -ESRCH)
 		mig__tenant_set_error("pid %d exited during an injected syscall", s->tid);
-	else if (r == -EPERM && s->denied[0])
-		mig__tenant_set_error("pid %d: %s: migd does not inject syscalls there", s->t->pid,
-				      s->denied);
-	else if (r < 0 && r != -ENOSPC)
+	/* A session the filters refused (frame_write): seccomp_denies said why. */
+	else if (r < 0 && r != -ENOSPC && !(r == -EPERM && s->denied[0]))
 		mig__tenant_set_error("injecting syscall %ld into pid %d: %s", nr, s->tid,
 				      strerror(-r));
 	return r;

@@ -46,7 +46,7 @@ struct mig__ptrace_priv {
  * they answer decides whether migd may inject a syscall there.
  */
 struct mig__seccomp {
-	int mode; /* the thread's "Seccomp:": 0 none, 1 strict, 2 filters, -1 unknown */
+	int mode; /* the thread's "Seccomp:": 0 none, 1 strict, 2 filters, -1 unread */
 	int err;  /* mode 2 and the filters could not be read: -errno */
 	size_t n; /* filters read, the newest first */
 	struct sock_filter **prog;
@@ -54,7 +54,7 @@ struct mig__seccomp {
 };
 
 /* Read the filters of thread tid of pid, which must be in a ptrace stop of ours. */
-MIG_INTERNAL int mig__seccomp_load(pid_t pid, pid_t tid, struct mig__seccomp *sc);
+MIG_INTERNAL void mig__seccomp_load(pid_t pid, pid_t tid, struct mig__seccomp *sc);
 MIG_INTERNAL void mig__seccomp_free(struct mig__seccomp *sc);
 /* The filters' answer to syscall nr(args) made at ip, as the kernel would compute it. */
 MIG_INTERNAL uint32_t mig__seccomp_run(const struct mig__seccomp *sc, long nr,

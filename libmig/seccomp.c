@@ -43,23 +43,8 @@
 #include <sys/syscall.h>
 
 #include "engine.h"
+#include "procfs.h"
 #include "ptrace.h"
-
-#ifndef PTRACE_SECCOMP_GET_FILTER
-#define PTRACE_SECCOMP_GET_FILTER 0x420c
-#endif
-#ifndef SECCOMP_RET_KILL_PROCESS
-#define SECCOMP_RET_KILL_PROCESS 0x80000000U
-#endif
-#ifndef SECCOMP_RET_ACTION_FULL
-#define SECCOMP_RET_ACTION_FULL 0xffff0000U
-#endif
-#ifndef SECCOMP_RET_LOG
-#define SECCOMP_RET_LOG 0x7ffc0000U
-#endif
-#ifndef SECCOMP_RET_USER_NOTIF
-#define SECCOMP_RET_USER_NOTIF 0x7fc00000U
-#endif
 
 #define SECCOMP_MAX_FILTERS 256 /* far above what systemd installs (one per directive) */
 #define BPF_MEMWORDS_MAX    16
@@ -73,41 +58,22 @@ void mig__seccomp_free(struct mig__seccomp *sc)
 	memset(sc, 0, sizeof(*sc));
 }
 
-/* The "Seccomp:" line of the thread's status: 0, 1 (strict), 2 (filters), -1 unknown. */
-static int thread_mode(pid_t pid, pid_t tid)
-{
-	char path[64], line[256];
-	int mode = -1, v;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Seccomp: %d", &v) == 1) {
-			mode = v;
-			break;
-		}
-	fclose(f);
-	return mode;
-}
-
-int mig__seccomp_load(pid_t pid, pid_t tid, struct mig__seccomp *sc)
+void mig__seccomp_load(pid_t pid, pid_t tid, struct mig__seccomp *sc)
 {
 	memset(sc, 0, sizeof(*sc));
-	sc->mode = thread_mode(pid, tid);
+	if (mig__proc_status_int(pid, tid, "Seccomp", &sc->mode) < 0)
+		sc->mode = -1;
 	if (sc->mode != SECCOMP_MODE_FILTER)
-		return 0;
+		return;
 	for (unsigned long k = 0; k < SECCOMP_MAX_FILTERS; k++) {
 		long n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)k, NULL);
 		void *p, *q;
 
 		if (n < 0 && errno == ENOENT && k > 0)
-			return 0; /* all read */
+			return; /* all read */
 		if (n <= 0 || n > BPF_MAXINSNS) {
 			sc->err = n < 0 ? -errno : -EPROTO;
-			return 0;
+			return;
 		}
 		p = realloc(sc->prog, (sc->n + 1) * sizeof(*sc->prog));
 		if (p)
@@ -118,17 +84,16 @@ int mig__seccomp_load(pid_t pid, pid_t tid, struct mig__seccomp *sc)
 		if (!p || !q ||
 		    !(sc->prog[sc->n] = calloc((size_t)n, sizeof(struct sock_filter)))) {
 			sc->err = -ENOMEM;
-			return 0;
+			return;
 		}
 		sc->len[sc->n] = (unsigned)n;
 		sc->n++;
 		if (ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)k, sc->prog[sc->n - 1]) != n) {
 			sc->err = errno ? -errno : -EPROTO;
-			return 0;
+			return;
 		}
 	}
 	sc->err = -E2BIG;
-	return 0;
 }
 
 /* One filter on data (struct seccomp_data, little-endian words). */
@@ -206,8 +171,8 @@ static uint32_t run_one(const struct sock_filter *f, unsigned len, const uint32_
 				break;
 			case BPF_LSH:
 			case BPF_RSH:
-				if (src >=
-				    32) /* refused by the kernel's checker for K; unknown for X */
+				/* Refused by the kernel's checker for K; unknown for X. */
+				if (src >= 32)
 					return SECCOMP_RET_KILL_PROCESS;
 				a = BPF_OP(i->code) == BPF_LSH ? a << src : a >> src;
 				break;
@@ -311,12 +276,16 @@ int mig__seccomp_check(const struct mig__seccomp *sc, long nr, const uint64_t ar
 {
 	uint32_t r;
 
-	if (sc->mode == 0)
+	if (sc->mode == SECCOMP_MODE_DISABLED)
 		return 0;
-	if (sc->mode == SECCOMP_MODE_STRICT || sc->mode < 0) {
-		snprintf(why, wlen, "%s",
-			 sc->mode < 0 ? "its seccomp mode cannot be read"
-				      : "it runs in seccomp strict mode");
+	if (sc->mode != SECCOMP_MODE_FILTER) {
+		/* Strict mode allows read, write, exit and sigreturn only; another mode is unknown.
+		 */
+		if (sc->mode == SECCOMP_MODE_STRICT)
+			snprintf(why, wlen, "it runs in seccomp strict mode");
+		else
+			snprintf(why, wlen, "its seccomp mode (%d) is not one migd knows",
+				 sc->mode);
 		return -EPERM;
 	}
 	if (sc->err) {

@@ -523,7 +523,7 @@ static int zap_next(struct zap_ctx *z, struct mig__zap_step *st)
 	z->started = true;
 	if (first && j->move_zap && j->scratch_dirty && !z->back)
 		z->stale = true; /* no MOVE into the slots until they are emptied */
-	if (first && j->move_zap && j->scratch_dirty && !j->scratch_keep && !z->back) {
+	if (z->stale && first && !j->scratch_keep) {
 		/*
 		 * A move-first window left its pages in the scratch area until
 		 * they were filled (all of them are back by now): empty it
@@ -799,12 +799,13 @@ static void zap_done(struct zap_ctx *z, const struct mig__zap_step *st, int64_t 
 		 * does not allow madvise, seccomp.c).
 		 */
 		j->scratch_dirty = true;
-		if (ret == -EINTR && z->stale && move_again(z)) {
-			z->started = false;
+		if (ret == -EINTR) {
+			if (z->stale && move_again(z))
+				z->started = false;
 			return;
 		}
 		pthread_rwlock_wrlock(&j->lock);
-		for (size_t k = 0; k < w->npages && ret < 0 && ret != -EINTR; k++)
+		for (size_t k = 0; k < w->npages; k++)
 			if (mig__bit_test(w->pend, k) && !w->err[k])
 				w->err[k] = (int)-ret;
 		pthread_rwlock_unlock(&j->lock);

@@ -208,6 +208,8 @@ START_TEST(precedence_and_check)
 	sc = (struct mig__seccomp){ .mode = 1 };
 	ck_assert_int_eq(mig__seccomp_check(&sc, SYS_getpid, NULL, 0, why, sizeof(why)), -EPERM);
 	ck_assert_ptr_nonnull(strstr(why, "strict"));
+	sc = (struct mig__seccomp){ .mode = 3 }; /* a mode this code does not know */
+	ck_assert_int_eq(mig__seccomp_check(&sc, SYS_getpid, NULL, 0, why, sizeof(why)), -EPERM);
 	sc = (struct mig__seccomp){ .mode = 2, .err = -EACCES };
 	ck_assert_int_eq(mig__seccomp_check(&sc, SYS_getpid, NULL, 0, why, sizeof(why)), -EPERM);
 	ck_assert_ptr_nonnull(strstr(why, "cannot read"));
